@@ -123,9 +123,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     progress("building state 1 and writing its snapshot");
     let t = Instant::now();
     let mut writer = WriteState::new(movies::schema()?);
-    for m in &data {
-        writer.add(m)?;
-    }
+    writer.add_all(&data)?;
     let blob = writer.write_snapshot(1)?;
     figure("snapshot_write_ms", ms(t), "ms");
     figure("snapshot_bytes", blob.len(), "B");
@@ -204,15 +202,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut data = data;
     movies::apply_cycle(&mut data, n, 1);
     let mut writer = WriteState::new(movies::schema()?);
-    for m in movies::state1(n).iter() {
-        writer.add(m)?;
-    }
+    writer.add_all(&movies::state1(n))?;
     writer.write_snapshot(1)?;
     writer.commit_cycle()?;
     let t = Instant::now();
-    for m in &data {
-        writer.add(m)?;
-    }
+    writer.add_all(&data)?;
     let delta = writer.write_delta(1, 2)?;
     let reverse = writer.write_reverse_delta(2, 1)?;
     figure("cycle_ms", ms(t), "ms");

@@ -52,4 +52,4 @@ pub use format::BlobKind;
 pub use index::{Key, KeyPart, PrimaryKeyIndex};
 pub use read::{ObjectReader, ReadState, Value};
 pub use schema::{Schema, SchemaBuilder};
-pub use write::WriteState;
+pub use write::{AddBatch, WriteState};

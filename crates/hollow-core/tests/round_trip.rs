@@ -171,6 +171,97 @@ proptest! {
         let read: Vec<Everything> = state.iter::<Everything>().unwrap().map(Result::unwrap).collect();
         prop_assert_eq!(read.len(), distinct.len());
     }
+
+    /// Adding in batches builds the same state as adding one by one: the same ordinals
+    /// everywhere, so the same snapshot bytes (sets and maps are ordered by interned values).
+    #[test]
+    fn batches_build_the_same_state_as_single_adds(
+        records in prop::collection::vec(everything(), 0..40),
+        committed in prop::collection::vec(everything(), 0..10),
+    ) {
+        let mut one_by_one = WriteState::new(schema());
+        let mut batched = WriteState::new(schema());
+        for w in [&mut one_by_one, &mut batched] {
+            for r in &committed {
+                w.add(r).unwrap();
+            }
+            w.write_snapshot(1).unwrap();
+            w.commit_cycle().unwrap();
+        }
+        for r in &records {
+            one_by_one.add(r).unwrap();
+        }
+        batched.add_all(&records).unwrap();
+        prop_assert_eq!(one_by_one.write_snapshot(2).unwrap(), batched.write_snapshot(2).unwrap());
+        prop_assert_eq!(one_by_one.write_delta(1, 2).unwrap(), batched.write_delta(1, 2).unwrap());
+    }
+}
+
+/// A recursive type (its records reference records of their own type, at any depth) is
+/// batched value by value, and still equals adding one by one.
+#[test]
+fn recursive_types_batch_like_single_adds() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Tree {
+        label: String,
+        children: Vec<Tree>,
+    }
+    fn tree(seed: u64, depth: u32) -> Tree {
+        Tree {
+            label: format!("node {}", seed % 7),
+            children: (0..if depth == 0 { 0 } else { seed % 3 })
+                .map(|i| tree(seed.wrapping_mul(31).wrapping_add(i), depth - 1))
+                .collect(),
+        }
+    }
+    let trees: Vec<Tree> = (0..200).map(|s| tree(s, 1 + (s % 5) as u32)).collect();
+    let schema = || SchemaBuilder::new().add::<Tree>().build().unwrap();
+    let mut one_by_one = WriteState::new(schema());
+    let ordinals: Vec<u32> = trees.iter().map(|t| one_by_one.add(t).unwrap()).collect();
+    let mut batched = WriteState::new(schema());
+    batched.add_all(&trees).unwrap();
+    let blob = batched.write_snapshot(1).unwrap();
+    assert_eq!(one_by_one.write_snapshot(1).unwrap(), blob);
+    let state = ReadState::from_snapshot(blob.into()).unwrap();
+    for (t, &o) in trees.iter().zip(&ordinals) {
+        assert_eq!(&state.get::<Tree>(o).unwrap(), t);
+    }
+}
+
+/// A record that fails half way (after some of its strings were serialized) adds nothing, in a
+/// batch or alone, and the batch goes on.
+#[test]
+fn a_failed_record_adds_nothing() {
+    #[derive(Serialize, Deserialize)]
+    struct Item {
+        name: String,
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        tags: Vec<String>,
+    }
+    let item = |name: &str, tags: &[&str]| Item {
+        name: name.into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+    };
+    let schema = || SchemaBuilder::new().add::<Item>().build().unwrap();
+    let mut clean = WriteState::new(schema());
+    clean.add(&item("a", &["x"])).unwrap();
+    clean.add(&item("c", &["y"])).unwrap();
+
+    let mut single = WriteState::new(schema());
+    single.add(&item("a", &["x"])).unwrap();
+    assert!(single.add(&item("only in the failed record", &[])).is_err());
+    single.add(&item("c", &["y"])).unwrap();
+
+    let mut batched = WriteState::new(schema());
+    let mut batch = batched.batch();
+    batch.add(&item("a", &["x"])).unwrap();
+    assert!(batch.add(&item("only in the failed record", &[])).is_err());
+    batch.add(&item("c", &["y"])).unwrap();
+    drop(batch);
+
+    let expected = clean.write_snapshot(1).unwrap();
+    assert_eq!(single.write_snapshot(1).unwrap(), expected);
+    assert_eq!(batched.write_snapshot(1).unwrap(), expected);
 }
 
 #[test]

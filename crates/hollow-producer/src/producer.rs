@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hollow_consumer::BlobStore;
 use hollow_core::layout::{self, BlobName};
-use hollow_core::{ReadState, Schema, WriteState};
+use hollow_core::{AddBatch, ReadState, Schema, WriteState};
 use object_store::{ObjectStore, PutMode, PutPayload, UpdateVersion};
 use serde::Serialize;
 use tracing::Instrument;
@@ -15,15 +15,16 @@ use tracing::Instrument;
 use crate::error::{Error, Result};
 use crate::validate::{ValidationContext, Validator};
 
-/// Adds the records of one cycle.
+/// Adds the records of one cycle, in batches (see [`WriteState::batch`]).
 pub struct Populator<'a> {
-    write: &'a mut WriteState,
+    batch: AddBatch<'a>,
 }
 
 impl Populator<'_> {
-    /// Adds a record (a struct of the schema) and everything it references.
+    /// Adds a record (a struct of the schema) and everything it references. A record that
+    /// does not fit the schema adds nothing and returns the error.
     pub fn add<T: Serialize + ?Sized>(&mut self, record: &T) -> hollow_core::Result<()> {
-        self.write.add(record).map(|_| ())
+        self.batch.add(record)
     }
 }
 
@@ -306,8 +307,12 @@ impl Producer {
     where
         F: FnOnce(&mut Populator<'_>) -> hollow_core::Result<()>,
     {
-        self.run(|write, _| populate(&mut Populator { write }))
-            .await
+        self.run(|write, _| {
+            populate(&mut Populator {
+                batch: write.batch(),
+            })
+        })
+        .await
     }
 
     /// A cycle with its bookkeeping: span, metrics, listeners, and the abandon on failure.

@@ -2,9 +2,9 @@
 //! value is present, and freed ordinals are handed out again.
 
 use std::hash::{BuildHasher, Hash};
+use std::ops::Range;
 
-use hashbrown::HashTable;
-
+use super::slot_table::{prefetch, Slot, SlotTable, FAR};
 use crate::bitset::Bitset;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -14,45 +14,32 @@ struct Span {
     hash: u32,
 }
 
-/// A table entry: enough to compare a candidate with one memory access (the arena), without
-/// first looking up its span.
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    ordinal: u32,
-    hash: u32,
-    /// Start in the arena, or [`FAR`] when it does not fit 32 bits (then the span has it).
-    start: u32,
-    len: u32,
-}
-
-const FAR: u32 = u32::MAX;
-
-impl Entry {
-    fn new(ordinal: u32, span: &Span) -> Self {
-        Self {
+impl Span {
+    /// The table slot of the value at `ordinal`: enough to compare a candidate with one memory
+    /// access (the arena), without first looking up its span.
+    fn slot(&self, ordinal: u32) -> Slot {
+        Slot {
             ordinal,
-            hash: span.hash,
-            start: u32::try_from(span.start)
+            hash: self.hash,
+            start: u32::try_from(self.start)
                 .ok()
                 .filter(|&s| s != FAR)
                 .unwrap_or(FAR),
-            len: span.len,
+            len: self.len,
         }
     }
 }
 
-/// Spreads a 32-bit hash over 64 bits for the table (which takes its control bits from the top).
-#[inline]
-fn spread(h: u32) -> u64 {
-    (h as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
+/// How many values ahead [`Interner::intern_many`] prefetches: the table slot of value `i + 2D`
+/// and the arena of value `i + D` load while value `i` is interned.
+const PREFETCH_DISTANCE: usize = 8;
 
 /// A deduplicating table of variable-length values (`[u64]` rows or `[u8]` strings).
 #[derive(Debug)]
 pub struct Interner<T> {
     arena: Vec<T>,
     spans: Vec<Span>,
-    table: HashTable<Entry>,
+    table: SlotTable,
     /// Ordinals added (or re-added) in the current cycle.
     present: Bitset,
     /// Ordinals of the last committed state.
@@ -70,7 +57,7 @@ impl<T> Default for Interner<T> {
         Self {
             arena: Vec::new(),
             spans: Vec::new(),
-            table: HashTable::new(),
+            table: SlotTable::default(),
             present: Bitset::default(),
             previous: Bitset::default(),
             previous_slots: 0,
@@ -95,18 +82,49 @@ impl<T: Copy + Eq + Hash> Interner<T> {
         }
     }
 
+    /// Where the value of a slot starts in the arena.
+    #[inline]
+    fn start_of(&self, slot: &Slot) -> usize {
+        if slot.start == FAR {
+            self.spans[slot.ordinal as usize].start
+        } else {
+            slot.start as usize
+        }
+    }
+
     /// The ordinal of `value`, adding it if new; marks it present in this cycle.
+    #[cfg(test)]
     pub fn intern(&mut self, value: &[T]) -> u32 {
-        let h = Self::hash(value);
-        let (arena, spans) = (&self.arena, &self.spans);
-        let found = self.table.find(spread(h), |e| {
-            e.hash == h && e.len as usize == value.len() && {
-                let start = if e.start == FAR {
-                    spans[e.ordinal as usize].start
-                } else {
-                    e.start as usize
-                };
-                arena[start..start + value.len()] == *value
+        self.intern_hashed(value, Self::hash(value))
+    }
+
+    /// Interns the values `source[r]` for each range `r` of `values` in order, as many calls of
+    /// [`Interner::intern`] would, pushing their ordinals to `out`. While one value is looked
+    /// up, the table and arena lines of the next ones are prefetched, so their cache misses
+    /// overlap instead of following one another.
+    pub fn intern_many(&mut self, source: &[T], values: &[Range<usize>], out: &mut Vec<u32>) {
+        let hashes: Vec<u32> = values
+            .iter()
+            .map(|r| Self::hash(&source[r.clone()]))
+            .collect();
+        for (i, r) in values.iter().enumerate() {
+            if let Some(&h) = hashes.get(i + 2 * PREFETCH_DISTANCE) {
+                self.table.prefetch_home(h);
+            }
+            if let Some(&h) = hashes.get(i + PREFETCH_DISTANCE) {
+                if let Some(slot) = self.table.first_candidate(h) {
+                    prefetch(self.arena.as_ptr().wrapping_add(self.start_of(slot)));
+                }
+            }
+            out.push(self.intern_hashed(&source[r.clone()], hashes[i]));
+        }
+    }
+
+    fn intern_hashed(&mut self, value: &[T], h: u32) -> u32 {
+        let found = self.table.find(h, |e| {
+            e.len as usize == value.len() && {
+                let start = self.start_of(e);
+                self.arena[start..start + value.len()] == *value
             }
         });
         if let Some(e) = found {
@@ -126,8 +144,7 @@ impl<T: Copy + Eq + Hash> Interner<T> {
         } else {
             self.spans[ordinal as usize] = span;
         }
-        self.table
-            .insert_unique(spread(h), Entry::new(ordinal, &span), |e| spread(e.hash));
+        self.table.insert(span.slot(ordinal));
         self.present.insert(ordinal as u64);
         ordinal
     }
@@ -158,8 +175,7 @@ impl<T: Copy + Eq + Hash> Interner<T> {
         };
         self.spans.push(span);
         self.arena.extend_from_slice(value);
-        self.table
-            .insert_unique(spread(h), Entry::new(ordinal, &span), |e| spread(e.hash));
+        self.table.insert(span.slot(ordinal));
         self.previous.insert(ordinal as u64);
         self.previous_slots = ordinal + 1;
     }
@@ -232,9 +248,7 @@ impl<T: Copy + Eq + Hash> Interner<T> {
     fn drop_values(&mut self, ordinals: Vec<u32>) {
         for &o in &ordinals {
             let span = self.spans[o as usize];
-            if let Ok(entry) = self.table.find_entry(spread(span.hash), |e| e.ordinal == o) {
-                entry.remove();
-            }
+            self.table.remove(span.hash, o);
             self.garbage += span.len as usize;
             self.spans[o as usize] = Span::default();
         }
@@ -255,8 +269,8 @@ impl<T: Copy + Eq + Hash> Interner<T> {
         }
         self.arena = arena;
         self.garbage = 0;
-        for e in self.table.iter_mut() {
-            *e = Entry::new(e.ordinal, &self.spans[e.ordinal as usize]);
+        for e in self.table.occupied_mut() {
+            *e = self.spans[e.ordinal as usize].slot(e.ordinal);
         }
     }
 
@@ -264,7 +278,7 @@ impl<T: Copy + Eq + Hash> Interner<T> {
     pub fn heap_bytes(&self) -> usize {
         self.arena.capacity() * std::mem::size_of::<T>()
             + self.spans.capacity() * std::mem::size_of::<Span>()
-            + self.table.capacity() * (std::mem::size_of::<Entry>() + 1)
+            + self.table.heap_bytes()
             + self.present.heap_bytes()
             + self.previous.heap_bytes()
             + self.free.capacity() * 4

@@ -1,16 +1,27 @@
-//! The serde bridge on the write side: a `Serializer` that turns a record into canonical rows,
-//! interning every nested record, collection and string on the way.
+//! The serde bridge on the write side: a `Serializer` that turns a record into canonical rows
+//! on the [`Tape`], each nested record, collection and string a pending value of its own.
 
 use serde::ser::{self, Serialize};
 
-use super::WriteState;
+use super::tape::{Tape, TapeLayout};
+use super::TypeWriter;
 use crate::error::{Error, Result};
-use crate::schema::{Kind, TypeId, TypeKind, ValueType};
+use crate::schema::{Kind, Schema, TypeId, TypeKind, ValueType};
+
+/// What the serializer reads of the write state.
+#[derive(Clone, Copy)]
+pub(super) struct Context<'a> {
+    pub schema: &'a Schema,
+    pub types: &'a [TypeWriter],
+    pub layout: &'a TapeLayout,
+}
 
 /// Serializes one value into the column `column` of `owner` (or, with `expect: None`, a root
-/// record of any object type). `Ok` is the canonical value, `None` for null.
+/// record of any object type). `Ok` is the canonical value (for a string, bytes or a reference:
+/// the index of its pending value on the tape), `None` for null.
 pub(super) struct ValueSer<'a> {
-    pub ws: &'a mut WriteState,
+    pub cx: Context<'a>,
+    pub tape: &'a mut Tape,
     pub owner: TypeId,
     pub column: usize,
     /// The column's type; `None` for a root record.
@@ -23,7 +34,7 @@ impl<'a> ValueSer<'a> {
     }
 
     fn mismatch(&self, got: &str) -> Error {
-        let schema = &self.ws.schema;
+        let schema = self.cx.schema;
         match self.expect {
             None => Error::Write(format!("a record must be a struct, got {got}")),
             Some(t) => {
@@ -55,10 +66,12 @@ impl<'a> ValueSer<'a> {
                 "bytes"
             }));
         }
-        let dict = self.ws.types[self.owner.index()].dicts[self.column]
-            .as_mut()
+        let table = self
+            .cx
+            .layout
+            .dictionary(self.owner, self.column)
             .ok_or_else(|| Error::Write("column has no dictionary".into()))?;
-        Ok(Some(dict.intern(bytes) as u64))
+        Ok(Some(self.tape.push_bytes(table, bytes)))
     }
 
     fn target(&self, shape: TypeKind, got: &str) -> Result<TypeId> {
@@ -69,7 +82,7 @@ impl<'a> ValueSer<'a> {
             }) => t,
             _ => return Err(self.mismatch(got)),
         };
-        let kind = self.ws.schema.get(target).kind();
+        let kind = self.cx.schema.get(target).kind();
         let ok = match shape {
             TypeKind::List => matches!(kind, TypeKind::List | TypeKind::Set),
             other => other == kind,
@@ -81,10 +94,10 @@ impl<'a> ValueSer<'a> {
     }
 
     fn rows(self, ty: TypeId) -> RowsSer<'a> {
-        let mut buf = self.ws.scratch.pop().unwrap_or_default();
-        buf.clear();
+        let buf = self.tape.take_buffer();
         RowsSer {
-            ws: self.ws,
+            cx: self.cx,
+            tape: self.tape,
             ty,
             buf,
             row_start: 0,
@@ -245,15 +258,15 @@ impl<'a> ser::Serializer for ValueSer<'a> {
     fn serialize_struct(self, name: &'static str, _: usize) -> Result<RowsSer<'a>> {
         let t = match self.expect {
             None => {
-                let t = self.ws.schema.require(name)?;
-                if self.ws.schema.get(t).kind() != TypeKind::Object {
+                let t = self.cx.schema.require(name)?;
+                if self.cx.schema.get(t).kind() != TypeKind::Object {
                     return Err(self.mismatch(name));
                 }
                 t
             }
             Some(_) => self.target(TypeKind::Object, name)?,
         };
-        if self.ws.schema.get(t).name() != name {
+        if self.cx.schema.get(t).name() != name {
             return Err(self.mismatch(&format!("struct {name}")));
         }
         let mut rows = self.rows(t);
@@ -273,9 +286,11 @@ impl<'a> ser::Serializer for ValueSer<'a> {
 }
 
 /// Collects the rows of one record (one row for an object, one per element or entry for a
-/// collection) in the canonical form `[null mask words][column values]`, then interns them.
+/// collection) in the canonical form `[null mask words][column values]`, then puts them on the
+/// tape. (Sets and maps are put in canonical order once their values are interned.)
 pub(super) struct RowsSer<'a> {
-    ws: &'a mut WriteState,
+    cx: Context<'a>,
+    tape: &'a mut Tape,
     ty: TypeId,
     buf: Vec<u64>,
     row_start: usize,
@@ -285,7 +300,7 @@ pub(super) struct RowsSer<'a> {
 
 impl RowsSer<'_> {
     fn layout(&self) -> (usize, usize) {
-        let t = &self.ws.types[self.ty.index()];
+        let t = &self.cx.types[self.ty.index()];
         (t.mask_words, t.row_words)
     }
 
@@ -294,15 +309,16 @@ impl RowsSer<'_> {
         self.row_start = self.buf.len();
         self.buf.resize(self.row_start + row_words, 0);
         for w in 0..mask_words {
-            self.buf[self.row_start + w] = self.ws.types[self.ty.index()].all_null_mask(w);
+            self.buf[self.row_start + w] = self.cx.types[self.ty.index()].all_null_mask(w);
         }
         self.written = 0;
     }
 
     fn put<T: Serialize + ?Sized>(&mut self, column: usize, value: &T) -> Result<()> {
-        let ty = self.ws.schema.get(self.ty).columns()[column].ty;
+        let ty = self.cx.schema.get(self.ty).columns()[column].ty;
         let v = value.serialize(ValueSer {
-            ws: &mut *self.ws,
+            cx: self.cx,
+            tape: &mut *self.tape,
             owner: self.ty,
             column,
             expect: Some(ty),
@@ -320,7 +336,7 @@ impl RowsSer<'_> {
 
     /// Checks that every non-nullable column of the current row got a value.
     fn end_row(&self) -> Result<()> {
-        let def = self.ws.schema.get(self.ty);
+        let def = self.cx.schema.get(self.ty);
         let (mask_words, _) = self.layout();
         for (i, c) in def.columns().iter().enumerate() {
             let missing = if mask_words > 0 {
@@ -340,45 +356,11 @@ impl RowsSer<'_> {
     }
 
     fn finish(mut self) -> Result<Option<u64>> {
-        let (_, row_words) = self.layout();
-        let t = &mut self.ws.types[self.ty.index()];
-        t.current_encodings = None;
-        match self.ws.schema.get(self.ty).kind() {
-            TypeKind::Set => canonical_order(&mut self.buf, row_words, row_words, false),
-            TypeKind::Map => canonical_order(&mut self.buf, row_words, row_words - 1, true),
-            _ => {}
-        }
-        let ordinal = t.records.intern(&self.buf);
-        self.ws.scratch.push(std::mem::take(&mut self.buf));
-        Ok(Some(ordinal as u64))
+        let buf = std::mem::take(&mut self.buf);
+        let pending = self.tape.push_record(self.ty.0, &buf);
+        self.tape.return_buffer(buf);
+        Ok(Some(pending))
     }
-}
-
-/// Sorts rows by their first `key_words` words and drops rows with a repeated key (keeping the
-/// last, as a map insert would). For a map the key words are the mask (if any) and the key column;
-/// the value's null bit (bit 1) shares the mask word, so it is left out of the comparison.
-fn canonical_order(buf: &mut Vec<u64>, row_words: usize, key_words: usize, map: bool) {
-    if buf.len() <= row_words {
-        return;
-    }
-    let has_mask = row_words == 3;
-    let mut rows: Vec<&[u64]> = buf.chunks_exact(row_words).collect();
-    let key = |r: &&[u64]| -> Vec<u64> {
-        let mut k = r[..key_words].to_vec();
-        if map && has_mask {
-            k[0] &= !2;
-        }
-        k
-    };
-    rows.sort_by_key(key);
-    let mut out: Vec<u64> = Vec::with_capacity(buf.len());
-    for (i, r) in rows.iter().enumerate() {
-        let same_as_next = rows.get(i + 1).is_some_and(|n| key(n) == key(r));
-        if !same_as_next {
-            out.extend_from_slice(r);
-        }
-    }
-    *buf = out;
 }
 
 impl ser::SerializeStruct for RowsSer<'_> {
@@ -390,7 +372,7 @@ impl ser::SerializeStruct for RowsSer<'_> {
         key: &'static str,
         value: &T,
     ) -> Result<()> {
-        let def = self.ws.schema.get(self.ty);
+        let def = self.cx.schema.get(self.ty);
         let column = match def.columns().get(self.written) {
             Some(c) if c.name == key => self.written,
             _ => def.column_index(key).ok_or_else(|| Error::UnknownField {
@@ -402,7 +384,7 @@ impl ser::SerializeStruct for RowsSer<'_> {
     }
 
     fn skip_field(&mut self, key: &'static str) -> Result<()> {
-        let def = self.ws.schema.get(self.ty);
+        let def = self.cx.schema.get(self.ty);
         if def
             .column_index(key)
             .is_some_and(|c| !def.columns()[c].ty.nullable)

@@ -1,0 +1,340 @@
+//! Records on their way into the tables. The serializer writes each record, with everything it
+//! references, to a tape of pending values whose references point at other pending values; a
+//! flush then interns the tape table by table, children before parents, so each table sees a
+//! long run of lookups whose cache misses overlap (see [`super::interner::Interner::intern_many`])
+//! instead of a chain of dependent ones per record.
+//!
+//! The result equals interning each value as it is serialized: every table receives its values
+//! in the same order (a table's values all have the same depth in an acyclic schema; a schema
+//! with cycles is interned value by value in serialization order).
+
+use std::ops::Range;
+
+use super::WriteState;
+use crate::schema::{Kind, Schema, TypeId, TypeKind};
+
+/// A table of the write state: the records of a type, or the dictionary of a string or bytes
+/// column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Table {
+    Records(TypeId),
+    Dictionary(TypeId, usize),
+}
+
+/// A value waiting to be interned: its table and its place on the tape (words of canonical rows
+/// for a record, whose string and reference columns hold indices of other pending values;
+/// bytes for a dictionary entry).
+#[derive(Clone, Debug)]
+struct Pending {
+    table: u32,
+    place: Range<usize>,
+    ordinal: u32,
+}
+
+/// How the tape maps to the tables of one schema.
+#[derive(Debug, Default)]
+pub(super) struct TapeLayout {
+    tables: Vec<Table>,
+    /// Per type, per column: the table of the column's dictionary.
+    dictionaries: Vec<Vec<Option<u32>>>,
+    /// Per type: the columns whose values are pending values (strings, bytes, references).
+    pending_columns: Vec<Vec<usize>>,
+    /// Tables with children before parents; `None` when the schema has a cycle.
+    order: Option<Vec<u32>>,
+}
+
+impl TapeLayout {
+    pub(super) fn new(schema: &Schema) -> Self {
+        let mut tables: Vec<Table> = (0..schema.len())
+            .map(|t| Table::Records(TypeId(t as u32)))
+            .collect();
+        let mut dictionaries = Vec::with_capacity(schema.len());
+        let mut pending_columns = Vec::with_capacity(schema.len());
+        for (t, def) in schema.types().iter().enumerate() {
+            let mut dicts = Vec::with_capacity(def.columns().len());
+            let mut pending = Vec::new();
+            for (c, col) in def.columns().iter().enumerate() {
+                let dict = col.ty.kind.is_var_length().then(|| {
+                    tables.push(Table::Dictionary(TypeId(t as u32), c));
+                    (tables.len() - 1) as u32
+                });
+                if dict.is_some() || matches!(col.ty.kind, Kind::Reference(_)) {
+                    pending.push(c);
+                }
+                dicts.push(dict);
+            }
+            dictionaries.push(dicts);
+            pending_columns.push(pending);
+        }
+        let order = depths(schema).map(|depth| {
+            let depth_of = |t: &Table| match t {
+                Table::Records(t) => depth[t.index()],
+                Table::Dictionary(..) => 0,
+            };
+            let mut order: Vec<u32> = (0..tables.len() as u32).collect();
+            order.sort_by_key(|&i| depth_of(&tables[i as usize]));
+            order
+        });
+        Self {
+            tables,
+            dictionaries,
+            pending_columns,
+            order,
+        }
+    }
+
+    /// The table of the dictionary of `column` of `ty`.
+    pub(super) fn dictionary(&self, ty: TypeId, column: usize) -> Option<u32> {
+        self.dictionaries[ty.index()][column]
+    }
+}
+
+/// Per type, 1 + the greatest depth of the types it references (dictionaries have depth 0);
+/// `None` when a type reaches itself.
+fn depths(schema: &Schema) -> Option<Vec<u32>> {
+    fn visit(schema: &Schema, t: usize, depth: &mut [Option<u32>], open: &mut [bool]) -> bool {
+        if depth[t].is_some() {
+            return true;
+        }
+        if open[t] {
+            return false;
+        }
+        open[t] = true;
+        let mut d = 1;
+        for col in schema.types()[t].columns() {
+            if let Kind::Reference(r) = col.ty.kind {
+                if !visit(schema, r.index(), depth, open) {
+                    return false;
+                }
+                d = d.max(depth[r.index()].unwrap_or(0) + 1);
+            }
+        }
+        open[t] = false;
+        depth[t] = Some(d);
+        true
+    }
+    let mut depth = vec![None; schema.len()];
+    let mut open = vec![false; schema.len()];
+    for t in 0..schema.len() {
+        if !visit(schema, t, &mut depth, &mut open) {
+            return None;
+        }
+    }
+    depth.into_iter().collect()
+}
+
+/// Pending values of records serialized but not yet interned.
+#[derive(Debug, Default)]
+pub(super) struct Tape {
+    pending: Vec<Pending>,
+    words: Vec<u64>,
+    bytes: Vec<u8>,
+    /// Row buffers reused across records (one per nesting level in use).
+    scratch: Vec<Vec<u64>>,
+    /// Buffers of the flush, kept to be reused.
+    by_table: Vec<Vec<u32>>,
+    resolved: Vec<u64>,
+    ranges: Vec<Range<usize>>,
+    ordinals: Vec<u32>,
+}
+
+/// A mark on the tape, to drop a record that failed half way.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TapeMark {
+    pending: usize,
+    words: usize,
+    bytes: usize,
+}
+
+impl Tape {
+    /// Appends a pending record (canonical rows) of `table`; returns its index.
+    pub(super) fn push_record(&mut self, table: u32, rows: &[u64]) -> u64 {
+        let start = self.words.len();
+        self.words.extend_from_slice(rows);
+        self.push(table, start..self.words.len())
+    }
+
+    /// Appends a pending dictionary entry of `table`; returns its index.
+    pub(super) fn push_bytes(&mut self, table: u32, bytes: &[u8]) -> u64 {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        self.push(table, start..self.bytes.len())
+    }
+
+    fn push(&mut self, table: u32, place: Range<usize>) -> u64 {
+        self.pending.push(Pending {
+            table,
+            place,
+            ordinal: 0,
+        });
+        (self.pending.len() - 1) as u64
+    }
+
+    /// A row buffer to build a record in.
+    pub(super) fn take_buffer(&mut self) -> Vec<u64> {
+        let mut buf = self.scratch.pop().unwrap_or_default();
+        buf.clear();
+        buf
+    }
+
+    /// Returns a row buffer for reuse.
+    pub(super) fn return_buffer(&mut self, buf: Vec<u64>) {
+        self.scratch.push(buf);
+    }
+
+    pub(super) fn mark(&self) -> TapeMark {
+        TapeMark {
+            pending: self.pending.len(),
+            words: self.words.len(),
+            bytes: self.bytes.len(),
+        }
+    }
+
+    /// Drops everything appended after `mark`.
+    pub(super) fn truncate(&mut self, mark: TapeMark) {
+        self.pending.truncate(mark.pending);
+        self.words.truncate(mark.words);
+        self.bytes.truncate(mark.bytes);
+    }
+
+    /// Bytes of pending values: the tape is flushed when it passes a few megabytes.
+    pub(super) fn size(&self) -> usize {
+        self.pending.len() * std::mem::size_of::<Pending>()
+            + self.words.len() * 8
+            + self.bytes.len()
+    }
+}
+
+impl WriteState {
+    /// Interns everything on the tape; returns the ordinal of the last value (the last record
+    /// added), if any.
+    pub(super) fn flush_tape(&mut self) -> Option<u32> {
+        let mut tape = std::mem::take(&mut self.tape);
+        if !tape.pending.is_empty() {
+            let layout = std::mem::take(&mut self.layout);
+            match &layout.order {
+                Some(order) => {
+                    tape.by_table.resize_with(layout.tables.len(), Vec::new);
+                    for (i, p) in tape.pending.iter().enumerate() {
+                        tape.by_table[p.table as usize].push(i as u32);
+                    }
+                    for &table in order {
+                        let run = std::mem::take(&mut tape.by_table[table as usize]);
+                        if !run.is_empty() {
+                            self.intern_run(&layout, &mut tape, table, &run);
+                        }
+                        tape.by_table[table as usize] = run;
+                        tape.by_table[table as usize].clear();
+                    }
+                }
+                None => {
+                    for i in 0..tape.pending.len() {
+                        let table = tape.pending[i].table;
+                        self.intern_run(&layout, &mut tape, table, &[i as u32]);
+                    }
+                }
+            }
+            self.layout = layout;
+        }
+        let last = tape.pending.last().map(|p| p.ordinal);
+        tape.truncate(TapeMark {
+            pending: 0,
+            words: 0,
+            bytes: 0,
+        });
+        self.tape = tape;
+        last
+    }
+
+    /// Interns the pending values `run` (all of `table`, in tape order) whose pending children
+    /// are interned already.
+    fn intern_run(&mut self, layout: &TapeLayout, tape: &mut Tape, table: u32, run: &[u32]) {
+        tape.ordinals.clear();
+        tape.ranges.clear();
+        match layout.tables[table as usize] {
+            Table::Dictionary(t, c) => {
+                tape.ranges
+                    .extend(run.iter().map(|&i| tape.pending[i as usize].place.clone()));
+                if let Some(dict) = &mut self.types[t.index()].dicts[c] {
+                    dict.intern_many(&tape.bytes, &tape.ranges, &mut tape.ordinals);
+                }
+            }
+            Table::Records(t) => {
+                let tw = &mut self.types[t.index()];
+                let (mask_words, row_words) = (tw.mask_words, tw.row_words);
+                let kind = self.schema.get(t).kind();
+                tape.resolved.clear();
+                for &i in run {
+                    let start = tape.resolved.len();
+                    tape.resolved
+                        .extend_from_slice(&tape.words[tape.pending[i as usize].place.clone()]);
+                    for row in tape.resolved[start..].chunks_exact_mut(row_words) {
+                        for &c in &layout.pending_columns[t.index()] {
+                            let null = mask_words > 0 && row[c / 64] >> (c % 64) & 1 == 1;
+                            if !null {
+                                let child = row[mask_words + c] as usize;
+                                row[mask_words + c] = tape.pending[child].ordinal as u64;
+                            }
+                        }
+                    }
+                    match kind {
+                        TypeKind::Set => {
+                            canonical_order(&mut tape.resolved, start, row_words, row_words, false)
+                        }
+                        TypeKind::Map => canonical_order(
+                            &mut tape.resolved,
+                            start,
+                            row_words,
+                            row_words - 1,
+                            true,
+                        ),
+                        _ => {}
+                    }
+                    tape.ranges.push(start..tape.resolved.len());
+                }
+                tw.current_encodings = None;
+                tw.records
+                    .intern_many(&tape.resolved, &tape.ranges, &mut tape.ordinals);
+            }
+        }
+        for (&i, &ordinal) in run.iter().zip(&tape.ordinals) {
+            tape.pending[i as usize].ordinal = ordinal;
+        }
+    }
+}
+
+/// Sorts the rows of `buf[start..]` by their first `key_words` words and drops rows with a
+/// repeated key (keeping the last, as a map insert would). For a map the key words are the mask
+/// (if any) and the key column; the value's null bit (bit 1) shares the mask word, so it is
+/// left out of the comparison.
+fn canonical_order(
+    buf: &mut Vec<u64>,
+    start: usize,
+    row_words: usize,
+    key_words: usize,
+    map: bool,
+) {
+    if buf.len() - start <= row_words {
+        return;
+    }
+    let has_mask = row_words == 3;
+    let key = |r: &[u64]| -> Vec<u64> {
+        let mut k = r[..key_words].to_vec();
+        if map && has_mask {
+            k[0] &= !2;
+        }
+        k
+    };
+    let mut rows: Vec<Vec<u64>> = buf[start..]
+        .chunks_exact(row_words)
+        .map(<[u64]>::to_vec)
+        .collect();
+    rows.sort_by_key(|r| key(r));
+    buf.truncate(start);
+    for (i, r) in rows.iter().enumerate() {
+        let same_as_next = rows.get(i + 1).is_some_and(|n| key(n) == key(r));
+        if !same_as_next {
+            buf.extend_from_slice(r);
+        }
+    }
+}

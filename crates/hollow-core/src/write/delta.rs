@@ -116,7 +116,7 @@ fn patch(tw: &mut TypeWriter, def: &TypeDef, dir: Direction) -> Result<Option<Ty
         added
             .iter()
             .map(|&o| {
-                let n = (tw.records.get(o).len() / tw.row_words) as u64;
+                let n = (tw.records.get(o).len() / tw.shape.row_words) as u64;
                 sizes.push(n);
                 n
             })
@@ -128,8 +128,14 @@ fn patch(tw: &mut TypeWriter, def: &TypeDef, dir: Direction) -> Result<Option<Ty
     let mut next_row = 0;
     for &o in &added {
         let record = tw.records.get(o);
-        packing.put_record(&mut rows, next_row, record, tw.mask_words, tw.row_words);
-        next_row += (record.len() / tw.row_words) as u64;
+        packing.put_record(
+            &mut rows,
+            next_row,
+            record,
+            tw.shape.mask_words,
+            tw.shape.row_words,
+        );
+        next_row += (record.len() / tw.shape.row_words) as u64;
     }
     let sizes = collection.then(|| {
         let width = bits_needed(sizes.iter().copied().max().unwrap_or(0));

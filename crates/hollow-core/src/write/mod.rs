@@ -1,6 +1,7 @@
 //! The write state engine: records go in through serde, every type deduplicates them to
 //! ordinals, and the current state is written out as a snapshot blob.
 
+mod batch;
 mod delta;
 mod interner;
 mod serialize;
@@ -18,6 +19,8 @@ use crate::schema::{Schema, TypeId};
 use interner::Interner;
 use tape::{Tape, TapeLayout};
 
+pub use batch::AddBatch;
+
 /// Per-type write tables.
 #[derive(Debug)]
 pub(crate) struct TypeWriter {
@@ -25,10 +28,8 @@ pub(crate) struct TypeWriter {
     pub(crate) records: Interner<u64>,
     /// Per column: the dictionary of a string or bytes column.
     pub(crate) dicts: Vec<Option<Interner<u8>>>,
-    /// Null-mask words at the start of each row (0 when no column is nullable).
-    pub(crate) mask_words: usize,
-    /// Words per row: mask words plus one per column.
-    pub(crate) row_words: usize,
+    /// How the type's canonical rows are laid out.
+    pub(crate) shape: RowShape,
     /// The encodings used last time, kept while the values still fit so that unchanged rows keep
     /// their bits from one state to the next.
     pub(crate) encodings: Vec<Option<ColumnEncoding>>,
@@ -68,7 +69,7 @@ pub struct WriteState {
     /// Records serialized and waiting to be interned.
     tape: Tape,
     /// How the tape maps to the tables of the schema.
-    layout: TapeLayout,
+    layout: Arc<TapeLayout>,
     /// True once a cycle was committed: there is a previous state to write deltas from.
     pub(crate) committed: bool,
     /// True once a record was added in the current cycle.
@@ -92,7 +93,7 @@ impl WriteState {
             replaced: vec![true; schema.len()],
             retired: Vec::new(),
             previous_schema: schema.clone(),
-            layout: TapeLayout::new(&schema),
+            layout: Arc::new(TapeLayout::new(&schema)),
             schema,
             types,
             tape: Tape::default(),
@@ -113,14 +114,14 @@ impl WriteState {
                 rows.clear();
                 for row in data.row_range(o) {
                     let start = rows.len();
-                    rows.resize(start + tw.row_words, 0);
-                    for w in 0..tw.mask_words {
-                        rows[start + w] = tw.all_null_mask(w);
+                    rows.resize(start + tw.shape.row_words, 0);
+                    for w in 0..tw.shape.mask_words {
+                        rows[start + w] = tw.shape.all_null_mask(w);
                     }
                     for c in 0..data.columns.len() {
                         if let Some(v) = data.value(row, c) {
-                            rows[start + tw.mask_words + c] = v;
-                            if tw.mask_words > 0 {
+                            rows[start + tw.shape.mask_words + c] = v;
+                            if tw.shape.mask_words > 0 {
                                 rows[start + c / 64] &= !(1 << (c % 64));
                             }
                         }
@@ -189,9 +190,9 @@ impl WriteState {
             .primary_key()
             .iter()
             .map(|&c| {
-                let null =
-                    tw.mask_words > 0 && row.get(c / 64).is_some_and(|w| w >> (c % 64) & 1 == 1);
-                let Some(&v) = row.get(tw.mask_words + c).filter(|_| !null) else {
+                let null = tw.shape.mask_words > 0
+                    && row.get(c / 64).is_some_and(|w| w >> (c % 64) & 1 == 1);
+                let Some(&v) = row.get(tw.shape.mask_words + c).filter(|_| !null) else {
                     return crate::KeyPart::Null;
                 };
                 match def.columns()[c].ty.kind {
@@ -235,7 +236,10 @@ impl WriteState {
         let mut record = Vec::new();
         while let Some((i, o)) = work.pop() {
             let def = schema.get(TypeId(i as u32));
-            let (mask_words, row_words) = (self.types[i].mask_words, self.types[i].row_words);
+            let RowShape {
+                mask_words,
+                row_words,
+            } = self.types[i].shape;
             record.clear();
             record.extend_from_slice(self.types[i].records.get(o));
             for row in record.chunks_exact(row_words) {
@@ -319,7 +323,7 @@ impl WriteState {
                 }
             }
         }
-        self.layout = TapeLayout::new(&schema);
+        self.layout = Arc::new(TapeLayout::new(&schema));
         self.schema = schema;
         self.types = types;
         self.replaced = replaced;
@@ -327,15 +331,18 @@ impl WriteState {
     }
 }
 
-impl TypeWriter {
-    /// The null-mask word `word` of a row in which every column is null: one bit per column.
-    pub(crate) fn all_null_mask(&self, word: usize) -> u64 {
-        let columns = self.row_words - self.mask_words;
-        let in_word = columns.saturating_sub(word * 64).min(64);
-        crate::packed::low_mask(in_word as u8)
-    }
+/// The layout of a type's canonical rows: `[null mask words][one word per column]`, a set bit
+/// in the mask meaning null.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RowShape {
+    /// Null-mask words at the start of each row (0 when no column is nullable).
+    pub(crate) mask_words: usize,
+    /// Words per row: mask words plus one per column.
+    pub(crate) row_words: usize,
+}
 
-    fn new(t: &crate::schema::TypeDef) -> Self {
+impl RowShape {
+    pub(crate) fn of(t: &crate::schema::TypeDef) -> Self {
         let ncols = t.columns().len();
         let mask_words = if t.columns().iter().any(|c| c.ty.nullable) {
             ncols.div_ceil(64)
@@ -343,14 +350,30 @@ impl TypeWriter {
             0
         };
         Self {
+            mask_words,
+            row_words: mask_words + ncols,
+        }
+    }
+
+    /// The null-mask word `word` of a row in which every column is null: one bit per column.
+    pub(crate) fn all_null_mask(&self, word: usize) -> u64 {
+        let columns = self.row_words - self.mask_words;
+        let in_word = columns.saturating_sub(word * 64).min(64);
+        crate::packed::low_mask(in_word as u8)
+    }
+}
+
+impl TypeWriter {
+    fn new(t: &crate::schema::TypeDef) -> Self {
+        let ncols = t.columns().len();
+        Self {
             records: Interner::default(),
             dicts: t
                 .columns()
                 .iter()
                 .map(|c| c.ty.kind.is_var_length().then(Interner::default))
                 .collect(),
-            mask_words,
-            row_words: mask_words + ncols,
+            shape: RowShape::of(t),
             encodings: vec![None; ncols],
             current_encodings: None,
             previous_encodings: None,
@@ -372,7 +395,8 @@ impl WriteState {
     /// times faster: it interns them in batches.
     pub fn add<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<u32> {
         self.put_on_tape(record)?;
-        self.flush_tape()
+        self.tape
+            .intern(&self.schema, &self.layout, &mut self.types)
             .ok_or_else(|| Error::Write("a record cannot be null".into()))
     }
 
@@ -398,7 +422,7 @@ impl WriteState {
     /// # Ok::<(), hollow_core::Error>(())
     /// ```
     pub fn batch(&mut self) -> AddBatch<'_> {
-        AddBatch { write: self }
+        AddBatch::new(self)
     }
 
     /// Adds every record of `records` in batches (see [`WriteState::batch`]). On an error, the
@@ -418,7 +442,6 @@ impl WriteState {
         let result = record.serialize(serialize::ValueSer {
             cx: serialize::Context {
                 schema: &self.schema,
-                types: &self.types,
                 layout: &self.layout,
             },
             tape: &mut self.tape,
@@ -507,34 +530,5 @@ impl WriteState {
                         .sum::<usize>()
             })
             .sum()
-    }
-}
-
-/// Records being added in batches; see [`WriteState::batch`]. The last batch is interned when
-/// this is dropped.
-#[derive(Debug)]
-pub struct AddBatch<'w> {
-    write: &'w mut WriteState,
-}
-
-/// The tape size at which a batch is interned: large enough for long runs of lookups per table,
-/// small enough to stay in the cache while it is read back.
-const BATCH_BYTES: usize = 1 << 21;
-
-impl AddBatch<'_> {
-    /// Adds a record of an object type and everything it references (see
-    /// [`WriteState::add`]). A record that fails to serialize adds nothing; the batch goes on.
-    pub fn add<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<()> {
-        self.write.put_on_tape(record)?;
-        if self.write.tape.size() >= BATCH_BYTES {
-            self.write.flush_tape();
-        }
-        Ok(())
-    }
-}
-
-impl Drop for AddBatch<'_> {
-    fn drop(&mut self) {
-        self.write.flush_tape();
     }
 }

@@ -4,15 +4,14 @@
 use serde::ser::{self, Serialize};
 
 use super::tape::{Tape, TapeLayout};
-use super::TypeWriter;
 use crate::error::{Error, Result};
 use crate::schema::{Kind, Schema, TypeId, TypeKind, ValueType};
 
-/// What the serializer reads of the write state.
+/// What the serializer reads of the write state (and only that: the tables themselves may be
+/// busy interning an earlier tape on another thread).
 #[derive(Clone, Copy)]
 pub(super) struct Context<'a> {
     pub schema: &'a Schema,
-    pub types: &'a [TypeWriter],
     pub layout: &'a TapeLayout,
 }
 
@@ -300,8 +299,8 @@ pub(super) struct RowsSer<'a> {
 
 impl RowsSer<'_> {
     fn layout(&self) -> (usize, usize) {
-        let t = &self.cx.types[self.ty.index()];
-        (t.mask_words, t.row_words)
+        let shape = self.cx.layout.shape(self.ty);
+        (shape.mask_words, shape.row_words)
     }
 
     fn begin_row(&mut self) {
@@ -309,7 +308,7 @@ impl RowsSer<'_> {
         self.row_start = self.buf.len();
         self.buf.resize(self.row_start + row_words, 0);
         for w in 0..mask_words {
-            self.buf[self.row_start + w] = self.cx.types[self.ty.index()].all_null_mask(w);
+            self.buf[self.row_start + w] = self.cx.layout.shape(self.ty).all_null_mask(w);
         }
         self.written = 0;
     }

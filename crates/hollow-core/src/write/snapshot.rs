@@ -91,10 +91,10 @@ pub(super) fn choose_encodings(tw: &mut TypeWriter, def: &TypeDef) -> Result<Vec
     let ncols = def.columns().len();
     let mut ranges = vec![ValueRange::default(); ncols];
     for o in tw.records.present().iter() {
-        for row in tw.records.get(o as u32).chunks_exact(tw.row_words) {
+        for row in tw.records.get(o as u32).chunks_exact(tw.shape.row_words) {
             for (c, col) in def.columns().iter().enumerate() {
-                if !is_null(row, tw.mask_words, c) {
-                    ranges[c].add(col.ty.kind, row[tw.mask_words + c]);
+                if !is_null(row, tw.shape.mask_words, c) {
+                    ranges[c].add(col.ty.kind, row[tw.shape.mask_words + c]);
                 }
             }
         }
@@ -151,7 +151,7 @@ pub(super) fn type_section(
     let row_count = if collection {
         present
             .iter()
-            .map(|o| (tw.records.get(o as u32).len() / tw.row_words) as u64)
+            .map(|o| (tw.records.get(o as u32).len() / tw.shape.row_words) as u64)
             .sum()
     } else {
         slots
@@ -163,9 +163,15 @@ pub(super) fn type_section(
         if present.contains(o) {
             let record = tw.records.get(o as u32);
             let first_row = if collection { next_row } else { o };
-            packing.put_record(&mut rows, first_row, record, tw.mask_words, tw.row_words);
+            packing.put_record(
+                &mut rows,
+                first_row,
+                record,
+                tw.shape.mask_words,
+                tw.shape.row_words,
+            );
             if collection {
-                next_row += (record.len() / tw.row_words) as u64;
+                next_row += (record.len() / tw.shape.row_words) as u64;
             }
         }
         if collection {

@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use super::WriteState;
+use super::{RowShape, TypeWriter};
 use crate::schema::{Kind, Schema, TypeId, TypeKind};
 
 /// A table of the write state: the records of a type, or the dictionary of a string or bytes
@@ -35,6 +35,8 @@ struct Pending {
 #[derive(Debug, Default)]
 pub(super) struct TapeLayout {
     tables: Vec<Table>,
+    /// Per type: how its rows are laid out.
+    shapes: Vec<RowShape>,
     /// Per type, per column: the table of the column's dictionary.
     dictionaries: Vec<Vec<Option<u32>>>,
     /// Per type: the columns whose values are pending values (strings, bytes, references).
@@ -77,10 +79,16 @@ impl TapeLayout {
         });
         Self {
             tables,
+            shapes: schema.types().iter().map(RowShape::of).collect(),
             dictionaries,
             pending_columns,
             order,
         }
+    }
+
+    /// How the rows of `ty` are laid out.
+    pub(super) fn shape(&self, ty: TypeId) -> RowShape {
+        self.shapes[ty.index()]
     }
 
     /// The table of the dictionary of `column` of `ty`.
@@ -205,84 +213,94 @@ impl Tape {
     }
 }
 
-impl WriteState {
-    /// Interns everything on the tape; returns the ordinal of the last value (the last record
-    /// added), if any.
-    pub(super) fn flush_tape(&mut self) -> Option<u32> {
-        let mut tape = std::mem::take(&mut self.tape);
-        if !tape.pending.is_empty() {
-            let layout = std::mem::take(&mut self.layout);
-            match &layout.order {
-                Some(order) => {
-                    tape.by_table.resize_with(layout.tables.len(), Vec::new);
-                    for (i, p) in tape.pending.iter().enumerate() {
-                        tape.by_table[p.table as usize].push(i as u32);
-                    }
-                    for &table in order {
-                        let run = std::mem::take(&mut tape.by_table[table as usize]);
-                        if !run.is_empty() {
-                            self.intern_run(&layout, &mut tape, table, &run);
-                        }
-                        tape.by_table[table as usize] = run;
-                        tape.by_table[table as usize].clear();
+impl Tape {
+    /// Interns everything on the tape into `types` (the tables of `schema`, laid out by
+    /// `layout`) and empties it; returns the ordinal of the last value (the last record added),
+    /// if any.
+    pub(super) fn intern(
+        &mut self,
+        schema: &Schema,
+        layout: &TapeLayout,
+        types: &mut [TypeWriter],
+    ) -> Option<u32> {
+        match &layout.order {
+            Some(order) => {
+                let mut by_table = std::mem::take(&mut self.by_table);
+                by_table.resize_with(layout.tables.len(), Vec::new);
+                for (i, p) in self.pending.iter().enumerate() {
+                    by_table[p.table as usize].push(i as u32);
+                }
+                for &table in order {
+                    let run = &mut by_table[table as usize];
+                    if !run.is_empty() {
+                        self.intern_run(schema, layout, types, table, run);
+                        run.clear();
                     }
                 }
-                None => {
-                    for i in 0..tape.pending.len() {
-                        let table = tape.pending[i].table;
-                        self.intern_run(&layout, &mut tape, table, &[i as u32]);
-                    }
+                self.by_table = by_table;
+            }
+            None => {
+                for i in 0..self.pending.len() {
+                    let table = self.pending[i].table;
+                    self.intern_run(schema, layout, types, table, &[i as u32]);
                 }
             }
-            self.layout = layout;
         }
-        let last = tape.pending.last().map(|p| p.ordinal);
-        tape.truncate(TapeMark {
+        let last = self.pending.last().map(|p| p.ordinal);
+        self.truncate(TapeMark {
             pending: 0,
             words: 0,
             bytes: 0,
         });
-        self.tape = tape;
         last
     }
 
     /// Interns the pending values `run` (all of `table`, in tape order) whose pending children
     /// are interned already.
-    fn intern_run(&mut self, layout: &TapeLayout, tape: &mut Tape, table: u32, run: &[u32]) {
-        tape.ordinals.clear();
-        tape.ranges.clear();
+    fn intern_run(
+        &mut self,
+        schema: &Schema,
+        layout: &TapeLayout,
+        types: &mut [TypeWriter],
+        table: u32,
+        run: &[u32],
+    ) {
+        self.ordinals.clear();
+        self.ranges.clear();
         match layout.tables[table as usize] {
             Table::Dictionary(t, c) => {
-                tape.ranges
-                    .extend(run.iter().map(|&i| tape.pending[i as usize].place.clone()));
-                if let Some(dict) = &mut self.types[t.index()].dicts[c] {
-                    dict.intern_many(&tape.bytes, &tape.ranges, &mut tape.ordinals);
+                self.ranges
+                    .extend(run.iter().map(|&i| self.pending[i as usize].place.clone()));
+                if let Some(dict) = &mut types[t.index()].dicts[c] {
+                    dict.intern_many(&self.bytes, &self.ranges, &mut self.ordinals);
                 }
             }
             Table::Records(t) => {
-                let tw = &mut self.types[t.index()];
-                let (mask_words, row_words) = (tw.mask_words, tw.row_words);
-                let kind = self.schema.get(t).kind();
-                tape.resolved.clear();
+                let RowShape {
+                    mask_words,
+                    row_words,
+                } = layout.shape(t);
+                let kind = schema.get(t).kind();
+                self.resolved.clear();
                 for &i in run {
-                    let start = tape.resolved.len();
-                    tape.resolved
-                        .extend_from_slice(&tape.words[tape.pending[i as usize].place.clone()]);
-                    for row in tape.resolved[start..].chunks_exact_mut(row_words) {
+                    let start = self.resolved.len();
+                    self.resolved
+                        .extend_from_slice(&self.words[self.pending[i as usize].place.clone()]);
+                    for row in self.resolved[start..].chunks_exact_mut(row_words) {
                         for &c in &layout.pending_columns[t.index()] {
                             let null = mask_words > 0 && row[c / 64] >> (c % 64) & 1 == 1;
                             if !null {
                                 let child = row[mask_words + c] as usize;
-                                row[mask_words + c] = tape.pending[child].ordinal as u64;
+                                row[mask_words + c] = self.pending[child].ordinal as u64;
                             }
                         }
                     }
                     match kind {
                         TypeKind::Set => {
-                            canonical_order(&mut tape.resolved, start, row_words, row_words, false)
+                            canonical_order(&mut self.resolved, start, row_words, row_words, false)
                         }
                         TypeKind::Map => canonical_order(
-                            &mut tape.resolved,
+                            &mut self.resolved,
                             start,
                             row_words,
                             row_words - 1,
@@ -290,15 +308,16 @@ impl WriteState {
                         ),
                         _ => {}
                     }
-                    tape.ranges.push(start..tape.resolved.len());
+                    self.ranges.push(start..self.resolved.len());
                 }
+                let tw = &mut types[t.index()];
                 tw.current_encodings = None;
                 tw.records
-                    .intern_many(&tape.resolved, &tape.ranges, &mut tape.ordinals);
+                    .intern_many(&self.resolved, &self.ranges, &mut self.ordinals);
             }
         }
-        for (&i, &ordinal) in run.iter().zip(&tape.ordinals) {
-            tape.pending[i as usize].ordinal = ordinal;
+        for (&i, &ordinal) in run.iter().zip(&self.ordinals) {
+            self.pending[i as usize].ordinal = ordinal;
         }
     }
 }

@@ -324,6 +324,7 @@ impl WriteState {
             }
         }
         self.layout = Arc::new(TapeLayout::new(&schema));
+        self.tape = Tape::default();
         self.schema = schema;
         self.types = types;
         self.replaced = replaced;

@@ -256,17 +256,23 @@ impl<'a> ser::Serializer for ValueSer<'a> {
 
     fn serialize_struct(self, name: &'static str, _: usize) -> Result<RowsSer<'a>> {
         let t = match self.expect {
-            None => {
-                let t = self.cx.schema.require(name)?;
-                if self.cx.schema.get(t).kind() != TypeKind::Object {
-                    return Err(self.mismatch(name));
+            None => match self.tape.names.root(name) {
+                Some(t) => t,
+                None => {
+                    let t = self.cx.schema.require(name)?;
+                    if self.cx.schema.get(t).kind() != TypeKind::Object {
+                        return Err(self.mismatch(name));
+                    }
+                    t
                 }
-                t
-            }
+            },
             Some(_) => self.target(TypeKind::Object, name)?,
         };
-        if self.cx.schema.get(t).name() != name {
-            return Err(self.mismatch(&format!("struct {name}")));
+        if !self.tape.names.is_struct(t, name) {
+            if self.cx.schema.get(t).name() != name {
+                return Err(self.mismatch(&format!("struct {name}")));
+            }
+            self.tape.names.learn_struct(t, name, self.expect.is_none());
         }
         let mut rows = self.rows(t);
         rows.begin_row();
@@ -371,6 +377,9 @@ impl ser::SerializeStruct for RowsSer<'_> {
         key: &'static str,
         value: &T,
     ) -> Result<()> {
+        if self.tape.names.is_field(self.ty, self.written, key) {
+            return self.put(self.written, value);
+        }
         let def = self.cx.schema.get(self.ty);
         let column = match def.columns().get(self.written) {
             Some(c) if c.name == key => self.written,
@@ -379,6 +388,7 @@ impl ser::SerializeStruct for RowsSer<'_> {
                 field: key.to_string(),
             })?,
         };
+        self.tape.names.learn_field(self.ty, column, key);
         self.put(column, value)
     }
 
@@ -432,5 +442,64 @@ impl ser::SerializeMap for RowsSer<'_> {
 
     fn end(self) -> Result<Option<u64>> {
         self.finish()
+    }
+}
+
+/// Struct and field names the serializer has matched to the schema before, by address: serde
+/// names are `&'static str`, so a name at a known address and length is known without comparing
+/// its text.
+#[derive(Debug, Default)]
+pub(super) struct KnownNames {
+    /// The struct name and type of the last root record.
+    root: Option<(NameAddress, TypeId)>,
+    /// Per type: its struct name.
+    structs: Vec<Option<NameAddress>>,
+    /// Per type, per column: its field name.
+    fields: Vec<Vec<Option<NameAddress>>>,
+}
+
+type NameAddress = (usize, usize);
+
+fn address(name: &'static str) -> NameAddress {
+    (name.as_ptr() as usize, name.len())
+}
+
+impl KnownNames {
+    fn root(&self, name: &'static str) -> Option<TypeId> {
+        self.root
+            .filter(|(a, _)| *a == address(name))
+            .map(|(_, t)| t)
+    }
+
+    fn is_struct(&self, t: TypeId, name: &'static str) -> bool {
+        self.structs.get(t.index()) == Some(&Some(address(name)))
+    }
+
+    fn learn_struct(&mut self, t: TypeId, name: &'static str, root: bool) {
+        if self.structs.len() <= t.index() {
+            self.structs.resize(t.index() + 1, None);
+        }
+        self.structs[t.index()] = Some(address(name));
+        if root {
+            self.root = Some((address(name), t));
+        }
+    }
+
+    fn is_field(&self, t: TypeId, column: usize, key: &'static str) -> bool {
+        self.fields
+            .get(t.index())
+            .and_then(|f| f.get(column))
+            .is_some_and(|a| *a == Some(address(key)))
+    }
+
+    fn learn_field(&mut self, t: TypeId, column: usize, key: &'static str) {
+        if self.fields.len() <= t.index() {
+            self.fields.resize_with(t.index() + 1, Vec::new);
+        }
+        let fields = &mut self.fields[t.index()];
+        if fields.len() <= column {
+            fields.resize(column + 1, None);
+        }
+        fields[column] = Some(address(key));
     }
 }

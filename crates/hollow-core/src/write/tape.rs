@@ -10,6 +10,7 @@
 
 use std::ops::Range;
 
+use super::serialize::KnownNames;
 use super::{RowShape, TypeWriter};
 use crate::schema::{Kind, Schema, TypeId, TypeKind};
 
@@ -139,6 +140,8 @@ pub(super) struct Tape {
     bytes: Vec<u8>,
     /// Row buffers reused across records (one per nesting level in use).
     scratch: Vec<Vec<u64>>,
+    /// Names the serializer matched to the schema.
+    pub(super) names: KnownNames,
     /// Buffers of the flush, kept to be reused.
     by_table: Vec<Vec<u32>>,
     resolved: Vec<u64>,

@@ -190,6 +190,9 @@ pub struct PrimaryKeyIndex {
     entry_bits: u8,
     /// Buckets holding a removed entry (kept so later probes pass over them).
     tombstones: u64,
+    /// Two ordinals with the same key, as found while building; `None` after an update, when
+    /// it is not known.
+    duplicate: Option<Option<(u32, u32)>>,
 }
 
 /// Buckets may be at most this full (entries plus tombstones) before a rebuild, in 1/100.
@@ -216,6 +219,7 @@ impl PrimaryKeyIndex {
             ordinal_bits,
             entry_bits,
             tombstones: 0,
+            duplicate: None,
         };
         // (home bucket, entry) for every record, then sorted by home bucket.
         let mut entries: Vec<(u64, u64)> = index
@@ -228,6 +232,7 @@ impl PrimaryKeyIndex {
             })
             .collect();
         radix_sort_by_bucket(&mut entries, capacity);
+        index.duplicate = Some(index.duplicate_in_sorted(&entries));
         let mut buckets = BitWriter::with_ones(capacity * entry_bits as u64);
         let empty = low_mask(ordinal_bits);
         // Place in bucket order: each entry goes to its home bucket or just after the last one
@@ -312,6 +317,7 @@ impl PrimaryKeyIndex {
             ordinal_bits: self.ordinal_bits,
             entry_bits: self.entry_bits,
             tombstones,
+            duplicate: None,
         };
         for &a in added {
             let h = next.record_hash(a as u64);
@@ -411,9 +417,14 @@ impl PrimaryKeyIndex {
         }
     }
 
-    /// Two ordinals whose records have the same key, if any: hashes every record in ordinal
-    /// order, sorts the hashes, and compares keys only within runs of equal hashes.
+    /// Two ordinals whose records have the same key, if any. An index built from a snapshot
+    /// knows already (equal keys are neighbours once the entries are sorted by bucket); an
+    /// updated one hashes every record, sorts the hashes, and compares keys only within runs
+    /// of equal hashes.
     pub fn first_duplicate(&self) -> Option<(u32, u32)> {
+        if let Some(known) = self.duplicate {
+            return known;
+        }
         let mut hashes: Vec<(u64, u32)> = self
             .data
             .population
@@ -429,6 +440,27 @@ impl PrimaryKeyIndex {
                     });
                     if same {
                         return Some((a.1, b.1));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Two ordinals with the same key among `entries` ((home bucket, entry) sorted by home
+    /// bucket): equal keys have equal home buckets and tags, so only those are compared.
+    fn duplicate_in_sorted(&self, entries: &[(u64, u64)]) -> Option<(u32, u32)> {
+        let ordinal = |e: u64| e & low_mask(self.ordinal_bits);
+        for run in entries.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
+            for (i, &(_, a)) in run.iter().enumerate() {
+                for &(_, b) in &run[i + 1..] {
+                    let same_tag = a >> self.ordinal_bits == b >> self.ordinal_bits;
+                    if same_tag
+                        && self.key_columns.iter().all(|&c| {
+                            self.record_part(ordinal(a), c) == self.record_part(ordinal(b), c)
+                        })
+                    {
+                        return Some((ordinal(a) as u32, ordinal(b) as u32));
                     }
                 }
             }

@@ -422,4 +422,19 @@ fn duplicate_primary_keys_are_found() {
         state.primary_key_index("Row").unwrap().first_duplicate(),
         Some((500, 1000))
     );
+
+    // An index updated by a delta (not built) finds them too.
+    let mut w = WriteState::new(schema());
+    w.add_all(&(0..1000).map(|i| Row { id: i, v: i }).collect::<Vec<_>>())
+        .unwrap();
+    let v1 = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
+    w.commit_cycle().unwrap();
+    w.add_all(&(0..1000).map(|i| Row { id: i, v: i }).collect::<Vec<_>>())
+        .unwrap();
+    w.add(&Row { id: 7, v: -7 }).unwrap();
+    let v2 = v1.apply_delta(w.write_delta(1, 2).unwrap().into()).unwrap();
+    assert_eq!(
+        v2.primary_key_index("Row").unwrap().first_duplicate(),
+        Some((7, 1000))
+    );
 }

@@ -7,6 +7,7 @@ mod interner;
 mod serialize;
 mod slot_table;
 mod snapshot;
+mod sweep;
 mod tape;
 
 use std::sync::Arc;
@@ -208,62 +209,6 @@ impl WriteState {
             })
             .collect();
         Ok(Some(parts))
-    }
-
-    /// Ends the changes of an incremental cycle: records of types that other types reference
-    /// (and dictionary entries) stay present only if a present record reaches them.
-    pub fn sweep_unreachable(&mut self) {
-        let schema = self.schema.clone();
-        let referenced: Vec<bool> = (0..schema.len())
-            .map(|i| {
-                schema.types().iter().any(|t| {
-                    t.columns()
-                        .iter()
-                        .any(|c| c.ty.kind == crate::schema::Kind::Reference(TypeId(i as u32)))
-                })
-            })
-            .collect();
-        let mut work: Vec<(usize, u32)> = Vec::new();
-        for (i, tw) in self.types.iter_mut().enumerate() {
-            tw.current_encodings = None;
-            tw.dicts.iter_mut().flatten().for_each(|d| d.unmark_all());
-            if referenced[i] {
-                tw.records.unmark_all();
-            } else {
-                work.extend(tw.records.present().iter().map(|o| (i, o as u32)));
-            }
-        }
-        let mut record = Vec::new();
-        while let Some((i, o)) = work.pop() {
-            let def = schema.get(TypeId(i as u32));
-            let RowShape {
-                mask_words,
-                row_words,
-            } = self.types[i].shape;
-            record.clear();
-            record.extend_from_slice(self.types[i].records.get(o));
-            for row in record.chunks_exact(row_words) {
-                for (c, col) in def.columns().iter().enumerate() {
-                    if mask_words > 0 && row[c / 64] >> (c % 64) & 1 == 1 {
-                        continue;
-                    }
-                    let v = row[mask_words + c];
-                    match col.ty.kind {
-                        crate::schema::Kind::Reference(t)
-                            if self.types[t.index()].records.mark(v as u32) =>
-                        {
-                            work.push((t.index(), v as u32));
-                        }
-                        crate::schema::Kind::String | crate::schema::Kind::Bytes => {
-                            if let Some(d) = &mut self.types[i].dicts[c] {
-                                d.mark(v as u32);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
     }
 
     /// True when the current cycle's state differs from the committed one (or there is none).

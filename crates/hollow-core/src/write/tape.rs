@@ -87,6 +87,17 @@ impl TapeLayout {
         }
     }
 
+    /// The types, each after every type it references; `None` when the schema has a cycle.
+    pub(super) fn types_children_first(
+        &self,
+    ) -> Option<impl DoubleEndedIterator<Item = TypeId> + '_> {
+        let order = self.order.as_ref()?;
+        Some(order.iter().filter_map(|&t| match self.tables[t as usize] {
+            Table::Records(t) => Some(t),
+            Table::Dictionary(..) => None,
+        }))
+    }
+
     /// How the rows of `ty` are laid out.
     pub(super) fn shape(&self, ty: TypeId) -> RowShape {
         self.shapes[ty.index()]

@@ -407,10 +407,23 @@ impl Producer {
         stage("write_blobs", t);
 
         let t = Instant::now();
-        let state = ReadState::from_snapshot(blobs.snapshot.clone())?;
-        if let (Some(a), Some((delta, reverse))) = (&self.announced, &blobs.deltas) {
-            let forward = a.state.apply_delta(delta.clone())?;
-            if !forward.same_content_as(&state) {
+        // The announced state plus the delta is built beside the snapshot's state.
+        let (state, forward) = std::thread::scope(|s| {
+            let forward = self
+                .announced
+                .as_ref()
+                .zip(blobs.deltas.as_ref())
+                .map(|(a, (delta, _))| s.spawn(|| a.state.apply_delta(delta.clone())));
+            let state = ReadState::from_snapshot(blobs.snapshot.clone());
+            let forward =
+                forward.map(|f| f.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            (state, forward)
+        });
+        let state = state?;
+        if let (Some(a), Some((_, reverse)), Some(forward)) =
+            (&self.announced, &blobs.deltas, forward)
+        {
+            if !forward?.same_content_as(&state) {
                 return Err(Error::Integrity(format!(
                     "version {} plus its delta differs from the snapshot of {version}",
                     a.version
@@ -447,22 +460,24 @@ impl Producer {
         let publish_snapshot =
             self.announced.is_none() || (self.published + 1) % self.settings.snapshot_every == 0;
         let previous = self.announced.as_ref().map(|a| a.version);
+        let mut puts = Vec::new();
         if publish_snapshot {
-            self.put_blob(BlobName::Snapshot(version), blobs.snapshot.clone())
-                .await?;
+            puts.push((BlobName::Snapshot(version), blobs.snapshot.clone()));
         }
         if let (Some(from), Some((delta, reverse))) = (previous, &blobs.deltas) {
-            self.put_blob(BlobName::Delta { from, to: version }, delta.clone())
-                .await?;
-            self.put_blob(
-                BlobName::ReverseDelta {
-                    from: version,
-                    to: from,
-                },
-                reverse.clone(),
-            )
-            .await?;
+            puts.push((BlobName::Delta { from, to: version }, delta.clone()));
+            let back = BlobName::ReverseDelta {
+                from: version,
+                to: from,
+            };
+            puts.push((back, reverse.clone()));
         }
+        // All at once: on a remote store each put is mostly waiting.
+        futures::future::try_join_all(
+            puts.into_iter()
+                .map(|(name, bytes)| self.put_blob(name, bytes)),
+        )
+        .await?;
         stage("publish", t);
 
         let t = Instant::now();

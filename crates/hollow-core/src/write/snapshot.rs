@@ -26,14 +26,66 @@ pub(super) fn write(ws: &mut WriteState, version: u64) -> Result<Vec<u8>> {
         destination_version: version,
     });
     schema_section(&ws.schema, &mut blob);
-    let schema = ws.schema.clone();
-    for (i, def) in schema.types().iter().enumerate() {
-        let section = type_section(&mut ws.types[i], def, Which::Current)?;
-        let mut w = ByteWriter::new();
-        section.encode(&mut w);
-        blob.section(SectionKind::TypeData, i as u32, w.into_inner());
+    for (i, section) in type_sections(ws)?.into_iter().enumerate() {
+        blob.section(SectionKind::TypeData, i as u32, section);
     }
     Ok(blob.finish())
+}
+
+/// Below this many row words in all, the sections are encoded on the caller's thread.
+const PARALLEL_WORDS: u64 = 1 << 20;
+
+/// The encoded snapshot section of every type, in type order. Types are independent, so a
+/// large state spreads them over the machine's cores, in bins of about equal size.
+fn type_sections(ws: &mut WriteState) -> Result<Vec<Vec<u8>>> {
+    let schema = ws.schema.clone();
+    let encode = |bin: Vec<(usize, &mut TypeWriter)>| -> Vec<(usize, Result<Vec<u8>>)> {
+        bin.into_iter()
+            .map(|(i, tw)| {
+                let section = type_section(tw, &schema.types()[i], Which::Current).map(|s| {
+                    let mut w = ByteWriter::new();
+                    s.encode(&mut w);
+                    w.into_inner()
+                });
+                (i, section)
+            })
+            .collect()
+    };
+    let weight = |tw: &TypeWriter| tw.records.present_slots() as u64 * tw.shape.row_words as u64;
+    let total: u64 = ws.types.iter().map(weight).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bins_wanted = if total < PARALLEL_WORDS {
+        1
+    } else {
+        cores.min(ws.types.len()).max(1)
+    };
+    let mut types: Vec<(usize, &mut TypeWriter)> = ws.types.iter_mut().enumerate().collect();
+    types.sort_by_key(|(_, tw)| std::cmp::Reverse(weight(tw)));
+    let mut bins: Vec<(u64, Vec<(usize, &mut TypeWriter)>)> =
+        (0..bins_wanted).map(|_| (0, Vec::new())).collect();
+    for (i, tw) in types {
+        let w = weight(tw);
+        if let Some(bin) = bins.iter_mut().min_by_key(|b| b.0) {
+            bin.0 += w;
+            bin.1.push((i, tw));
+        }
+    }
+    let mut bins = bins.into_iter().map(|b| b.1);
+    let first = bins.next().unwrap_or_default();
+    let mut encoded: Vec<(usize, Result<Vec<u8>>)> = std::thread::scope(|s| {
+        let others: Vec<_> = bins.map(|bin| s.spawn(|| encode(bin))).collect();
+        let mut encoded = encode(first);
+        for other in others {
+            encoded.extend(
+                other
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
+        }
+        encoded
+    });
+    encoded.sort_by_key(|e| e.0);
+    encoded.into_iter().map(|e| e.1).collect()
 }
 
 #[inline]

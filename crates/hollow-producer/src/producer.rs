@@ -460,24 +460,22 @@ impl Producer {
         let publish_snapshot =
             self.announced.is_none() || (self.published + 1) % self.settings.snapshot_every == 0;
         let previous = self.announced.as_ref().map(|a| a.version);
-        let mut puts = Vec::new();
+        // One after another, in the same order in every producer: the first blob claims the
+        // version (create-only), so of two producers racing for it one fails at once and the
+        // other publishes every blob. Concurrent puts could split the blobs between them.
         if publish_snapshot {
-            puts.push((BlobName::Snapshot(version), blobs.snapshot.clone()));
+            self.put_blob(BlobName::Snapshot(version), blobs.snapshot.clone())
+                .await?;
         }
         if let (Some(from), Some((delta, reverse))) = (previous, &blobs.deltas) {
-            puts.push((BlobName::Delta { from, to: version }, delta.clone()));
+            self.put_blob(BlobName::Delta { from, to: version }, delta.clone())
+                .await?;
             let back = BlobName::ReverseDelta {
                 from: version,
                 to: from,
             };
-            puts.push((back, reverse.clone()));
+            self.put_blob(back, reverse.clone()).await?;
         }
-        // All at once: on a remote store each put is mostly waiting.
-        futures::future::try_join_all(
-            puts.into_iter()
-                .map(|(name, bytes)| self.put_blob(name, bytes)),
-        )
-        .await?;
         stage("publish", t);
 
         let t = Instant::now();

@@ -134,15 +134,10 @@ impl RowPacking {
     }
 }
 
-/// The encodings of the current state: the previous ones while the present values still fit,
-/// else the minimal ones. Computed once per cycle and kept until the next record is added.
-pub(super) fn choose_encodings(tw: &mut TypeWriter, def: &TypeDef) -> Result<Vec<ColumnEncoding>> {
-    if let Some(e) = &tw.current_encodings {
-        return Ok(e.clone());
-    }
-    let ncols = def.columns().len();
-    let mut ranges = vec![ValueRange::default(); ncols];
-    for o in tw.records.present().iter() {
+/// The value range of each column over the present records that `skip` does not exclude.
+fn column_ranges(tw: &TypeWriter, def: &TypeDef, skip: impl Fn(u64) -> bool) -> Vec<ValueRange> {
+    let mut ranges = vec![ValueRange::default(); def.columns().len()];
+    for o in tw.records.present().iter().filter(|&o| !skip(o)) {
         for row in tw.records.get(o as u32).chunks_exact(tw.shape.row_words) {
             for (c, col) in def.columns().iter().enumerate() {
                 if !is_null(row, tw.shape.mask_words, c) {
@@ -151,6 +146,44 @@ pub(super) fn choose_encodings(tw: &mut TypeWriter, def: &TypeDef) -> Result<Vec
             }
         }
     }
+    ranges
+}
+
+/// The encodings of the current state: the previous ones while the present values still fit,
+/// else the minimal ones. Computed once per cycle and kept until the next record is added.
+///
+/// While the encodings are still those of the committed state, every committed record fits
+/// them, so only the records new in this cycle are checked (a whole scan only when one does
+/// not fit).
+pub(super) fn choose_encodings(tw: &mut TypeWriter, def: &TypeDef) -> Result<Vec<ColumnEncoding>> {
+    if let Some(e) = &tw.current_encodings {
+        return Ok(e.clone());
+    }
+    let committed = tw.previous_encodings.as_ref().filter(|p| {
+        p.len() == tw.encodings.len()
+            && tw
+                .encodings
+                .iter()
+                .zip(p.iter())
+                .all(|(e, p)| *e == Some(*p))
+    });
+    if let Some(committed) = committed {
+        let previous = tw.records.previous();
+        let new = column_ranges(tw, def, |o| previous.contains(o));
+        let all_fit = def
+            .columns()
+            .iter()
+            .zip(committed)
+            .zip(&new)
+            .all(|((col, e), r)| e.fits(col.ty.kind, col.ty.nullable, r));
+        if all_fit {
+            let out = committed.clone();
+            tw.current_encodings = Some(out.clone());
+            return Ok(out);
+        }
+    }
+    let ncols = def.columns().len();
+    let ranges = column_ranges(tw, def, |_| false);
     let mut out = Vec::with_capacity(ncols);
     for (c, col) in def.columns().iter().enumerate() {
         let enc = match tw.encodings[c] {

@@ -34,6 +34,9 @@ impl Span {
 /// and the arena of value `i + D` load while value `i` is interned.
 const PREFETCH_DISTANCE: usize = 8;
 
+/// A table and arena this small stay in the core's cache: prefetching them only costs.
+const IN_CACHE_BYTES: usize = 256 << 10;
+
 /// A deduplicating table of variable-length values (`[u64]` rows or `[u8]` strings).
 #[derive(Debug)]
 pub struct Interner<T> {
@@ -107,7 +110,13 @@ impl<T: Copy + Eq + Hash> Interner<T> {
             .iter()
             .map(|r| Self::hash(&source[r.clone()]))
             .collect();
+        let in_cache = self.table.heap_bytes() + self.arena.len() * std::mem::size_of::<T>()
+            <= IN_CACHE_BYTES;
         for (i, r) in values.iter().enumerate() {
+            if in_cache {
+                out.push(self.intern_hashed(&source[r.clone()], hashes[i]));
+                continue;
+            }
             if let Some(&h) = hashes.get(i + 2 * PREFETCH_DISTANCE) {
                 self.table.prefetch_home(h);
             }

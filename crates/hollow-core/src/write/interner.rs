@@ -110,8 +110,8 @@ impl<T: Copy + Eq + Hash> Interner<T> {
             .iter()
             .map(|r| Self::hash(&source[r.clone()]))
             .collect();
-        let in_cache = self.table.heap_bytes() + self.arena.len() * std::mem::size_of::<T>()
-            <= IN_CACHE_BYTES;
+        let in_cache =
+            self.table.heap_bytes() + self.arena.len() * std::mem::size_of::<T>() <= IN_CACHE_BYTES;
         for (i, r) in values.iter().enumerate() {
             if in_cache {
                 out.push(self.intern_hashed(&source[r.clone()], hashes[i]));

@@ -294,14 +294,12 @@ impl Tape {
                     mask_words,
                     row_words,
                 } = layout.shape(t);
-                let kind = schema.get(t).kind();
-                self.resolved.clear();
+                let pending_columns = &layout.pending_columns[t.index()];
+                // The rows are resolved in place on the tape: each is interned once.
                 for &i in run {
-                    let start = self.resolved.len();
-                    self.resolved
-                        .extend_from_slice(&self.words[self.pending[i as usize].place.clone()]);
-                    for row in self.resolved[start..].chunks_exact_mut(row_words) {
-                        for &c in &layout.pending_columns[t.index()] {
+                    let place = self.pending[i as usize].place.clone();
+                    for row in self.words[place.clone()].chunks_exact_mut(row_words) {
+                        for &c in pending_columns {
                             let null = mask_words > 0 && row[c / 64] >> (c % 64) & 1 == 1;
                             if !null {
                                 let child = row[mask_words + c] as usize;
@@ -309,25 +307,29 @@ impl Tape {
                             }
                         }
                     }
-                    match kind {
-                        TypeKind::Set => {
-                            canonical_order(&mut self.resolved, start, row_words, row_words, false)
-                        }
-                        TypeKind::Map => canonical_order(
-                            &mut self.resolved,
-                            start,
-                            row_words,
-                            row_words - 1,
-                            true,
-                        ),
-                        _ => {}
-                    }
-                    self.ranges.push(start..self.resolved.len());
+                    self.ranges.push(place);
                 }
+                let source = match schema.get(t).kind() {
+                    TypeKind::Set | TypeKind::Map => {
+                        // Canonical order (by interned values) may drop repeated keys, so
+                        // these are rewritten beside the tape.
+                        let map = schema.get(t).kind() == TypeKind::Map;
+                        let key_words = if map { row_words - 1 } else { row_words };
+                        self.resolved.clear();
+                        for range in &mut self.ranges {
+                            let start = self.resolved.len();
+                            self.resolved.extend_from_slice(&self.words[range.clone()]);
+                            canonical_order(&mut self.resolved, start, row_words, key_words, map);
+                            *range = start..self.resolved.len();
+                        }
+                        &self.resolved
+                    }
+                    _ => &self.words,
+                };
                 let tw = &mut types[t.index()];
                 tw.current_encodings = None;
                 tw.records
-                    .intern_many(&self.resolved, &self.ranges, &mut self.ordinals);
+                    .intern_many(source, &self.ranges, &mut self.ordinals);
             }
         }
         for (&i, &ordinal) in run.iter().zip(&self.ordinals) {

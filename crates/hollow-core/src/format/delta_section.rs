@@ -128,16 +128,16 @@ impl TypeDelta {
             w.bytes(sizes);
             w.u64(self.row_count);
         }
-        w.bytes(&self.rows);
+        w.share(&self.rows);
         for d in &self.dicts {
             w.u64(d.slot_count);
             write_ordinals(w, &d.removed);
             write_ordinals(w, &d.added);
             w.u8(d.lengths_width);
             w.align8();
-            w.bytes(&d.lengths);
+            w.share(&d.lengths);
             w.u64(d.pool.len() as u64);
-            w.bytes(&d.pool);
+            w.share(&d.pool);
             w.align8();
         }
     }

@@ -4,10 +4,24 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 
-/// Appends little-endian values to a byte buffer.
+/// Appends little-endian values to a byte buffer. Large byte arrays that exist already can be
+/// appended without a copy ([`ByteWriter::share`]): the output is then a list of parts.
 #[derive(Debug, Default)]
 pub struct ByteWriter {
+    /// What was written before the last shared array, in order.
+    parts: Vec<Bytes>,
+    /// Bytes in `parts`.
+    parts_len: usize,
     buf: Vec<u8>,
+}
+
+impl From<Vec<u8>> for ByteWriter {
+    fn from(buf: Vec<u8>) -> Self {
+        Self {
+            buf,
+            ..Self::default()
+        }
+    }
 }
 
 impl ByteWriter {
@@ -18,12 +32,12 @@ impl ByteWriter {
 
     /// Bytes written so far.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.parts_len + self.buf.len()
     }
 
     /// True when nothing was written.
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.len() == 0
     }
 
     /// Appends one byte.
@@ -61,21 +75,48 @@ impl ByteWriter {
         self.bytes(s.as_bytes());
     }
 
-    /// Pads with zeros to a multiple of 8 bytes.
-    pub fn align8(&mut self) {
-        while self.buf.len() % 8 != 0 {
-            self.buf.push(0);
+    /// Appends `bytes` without copying them.
+    pub fn share(&mut self, bytes: &Bytes) {
+        self.flush();
+        self.parts_len += bytes.len();
+        self.parts.push(bytes.clone());
+    }
+
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            self.parts_len += self.buf.len();
+            self.parts.push(Bytes::from(std::mem::take(&mut self.buf)));
         }
     }
 
-    /// The buffer, for writers that append directly.
+    /// Pads with zeros to a multiple of 8 bytes.
+    pub fn align8(&mut self) {
+        let pad = (8 - self.len() % 8) % 8;
+        self.buf.extend_from_slice(&[0; 8][..pad]);
+    }
+
+    /// The buffer after the last shared array, for writers that append directly.
     pub fn buf_mut(&mut self) -> &mut Vec<u8> {
         &mut self.buf
     }
 
-    /// The bytes written.
-    pub fn into_inner(self) -> Vec<u8> {
-        self.buf
+    /// The bytes written, in one buffer.
+    pub fn into_inner(mut self) -> Vec<u8> {
+        if self.parts.is_empty() {
+            return self.buf;
+        }
+        self.flush();
+        let mut out = Vec::with_capacity(self.parts_len);
+        for p in &self.parts {
+            out.extend_from_slice(p);
+        }
+        out
+    }
+
+    /// The bytes written, as the parts they were written in.
+    pub fn into_parts(mut self) -> Vec<Bytes> {
+        self.flush();
+        self.parts
     }
 }
 

@@ -154,7 +154,8 @@ impl ParsedBlob {
 #[derive(Debug)]
 pub struct BlobWriter {
     header: BlobHeader,
-    sections: Vec<(SectionKind, u32, Vec<u8>)>,
+    /// Kind, type id and the section's bytes (in parts, copied once into the blob).
+    sections: Vec<(SectionKind, u32, Vec<Bytes>)>,
 }
 
 impl BlobWriter {
@@ -167,17 +168,18 @@ impl BlobWriter {
     }
 
     /// Adds a section.
-    pub fn section(&mut self, kind: SectionKind, type_id: u32, data: Vec<u8>) {
-        self.sections.push((kind, type_id, data));
+    pub fn section(&mut self, kind: SectionKind, type_id: u32, data: ByteWriter) {
+        self.sections.push((kind, type_id, data.into_parts()));
     }
 
     /// The finished blob.
     pub fn finish(self) -> Vec<u8> {
         let table_end = HEADER_LEN + SECTION_ENTRY_LEN * self.sections.len();
+        let section_len = |parts: &[Bytes]| parts.iter().map(Bytes::len).sum::<usize>();
         let data_len: usize = self
             .sections
             .iter()
-            .map(|s| s.2.len().next_multiple_of(8))
+            .map(|s| section_len(&s.2).next_multiple_of(8))
             .sum();
         let mut w = ByteWriter::new();
         w.buf_mut().reserve(table_end + data_len + FOOTER_LEN);
@@ -189,16 +191,18 @@ impl BlobWriter {
         w.u32(self.sections.len() as u32);
         w.u32(0);
         let mut offset = table_end;
-        for (kind, type_id, data) in &self.sections {
+        for (kind, type_id, parts) in &self.sections {
+            let mut checksum = xxhash_rust::xxh3::Xxh3::new();
+            parts.iter().for_each(|p| checksum.update(p));
             w.u32(kind.code());
             w.u32(*type_id);
             w.u64(offset as u64);
-            w.u64(data.len() as u64);
-            w.u64(xxh3_64(data));
-            offset += data.len().next_multiple_of(8);
+            w.u64(section_len(parts) as u64);
+            w.u64(checksum.digest());
+            offset += section_len(parts).next_multiple_of(8);
         }
-        for (_, _, data) in &self.sections {
-            w.bytes(data);
+        for (_, _, parts) in &self.sections {
+            parts.iter().for_each(|p| w.bytes(p));
             w.align8();
         }
         let checksum = xxh3_64(w.buf_mut());
@@ -342,8 +346,12 @@ mod tests {
             origin_version: 7,
             destination_version: 9,
         });
-        w.section(SectionKind::Schema, 0, b"hello".to_vec());
-        w.section(SectionKind::TypeData, 3, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        w.section(SectionKind::Schema, 0, b"hello".to_vec().into());
+        w.section(
+            SectionKind::TypeData,
+            3,
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9].into(),
+        );
         w.finish()
     }
 

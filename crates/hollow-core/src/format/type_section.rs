@@ -65,11 +65,11 @@ impl TypeSection {
         self.population.write_to(w.buf_mut());
         write_encodings(w, &self.encodings);
         w.u64(self.row_count);
-        w.bytes(&self.rows);
+        w.share(&self.rows);
         if let Some((width, ends)) = &self.ends {
             w.u8(*width);
             w.align8();
-            w.bytes(ends);
+            w.share(ends);
         }
         for d in &self.dicts {
             w.u64(d.population.len());
@@ -77,8 +77,8 @@ impl TypeSection {
             w.u64(d.pool.len() as u64);
             w.u8(d.ends_width);
             w.align8();
-            w.bytes(&d.ends);
-            w.bytes(&d.pool);
+            w.share(&d.ends);
+            w.share(&d.pool);
             w.align8();
         }
     }

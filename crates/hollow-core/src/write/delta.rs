@@ -156,13 +156,13 @@ fn patch(tw: &mut TypeWriter, def: &TypeDef, dir: Direction) -> Result<Option<Ty
 fn add_patch(blob: &mut BlobWriter, type_id: usize, delta: TypeDelta) {
     let mut w = ByteWriter::new();
     delta.encode(&mut w);
-    blob.section(SectionKind::TypeData, type_id as u32, w.into_inner());
+    blob.section(SectionKind::TypeData, type_id as u32, w);
 }
 
 fn add_replacement(blob: &mut BlobWriter, type_id: usize, section: TypeSection) {
     let mut w = ByteWriter::new();
     section.encode(&mut w);
-    blob.section(SectionKind::TypeReplace, type_id as u32, w.into_inner());
+    blob.section(SectionKind::TypeReplace, type_id as u32, w);
 }
 
 pub(super) fn write(

@@ -16,7 +16,7 @@ use crate::schema::{TypeDef, TypeKind};
 pub(super) fn schema_section(schema: &crate::schema::Schema, blob: &mut BlobWriter) {
     let mut schema_bytes = ByteWriter::new();
     schema.encode(&mut schema_bytes);
-    blob.section(SectionKind::Schema, 0, schema_bytes.into_inner());
+    blob.section(SectionKind::Schema, 0, schema_bytes);
 }
 
 pub(super) fn write(ws: &mut WriteState, version: u64) -> Result<Vec<u8>> {
@@ -37,15 +37,15 @@ const PARALLEL_WORDS: u64 = 1 << 20;
 
 /// The encoded snapshot section of every type, in type order. Types are independent, so a
 /// large state spreads them over the machine's cores, in bins of about equal size.
-fn type_sections(ws: &mut WriteState) -> Result<Vec<Vec<u8>>> {
+fn type_sections(ws: &mut WriteState) -> Result<Vec<ByteWriter>> {
     let schema = ws.schema.clone();
-    let encode = |bin: Vec<(usize, &mut TypeWriter)>| -> Vec<(usize, Result<Vec<u8>>)> {
+    let encode = |bin: Vec<(usize, &mut TypeWriter)>| -> Vec<(usize, Result<ByteWriter>)> {
         bin.into_iter()
             .map(|(i, tw)| {
                 let section = type_section(tw, &schema.types()[i], Which::Current).map(|s| {
                     let mut w = ByteWriter::new();
                     s.encode(&mut w);
-                    w.into_inner()
+                    w
                 });
                 (i, section)
             })
@@ -72,7 +72,7 @@ fn type_sections(ws: &mut WriteState) -> Result<Vec<Vec<u8>>> {
     }
     let mut bins = bins.into_iter().map(|b| b.1);
     let first = bins.next().unwrap_or_default();
-    let mut encoded: Vec<(usize, Result<Vec<u8>>)> = std::thread::scope(|s| {
+    let mut encoded: Vec<(usize, Result<ByteWriter>)> = std::thread::scope(|s| {
         let others: Vec<_> = bins.map(|bin| s.spawn(|| encode(bin))).collect();
         let mut encoded = encode(first);
         for other in others {

@@ -410,6 +410,42 @@ fn producer_figures(folder: &std::path::Path, n: u64) -> Result<(), Box<dyn std:
             deletes.len()
         );
         print_stages(&incremental);
+
+        progress("incremental producer: 4 more cycles, back to state 1 and forth again");
+        let after_by_id: std::collections::HashMap<i64, &movies::Movie> =
+            after.iter().map(|m| (m.id, m)).collect();
+        let back_upserts: Vec<&movies::Movie> = before
+            .iter()
+            .filter(|m| after_by_id.get(&m.id) != Some(m))
+            .collect();
+        let back_deletes: Vec<i64> = after
+            .iter()
+            .filter(|m| !old.contains_key(&m.id))
+            .map(|m| m.id)
+            .collect();
+        let mut times = Vec::new();
+        for round in 0..4 {
+            let (ups, dels) = if round % 2 == 0 {
+                (&back_upserts, &back_deletes)
+            } else {
+                (&upserts, &deletes)
+            };
+            let t = Instant::now();
+            producer
+                .run_incremental_cycle(|c| {
+                    ups.iter().try_for_each(|m| c.upsert("Movie", *m))?;
+                    dels.iter()
+                        .try_for_each(|id| c.delete("Movie", id).map(|_| ()))
+                })
+                .await?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            eprintln!("[bench]   cycle {}: {:.1} ms", round + 2, times[round]);
+        }
+        figure(
+            "incremental_cycle_next_ms",
+            format!("{:.1}", median(&mut times)),
+            "ms",
+        );
         Ok::<(), Box<dyn std::error::Error>>(())
     })
 }

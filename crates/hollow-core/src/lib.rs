@@ -43,6 +43,7 @@ pub mod format;
 pub mod index;
 pub mod layout;
 pub mod packed;
+mod parallel;
 pub mod read;
 pub mod schema;
 pub mod write;

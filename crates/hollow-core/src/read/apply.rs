@@ -271,6 +271,12 @@ fn patch_dictionary(old: &Dictionary, d: &DictDelta, what: &str) -> Result<DictS
 }
 
 /// The type after the delta.
+/// The ordinals a delta removed from and added to a type.
+type Patched = (Vec<u32>, Vec<u32>);
+
+/// Below this many bytes of old type data in all, a delta is applied on the caller's thread.
+const PARALLEL_BYTES: u64 = 1 << 20;
+
 fn patch_type(old: &TypeData, def: &TypeDef, d: TypeDelta) -> Result<TypeData> {
     let name = def.name();
     let population = patch_population(&old.population, d.slot_count, &d.removed, &d.added, name)?;
@@ -342,35 +348,50 @@ impl ReadState {
             .iter()
             .map(|c| c.map(|a| self.types[a.index()].clone()))
             .collect();
-        let mut patched: Vec<(TypeId, TypeId, Vec<u32>, Vec<u32>)> = Vec::new();
         let mut last: Option<u32> = None;
+        let mut jobs = Vec::new();
         for s in sections {
             let t = s.type_id;
             if t as usize >= schema.len() || last.is_some_and(|l| l >= t) {
                 return Err(Error::Corrupt(format!("unexpected section for type {t}")));
             }
+            if s.kind == SectionKind::Schema {
+                return Err(Error::Corrupt("a second schema section".into()));
+            }
             last = Some(t);
+            jobs.push(s);
+        }
+        // Types are patched independently, the large ones on separate cores. Patching copies the
+        // old type's data, so that is what a job weighs.
+        let weight = |s: &format::Section| match carried[s.type_id as usize] {
+            Some(origin) if s.kind == SectionKind::TypeData => {
+                self.types[origin.index()].heap_bytes() as u64
+            }
+            _ => s.data.len() as u64,
+        };
+        let patch = |s: format::Section| -> Result<(u32, TypeData, Option<Patched>)> {
+            let t = s.type_id;
             let def = schema.get(TypeId(t));
-            match s.kind {
-                SectionKind::TypeData => {
-                    let Some(origin) = carried[t as usize] else {
-                        return Err(Error::SnapshotRequired(format!(
-                            "type {} is new or redefined, and the delta carries only changes to it",
-                            def.name()
-                        )));
-                    };
-                    let delta = TypeDelta::decode(s.data, s.offset, def)?;
-                    let (removed, added) = (delta.removed.clone(), delta.added.clone());
-                    let data = patch_type(&self.types[origin.index()], def, delta)?;
-                    types[t as usize] = Some(Arc::new(data));
-                    patched.push((TypeId(t), origin, removed, added));
-                }
-                SectionKind::TypeReplace => {
-                    types[t as usize] = Some(Arc::new(TypeData::decode(s.data, s.offset, def)?));
-                }
-                SectionKind::Schema => {
-                    return Err(Error::Corrupt("a second schema section".into()))
-                }
+            if s.kind == SectionKind::TypeReplace {
+                return Ok((t, TypeData::decode(s.data, s.offset, def)?, None));
+            }
+            let Some(origin) = carried[t as usize] else {
+                return Err(Error::SnapshotRequired(format!(
+                    "type {} is new or redefined, and the delta carries only changes to it",
+                    def.name()
+                )));
+            };
+            let delta = TypeDelta::decode(s.data, s.offset, def)?;
+            let (removed, added) = (delta.removed.clone(), delta.added.clone());
+            let data = patch_type(&self.types[origin.index()], def, delta)?;
+            Ok((t, data, Some((removed, added))))
+        };
+        let mut patched: Vec<(TypeId, Patched)> = Vec::new();
+        for result in crate::parallel::map_balanced(jobs, weight, PARALLEL_BYTES, patch) {
+            let (t, data, changes) = result?;
+            types[t as usize] = Some(Arc::new(data));
+            if let Some(changes) = changes {
+                patched.push((TypeId(t), changes));
             }
         }
         let types = types
@@ -402,7 +423,7 @@ impl ReadState {
                 let patch = patched.iter().find(|p| p.0 == id);
                 Some(match (origin_index, patch) {
                     (Some(index), None) => index,
-                    (Some(index), Some((_, _, removed, added))) => Arc::new(
+                    (Some(index), Some((_, (removed, added)))) => Arc::new(
                         index
                             .updated(&state.types[b], removed, added)
                             .unwrap_or_else(|| PrimaryKeyIndex::build(&state, id)),

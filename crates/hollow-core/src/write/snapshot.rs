@@ -39,53 +39,19 @@ const PARALLEL_WORDS: u64 = 1 << 20;
 /// large state spreads them over the machine's cores, in bins of about equal size.
 fn type_sections(ws: &mut WriteState) -> Result<Vec<ByteWriter>> {
     let schema = ws.schema.clone();
-    let encode = |bin: Vec<(usize, &mut TypeWriter)>| -> Vec<(usize, Result<ByteWriter>)> {
-        bin.into_iter()
-            .map(|(i, tw)| {
-                let section = type_section(tw, &schema.types()[i], Which::Current).map(|s| {
-                    let mut w = ByteWriter::new();
-                    s.encode(&mut w);
-                    w
-                });
-                (i, section)
-            })
-            .collect()
-    };
-    let weight = |tw: &TypeWriter| tw.records.present_slots() as u64 * tw.shape.row_words as u64;
-    let total: u64 = ws.types.iter().map(weight).sum();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let bins_wanted = if total < PARALLEL_WORDS {
-        1
-    } else {
-        cores.min(ws.types.len()).max(1)
-    };
-    let mut types: Vec<(usize, &mut TypeWriter)> = ws.types.iter_mut().enumerate().collect();
-    types.sort_by_key(|(_, tw)| std::cmp::Reverse(weight(tw)));
-    let mut bins: Vec<(u64, Vec<(usize, &mut TypeWriter)>)> =
-        (0..bins_wanted).map(|_| (0, Vec::new())).collect();
-    for (i, tw) in types {
-        let w = weight(tw);
-        if let Some(bin) = bins.iter_mut().min_by_key(|b| b.0) {
-            bin.0 += w;
-            bin.1.push((i, tw));
-        }
-    }
-    let mut bins = bins.into_iter().map(|b| b.1);
-    let first = bins.next().unwrap_or_default();
-    let mut encoded: Vec<(usize, Result<ByteWriter>)> = std::thread::scope(|s| {
-        let others: Vec<_> = bins.map(|bin| s.spawn(|| encode(bin))).collect();
-        let mut encoded = encode(first);
-        for other in others {
-            encoded.extend(
-                other
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            );
-        }
-        encoded
-    });
-    encoded.sort_by_key(|e| e.0);
-    encoded.into_iter().map(|e| e.1).collect()
+    crate::parallel::map_balanced(
+        ws.types.iter_mut().enumerate().collect(),
+        |(_, tw)| tw.records.present_slots() as u64 * tw.shape.row_words as u64,
+        PARALLEL_WORDS,
+        |(i, tw)| {
+            let section = type_section(tw, &schema.types()[i], Which::Current)?;
+            let mut w = ByteWriter::new();
+            section.encode(&mut w);
+            Ok(w)
+        },
+    )
+    .into_iter()
+    .collect()
 }
 
 #[inline]

@@ -1,0 +1,69 @@
+//! Spreading independent pieces of work (the types of a state) over the machine's cores.
+
+/// Runs `work` on every item and returns the results in item order. When the items weigh
+/// `min_total` or more in all, they are spread over the machine's cores in bins of about equal
+/// weight (heaviest first, each into the lightest bin); the caller's thread takes one bin.
+pub(crate) fn map_balanced<T: Send, R: Send>(
+    items: Vec<T>,
+    weight: impl Fn(&T) -> u64,
+    min_total: u64,
+    work: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let weights: Vec<u64> = items.iter().map(&weight).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bins_wanted = if weights.iter().sum::<u64>() < min_total {
+        1
+    } else {
+        cores.min(items.len()).max(1)
+    };
+    let mut order: Vec<(usize, u64, T)> = items
+        .into_iter()
+        .zip(weights)
+        .enumerate()
+        .map(|(i, (item, w))| (i, w, item))
+        .collect();
+    order.sort_by_key(|e| std::cmp::Reverse(e.1));
+    let mut bins: Vec<(u64, Vec<(usize, T)>)> = (0..bins_wanted).map(|_| (0, Vec::new())).collect();
+    for (i, w, item) in order {
+        if let Some(bin) = bins.iter_mut().min_by_key(|b| b.0) {
+            bin.0 += w;
+            bin.1.push((i, item));
+        }
+    }
+    let run = |bin: Vec<(usize, T)>| -> Vec<(usize, R)> {
+        bin.into_iter().map(|(i, item)| (i, work(item))).collect()
+    };
+    let mut bins = bins.into_iter().map(|b| b.1);
+    let first = bins.next().unwrap_or_default();
+    let mut results: Vec<(usize, R)> = std::thread::scope(|s| {
+        let others: Vec<_> = bins.map(|bin| s.spawn(|| run(bin))).collect();
+        let mut results = run(first);
+        for other in others {
+            results.extend(
+                other
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
+        }
+        results
+    });
+    results.sort_by_key(|r| r.0);
+    results.into_iter().map(|r| r.1).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::map_balanced;
+
+    #[test]
+    fn results_come_back_in_item_order_on_one_thread_or_several() {
+        let items: Vec<u64> = (0..20).map(|i| (i * 7919) % 101).collect();
+        let expected: Vec<u64> = items.iter().map(|i| i * i).collect();
+        assert_eq!(
+            map_balanced(items.clone(), |&i| i, u64::MAX, |i| i * i),
+            expected
+        );
+        assert_eq!(map_balanced(items, |&i| i, 0, |i| i * i), expected);
+        assert!(map_balanced(Vec::<u64>::new(), |&i| i, 0, |i| i).is_empty());
+    }
+}

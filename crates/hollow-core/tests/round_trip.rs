@@ -438,3 +438,47 @@ fn duplicate_primary_keys_are_found() {
         Some((7, 1000))
     );
 }
+
+/// Staged records get the ordinals that adding them one by one gives, are added by a snapshot
+/// written before `add_staged`, and are dropped with an abandoned cycle.
+#[test]
+fn staged_records_are_added_together() {
+    let people: Vec<Inner> = (0..300)
+        .map(|i| Inner {
+            x: i % 40,
+            name: format!("n{}", i % 7),
+            tags: (0..i % 3).map(|t| format!("t{t}")).collect(),
+        })
+        .collect();
+    let schema = || SchemaBuilder::new().add::<Inner>().build().unwrap();
+    let mut one_by_one = WriteState::new(schema());
+    let expected: Vec<u32> = people.iter().map(|p| one_by_one.add(p).unwrap()).collect();
+
+    let mut staged = WriteState::new(schema());
+    for p in &people[..100] {
+        staged.stage(p).unwrap();
+    }
+    let mut ordinals = staged.add_staged();
+    for p in &people[100..] {
+        staged.stage(p).unwrap();
+    }
+    ordinals.extend(staged.add_staged());
+    assert_eq!(ordinals, expected);
+    assert!(staged.add_staged().is_empty());
+
+    let mut held_back = WriteState::new(schema());
+    people.iter().for_each(|p| held_back.stage(p).unwrap());
+    assert_eq!(
+        held_back.write_snapshot(1).unwrap(),
+        one_by_one.write_snapshot(1).unwrap()
+    );
+    held_back.commit_cycle().unwrap();
+    assert_eq!(
+        held_back.add_staged(),
+        expected,
+        "the ordinals wait for add_staged"
+    );
+    held_back.stage(&people[0]).unwrap();
+    held_back.abandon_cycle();
+    assert!(held_back.add_staged().is_empty());
+}

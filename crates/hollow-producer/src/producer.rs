@@ -35,7 +35,12 @@ pub struct Changes<'a> {
     announced: Option<&'a ReadState>,
     /// Per type: keys upserted in this cycle (encoded) and the ordinal they got.
     upserted: std::collections::HashMap<(String, Vec<u8>), u32>,
+    /// The types of the upserts staged in the write state and not applied yet, in order.
+    staged: Vec<String>,
 }
+
+/// Upserts are staged and added together up to this many at a time.
+const STAGED_UPSERTS: usize = 4096;
 
 /// A key's parts as bytes, to remember keys across the borrow of the write state.
 fn encode_key(parts: &[hollow_core::KeyPart<'_>]) -> Vec<u8> {
@@ -69,16 +74,39 @@ impl Changes<'_> {
         type_name: &str,
         record: &T,
     ) -> hollow_core::Result<()> {
-        let ordinal = self.write.add(record)?;
-        let parts = self.write.key_of(type_name, ordinal)?.ok_or_else(|| {
-            hollow_core::Error::Schema(format!("{type_name} has no primary key to upsert by"))
-        })?;
-        let key = (type_name.to_string(), encode_key(&parts));
-        let before = self.find_committed(type_name, &parts)?;
-        let earlier = self.upserted.insert(key, ordinal);
-        for old in before.into_iter().chain(earlier) {
-            if old != ordinal {
-                self.write.remove(type_name, old)?;
+        let schema = self.write.schema();
+        if schema
+            .get(schema.require(type_name)?)
+            .primary_key()
+            .is_empty()
+        {
+            return Err(hollow_core::Error::Schema(format!(
+                "{type_name} has no primary key to upsert by"
+            )));
+        }
+        // Staged, so that the lookups of many upserts overlap (see WriteState::stage).
+        self.write.stage(record)?;
+        self.staged.push(type_name.to_string());
+        if self.staged.len() >= STAGED_UPSERTS {
+            self.apply_staged()?;
+        }
+        Ok(())
+    }
+
+    /// Adds the staged upserts and replaces the records that had their keys.
+    fn apply_staged(&mut self) -> hollow_core::Result<()> {
+        let ordinals = self.write.add_staged();
+        for (type_name, ordinal) in std::mem::take(&mut self.staged).iter().zip(ordinals) {
+            let parts = self.write.key_of(type_name, ordinal)?.ok_or_else(|| {
+                hollow_core::Error::Schema(format!("{type_name} has no primary key to upsert by"))
+            })?;
+            let key = (type_name.to_string(), encode_key(&parts));
+            let before = self.find_committed(type_name, &parts)?;
+            let earlier = self.upserted.insert(key, ordinal);
+            for old in before.into_iter().chain(earlier) {
+                if old != ordinal {
+                    self.write.remove(type_name, old)?;
+                }
             }
         }
         Ok(())
@@ -90,6 +118,7 @@ impl Changes<'_> {
         type_name: &str,
         key: &K,
     ) -> hollow_core::Result<bool> {
+        self.apply_staged()?;
         let parts: Vec<hollow_core::KeyPart<'_>> = (0..K::ARITY).map(|i| key.part(i)).collect();
         let encoded = (type_name.to_string(), encode_key(&parts));
         let mut found = false;
@@ -401,11 +430,14 @@ impl Producer {
     {
         self.run(|write, announced| {
             write.begin_incremental()?;
-            changes(&mut Changes {
+            let mut c = Changes {
                 write,
                 announced,
                 upserted: std::collections::HashMap::new(),
-            })?;
+                staged: Vec::new(),
+            };
+            changes(&mut c)?;
+            c.apply_staged()?;
             write.sweep_unreachable();
             Ok(())
         })

@@ -52,7 +52,7 @@ impl Worker {
             .spawn(move || {
                 let mut types = types_rx.recv().unwrap_or_default();
                 for mut tape in full_rx {
-                    tape.intern(&schema, &layout, &mut types);
+                    tape.intern(&schema, &layout, &mut types, &mut []);
                     // The caller may be gone already (it stops taking tapes at the end).
                     let _ = empty_tx.send(tape);
                 }
@@ -102,7 +102,7 @@ impl<'w> AddBatch<'w> {
         let Some(worker) = &mut self.worker else {
             write
                 .tape
-                .intern(&write.schema, &write.layout, &mut write.types);
+                .intern(&write.schema, &write.layout, &mut write.types, &mut []);
             return;
         };
         let next = match worker.empty.try_recv() {
@@ -125,7 +125,7 @@ impl Drop for AddBatch<'_> {
         let Some(worker) = self.worker.take() else {
             write
                 .tape
-                .intern(&write.schema, &write.layout, &mut write.types);
+                .intern(&write.schema, &write.layout, &mut write.types, &mut []);
             return;
         };
         let Worker {

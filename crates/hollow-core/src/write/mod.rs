@@ -69,6 +69,10 @@ pub struct WriteState {
     pub(crate) types: Vec<TypeWriter>,
     /// Records serialized and waiting to be interned.
     tape: Tape,
+    /// Staged records (see [`WriteState::stage`]) still on the tape: their pending indices.
+    staged: Vec<u32>,
+    /// Staged records interned already: their ordinals, in order.
+    staged_ordinals: Vec<u32>,
     /// How the tape maps to the tables of the schema.
     layout: Arc<TapeLayout>,
     /// True once a cycle was committed: there is a previous state to write deltas from.
@@ -98,6 +102,8 @@ impl WriteState {
             schema,
             types,
             tape: Tape::default(),
+            staged: Vec::new(),
+            staged_ordinals: Vec::new(),
             committed: false,
             cycle_started: false,
         }
@@ -341,9 +347,42 @@ impl WriteState {
     /// times faster: it interns them in batches.
     pub fn add<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<u32> {
         self.put_on_tape(record)?;
-        self.tape
-            .intern(&self.schema, &self.layout, &mut self.types)
+        self.intern_tape()
             .ok_or_else(|| Error::Write("a record cannot be null".into()))
+    }
+
+    /// Serializes `record` (checked against the schema at once) and holds it back: the records
+    /// held back are added together, as one batch, by [`WriteState::add_staged`] (or by the
+    /// next [`WriteState::add`] or batch). For callers that need each record's ordinal, such
+    /// as upserts, without paying for one lookup chain per record.
+    pub fn stage<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<()> {
+        self.put_on_tape(record)?;
+        self.staged.extend(self.tape.last());
+        Ok(())
+    }
+
+    /// Adds the records held back by [`WriteState::stage`]; returns their ordinals in the order
+    /// they were staged.
+    pub fn add_staged(&mut self) -> Vec<u32> {
+        self.intern_tape();
+        std::mem::take(&mut self.staged_ordinals)
+    }
+
+    /// Adds staged records that were not added yet (their ordinals wait for `add_staged`).
+    fn add_held_back(&mut self) {
+        if !self.staged.is_empty() {
+            self.intern_tape();
+        }
+    }
+
+    /// Interns the tape here; returns the ordinal of the last record on it.
+    fn intern_tape(&mut self) -> Option<u32> {
+        let mut staged = std::mem::take(&mut self.staged);
+        let last = self
+            .tape
+            .intern(&self.schema, &self.layout, &mut self.types, &mut staged);
+        self.staged_ordinals.extend(staged);
+        last
     }
 
     /// Starts adding records in batches: each is serialized (and checked against the schema)
@@ -368,6 +407,8 @@ impl WriteState {
     /// # Ok::<(), hollow_core::Error>(())
     /// ```
     pub fn batch(&mut self) -> AddBatch<'_> {
+        // Staged records go first, so that their ordinals are known to this write state.
+        self.add_held_back();
         AddBatch::new(self)
     }
 
@@ -416,18 +457,21 @@ impl WriteState {
 
     /// Writes the current state as a snapshot blob of version `version`.
     pub fn write_snapshot(&mut self, version: u64) -> Result<Vec<u8>> {
+        self.add_held_back();
         snapshot::write(self, version)
     }
 
     /// Writes the delta from the last committed state (version `origin`) to the current state
     /// (version `destination`): only the types and records that changed.
     pub fn write_delta(&mut self, origin: u64, destination: u64) -> Result<Vec<u8>> {
+        self.add_held_back();
         delta::write(self, delta::Direction::Forward, origin, destination)
     }
 
     /// Writes the reverse delta: from the current state (version `origin`) back to the last
     /// committed state (version `destination`).
     pub fn write_reverse_delta(&mut self, origin: u64, destination: u64) -> Result<Vec<u8>> {
+        self.add_held_back();
         delta::write(self, delta::Direction::Reverse, origin, destination)
     }
 
@@ -435,6 +479,7 @@ impl WriteState {
     /// cycle's deltas) and the next [`WriteState::add`] starts a new cycle. Records not added in
     /// this cycle are dropped and their ordinals become free for reuse.
     pub fn commit_cycle(&mut self) -> Result<()> {
+        self.add_held_back();
         let schema = self.schema.clone();
         for (t, def) in self.types.iter_mut().zip(schema.types()) {
             t.previous_encodings = Some(snapshot::choose_encodings(t, def)?);
@@ -452,6 +497,9 @@ impl WriteState {
     /// Drops everything added since the last commit: the previous state stays the current origin.
     pub fn abandon_cycle(&mut self) {
         self.cycle_started = false;
+        self.tape = Tape::default();
+        self.staged.clear();
+        self.staged_ordinals.clear();
         for t in &mut self.types {
             t.records.abandon();
             t.dicts.iter_mut().flatten().for_each(|d| d.abandon());

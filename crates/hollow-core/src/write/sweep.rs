@@ -11,6 +11,7 @@ impl WriteState {
     /// In an acyclic schema the types are swept parents first, each in ordinal order, so the
     /// rows are read front to back; a schema with cycles follows references one by one.
     pub fn sweep_unreachable(&mut self) {
+        self.add_held_back();
         let schema = self.schema.clone();
         let referenced: Vec<bool> = (0..schema.len())
             .map(|i| {

@@ -219,6 +219,11 @@ impl Tape {
         self.bytes.truncate(mark.bytes);
     }
 
+    /// The index of the last value put on the tape (the last record's root), if any.
+    pub(super) fn last(&self) -> Option<u32> {
+        self.pending.len().checked_sub(1).map(|i| i as u32)
+    }
+
     /// Bytes of pending values: the tape is flushed when it passes a few megabytes.
     pub(super) fn size(&self) -> usize {
         self.pending.len() * std::mem::size_of::<Pending>()
@@ -230,12 +235,13 @@ impl Tape {
 impl Tape {
     /// Interns everything on the tape into `types` (the tables of `schema`, laid out by
     /// `layout`) and empties it; returns the ordinal of the last value (the last record added),
-    /// if any.
+    /// if any. `kept` holds indices of pending values, replaced by their ordinals.
     pub(super) fn intern(
         &mut self,
         schema: &Schema,
         layout: &TapeLayout,
         types: &mut [TypeWriter],
+        kept: &mut [u32],
     ) -> Option<u32> {
         match &layout.order {
             Some(order) => {
@@ -259,6 +265,9 @@ impl Tape {
                     self.intern_run(schema, layout, types, table, &[i as u32]);
                 }
             }
+        }
+        for k in kept.iter_mut() {
+            *k = self.pending[*k as usize].ordinal;
         }
         let last = self.pending.last().map(|p| p.ordinal);
         self.truncate(TapeMark {

@@ -245,9 +245,11 @@ impl Shared {
         started: Instant,
     ) -> RefreshEvent {
         let to = next.version();
-        self.state.store(Some(Arc::new(next)));
         {
+            // The health is locked while the state is swapped in, so whoever sees the new
+            // version and then asks for the health sees it updated (no stale error).
             let mut h = lock(&self.health);
+            self.state.store(Some(Arc::new(next)));
             h.current = Some(to);
             h.last_error = None;
             h.consecutive_failures = 0;

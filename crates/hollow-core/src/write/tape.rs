@@ -204,6 +204,7 @@ impl Tape {
         self.scratch.push(buf);
     }
 
+    /// Where the tape ends now, to drop what a failing record appends after it.
     pub(super) fn mark(&self) -> TapeMark {
         TapeMark {
             pending: self.pending.len(),

@@ -29,13 +29,16 @@ struct Node {
     small: Option<i32>,
 }
 
-fn sample_blob() -> Vec<u8> {
-    let schema = SchemaBuilder::new()
+fn node_schema() -> hollow_core::Schema {
+    SchemaBuilder::new()
         .add::<Node>()
         .primary_key("Node", &["id"])
         .build()
-        .unwrap();
-    let mut w = WriteState::new(schema);
+        .unwrap()
+}
+
+fn sample_blob() -> Vec<u8> {
+    let mut w = WriteState::new(node_schema());
     let leaf = |id: i64| Node {
         id,
         name: format!("leaf-{id}"),
@@ -220,12 +223,7 @@ fn a_reference_cycle_is_an_error_not_a_hang() {
 
 /// A state and a delta from it, from the sample dataset with a few changes.
 fn sample_delta() -> (ReadState, Vec<u8>) {
-    let schema = SchemaBuilder::new()
-        .add::<Node>()
-        .primary_key("Node", &["id"])
-        .build()
-        .unwrap();
-    let mut w = WriteState::new(schema);
+    let mut w = WriteState::new(node_schema());
     let node = |id: i64, name: &str| Node {
         id,
         name: name.into(),

@@ -39,6 +39,10 @@ pub struct Changes<'a> {
     staged: Vec<String>,
 }
 
+fn no_primary_key(type_name: &str) -> hollow_core::Error {
+    hollow_core::Error::Schema(format!("{type_name} has no primary key to upsert by"))
+}
+
 /// Upserts are staged and added together up to this many at a time.
 const STAGED_UPSERTS: usize = 4096;
 
@@ -80,9 +84,7 @@ impl Changes<'_> {
             .primary_key()
             .is_empty()
         {
-            return Err(hollow_core::Error::Schema(format!(
-                "{type_name} has no primary key to upsert by"
-            )));
+            return Err(no_primary_key(type_name));
         }
         // Staged, so that the lookups of many upserts overlap (see WriteState::stage).
         self.write.stage(record)?;
@@ -97,9 +99,10 @@ impl Changes<'_> {
     fn apply_staged(&mut self) -> hollow_core::Result<()> {
         let ordinals = self.write.add_staged();
         for (type_name, ordinal) in std::mem::take(&mut self.staged).iter().zip(ordinals) {
-            let parts = self.write.key_of(type_name, ordinal)?.ok_or_else(|| {
-                hollow_core::Error::Schema(format!("{type_name} has no primary key to upsert by"))
-            })?;
+            let parts = self
+                .write
+                .key_of(type_name, ordinal)?
+                .ok_or_else(|| no_primary_key(type_name))?;
             let key = (type_name.to_string(), encode_key(&parts));
             let before = self.find_committed(type_name, &parts)?;
             let earlier = self.upserted.insert(key, ordinal);

@@ -29,7 +29,6 @@ impl WriteState {
                 tw.records.unmark_all();
             }
         }
-        let links: Vec<Vec<(usize, Kind)>> = schema.types().iter().map(linking_columns).collect();
         let layout = self.layout.clone();
         match layout.types_children_first() {
             Some(order) => {
@@ -39,7 +38,8 @@ impl WriteState {
                     for o in records.present().iter() {
                         mark_referenced(
                             &mut self.types,
-                            &links[t.index()],
+                            schema.get(t),
+                            layout.linking_columns(t),
                             t,
                             records.get(o as u32),
                             |_, _| {},
@@ -64,31 +64,27 @@ impl WriteState {
                 while let Some((t, o)) = work.pop() {
                     record.clear();
                     record.extend_from_slice(self.types[t.index()].records.get(o));
-                    mark_referenced(&mut self.types, &links[t.index()], t, &record, |r, o| {
-                        work.push((r, o))
-                    });
+                    mark_referenced(
+                        &mut self.types,
+                        schema.get(t),
+                        layout.linking_columns(t),
+                        t,
+                        &record,
+                        |r, o| work.push((r, o)),
+                    );
                 }
             }
         };
     }
 }
 
-/// The columns of `def` that reach other records or dictionary entries, with their kinds.
-fn linking_columns(def: &TypeDef) -> Vec<(usize, Kind)> {
-    def.columns()
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| matches!(c.ty.kind, Kind::Reference(_)) || c.ty.kind.is_var_length())
-        .map(|(i, c)| (i, c.ty.kind))
-        .collect()
-}
-
-/// Marks present what the rows of `record` (of type `t`, whose linking columns are `links`)
-/// reference: records of other types (`newly` hears of each one not present before) and
-/// entries of `t`'s dictionaries.
+/// Marks present what the rows of `record` (of type `t`, defined by `def`, whose linking
+/// columns are `links`) reference: records of other types (`newly` hears of each one not
+/// present before) and entries of `t`'s dictionaries.
 fn mark_referenced(
     types: &mut [TypeWriter],
-    links: &[(usize, Kind)],
+    def: &TypeDef,
+    links: &[usize],
     t: TypeId,
     record: &[u64],
     mut newly: impl FnMut(TypeId, u32),
@@ -98,12 +94,12 @@ fn mark_referenced(
         row_words,
     } = types[t.index()].shape;
     for row in record.chunks_exact(row_words) {
-        for &(c, kind) in links {
+        for &c in links {
             if mask_words > 0 && row[c / 64] >> (c % 64) & 1 == 1 {
                 continue;
             }
             let v = row[mask_words + c] as u32;
-            match kind {
+            match def.columns()[c].ty.kind {
                 Kind::Reference(r) if types[r.index()].records.mark(v) => newly(r, v),
                 Kind::String | Kind::Bytes => {
                     if let Some(d) = &mut types[t.index()].dicts[c] {

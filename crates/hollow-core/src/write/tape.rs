@@ -40,8 +40,9 @@ pub(super) struct TapeLayout {
     shapes: Vec<RowShape>,
     /// Per type, per column: the table of the column's dictionary.
     dictionaries: Vec<Vec<Option<u32>>>,
-    /// Per type: the columns whose values are pending values (strings, bytes, references).
-    pending_columns: Vec<Vec<usize>>,
+    /// Per type: the columns that link to other values (strings, bytes, references); on the
+    /// tape their values are pending values.
+    linking_columns: Vec<Vec<usize>>,
     /// Tables with children before parents; `None` when the schema has a cycle.
     order: Option<Vec<u32>>,
 }
@@ -52,7 +53,7 @@ impl TapeLayout {
             .map(|t| Table::Records(TypeId(t as u32)))
             .collect();
         let mut dictionaries = Vec::with_capacity(schema.len());
-        let mut pending_columns = Vec::with_capacity(schema.len());
+        let mut linking_columns = Vec::with_capacity(schema.len());
         for (t, def) in schema.types().iter().enumerate() {
             let mut dicts = Vec::with_capacity(def.columns().len());
             let mut pending = Vec::new();
@@ -67,7 +68,7 @@ impl TapeLayout {
                 dicts.push(dict);
             }
             dictionaries.push(dicts);
-            pending_columns.push(pending);
+            linking_columns.push(pending);
         }
         let order = depths(schema).map(|depth| {
             let depth_of = |t: &Table| match t {
@@ -82,7 +83,7 @@ impl TapeLayout {
             tables,
             shapes: schema.types().iter().map(RowShape::of).collect(),
             dictionaries,
-            pending_columns,
+            linking_columns,
             order,
         }
     }
@@ -101,6 +102,11 @@ impl TapeLayout {
     /// How the rows of `ty` are laid out.
     pub(super) fn shape(&self, ty: TypeId) -> RowShape {
         self.shapes[ty.index()]
+    }
+
+    /// The columns of `ty` that link to other values: strings, bytes and references.
+    pub(super) fn linking_columns(&self, ty: TypeId) -> &[usize] {
+        &self.linking_columns[ty.index()]
     }
 
     /// The table of the dictionary of `column` of `ty`.
@@ -304,12 +310,12 @@ impl Tape {
                     mask_words,
                     row_words,
                 } = layout.shape(t);
-                let pending_columns = &layout.pending_columns[t.index()];
+                let linking_columns = &layout.linking_columns[t.index()];
                 // The rows are resolved in place on the tape: each is interned once.
                 for &i in run {
                     let place = self.pending[i as usize].place.clone();
                     for row in self.words[place.clone()].chunks_exact_mut(row_words) {
-                        for &c in pending_columns {
+                        for &c in linking_columns {
                             let null = mask_words > 0 && row[c / 64] >> (c % 64) & 1 == 1;
                             if !null {
                                 let child = row[mask_words + c] as usize;

@@ -279,6 +279,9 @@ impl PrimaryKeyIndex {
     /// the records at `removed` and adding those at `added`. Updates a copy of the buckets in
     /// place; `None` when the table must be rebuilt instead (ordinals grew wider, or it is too
     /// full of entries and removed markers).
+    ///
+    /// Whether keys are duplicated stays known when it was: a new duplicate is an added key
+    /// found already present, seen while probing for its bucket.
     pub(crate) fn updated(
         &self,
         data: &Arc<TypeData>,
@@ -317,18 +320,38 @@ impl PrimaryKeyIndex {
             ordinal_bits: self.ordinal_bits,
             entry_bits: self.entry_bits,
             tombstones,
-            duplicate: None,
+            duplicate: match self.duplicate {
+                Some(None) => Some(None),
+                Some(Some((a, b))) if !removed.contains(&a) && !removed.contains(&b) => {
+                    Some(Some((a, b)))
+                }
+                _ => None,
+            },
         };
         for &a in added {
             let h = next.record_hash(a as u64);
             let mut pos = next.bucket(h);
+            // The first free bucket takes the entry; while duplicates are still unknown to be
+            // absent, the probe goes on to the end of the run comparing keys.
+            let mut free = None;
             loop {
-                let ordinal = buckets.get(pos * next.entry_bits as u64, next.entry_bits) & empty;
+                let entry = buckets.get(pos * next.entry_bits as u64, next.entry_bits);
+                let ordinal = entry & empty;
                 if ordinal == empty || ordinal == tombstone {
+                    free.get_or_insert(pos);
+                } else if next.duplicate == Some(None)
+                    && entry >> next.ordinal_bits == next.tag(h)
+                    && next.same_key(ordinal, a as u64)
+                {
+                    let pair = (ordinal.min(a as u64) as u32, ordinal.max(a as u64) as u32);
+                    next.duplicate = Some(Some(pair));
+                }
+                if ordinal == empty || (free.is_some() && next.duplicate != Some(None)) {
                     break;
                 }
                 pos = next.next(pos);
             }
+            let pos = free.unwrap_or(pos);
             buckets.set(
                 pos * next.entry_bits as u64,
                 next.entry_bits,
@@ -371,6 +394,13 @@ impl PrimaryKeyIndex {
                 None => KeyPart::Null,
             },
         }
+    }
+
+    /// True when the records at ordinals `a` and `b` have the same key.
+    fn same_key(&self, a: u64, b: u64) -> bool {
+        self.key_columns
+            .iter()
+            .all(|&c| self.record_part(a, c) == self.record_part(b, c))
     }
 
     fn record_hash(&self, ordinal: u64) -> u64 {
@@ -418,9 +448,9 @@ impl PrimaryKeyIndex {
     }
 
     /// Two ordinals whose records have the same key, if any. An index built from a snapshot
-    /// knows already (equal keys are neighbours once the entries are sorted by bucket); an
-    /// updated one hashes every record, sorts the hashes, and compares keys only within runs
-    /// of equal hashes.
+    /// knows already (equal keys are neighbours once the entries are sorted by bucket), and so
+    /// does one updated from it; otherwise every record is hashed, the hashes sorted, and keys
+    /// compared only within runs of equal hashes.
     pub fn first_duplicate(&self) -> Option<(u32, u32)> {
         if let Some(known) = self.duplicate {
             return known;
@@ -435,10 +465,7 @@ impl PrimaryKeyIndex {
         for run in hashes.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
             for (i, a) in run.iter().enumerate() {
                 for b in &run[i + 1..] {
-                    let same = self.key_columns.iter().all(|&c| {
-                        self.record_part(a.1 as u64, c) == self.record_part(b.1 as u64, c)
-                    });
-                    if same {
+                    if self.same_key(a.1 as u64, b.1 as u64) {
                         return Some((a.1, b.1));
                     }
                 }
@@ -455,11 +482,7 @@ impl PrimaryKeyIndex {
             for (i, &(_, a)) in run.iter().enumerate() {
                 for &(_, b) in &run[i + 1..] {
                     let same_tag = a >> self.ordinal_bits == b >> self.ordinal_bits;
-                    if same_tag
-                        && self.key_columns.iter().all(|&c| {
-                            self.record_part(ordinal(a), c) == self.record_part(ordinal(b), c)
-                        })
-                    {
+                    if same_tag && self.same_key(ordinal(a), ordinal(b)) {
                         return Some((ordinal(a) as u32, ordinal(b) as u32));
                     }
                 }
@@ -491,5 +514,60 @@ impl PrimaryKeyIndex {
     /// Bytes held by the index (the buckets; the records it points into belong to the state).
     pub fn heap_bytes(&self) -> usize {
         self.buckets.heap_bytes() + self.key_columns.capacity() * std::mem::size_of::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use crate::{ReadState, SchemaBuilder, WriteState};
+
+    #[derive(Serialize, Deserialize)]
+    struct Row {
+        id: i32,
+        v: i32,
+    }
+
+    /// Whether keys are duplicated stays known through updates: no rows are hashed again when
+    /// a validator asks.
+    #[test]
+    fn an_updated_index_knows_its_duplicates() {
+        let schema = SchemaBuilder::new()
+            .add::<Row>()
+            .primary_key("Row", &["id"])
+            .build()
+            .unwrap();
+        let rows = |changed: i32, v: i32| -> Vec<Row> {
+            (0..2000)
+                .map(|id| Row {
+                    id,
+                    v: if id == changed { v } else { id },
+                })
+                .collect()
+        };
+        let mut w = WriteState::new(schema);
+        w.add_all(&rows(-1, 0)).unwrap();
+        let v1 = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
+        w.commit_cycle().unwrap();
+        let duplicate = |state: &ReadState| state.primary_key_index("Row").unwrap().duplicate;
+        assert_eq!(duplicate(&v1), Some(None));
+
+        // One record replaced by another with the same key, one added with a new key.
+        w.add_all(&rows(5, -5)).unwrap();
+        w.add(&Row { id: 2000, v: 0 }).unwrap();
+        let v2 = v1.apply_delta(w.write_delta(1, 2).unwrap().into()).unwrap();
+        assert_eq!(duplicate(&v2), Some(None));
+        w.commit_cycle().unwrap();
+
+        // A second record with key 9, at ordinal 5 (freed in cycle 2).
+        w.add_all(&rows(5, -5)).unwrap();
+        w.add(&Row { id: 9, v: -9 }).unwrap();
+        let v3 = v2.apply_delta(w.write_delta(2, 3).unwrap().into()).unwrap();
+        assert_eq!(duplicate(&v3), Some(Some((5, 9))));
+        assert_eq!(
+            v3.primary_key_index("Row").unwrap().first_duplicate(),
+            Some((5, 9))
+        );
     }
 }

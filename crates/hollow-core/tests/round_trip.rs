@@ -437,6 +437,20 @@ fn duplicate_primary_keys_are_found() {
         v2.primary_key_index("Row").unwrap().first_duplicate(),
         Some((7, 1000))
     );
+
+    // A record replaced by one with the same key (removed, then added) is no duplicate.
+    w.abandon_cycle();
+    w.add_all(
+        &(0..1000)
+            .map(|i| Row {
+                id: i,
+                v: i + (i == 7) as i32,
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let v2 = v1.apply_delta(w.write_delta(1, 2).unwrap().into()).unwrap();
+    assert_eq!(v2.primary_key_index("Row").unwrap().first_duplicate(), None);
 }
 
 /// Staged records get the ordinals that adding them one by one gives, are added by a snapshot

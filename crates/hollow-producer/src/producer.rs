@@ -316,45 +316,45 @@ struct CycleBlobs {
 
 /// Loads the cycle's snapshot and checks the deltas against it: the announced state
 /// (`previous`) plus the delta must equal the snapshot's state, and that plus the reverse delta
-/// the announced state. Returns the snapshot's state.
+/// the announced state. Returns the new state.
 ///
 /// The forward chain runs on a second thread while the snapshot is loaded. The forward state
 /// must equal the snapshot's bit for bit, so the reverse delta applied to it stands for the
-/// reverse delta applied to the snapshot's state.
+/// reverse delta applied to the snapshot's state, and it is the state returned: its primary key
+/// indexes are the previous ones updated, where the snapshot's would have to be built.
 fn check_integrity(
     previous: Option<(&ReadState, u64)>,
     blobs: &CycleBlobs,
     version: u64,
 ) -> Result<ReadState> {
-    let (state, chain) = std::thread::scope(|s| {
-        let chain = previous
-            .zip(blobs.deltas.as_ref())
-            .map(|((previous, _), (delta, reverse))| {
-                s.spawn(|| -> hollow_core::Result<(ReadState, bool)> {
-                    let forward = previous.apply_delta(delta.clone())?;
-                    let back = forward.apply_delta(reverse.clone())?;
-                    Ok((forward, back.same_content_as(previous)))
-                })
-            });
-        let state = ReadState::from_snapshot(blobs.snapshot.clone());
-        let chain = chain.map(|c| c.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        (state, chain)
+    let Some(((previous, from), (delta, reverse))) = previous.zip(blobs.deltas.as_ref()) else {
+        return Ok(ReadState::from_snapshot(blobs.snapshot.clone())?);
+    };
+    let (snapshot, chain) = std::thread::scope(|s| {
+        let chain = s.spawn(|| -> hollow_core::Result<(ReadState, bool)> {
+            let forward = previous.apply_delta(delta.clone())?;
+            let back = forward.apply_delta(reverse.clone())?;
+            Ok((forward, back.same_content_as(previous)))
+        });
+        let snapshot = ReadState::from_snapshot_without_indexes(blobs.snapshot.clone());
+        let chain = chain
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (snapshot, chain)
     });
-    let state = state?;
-    if let (Some((_, from)), Some(chain)) = (previous, chain) {
-        let (forward, back_is_previous) = chain?;
-        if !forward.same_content_as(&state) {
-            return Err(Error::Integrity(format!(
-                "version {from} plus its delta differs from the snapshot of {version}"
-            )));
-        }
-        if !back_is_previous {
-            return Err(Error::Integrity(format!(
-                "version {version} plus its reverse delta differs from version {from}"
-            )));
-        }
+    let snapshot = snapshot?;
+    let (forward, back_is_previous) = chain?;
+    if !forward.same_content_as(&snapshot) {
+        return Err(Error::Integrity(format!(
+            "version {from} plus its delta differs from the snapshot of {version}"
+        )));
     }
-    Ok(state)
+    if !back_is_previous {
+        return Err(Error::Integrity(format!(
+            "version {version} plus its reverse delta differs from version {from}"
+        )));
+    }
+    Ok(forward)
 }
 
 impl Producer {

@@ -43,6 +43,25 @@ impl ReadState {
     /// builds the primary key index of every type that declares one. Any malformed input is an
     /// [`Error`], never a panic.
     pub fn from_snapshot(blob: Bytes) -> Result<Self> {
+        let mut state = Self::from_snapshot_without_indexes(blob)?;
+        state.indexes = state
+            .schema
+            .types()
+            .iter()
+            .enumerate()
+            .map(|(i, def)| {
+                (!def.primary_key().is_empty())
+                    .then(|| Arc::new(PrimaryKeyIndex::build(&state, TypeId(i as u32))))
+            })
+            .collect();
+        Ok(state)
+    }
+
+    /// Loads a snapshot blob like [`ReadState::from_snapshot`], checking all the same, but
+    /// builds no primary key index: for when only the content matters, as when a producer
+    /// compares the blob with the state its delta reaches ([`ReadState::same_content_as`]).
+    /// [`ReadState::primary_key_index`] fails on this state.
+    pub fn from_snapshot_without_indexes(blob: Bytes) -> Result<Self> {
         let blob_len = blob.len();
         let parsed = format::parse(blob)?;
         if parsed.header.kind != BlobKind::Snapshot {
@@ -80,16 +99,6 @@ impl ReadState {
             .map(|t| t.heap_bytes() - t.owned_bytes())
             .sum();
         state.unreferenced_blob_bytes = blob_len.saturating_sub(referenced);
-        state.indexes = state
-            .schema
-            .types()
-            .iter()
-            .enumerate()
-            .map(|(i, def)| {
-                (!def.primary_key().is_empty())
-                    .then(|| Arc::new(PrimaryKeyIndex::build(&state, TypeId(i as u32))))
-            })
-            .collect();
         Ok(state)
     }
 
@@ -145,10 +154,15 @@ impl ReadState {
     /// The primary key index of `type_name`.
     pub fn primary_key_index(&self, type_name: &str) -> Result<&PrimaryKeyIndex> {
         let id = self.schema.require(type_name)?;
-        self.indexes
-            .get(id.index())
-            .and_then(|i| i.as_deref())
-            .ok_or_else(|| Error::Schema(format!("type {type_name} declares no primary key")))
+        match self.indexes.get(id.index()) {
+            Some(Some(index)) => Ok(index),
+            Some(None) => Err(Error::Schema(format!(
+                "type {type_name} declares no primary key"
+            ))),
+            None => Err(Error::Schema(format!(
+                "the state was loaded without its primary key indexes; {type_name} has none"
+            ))),
+        }
     }
 
     /// Materializes the record at `ordinal` of the type `T` names (its serde struct name; see

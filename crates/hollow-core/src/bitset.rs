@@ -123,7 +123,21 @@ impl Bitset {
 
     /// The elements, ascending.
     pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        self.words.iter().enumerate().flat_map(|(wi, &w)| {
+        self.iter_words(0..self.words.len())
+    }
+
+    /// Number of 64-bit words: [`Bitset::iter_words`] takes ranges of them.
+    pub fn word_count(&self) -> usize {
+        self.words.len()
+    }
+
+    /// The elements held by the words in `words` (elements `64 * start` up to `64 * end`; words
+    /// past the last are none), ascending: for splitting a set into pieces.
+    pub fn iter_words(&self, words: std::ops::Range<usize>) -> impl Iterator<Item = u64> + '_ {
+        let end = words.end.min(self.words.len());
+        let first = words.start.min(end);
+        let words = &self.words[first..end];
+        words.iter().enumerate().map(move |(i, &w)| (first + i, w)).flat_map(|(wi, w)| {
             let mut w = w;
             std::iter::from_fn(move || {
                 if w == 0 {
@@ -134,6 +148,14 @@ impl Bitset {
                 Some(wi as u64 * 64 + bit)
             })
         })
+    }
+
+    /// Adds every element of `other`, growing the set if needed.
+    pub fn union_with(&mut self, other: &Bitset) {
+        self.grow(other.len);
+        for (w, o) in self.words.iter_mut().zip(&other.words) {
+            *w |= o;
+        }
     }
 
     /// A copy holding exactly `len` ordinals (elements at or past `len` are dropped).
@@ -174,6 +196,23 @@ mod tests {
         let back = Bitset::from_le_bytes(&s.to_bytes(), s.len()).unwrap();
         assert_eq!(back, s);
         assert!(!back.contains(1000));
+    }
+
+    #[test]
+    fn pieces_and_unions() {
+        let mut s = Bitset::with_len(300);
+        for i in [1, 63, 64, 200, 299] {
+            s.insert(i);
+        }
+        assert_eq!(s.word_count(), 5);
+        assert_eq!(s.iter_words(1..4).collect::<Vec<_>>(), vec![64, 200]);
+        assert_eq!(s.iter_words(4..9).collect::<Vec<_>>(), vec![299]);
+        assert_eq!(s.iter_words(7..9).count(), 0);
+        let mut u = Bitset::with_len(10);
+        u.insert(5);
+        u.union_with(&s);
+        assert_eq!(u.iter().collect::<Vec<_>>(), vec![1, 5, 63, 64, 200, 299]);
+        assert_eq!(u.len(), 300);
     }
 
     #[test]

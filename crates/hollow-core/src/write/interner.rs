@@ -207,6 +207,16 @@ impl<T: Copy + Eq + Hash> Interner<T> {
         !was
     }
 
+    /// Marks every ordinal of `ordinals` present (each must hold a value).
+    pub fn mark_all(&mut self, ordinals: &Bitset) {
+        self.present.union_with(ordinals);
+    }
+
+    /// Number of ordinals handed out so far: every ordinal is below it.
+    pub fn ordinal_count(&self) -> u32 {
+        self.spans.len() as u32
+    }
+
     /// Marks `ordinal` not present in this cycle.
     pub fn unmark(&mut self, ordinal: u32) {
         self.present.remove(ordinal as u64);

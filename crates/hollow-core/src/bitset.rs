@@ -137,17 +137,21 @@ impl Bitset {
         let end = words.end.min(self.words.len());
         let first = words.start.min(end);
         let words = &self.words[first..end];
-        words.iter().enumerate().map(move |(i, &w)| (first + i, w)).flat_map(|(wi, w)| {
-            let mut w = w;
-            std::iter::from_fn(move || {
-                if w == 0 {
-                    return None;
-                }
-                let bit = w.trailing_zeros() as u64;
-                w &= w - 1;
-                Some(wi as u64 * 64 + bit)
+        words
+            .iter()
+            .enumerate()
+            .map(move |(i, &w)| (first + i, w))
+            .flat_map(|(wi, w)| {
+                let mut w = w;
+                std::iter::from_fn(move || {
+                    if w == 0 {
+                        return None;
+                    }
+                    let bit = w.trailing_zeros() as u64;
+                    w &= w - 1;
+                    Some(wi as u64 * 64 + bit)
+                })
             })
-        })
     }
 
     /// Adds every element of `other`, growing the set if needed.

@@ -19,7 +19,7 @@ pub(super) fn schema_section(schema: &crate::schema::Schema, blob: &mut BlobWrit
     blob.section(SectionKind::Schema, 0, schema_bytes);
 }
 
-pub(super) fn write(ws: &mut WriteState, version: u64) -> Result<Vec<u8>> {
+pub(super) fn write(ws: &mut WriteState, version: u64, buffer: Vec<u8>) -> Result<Vec<u8>> {
     let mut blob = BlobWriter::new(BlobHeader {
         kind: BlobKind::Snapshot,
         origin_version: 0,
@@ -29,7 +29,7 @@ pub(super) fn write(ws: &mut WriteState, version: u64) -> Result<Vec<u8>> {
     for (i, section) in type_sections(ws)?.into_iter().enumerate() {
         blob.section(SectionKind::TypeData, i as u32, section);
     }
-    Ok(blob.finish())
+    Ok(blob.finish_into(buffer))
 }
 
 /// Below this many row words in all, the sections are encoded on the caller's thread.

@@ -88,6 +88,9 @@ const PARALLEL_WORDS: usize = 1 << 10;
 /// dictionary). The rows are read in pieces spread over the machine's cores, each piece
 /// marking sets of its own that are then joined.
 fn reached_from(types: &[TypeWriter], def: &TypeDef, links: &[usize], t: TypeId) -> Vec<Bitset> {
+    if links.is_empty() {
+        return Vec::new();
+    }
     let tw = &types[t.index()];
     let RowShape {
         mask_words,

@@ -14,7 +14,7 @@ use hollow::movies::{self, Movie, SplitMix64};
 use hollow::producer::{Producer, ProducerBuilder};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
-use support::{Backend, FaultyStore};
+use support::{assert_serves, Backend, FaultyStore};
 
 const PREFIX: &str = "catalog";
 const WAIT: Duration = Duration::from_secs(20);
@@ -79,21 +79,9 @@ async fn three_consumers_converge_on_every_version_over_fifty_cycles() {
         for _ in 0..50 {
             mutate(&mut data, &mut rng, &mut next_id);
             let v = publish(&mut producer, &data).await;
-            let expected = producer.state().unwrap().checksum();
+            let expected = (v, producer.state().unwrap().checksum());
             for c in &consumers {
-                assert!(
-                    c.wait_for_version(v, WAIT).await,
-                    "{}: stuck at {:?}",
-                    backend.name(),
-                    c.health()
-                );
-                let state = c.current().unwrap();
-                assert_eq!(
-                    (state.version(), state.checksum()),
-                    (v, expected),
-                    "{}",
-                    backend.name()
-                );
+                assert_serves(c, expected, WAIT, backend.name()).await;
             }
         }
         for c in &consumers {
@@ -210,16 +198,8 @@ async fn faults_never_stop_a_consumer_from_serving_and_it_recovers() {
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0xff;
         store.put(&delta, PutPayload::from(bytes)).await.unwrap();
-        assert!(
-            c.wait_for_version(v3, WAIT).await,
-            "{}: {:?}",
-            backend.name(),
-            c.health()
-        );
-        assert_eq!(
-            c.current().unwrap().checksum(),
-            producer.state().unwrap().checksum()
-        );
+        let expected = (v3, producer.state().unwrap().checksum());
+        assert_serves(&c, expected, WAIT, backend.name()).await;
 
         // Delta and snapshot both unreadable: it keeps serving v3 and says why. (The consumer's
         // view of the store is down while the version is published and broken, so it cannot

@@ -5,6 +5,7 @@
 
 #[path = "../examples/service/routes.rs"]
 mod routes;
+mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use hollow::consumer::{Consumer, ConsumerBuilder};
 use hollow::movies::{self, Movie};
 use hollow::producer::{CycleOutcome, Producer, ProducerBuilder};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use support::assert_serves;
 
 const ACCESS_KEY: &str = "hollow-ci";
 const SECRET_KEY: &str = "hollow-ci-secret-key-0123456789";
@@ -171,16 +173,9 @@ async fn deployment_on_a_real_s3_server() {
         movies::apply_cycle(&mut data, N, k);
         publish(&mut p, &data).await.unwrap();
         let v = p.version().unwrap();
+        let expected = (v, p.state().unwrap().checksum());
         for c in consumers.iter().chain([&*service_consumer]) {
-            assert!(
-                c.wait_for_version(v, Duration::from_secs(30)).await,
-                "stuck: {:?}",
-                c.health()
-            );
-            assert_eq!(
-                c.current().unwrap().checksum(),
-                p.state().unwrap().checksum()
-            );
+            assert_serves(c, expected, Duration::from_secs(30), "cycle").await;
         }
         let changed = (N / 2) as i64 + k as i64;
         let r = http
@@ -239,16 +234,9 @@ async fn deployment_on_a_real_s3_server() {
     movies::apply_cycle(&mut data, N, 20);
     publish(&mut p, &data).await.unwrap();
     let after = p.version().unwrap();
+    let expected = (after, p.state().unwrap().checksum());
     for c in &consumers {
-        assert!(
-            c.wait_for_version(after, Duration::from_secs(60)).await,
-            "{:?}",
-            c.health()
-        );
-        assert_eq!(
-            c.current().unwrap().checksum(),
-            p.state().unwrap().checksum()
-        );
+        assert_serves(c, expected, Duration::from_secs(60), "after the restart").await;
     }
     eprintln!("consumers caught up to version {after}");
     weed.stop();

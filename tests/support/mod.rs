@@ -11,11 +11,31 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use hollow::consumer::Consumer;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
+
+/// Waits until `consumer` serves version `expected.0`, then checks that its state has the
+/// checksum `expected.1` (the producer's). Panics naming `what` and the consumer's health.
+pub async fn assert_serves(
+    consumer: &Consumer,
+    expected: (u64, u64),
+    wait: std::time::Duration,
+    what: &str,
+) {
+    assert!(
+        consumer.wait_for_version(expected.0, wait).await,
+        "{what}: stuck at {:?}",
+        consumer.health()
+    );
+    let state = consumer
+        .current()
+        .expect("a consumer at a version serves a state");
+    assert_eq!((state.version(), state.checksum()), expected, "{what}");
+}
 
 /// A store kind every conformance test runs against.
 pub enum Backend {

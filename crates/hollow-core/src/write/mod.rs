@@ -460,7 +460,8 @@ impl WriteState {
         self.write_snapshot_into(version, Vec::new())
     }
 
-    /// Like [`WriteState::write_snapshot`], into `buffer` (cleared first, its capacity kept).
+    /// Like [`WriteState::write_snapshot`], into `buffer` (cleared first; one too small is
+    /// replaced by one with an eighth to spare).
     /// A producer that hands the same buffer back cycle after cycle spares the operating system
     /// mapping in fresh pages for every snapshot, which costs as much as packing the rows.
     pub fn write_snapshot_into(&mut self, version: u64, buffer: Vec<u8>) -> Result<Vec<u8>> {

@@ -58,15 +58,14 @@ pub enum Error {
         /// Kind found in the blob.
         found: &'static str,
     },
-    /// A delta was applied to a state of another version than its origin.
-    #[error(
-        "delta from version {delta_origin} cannot apply to the state of version {state_version}"
-    )]
+    /// A delta was applied to another state than its origin (another version, or the same
+    /// version made by another producer: another tag).
+    #[error("delta from state {delta_origin} cannot apply to state {state}")]
     DeltaOriginMismatch {
-        /// Version of the state the delta was applied to.
-        state_version: u64,
-        /// Version the delta starts from.
-        delta_origin: u64,
+        /// The state the delta was applied to.
+        state: crate::StateId,
+        /// The state the delta starts from.
+        delta_origin: crate::StateId,
     },
     /// The change cannot be followed by a delta: load a snapshot of the destination instead.
     #[error("a snapshot is required: {0}")]

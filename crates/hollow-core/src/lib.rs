@@ -46,6 +46,7 @@ pub mod packed;
 mod parallel;
 pub mod read;
 pub mod schema;
+mod state_id;
 pub mod write;
 
 pub use error::{Error, Result};
@@ -53,4 +54,5 @@ pub use format::BlobKind;
 pub use index::{Key, KeyPart, PrimaryKeyIndex};
 pub use read::{ObjectReader, ReadState, Value};
 pub use schema::{Schema, SchemaBuilder};
+pub use state_id::StateId;
 pub use write::{AddBatch, WriteState};

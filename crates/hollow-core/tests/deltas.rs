@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use hollow_core::{Error, ReadState, SchemaBuilder, WriteState};
+use hollow_core::{Error, ReadState, SchemaBuilder, StateId, WriteState};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -133,6 +133,44 @@ fn snapshot_plus_delta_equals_the_next_snapshot_and_back() {
     assert!(v2.delta.as_ref().unwrap().len() * 3 < v2.snapshot.len());
 }
 
+/// Two producers that mint the same version for different content give their states different
+/// tags: a delta of one never applies to the other's state, and the state reached carries the
+/// delta's destination tag.
+#[test]
+fn a_delta_applies_only_to_the_state_with_its_origin_tag() {
+    let items: BTreeMap<i64, Item> = (0..10).map(|i| (i, item(i, i as u64))).collect();
+    let (ours, theirs) = (StateId::new(1, 0xA1), StateId::new(1, 0xB1));
+    let mut w = WriteState::new(schema());
+    items.values().for_each(|i| {
+        w.add(i).unwrap();
+    });
+    let snapshot = w.write_snapshot(ours).unwrap();
+    w.commit_cycle().unwrap();
+    let mut w2 = WriteState::new(schema());
+    items.values().for_each(|i| {
+        w2.add(i).unwrap();
+    });
+    let their_snapshot = w2.write_snapshot(theirs).unwrap();
+    w2.commit_cycle().unwrap();
+    items.values().take(5).for_each(|i| {
+        w.add(i).unwrap();
+    });
+    let next = StateId::new(2, 0xA2);
+    let delta = Bytes::from(w.write_delta(ours, next).unwrap());
+
+    let s1 = load(&snapshot);
+    assert_eq!(s1.id(), ours);
+    assert_eq!(s1.apply_delta(delta.clone()).unwrap().id(), next);
+    let e = load(&their_snapshot).apply_delta(delta).unwrap_err();
+    assert_eq!(
+        e,
+        Error::DeltaOriginMismatch {
+            state: theirs,
+            delta_origin: ours
+        }
+    );
+}
+
 #[test]
 fn a_delta_applies_only_to_its_origin() {
     let mut w = WriteState::new(schema());
@@ -148,8 +186,8 @@ fn a_delta_applies_only_to_its_origin() {
         matches!(
             e,
             Error::DeltaOriginMismatch {
-                state_version: 1,
-                delta_origin: 2
+                state: StateId { version: 1, tag: 0 },
+                delta_origin: StateId { version: 2, tag: 0 }
             }
         ),
         "{e}"

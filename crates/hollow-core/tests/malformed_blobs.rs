@@ -5,6 +5,13 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use hollow_core::format::delta_section::TypeDelta;
+use hollow_core::format::io::ByteWriter;
+use hollow_core::format::type_section::TypeSection;
+use hollow_core::format::{
+    self, BlobWriter, SectionKind, FOOTER_LEN, HEADER_LEN, SECTION_ENTRY_LEN,
+};
+use hollow_core::packed::pack_values;
 use hollow_core::{Error, ReadState, SchemaBuilder, Value, WriteState};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
@@ -62,26 +69,33 @@ fn sample_blob() -> Vec<u8> {
     w.write_snapshot(5).unwrap()
 }
 
+/// Where the table entry of section `i` starts (its offset, length and checksum follow at +8,
+/// +16 and +24).
+fn entry(i: usize) -> usize {
+    HEADER_LEN + SECTION_ENTRY_LEN * i
+}
+
 /// Recomputes every section checksum and the footer, as a hostile writer would.
 fn reseal(blob: &mut [u8]) {
     let n = blob.len();
-    if n < 56 {
+    if n < HEADER_LEN + FOOTER_LEN {
         return;
     }
     let le = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap());
-    let count = u32::from_le_bytes(blob[32..36].try_into().unwrap()) as usize;
-    for i in 0..count.min((n - 56) / 32) {
-        let e = 40 + 32 * i;
+    let count_at = HEADER_LEN - 8;
+    let count = u32::from_le_bytes(blob[count_at..count_at + 4].try_into().unwrap()) as usize;
+    for i in 0..count.min((n - HEADER_LEN - FOOTER_LEN) / SECTION_ENTRY_LEN) {
+        let e = entry(i);
         let (off, len) = (
             le(&blob[e + 8..e + 16]) as usize,
             le(&blob[e + 16..e + 24]) as usize,
         );
-        if off <= n - 16 && len <= n - 16 - off {
+        if off <= n - FOOTER_LEN && len <= n - FOOTER_LEN - off {
             let sum = xxh3_64(&blob[off..off + len]);
             blob[e + 24..e + 32].copy_from_slice(&sum.to_le_bytes());
         }
     }
-    let sum = xxh3_64(&blob[..n - 16]);
+    let sum = xxh3_64(&blob[..n - FOOTER_LEN]);
     blob[n - 8..].copy_from_slice(&sum.to_le_bytes());
 }
 
@@ -170,7 +184,7 @@ fn huge_counts_fail_fast_without_allocating() {
     let blob = sample_blob();
     // Find a type section and claim 2^32 - 1 slots; then a huge pool length.
     let le = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap()) as usize;
-    let entry = 40 + 32; // the first type section's table entry
+    let entry = entry(1); // the first type section's table entry
     let offset = le(&blob[entry + 8..entry + 16]);
     for (at, value) in [
         (offset, u32::MAX as u64),
@@ -207,7 +221,7 @@ fn a_reference_cycle_is_an_error_not_a_hang() {
     let mut blob = w.write_snapshot(1).unwrap();
     // Ordinals: leaves 0, 1, 2; root 3. ListOfTree (type 1): ordinal 0 = [], ordinal 1 =
     // [0, 1, 2] packed at 2 bits each. Point its first element at the root (3): a cycle.
-    let entry = 40 + 32 * 2; // table entry of section 2 (schema, Tree, ListOfTree)
+    let entry = entry(2); // table entry of section 2 (schema, Tree, ListOfTree)
     let offset = u64::from_le_bytes(blob[entry + 8..entry + 16].try_into().unwrap()) as usize;
     let rows = offset + 8 + 8 + 8 + 16 + 8; // slot count, population, column count, 1 column, row count
     assert_eq!(blob[rows], 0b10_01_00, "the layout this test patches");
@@ -304,4 +318,113 @@ fn fuzz_seeds_are_current() {
             "{path} is stale: refresh it (see this test's doc)"
         );
     }
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct Bag {
+    id: i64,
+    items: Vec<Tag>,
+}
+
+/// A blob rebuilt from `blob`'s sections by the format's own writer, with the section of type
+/// `type_name` replaced by what `replace` makes of it: what a hostile producer could publish,
+/// every checksum valid.
+fn rewrite(
+    blob: Vec<u8>,
+    type_name: &str,
+    replace: impl FnOnce(&hollow_core::schema::TypeDef, hollow_core::format::Section) -> ByteWriter,
+) -> Bytes {
+    let parsed = format::parse(Bytes::from(blob)).unwrap();
+    let header = parsed.header;
+    let schema_section = parsed.sections[0].clone();
+    let (schema, sections) = parsed.split_schema().unwrap();
+    let target = schema.require(type_name).unwrap();
+    let mut out = BlobWriter::new(header);
+    out.section(SectionKind::Schema, 0, schema_section.data.to_vec().into());
+    let mut replace = Some(replace);
+    for s in sections {
+        let data = if s.type_id as usize == target.index() {
+            (replace.take().unwrap())(schema.get(target), s.clone())
+        } else {
+            s.data.to_vec().into()
+        };
+        out.section(s.kind, s.type_id, data);
+    }
+    Bytes::from(out.finish())
+}
+
+/// Regression: a delta of a list type whose sizes add up to the row count only modulo 2^64
+/// panicked in the packed-array code; it is a corrupt blob.
+#[test]
+fn collection_delta_sizes_that_wrap_around_are_an_error() {
+    let mut w = WriteState::new(SchemaBuilder::new().add::<Bag>().build().unwrap());
+    let tag = |label: &str| Tag {
+        label: label.into(),
+        weight: None,
+    };
+    w.add(&Bag {
+        id: 1,
+        items: vec![tag("a")],
+    })
+    .unwrap();
+    let state = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
+    w.commit_cycle().unwrap();
+    for (id, labels) in [(2, vec!["b", "c"]), (3, vec!["d", "e", "f"])] {
+        w.add(&Bag {
+            id,
+            items: labels.into_iter().map(tag).collect(),
+        })
+        .unwrap();
+    }
+    let delta = w.write_delta(1, 2).unwrap();
+    state.apply_delta(Bytes::from(delta.clone())).unwrap();
+    let hostile = rewrite(delta, "ListOfTag", |def, s| {
+        let mut d = TypeDelta::decode(s.data, s.offset, def).unwrap();
+        assert_eq!(
+            (d.added.len(), d.row_count),
+            (2, 5),
+            "the delta this test patches"
+        );
+        d.sizes = Some((64, pack_values([u64::MAX, d.row_count + 1].into_iter(), 64)));
+        let mut out = ByteWriter::new();
+        d.encode(&mut out);
+        out
+    });
+    let e = state.apply_delta(hostile).unwrap_err();
+    assert!(matches!(e, Error::Corrupt(_)), "{e}");
+}
+
+/// Regression: a few hundred bytes could claim a list of 2^40 zero-width elements, which then
+/// took hours to read or checksum. The claim is rejected when the snapshot loads.
+#[test]
+fn a_snapshot_cannot_claim_more_zero_width_elements_than_its_bytes_bound() {
+    let mut w = WriteState::new(SchemaBuilder::new().add::<Bag>().build().unwrap());
+    w.add(&Bag {
+        id: 1,
+        items: vec![],
+    })
+    .unwrap();
+    let claimed = 1u64 << 40;
+    let hostile = rewrite(w.write_snapshot(1).unwrap(), "ListOfTag", |def, s| {
+        let mut t = TypeSection::decode(s.data, s.offset, def).unwrap();
+        t.encodings.iter_mut().for_each(|e| e.width = 0);
+        t.row_count = claimed;
+        t.rows = Bytes::from(vec![0u8; 8]);
+        let width = 41;
+        t.ends = Some((
+            width,
+            pack_values(
+                vec![claimed; t.population.len() as usize].into_iter(),
+                width,
+            ),
+        ));
+        let mut out = ByteWriter::new();
+        t.encode(&mut out);
+        out
+    });
+    assert!(hostile.len() < 1024, "{} bytes", hostile.len());
+    let started = std::time::Instant::now();
+    let e = ReadState::from_snapshot(hostile).unwrap_err();
+    assert!(matches!(e, Error::Corrupt(_)), "{e}");
+    assert!(started.elapsed().as_secs() < 1);
 }

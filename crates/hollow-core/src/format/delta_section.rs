@@ -20,8 +20,8 @@ use bytes::Bytes;
 
 use super::io::{ByteReader, ByteWriter};
 use super::type_section::{
-    dictionary_columns, packed_len_bytes_checked, read_count, read_encodings, read_width,
-    write_encodings,
+    check_row_count, dictionary_columns, packed_len_bytes_checked, read_count, read_encodings,
+    read_width, write_encodings,
 };
 use crate::encoding::ColumnEncoding;
 use crate::error::{Error, Result};
@@ -157,6 +157,7 @@ impl TypeDelta {
         } else {
             (None, added.len() as u64)
         };
+        check_row_count(row_count, row_bits, r.position() + r.remaining())?;
         let rows = packed(&mut r, "added rows", row_count.checked_mul(row_bits))?;
         let mut dict_deltas = Vec::new();
         for _ in 0..dictionary_columns(def) {

@@ -1,14 +1,18 @@
 //! The raw blob container, shared by snapshots, deltas and reverse deltas.
 //!
 //! ```text
-//! header   (40 B)  magic "HOLLOWRS" | format version u32 | blob kind u32 |
-//!                  origin version u64 | destination version u64 | section count u32 | 0 u32
+//! header   (56 B)  magic "HOLLOWRS" | format version u32 | blob kind u32 |
+//!                  origin version u64 | origin tag u64 | destination version u64 |
+//!                  destination tag u64 | section count u32 | 0 u32
 //! table    (32 B × sections)  section kind u32 | type id u32 | offset u64 | length u64 | xxh3 u64
 //! sections each 8-byte aligned, in table order
 //! footer   (16 B)  magic "HOLLOWFT" | xxh3 of every byte before the footer
 //! ```
 //! All integers are little-endian. The reader checks the footer, then every section's checksum,
 //! then that sections lie in order inside the blob, before any section is decoded.
+//!
+//! Format 1 had a 40-byte header without the two tags (origin version | destination version |
+//! section count | 0); it is still read, its states with tag 0.
 
 pub mod delta_section;
 pub mod io;
@@ -18,18 +22,34 @@ use bytes::Bytes;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{Error, Result};
+use crate::StateId;
 use io::{ByteReader, ByteWriter};
 
 /// Magic bytes at the start of every blob.
 pub const MAGIC: [u8; 8] = *b"HOLLOWRS";
 /// Magic bytes at the start of the footer.
 pub const FOOTER_MAGIC: [u8; 8] = *b"HOLLOWFT";
-/// The format version this library writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this library writes. It also reads format 1, whose header had no tags.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this library reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
-const HEADER_LEN: usize = 40;
-const SECTION_ENTRY_LEN: usize = 32;
-const FOOTER_LEN: usize = 16;
+/// Bytes of a format-2 header.
+pub const HEADER_LEN: usize = 56;
+/// Bytes of a format-1 header.
+const HEADER_LEN_V1: usize = 40;
+/// Offset of the section count in a header of `format` (it ends the header, with 4 reserved bytes).
+fn section_count_at(format: u32) -> usize {
+    if format == 1 {
+        HEADER_LEN_V1 - 8
+    } else {
+        HEADER_LEN - 8
+    }
+}
+/// Bytes of one entry of the section table (kind u32, type u32, offset, length, checksum u64).
+pub const SECTION_ENTRY_LEN: usize = 32;
+/// Bytes of the footer (magic, checksum u64).
+pub const FOOTER_LEN: usize = 16;
 
 /// What a blob holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -106,10 +126,10 @@ impl SectionKind {
 pub struct BlobHeader {
     /// Snapshot, delta or reverse delta.
     pub kind: BlobKind,
-    /// The version a delta applies to (0 for a snapshot).
-    pub origin_version: u64,
-    /// The version the blob produces.
-    pub destination_version: u64,
+    /// The state a delta applies to (version 0 for a snapshot).
+    pub origin: StateId,
+    /// The state the blob produces.
+    pub destination: StateId,
 }
 
 /// One verified section of a parsed blob.
@@ -196,8 +216,10 @@ impl BlobWriter {
         w.bytes(&MAGIC);
         w.u32(FORMAT_VERSION);
         w.u32(self.header.kind.code());
-        w.u64(self.header.origin_version);
-        w.u64(self.header.destination_version);
+        w.u64(self.header.origin.version);
+        w.u64(self.header.origin.tag);
+        w.u64(self.header.destination.version);
+        w.u64(self.header.destination.tag);
         w.u32(self.sections.len() as u32);
         w.u32(0);
         let mut offset = table_end;
@@ -230,15 +252,24 @@ fn magic_at(blob: &[u8], offset: usize) -> [u8; 8] {
     m
 }
 
-/// Reads only the header of a blob (magic, version, kind, versions), without verifying checksums.
+/// Reads only the header of a blob (magic, version, kind, states), without verifying checksums.
 pub fn read_header(blob: &[u8]) -> Result<BlobHeader> {
-    if blob.len() < HEADER_LEN {
-        return Err(Error::Truncated {
-            what: "blob header",
-            offset: 0,
-            needed: HEADER_LEN as u64,
-            available: blob.len() as u64,
-        });
+    read_header_and_format(blob).map(|(header, _)| header)
+}
+
+fn truncated_header(blob: &[u8], needed: usize) -> Error {
+    Error::Truncated {
+        what: "blob header",
+        offset: 0,
+        needed: needed as u64,
+        available: blob.len() as u64,
+    }
+}
+
+/// The header and the format version it was written in.
+fn read_header_and_format(blob: &[u8]) -> Result<(BlobHeader, u32)> {
+    if blob.len() < 16 {
+        return Err(truncated_header(blob, HEADER_LEN_V1));
     }
     if blob[..8] != MAGIC {
         return Err(Error::BadMagic {
@@ -247,25 +278,46 @@ pub fn read_header(blob: &[u8]) -> Result<BlobHeader> {
             found: magic_at(blob, 0),
         });
     }
-    let mut r = ByteReader::new(Bytes::copy_from_slice(&blob[8..HEADER_LEN]), 8);
-    let version = r.u32("format version")?;
-    if version != FORMAT_VERSION {
-        return Err(Error::UnsupportedFormatVersion {
-            found: version,
-            supported: FORMAT_VERSION,
-        });
+    let mut r = ByteReader::new(Bytes::copy_from_slice(&blob[8..16]), 8);
+    let format = r.u32("format version")?;
+    let kind = r.u32("blob kind")?;
+    let len = match format {
+        1 => HEADER_LEN_V1,
+        FORMAT_VERSION => HEADER_LEN,
+        found => {
+            return Err(Error::UnsupportedFormatVersion {
+                found,
+                supported: FORMAT_VERSION,
+            })
+        }
+    };
+    if blob.len() < len {
+        return Err(truncated_header(blob, len));
     }
-    Ok(BlobHeader {
-        kind: BlobKind::from_code(r.u32("blob kind")?)?,
-        origin_version: r.u64("origin version")?,
-        destination_version: r.u64("destination version")?,
-    })
+    let kind = BlobKind::from_code(kind)?;
+    let mut r = ByteReader::new(Bytes::copy_from_slice(&blob[16..len]), 16);
+    let header = if format == 1 {
+        BlobHeader {
+            kind,
+            origin: StateId::from(r.u64("origin version")?),
+            destination: StateId::from(r.u64("destination version")?),
+        }
+    } else {
+        BlobHeader {
+            kind,
+            origin: StateId::new(r.u64("origin version")?, r.u64("origin tag")?),
+            destination: StateId::new(r.u64("destination version")?, r.u64("destination tag")?),
+        }
+    };
+    Ok((header, format))
 }
 
 /// Verifies a whole blob and splits it into sections (zero-copy slices of `blob`).
 pub fn parse(blob: Bytes) -> Result<ParsedBlob> {
-    let header = read_header(&blob)?;
-    let min = HEADER_LEN + FOOTER_LEN;
+    let (header, format) = read_header_and_format(&blob)?;
+    let count_at = section_count_at(format);
+    let header_len = count_at + 8;
+    let min = header_len + FOOTER_LEN;
     if blob.len() < min {
         return Err(Error::Truncated {
             what: "blob footer",
@@ -293,13 +345,13 @@ pub fn parse(blob: Bytes) -> Result<ParsedBlob> {
             computed,
         });
     }
-    let mut r = ByteReader::new(blob.slice(32..footer_at), 32);
+    let mut r = ByteReader::new(blob.slice(count_at..footer_at), count_at);
     let count = r.u32("section count")? as u64;
     r.u32("reserved")?;
     let table_len = count * SECTION_ENTRY_LEN as u64;
-    let mut table = ByteReader::new(r.take("section table", table_len)?, HEADER_LEN);
+    let mut table = ByteReader::new(r.take("section table", table_len)?, header_len);
     let mut sections = Vec::new();
-    let mut expected_offset = HEADER_LEN as u64 + table_len;
+    let mut expected_offset = header_len as u64 + table_len;
     for i in 0..count {
         let kind = SectionKind::from_code(table.u32("section kind")?)?;
         let type_id = table.u32("section type")?;
@@ -357,8 +409,8 @@ mod tests {
     fn sample_writer() -> BlobWriter {
         let mut w = BlobWriter::new(BlobHeader {
             kind: BlobKind::Delta,
-            origin_version: 7,
-            destination_version: 9,
+            origin: StateId::new(7, 0xA7),
+            destination: StateId::new(9, 0xB9),
         });
         w.section(SectionKind::Schema, 0, b"hello".to_vec().into());
         w.section(
@@ -385,8 +437,8 @@ mod tests {
         let p = parse(Bytes::from(blob)).unwrap();
         assert_eq!(p.header.kind, BlobKind::Delta);
         assert_eq!(
-            (p.header.origin_version, p.header.destination_version),
-            (7, 9)
+            (p.header.origin, p.header.destination),
+            (StateId::new(7, 0xA7), StateId::new(9, 0xB9))
         );
         assert_eq!(&p.sections[0].data[..], b"hello");
         assert_eq!(p.sections[1].type_id, 3);
@@ -419,12 +471,12 @@ mod tests {
             Err(Error::BadMagic { offset: 0, .. })
         ));
         let mut blob = sample();
-        blob[8] = 2;
+        blob[8] = 3;
         assert!(matches!(
             parse(Bytes::from(blob)),
             Err(Error::UnsupportedFormatVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: FORMAT_VERSION
             })
         ));
     }

@@ -95,6 +95,7 @@ impl TypeSection {
         let bits = row_count.checked_mul(row_bits).ok_or_else(|| {
             Error::Corrupt(format!("{row_count} rows of {row_bits} bits overflow"))
         })?;
+        check_row_count(row_count, row_bits, r.position() + r.remaining())?;
         let rows = r.take("rows", packed_len_bytes_checked(bits)?)?;
         let ends = if def.is_collection() {
             let width = read_width(&mut r, "ends width")?;
@@ -132,6 +133,26 @@ impl TypeSection {
             dicts: dict_sections,
         })
     }
+}
+
+/// Rows of zero bits take no bytes, so nothing in a blob bounds how many of them it claims; yet
+/// reading, checksumming or patching them costs work per row. A section may claim at most this
+/// many of them: eight per byte of the section (as if each took a bit) and a little slack. A
+/// writer never needs more, since the elements of collections take at least one bit and an
+/// object's rows are bounded by its population bitmap.
+pub fn max_zero_width_rows(section_len: usize) -> u64 {
+    8 * section_len as u64 + 4096
+}
+
+/// Rejects a row count that the section's bytes cannot justify.
+pub(super) fn check_row_count(row_count: u64, row_bits: u64, section_len: usize) -> Result<()> {
+    let limit = max_zero_width_rows(section_len);
+    if row_bits == 0 && row_count > limit {
+        return Err(Error::Corrupt(format!(
+            "{row_count} rows of zero bits claimed by a section of {section_len} bytes (limit {limit})"
+        )));
+    }
+    Ok(())
 }
 
 /// Number of string or bytes columns: the dictionaries a section of `def` holds.

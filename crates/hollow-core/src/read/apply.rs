@@ -168,13 +168,17 @@ fn patch_collection(
         .ok_or_else(|| Error::Corrupt("collection delta without sizes".into()))?;
     let sizes = PackedArray::new(sizes, d.added.len() as u64, sizes_width)
         .ok_or_else(|| Error::Corrupt("delta sizes too short".into()))?;
-    let added_rows: u64 = (0..sizes.len()).map(|i| sizes.get(i)).sum();
-    if added_rows != d.row_count {
-        return Err(Error::Corrupt(format!(
-            "delta sizes add up to {added_rows} rows, {} stored",
-            d.row_count
-        )));
-    }
+    // Checked: sizes that add up to the row count only modulo 2^64 would send the copy below
+    // past the rows.
+    let added_rows = (0..sizes.len())
+        .try_fold(0u64, |sum, i| sum.checked_add(sizes.get(i)))
+        .filter(|&sum| sum == d.row_count)
+        .ok_or_else(|| {
+            Error::Corrupt(format!(
+                "delta sizes do not add up to the {} rows stored",
+                d.row_count
+            ))
+        })?;
     let delta_rows = PackedBits::new(d.rows.clone(), d.row_count * row_bits)
         .ok_or_else(|| Error::Corrupt("delta rows too short".into()))?;
     let removed_rows: u64 = d
@@ -328,10 +332,10 @@ impl ReadState {
                 found: header.kind.name(),
             });
         }
-        if header.origin_version != self.version {
+        if header.origin != self.id {
             return Err(Error::DeltaOriginMismatch {
-                state_version: self.version,
-                delta_origin: header.origin_version,
+                state: self.id,
+                delta_origin: header.origin,
             });
         }
         let (decoded, sections) = parsed.split_schema()?;
@@ -407,7 +411,7 @@ impl ReadState {
             })
             .collect::<Result<Vec<_>>>()?;
         let mut state = ReadState {
-            version: header.destination_version,
+            id: header.destination,
             schema: schema.clone(),
             types,
             indexes: Vec::new(),

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, BlobKind, SectionKind};
 use crate::index::PrimaryKeyIndex;
 use crate::schema::{Schema, TypeId, TypeKind};
+use crate::StateId;
 use type_data::TypeData;
 
 pub use accessor::{
@@ -30,7 +31,7 @@ pub use value::Value;
 /// Cloning is cheap (reference counts).
 #[derive(Clone, Debug)]
 pub struct ReadState {
-    version: u64,
+    id: StateId,
     schema: Arc<Schema>,
     types: Vec<Arc<TypeData>>,
     indexes: Vec<Option<Arc<PrimaryKeyIndex>>>,
@@ -70,7 +71,7 @@ impl ReadState {
                 found: parsed.header.kind.name(),
             });
         }
-        let version = parsed.header.destination_version;
+        let id = parsed.header.destination;
         let (schema, mut sections) = parsed.split_schema()?;
         let schema = Arc::new(schema);
         let mut types = Vec::with_capacity(schema.len());
@@ -87,7 +88,7 @@ impl ReadState {
             return Err(Error::Corrupt("more type sections than types".into()));
         }
         let mut state = Self {
-            version,
+            id,
             schema,
             types,
             indexes: Vec::new(),
@@ -104,7 +105,12 @@ impl ReadState {
 
     /// The version this state is.
     pub fn version(&self) -> u64 {
-        self.version
+        self.id.version
+    }
+
+    /// The identity of this state: its version and its producer's random tag.
+    pub fn id(&self) -> StateId {
+        self.id
     }
 
     /// The schema.

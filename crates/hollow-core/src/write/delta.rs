@@ -14,6 +14,7 @@ use crate::format::type_section::TypeSection;
 use crate::format::{BlobHeader, BlobKind, BlobWriter, SectionKind};
 use crate::packed::{bits_needed, pack_values, BitWriter};
 use crate::schema::{TypeDef, TypeId, TypeKind};
+use crate::StateId;
 
 /// Which way a delta goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,8 +169,8 @@ fn add_replacement(blob: &mut BlobWriter, type_id: usize, section: TypeSection) 
 pub(super) fn write(
     ws: &mut WriteState,
     dir: Direction,
-    origin: u64,
-    destination: u64,
+    origin: StateId,
+    destination: StateId,
 ) -> Result<Vec<u8>> {
     if !ws.committed {
         return Err(Error::Write(
@@ -181,8 +182,8 @@ pub(super) fn write(
             Direction::Forward => BlobKind::Delta,
             Direction::Reverse => BlobKind::ReverseDelta,
         },
-        origin_version: origin,
-        destination_version: destination,
+        origin,
+        destination,
     });
     let (current, previous) = (ws.schema.clone(), ws.previous_schema.clone());
     match dir {

@@ -455,31 +455,47 @@ impl WriteState {
         Ok(self.types[t.index()].records.present().count())
     }
 
-    /// Writes the current state as a snapshot blob of version `version`.
-    pub fn write_snapshot(&mut self, version: u64) -> Result<Vec<u8>> {
-        self.write_snapshot_into(version, Vec::new())
+    /// Writes the current state as a snapshot blob of the state `id` (a version, or a version
+    /// with its tag: see [`StateId`](crate::StateId)).
+    pub fn write_snapshot(&mut self, id: impl Into<crate::StateId>) -> Result<Vec<u8>> {
+        self.write_snapshot_into(id, Vec::new())
     }
 
     /// Like [`WriteState::write_snapshot`], into `buffer` (cleared first; one too small is
     /// replaced by one with an eighth to spare).
     /// A producer that hands the same buffer back cycle after cycle spares the operating system
     /// mapping in fresh pages for every snapshot, which costs as much as packing the rows.
-    pub fn write_snapshot_into(&mut self, version: u64, buffer: Vec<u8>) -> Result<Vec<u8>> {
+    pub fn write_snapshot_into(
+        &mut self,
+        id: impl Into<crate::StateId>,
+        buffer: Vec<u8>,
+    ) -> Result<Vec<u8>> {
         self.add_held_back();
-        snapshot::write(self, version, buffer)
+        snapshot::write(self, id.into(), buffer)
     }
 
-    /// Writes the delta from the last committed state (version `origin`) to the current state
-    /// (version `destination`): only the types and records that changed.
-    pub fn write_delta(&mut self, origin: u64, destination: u64) -> Result<Vec<u8>> {
+    /// Writes the delta from the last committed state (`origin`) to the current state
+    /// (`destination`): only the types and records that changed. A state with a tag can only
+    /// apply a delta whose origin names the same tag.
+    pub fn write_delta(
+        &mut self,
+        origin: impl Into<crate::StateId>,
+        destination: impl Into<crate::StateId>,
+    ) -> Result<Vec<u8>> {
         self.add_held_back();
+        let (origin, destination) = (origin.into(), destination.into());
         delta::write(self, delta::Direction::Forward, origin, destination)
     }
 
-    /// Writes the reverse delta: from the current state (version `origin`) back to the last
-    /// committed state (version `destination`).
-    pub fn write_reverse_delta(&mut self, origin: u64, destination: u64) -> Result<Vec<u8>> {
+    /// Writes the reverse delta: from the current state (`origin`) back to the last committed
+    /// state (`destination`).
+    pub fn write_reverse_delta(
+        &mut self,
+        origin: impl Into<crate::StateId>,
+        destination: impl Into<crate::StateId>,
+    ) -> Result<Vec<u8>> {
         self.add_held_back();
+        let (origin, destination) = (origin.into(), destination.into());
         delta::write(self, delta::Direction::Reverse, origin, destination)
     }
 

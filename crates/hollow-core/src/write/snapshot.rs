@@ -11,6 +11,7 @@ use crate::format::type_section::{DictSection, TypeSection};
 use crate::format::{BlobHeader, BlobKind, BlobWriter, SectionKind};
 use crate::packed::{bits_needed, pack_values, BitWriter};
 use crate::schema::{TypeDef, TypeKind};
+use crate::StateId;
 
 /// Appends the schema section every blob starts with.
 pub(super) fn schema_section(schema: &crate::schema::Schema, blob: &mut BlobWriter) {
@@ -19,11 +20,11 @@ pub(super) fn schema_section(schema: &crate::schema::Schema, blob: &mut BlobWrit
     blob.section(SectionKind::Schema, 0, schema_bytes);
 }
 
-pub(super) fn write(ws: &mut WriteState, version: u64, buffer: Vec<u8>) -> Result<Vec<u8>> {
+pub(super) fn write(ws: &mut WriteState, id: StateId, buffer: Vec<u8>) -> Result<Vec<u8>> {
     let mut blob = BlobWriter::new(BlobHeader {
         kind: BlobKind::Snapshot,
-        origin_version: 0,
-        destination_version: version,
+        origin: StateId::default(),
+        destination: id,
     });
     schema_section(&ws.schema, &mut blob);
     for (i, section) in type_sections(ws)?.into_iter().enumerate() {
@@ -121,6 +122,13 @@ fn column_ranges(tw: &TypeWriter, def: &TypeDef, skip: impl Fn(u64) -> bool) -> 
 /// While the encodings are still those of the committed state, every committed record fits
 /// them, so only the records new in this cycle are checked (a whole scan only when one does
 /// not fit).
+/// The narrowest column a type may have. The elements of a collection take at least one bit,
+/// so that a blob's bytes bound how many elements it can claim (see
+/// [`max_zero_width_rows`](crate::format::type_section::max_zero_width_rows)).
+fn min_width(def: &TypeDef) -> u8 {
+    def.is_collection() as u8
+}
+
 pub(super) fn choose_encodings(tw: &mut TypeWriter, def: &TypeDef) -> Result<Vec<ColumnEncoding>> {
     if let Some(e) = &tw.current_encodings {
         return Ok(e.clone());
@@ -141,7 +149,9 @@ pub(super) fn choose_encodings(tw: &mut TypeWriter, def: &TypeDef) -> Result<Vec
             .iter()
             .zip(committed)
             .zip(&new)
-            .all(|((col, e), r)| e.fits(col.ty.kind, col.ty.nullable, r));
+            .all(|((col, e), r)| {
+                e.fits(col.ty.kind, col.ty.nullable, r) && e.width >= min_width(def)
+            });
         if all_fit {
             let out = committed.clone();
             tw.current_encodings = Some(out.clone());
@@ -152,10 +162,11 @@ pub(super) fn choose_encodings(tw: &mut TypeWriter, def: &TypeDef) -> Result<Vec
     let ranges = column_ranges(tw, def, |_| false);
     let mut out = Vec::with_capacity(ncols);
     for (c, col) in def.columns().iter().enumerate() {
-        let enc = match tw.encodings[c] {
+        let mut enc = match tw.encodings[c] {
             Some(e) if e.fits(col.ty.kind, col.ty.nullable, &ranges[c]) => e,
             _ => ColumnEncoding::minimal(col.ty, &ranges[c])?,
         };
+        enc.width = enc.width.max(min_width(def));
         tw.encodings[c] = Some(enc);
         out.push(enc);
     }

@@ -288,10 +288,8 @@ fn producer_figures(folder: &std::path::Path, n: u64) -> Result<(), Box<dyn std:
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let store = std::sync::Arc::new(object_store::local::LocalFileSystem::new_with_prefix(
-            folder,
-        )?);
-        let mut producer = ProducerBuilder::new(store.clone(), "movies", movies::schema()?)
+        let store = hollow::store::BlobStore::local(folder, "movies")?;
+        let mut producer = ProducerBuilder::from_blob_store(store.clone(), movies::schema()?)
             .with_validator(DuplicatePrimaryKeys)
             .build()
             .await?;
@@ -302,9 +300,8 @@ fn producer_figures(folder: &std::path::Path, n: u64) -> Result<(), Box<dyn std:
 
         progress("consumer: cold start from the local folder");
         let t = Instant::now();
-        let consumer = ConsumerBuilder::new(store.clone(), "movies")
+        let consumer = ConsumerBuilder::from_blob_store(store.clone())
             .with_listener(std::sync::Arc::new(PrintRefreshes))
-            .with_watch_folder(folder)
             .with_poll_interval(std::time::Duration::from_secs(5))
             .build()
             .await?;

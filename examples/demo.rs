@@ -12,12 +12,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hollow::consumer::{BlobStore, ConsumerBuilder, ConsumerListener, RefreshEvent};
-use hollow::core::layout::BlobName;
+use hollow::consumer::{ConsumerBuilder, ConsumerListener, RefreshEvent};
 use hollow::movies::{self, Movie};
 use hollow::producer::{CycleOutcome, DuplicatePrimaryKeys, ProducerBuilder};
-use object_store::local::LocalFileSystem;
-use object_store::ObjectStore;
+use hollow::store::layout::BlobName;
+use hollow::store::BlobStore;
 
 const PREFIX: &str = "movies";
 
@@ -30,19 +29,70 @@ struct Options {
     s3: bool,
 }
 
-/// The store: the local folder, or S3 / MinIO from the environment (`--s3`).
-fn store(folder: &Path, s3: bool) -> Result<Arc<dyn ObjectStore>, Box<dyn std::error::Error>> {
+/// The dataset: under the local folder, or in S3 / MinIO from the environment (`--s3`).
+fn store(folder: &Path, s3: bool) -> Result<BlobStore, Box<dyn std::error::Error>> {
     if !s3 {
-        return Ok(Arc::new(LocalFileSystem::new_with_prefix(folder)?));
+        return Ok(BlobStore::local(folder, PREFIX)?);
     }
     let bucket = std::env::var("HOLLOW_S3_BUCKET")
         .map_err(|_| "--s3 needs HOLLOW_S3_BUCKET (the bucket name)")?;
-    Ok(Arc::new(
-        object_store::aws::AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .with_allow_http(true)
-            .build()?,
-    ))
+    let s3 = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_allow_http(true)
+        .build()?;
+    Ok(BlobStore::new(Arc::new(s3), PREFIX))
+}
+
+/// The folder the demo writes into: `wanted` itself when it is new, empty, or holds only a
+/// dataset of an earlier run (the producer then continues it); otherwise a new sub-folder of
+/// it. The demo never deletes anything, so a folder given by mistake loses nothing.
+fn demo_folder(wanted: &Path) -> std::io::Result<PathBuf> {
+    let entries: Vec<_> = match std::fs::read_dir(wanted) {
+        Ok(entries) => entries.collect::<Result<_, _>>()?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let earlier_run = !entries.is_empty()
+        && entries.iter().all(|e| e.file_name() == PREFIX)
+        && holds_only_blobs(&wanted.join(PREFIX), "");
+    let folder = if entries.is_empty() || earlier_run {
+        if earlier_run {
+            println!(
+                "{} holds the dataset of an earlier run: the producer continues it.",
+                wanted.display()
+            );
+        }
+        wanted.to_path_buf()
+    } else {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let sub = wanted.join(format!("run-{stamp}-{}", std::process::id()));
+        println!(
+            "{} holds files that are not a hollow dataset: this run writes into the new folder {} \
+             (the demo deletes nothing).",
+            wanted.display(),
+            sub.display()
+        );
+        sub
+    };
+    std::fs::create_dir_all(&folder)?;
+    Ok(folder)
+}
+
+/// True when every file under `dir` is a blob or the announcement of a dataset.
+fn holds_only_blobs(dir: &Path, under: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().all(|e| {
+        let name = format!("{under}{}", e.file_name().to_string_lossy());
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            holds_only_blobs(&e.path(), &format!("{name}/"))
+        } else {
+            name == hollow::store::layout::ANNOUNCEMENT || BlobName::parse(&name).is_some()
+        }
+    })
 }
 
 fn usage() -> ! {
@@ -124,12 +174,11 @@ fn main() {
 }
 
 fn run_demo(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
-    if !o.s3 {
-        if o.folder.exists() {
-            std::fs::remove_dir_all(&o.folder)?;
-        }
-        std::fs::create_dir_all(&o.folder)?;
-    }
+    let folder = if o.s3 {
+        o.folder.clone()
+    } else {
+        demo_folder(&o.folder)?
+    };
     let medium = if o.s3 {
         "S3 (from the environment)"
     } else {
@@ -150,14 +199,22 @@ fn run_demo(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
     let location = if o.s3 {
         "s3".to_string()
     } else {
-        println!("Blobs: {}\n", o.folder.join(PREFIX).display());
-        o.folder.to_string_lossy().into_owned()
+        println!(
+            "Store folder: {} (dataset prefix {PREFIX:?}, blobs in {})",
+            folder.display(),
+            folder.join(PREFIX).display()
+        );
+        folder.to_string_lossy().into_owned()
     };
+    println!(
+        "Each consumer prints its version, how it got there, and lookups of four movies:\n\
+         #id \"title\" (release year, rating*), or \"#id gone\" once the producer removed it.\n"
+    );
 
     let runtime = tokio::runtime::Runtime::new()?;
-    let store = store(&o.folder, o.s3)?;
+    let store = store(&folder, o.s3)?;
     let mut producer = runtime.block_on(
-        ProducerBuilder::new(store.clone(), PREFIX, movies::schema()?)
+        ProducerBuilder::from_blob_store(store.clone(), movies::schema()?)
             .with_validator(DuplicatePrimaryKeys)
             .build(),
     )?;
@@ -238,7 +295,7 @@ fn run_demo(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
         let _ = c.wait();
     }
     result?;
-    let blobs = runtime.block_on(BlobStore::new(store, PREFIX).list())?;
+    let blobs = runtime.block_on(store.list())?;
     let names: Vec<String> = blobs.iter().map(BlobName::path).collect();
     println!(
         "\nDone. The store holds {} blobs and the announcement:",
@@ -249,8 +306,8 @@ fn run_demo(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
         println!("under {PREFIX}/ in the bucket.");
     } else {
         println!(
-            "in {} (delete it when you like).",
-            o.folder.join(PREFIX).display()
+            "in {} (the demo deletes nothing; remove the folder when you like).",
+            folder.join(PREFIX).display()
         );
     }
     Ok(())
@@ -279,14 +336,11 @@ fn run_consumer(
     });
     let runtime = tokio::runtime::Runtime::new()?;
     let last = Arc::new(LastRefresh::default());
-    let s3 = location == "s3";
-    let folder = Path::new(location);
-    let mut builder = ConsumerBuilder::new(store(folder, s3)?, PREFIX)
+    let store = store(Path::new(location), location == "s3")?;
+    // A local folder is watched with file-system events; S3 is polled.
+    let builder = ConsumerBuilder::from_blob_store(store)
         .with_listener(last.clone())
         .with_poll_interval(Duration::from_millis(500));
-    if !s3 {
-        builder = builder.with_watch_folder(folder);
-    }
     let consumer = runtime.block_on(builder.build())?;
     // Movie 1 is among the first removed; movie n/2 + k changes its year and rating in cycle k.
     let half = records as i64 / 2;
@@ -302,11 +356,14 @@ fn run_consumer(
         if shown == Some(state.version()) {
             continue;
         }
+        // The listener hears of a swap just after readers see it: wait for the event of this
+        // version, so that "how" is about the version shown.
+        let event = last.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if event.as_ref().is_some_and(|e| e.to != state.version()) {
+            continue;
+        }
         shown = Some(state.version());
-        let how = last
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let how = event
             .as_ref()
             .map(|e| match e.from {
                 Some(from) => format!(

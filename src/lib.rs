@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 //!
-//! This facade re-exports the three crates: [`core`] (data model, state engines, blob format),
+//! This facade re-exports the crates: [`core`] (data model, state engines, blob format),
+//! [`store`] (one dataset in a blob store: names, announcement, fetching, planning),
 //! [`producer`] and [`consumer`]. [`movies`] is the benchmark dataset every benchmark, test and
 //! example of the project uses.
 
@@ -9,5 +10,6 @@
 pub use hollow_consumer as consumer;
 pub use hollow_core as core;
 pub use hollow_producer as producer;
+pub use hollow_store as store;
 
 pub mod movies;

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hollow::consumer::{BlobStore, Consumer, ConsumerBuilder};
-use hollow::core::layout::{self, BlobName};
+use hollow::consumer::{Consumer, ConsumerBuilder};
+use hollow::core::StateId;
 use hollow::movies::{self, Movie, SplitMix64};
 use hollow::producer::{Producer, ProducerBuilder};
+use hollow::store::layout::{self, BlobName};
+use hollow::store::BlobStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use support::{assert_serves, Backend, FaultyStore};
@@ -20,13 +22,12 @@ const PREFIX: &str = "catalog";
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn consumer(backend: &Backend, store: Arc<dyn ObjectStore>) -> Consumer {
-    let mut b = ConsumerBuilder::new(store, PREFIX)
+    ConsumerBuilder::from_blob_store(backend.dataset(store, PREFIX))
         .with_poll_interval(Duration::from_millis(20))
-        .with_max_backoff(Duration::from_millis(200));
-    if let Some(folder) = backend.folder() {
-        b = b.with_watch_folder(folder);
-    }
-    b.build().await.unwrap()
+        .with_max_backoff(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap()
 }
 
 async fn movie_producer(store: Arc<dyn ObjectStore>) -> Producer {
@@ -168,12 +169,14 @@ async fn faults_never_stop_a_consumer_from_serving_and_it_recovers() {
         let c = consumer(&backend, faulty.clone()).await;
         assert_eq!(c.version(), Some(1));
         let path = |b: BlobName| blobs.path(&b.path());
+        let s1 = producer.state_id().unwrap();
 
         // A deleted delta: the consumer loads the new snapshot instead.
         movies::apply_cycle(&mut data, 1_000, 1);
         let v2 = publish(&mut producer, &data).await;
+        let s2 = producer.state_id().unwrap();
         store
-            .delete(&path(BlobName::Delta { from: 1, to: v2 }))
+            .delete(&path(BlobName::Delta { from: s1, to: s2 }))
             .await
             .unwrap();
         assert!(
@@ -186,7 +189,8 @@ async fn faults_never_stop_a_consumer_from_serving_and_it_recovers() {
         // A corrupted delta: the checksum catches it, the snapshot is used.
         movies::apply_cycle(&mut data, 1_000, 2);
         let v3 = publish(&mut producer, &data).await;
-        let delta = path(BlobName::Delta { from: v2, to: v3 });
+        let s3 = producer.state_id().unwrap();
+        let delta = path(BlobName::Delta { from: s2, to: s3 });
         let mut bytes = store
             .get(&delta)
             .await
@@ -207,16 +211,17 @@ async fn faults_never_stop_a_consumer_from_serving_and_it_recovers() {
         faulty.set_down(true);
         movies::apply_cycle(&mut data, 1_000, 3);
         let v4 = publish(&mut producer, &data).await;
+        let s4 = producer.state_id().unwrap();
         store
             .put(
-                &path(BlobName::Delta { from: v3, to: v4 }),
+                &path(BlobName::Delta { from: s3, to: s4 }),
                 PutPayload::from(Bytes::from_static(b"junk")),
             )
             .await
             .unwrap();
         store
             .put(
-                &path(BlobName::Snapshot(v4)),
+                &path(BlobName::Snapshot(s4)),
                 PutPayload::from(Bytes::from_static(b"junk")),
             )
             .await
@@ -259,9 +264,11 @@ async fn faults_never_stop_a_consumer_from_serving_and_it_recovers() {
             c.health()
         );
 
-        // An announcement that is not a version, then one naming no published version.
+        // An announcement that is not one, then one naming a state no blob leads to.
         let announcement = blobs.path(layout::ANNOUNCEMENT);
-        for bogus in [&b"not a version"[..], b"999999\n"] {
+        let s6 = producer.state_id().unwrap();
+        let unpublished = layout::announcement(StateId::new(999_999, 0xabc));
+        for bogus in [&b"not a version"[..], &unpublished] {
             store
                 .put(
                     &announcement,
@@ -274,7 +281,7 @@ async fn faults_never_stop_a_consumer_from_serving_and_it_recovers() {
             assert!(c.health().last_error.is_some(), "{:?}", c.health());
         }
         store
-            .put(&announcement, PutPayload::from(layout::announcement(v6)))
+            .put(&announcement, PutPayload::from(layout::announcement(s6)))
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -323,8 +330,9 @@ async fn a_blob_cache_serves_restarts_and_heals_damaged_copies() {
     let mut data = movies::state1(1_000);
     publish(&mut producer, &data).await;
     movies::apply_cycle(&mut data, 1_000, 1);
-    let v2 = publish(&mut producer, &data).await;
+    publish(&mut producer, &data).await;
     let expected = producer.state().unwrap().checksum();
+    let snapshot = BlobName::Snapshot(producer.state_id().unwrap()).path();
     let faulty = FaultyStore::new(store.clone());
     let cached = || {
         ConsumerBuilder::new(faulty.clone(), PREFIX)
@@ -335,7 +343,7 @@ async fn a_blob_cache_serves_restarts_and_heals_damaged_copies() {
     assert_eq!(first.current().unwrap().checksum(), expected);
     let fetched = faulty.operations();
     drop(first);
-    assert!(cache.path().join("snapshot").join(v2.to_string()).exists());
+    assert!(cache.path().join(&snapshot).exists(), "{snapshot} cached");
     // A restart reads the announcement and the listing, but no blob.
     let before = faulty.operations();
     let second = cached().build().await.unwrap();
@@ -347,11 +355,7 @@ async fn a_blob_cache_serves_restarts_and_heals_damaged_copies() {
     );
     drop(second);
     // A damaged copy is noticed, dropped and fetched again.
-    std::fs::write(
-        cache.path().join("snapshot").join(v2.to_string()),
-        b"damaged",
-    )
-    .unwrap();
+    std::fs::write(cache.path().join(&snapshot), b"damaged").unwrap();
     let third = cached().build().await.unwrap();
     assert_eq!(third.current().unwrap().checksum(), expected);
     assert!(

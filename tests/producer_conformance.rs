@@ -5,13 +5,13 @@ mod support;
 
 use std::sync::Arc;
 
-use hollow::consumer::BlobStore;
-use hollow::core::layout::BlobName;
 use hollow::movies::{self, Movie};
 use hollow::producer::{
     CycleOutcome, DuplicatePrimaryKeys, Error, Producer, ProducerBuilder, RecordCountChange,
     ValidationContext, Validator,
 };
+use hollow::store::layout::BlobName;
+use hollow::store::BlobStore;
 use object_store::ObjectStore;
 use support::{Backend, FaultyStore};
 
@@ -40,10 +40,29 @@ async fn cycle(p: &mut Producer, data: &[Movie]) -> Result<CycleOutcome, Error> 
 async fn read_back(store: &Arc<dyn ObjectStore>) -> Option<(u64, u64)> {
     let blobs = BlobStore::new(store.clone(), PREFIX);
     let announced = blobs.announcement().await.unwrap()?;
-    let (state, _) = hollow::consumer::load(&blobs, None, announced.version, usize::MAX)
+    let (state, _) = hollow::store::load(&blobs, None, announced.state, usize::MAX)
         .await
         .unwrap();
     Some((state.version(), state.checksum()))
+}
+
+/// The blobs of the dataset, named by version only (`delta/1-2`): tags are random.
+async fn blobs_by_version(store: &Arc<dyn ObjectStore>) -> Vec<String> {
+    let blobs = BlobStore::new(store.clone(), PREFIX).list().await.unwrap();
+    blobs
+        .iter()
+        .map(|b| match *b {
+            BlobName::Snapshot(s) => format!("snapshot/{}", s.version),
+            BlobName::Delta { from, to } => format!("delta/{}-{}", from.version, to.version),
+            BlobName::ReverseDelta { from, to } => {
+                format!("reversedelta/{}-{}", from.version, to.version)
+            }
+        })
+        .collect()
+}
+
+fn has(blobs: &[String], name: &str) -> bool {
+    blobs.iter().any(|b| b == name)
 }
 
 fn published(outcome: &CycleOutcome) -> u64 {
@@ -73,13 +92,13 @@ async fn cycles_publish_blobs_and_announce_what_a_fresh_reader_gets() {
                 backend.name()
             );
         }
-        let blobs = BlobStore::new(store.clone(), PREFIX).list().await.unwrap();
+        let blobs = blobs_by_version(&store).await;
         for k in 1..=4 {
-            assert!(blobs.contains(&BlobName::Snapshot(k)));
+            assert!(has(&blobs, &format!("snapshot/{k}")), "{blobs:?}");
         }
         for k in 1..4 {
-            assert!(blobs.contains(&BlobName::Delta { from: k, to: k + 1 }));
-            assert!(blobs.contains(&BlobName::ReverseDelta { from: k + 1, to: k }));
+            assert!(has(&blobs, &format!("delta/{k}-{}", k + 1)), "{blobs:?}");
+            assert!(has(&blobs, &format!("reversedelta/{}-{k}", k + 1)));
         }
         // The same dataset again: nothing is published.
         assert!(matches!(
@@ -136,8 +155,8 @@ async fn a_rejected_cycle_announces_nothing_and_the_next_one_recovers() {
         movies::apply_cycle(&mut next, N, 1);
         let v = published(&cycle(&mut p, &next).await.unwrap());
         assert!(v > 1);
-        let blobs = BlobStore::new(store.clone(), PREFIX).list().await.unwrap();
-        assert!(blobs.contains(&BlobName::Delta { from: 1, to: v }));
+        let blobs = blobs_by_version(&store).await;
+        assert!(has(&blobs, &format!("delta/1-{v}")), "{blobs:?}");
         assert_eq!(
             read_back(&store).await,
             Some((v, p.state().unwrap().checksum()))
@@ -201,7 +220,11 @@ async fn a_restarted_producer_restores_the_announced_state_and_continues() {
             }
         }
         let blobs = BlobStore::new(store.clone(), PREFIX);
-        let (state3, _) = hollow::consumer::load(&blobs, None, 3, 10).await.unwrap();
+        let announced = blobs.announcement().await.unwrap().unwrap().state;
+        assert_eq!(announced.version, 3);
+        let (state3, _) = hollow::store::load(&blobs, None, announced, 10)
+            .await
+            .unwrap();
         let mut p = producer(store.clone()).await;
         assert_eq!(p.version(), Some(3));
         assert_eq!(p.state().unwrap().checksum(), state3.checksum());
@@ -212,7 +235,7 @@ async fn a_restarted_producer_restores_the_announced_state_and_continues() {
         movies::apply_cycle(&mut data, N, 3);
         assert_eq!(published(&cycle(&mut p, &data).await.unwrap()), 4);
         // A consumer holding version 3 follows the restored producer's delta.
-        let (state4, plan) = hollow::consumer::load(&blobs, Some(&state3), 4, 10)
+        let (state4, plan) = hollow::store::load(&blobs, Some(&state3), p.state_id().unwrap(), 10)
             .await
             .unwrap();
         assert_eq!(plan.describe(), "1 delta");
@@ -286,13 +309,10 @@ async fn retention_deletes_old_blobs_but_never_what_consumers_need() {
                 backend.name()
             );
         }
-        let blobs = BlobStore::new(store.clone(), PREFIX).list().await.unwrap();
-        assert!(!blobs.contains(&BlobName::Snapshot(1)), "{blobs:?}");
-        assert!(
-            !blobs.contains(&BlobName::Delta { from: 1, to: 2 }),
-            "{blobs:?}"
-        );
-        assert!(blobs.contains(&BlobName::Delta { from: 7, to: 8 }));
+        let blobs = blobs_by_version(&store).await;
+        assert!(!has(&blobs, "snapshot/1"), "{blobs:?}");
+        assert!(!has(&blobs, "delta/1-2"), "{blobs:?}");
+        assert!(has(&blobs, "delta/7-8"), "{blobs:?}");
     }
 }
 
@@ -340,19 +360,26 @@ async fn an_incremental_cycle_publishes_exactly_what_a_full_cycle_would() {
                 "{} cycle {k}",
                 backend.name()
             );
-            let delta = BlobName::Delta {
-                from: v_full - 1,
-                to: v_full,
+            // The same delta, but for the random tags of the states it joins.
+            let sections = |delta: bytes::Bytes| -> Vec<bytes::Bytes> {
+                let parsed = hollow::core::format::parse(delta).unwrap();
+                parsed.sections.into_iter().map(|s| s.data).collect()
             };
-            let a = BlobStore::new(full_store.clone(), PREFIX)
-                .get(delta)
-                .await
-                .unwrap();
-            let b = BlobStore::new(incremental_store.clone(), PREFIX)
-                .get(delta)
-                .await
-                .unwrap();
-            assert!(a == b, "the same delta bytes");
+            let delta = |p: &Producer, store: &Arc<dyn ObjectStore>| {
+                let to = p.state_id().unwrap();
+                let store = BlobStore::new(store.clone(), PREFIX);
+                async move {
+                    let blobs = store.list().await.unwrap();
+                    let delta = blobs
+                        .into_iter()
+                        .find(|b| matches!(b, BlobName::Delta { to: t, .. } if *t == to))
+                        .unwrap();
+                    store.get(delta).await.unwrap()
+                }
+            };
+            let a = sections(delta(&full, &full_store).await);
+            let b = sections(delta(&incremental, &incremental_store).await);
+            assert!(a == b, "the same delta sections");
         }
     }
 }

@@ -13,12 +13,10 @@ mod routes;
 use std::sync::Arc;
 
 use hollow::consumer::ConsumerBuilder;
-use object_store::ObjectStore;
+use hollow::store::BlobStore;
 
 struct Options {
-    store: Arc<dyn ObjectStore>,
-    folder: Option<std::path::PathBuf>,
-    prefix: String,
+    store: BlobStore,
     listen: String,
 }
 
@@ -48,26 +46,20 @@ fn options() -> Result<Options, Box<dyn std::error::Error>> {
             other => return Err(format!("unknown argument {other:?} (try --help)").into()),
         }
     }
-    let store: Arc<dyn ObjectStore> = match (&folder, s3) {
-        (Some(f), false) => Arc::new(object_store::local::LocalFileSystem::new_with_prefix(f)?),
+    let store = match (&folder, s3) {
+        (Some(f), false) => BlobStore::local(f, &prefix)?,
         (None, true) => {
             let bucket = std::env::var("HOLLOW_S3_BUCKET")
                 .map_err(|_| "--s3 needs HOLLOW_S3_BUCKET (the bucket name)")?;
-            Arc::new(
-                object_store::aws::AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_allow_http(true)
-                    .build()?,
-            )
+            let s3 = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_allow_http(true)
+                .build()?;
+            BlobStore::new(Arc::new(s3), &prefix)
         }
         _ => return Err("give either --folder DIR or --s3 (try --help)".into()),
     };
-    Ok(Options {
-        store,
-        folder,
-        prefix,
-        listen,
-    })
+    Ok(Options { store, listen })
 }
 
 #[tokio::main]
@@ -81,18 +73,17 @@ async fn main() {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let o = options()?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
-    let mut builder = ConsumerBuilder::new(o.store, &o.prefix);
-    if let Some(folder) = &o.folder {
-        builder = builder.with_watch_folder(folder);
-    }
-    let consumer = Arc::new(builder.build().await?);
+    let consumer = Arc::new(ConsumerBuilder::from_blob_store(o.store).build().await?);
     let listener = tokio::net::TcpListener::bind(&o.listen).await?;
     println!(
-        "serving version {:?} of {:?} on http://{} (GET /movies/{{id}}, /health, /metrics)",
+        "serving version {:?} of {} on http://{} (GET /movies/{{id}}, /health, /metrics)",
         consumer.version(),
-        o.prefix,
+        consumer.store().location(""),
         listener.local_addr()?
     );
+    if let Some(error) = consumer.health().last_error {
+        eprintln!("service: not serving yet: {error}");
+    }
     let app = routes::router(routes::Service { consumer, metrics });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -65,10 +65,14 @@ async fn movie(State(s): State<Service>, Path(id): Path<String>) -> Response {
     }
 }
 
-/// Current and announced versions, lag and the last error; 503 until a version is served.
+/// Current and announced versions, lag and the last error. 200 while a version is served and
+/// the last refresh succeeded; 503 otherwise (nothing served yet, or the store, the
+/// announcement or a blob is failing: `last_error` says which, with the path involved, and
+/// `serving` whether lookups are still answered from the last good version).
 async fn health(State(s): State<Service>) -> Response {
     let h = s.consumer.health();
     let body = Json(serde_json::json!({
+        "serving": h.current.is_some(),
         "current_version": h.current,
         "announced_version": h.announced,
         "pinned_version": h.pinned,
@@ -76,7 +80,7 @@ async fn health(State(s): State<Service>) -> Response {
         "last_error": h.last_error,
         "consecutive_failures": h.consecutive_failures,
     }));
-    let status = if h.current.is_some() {
+    let status = if h.current.is_some() && h.last_error.is_none() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use hollow::consumer::Consumer;
+use hollow::store::BlobStore;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -78,6 +79,16 @@ impl Backend {
         match self {
             Backend::LocalFolder(dir) => Some(dir.path()),
             _ => None,
+        }
+    }
+
+    /// The dataset under `prefix` of `store` (this backend's store, or a wrapper of it): for a
+    /// local folder, a store that knows its folder, so consumers watch it.
+    pub fn dataset(&self, store: Arc<dyn ObjectStore>, prefix: &str) -> BlobStore {
+        let dataset = BlobStore::new(store, prefix);
+        match self.folder() {
+            Some(folder) => dataset.with_folder(folder),
+            None => dataset,
         }
     }
 

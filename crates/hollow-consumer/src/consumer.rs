@@ -1,19 +1,19 @@
 //! The consumer: keeps an in-memory replica of the announced state and swaps each new version
 //! in atomically while readers keep reading.
 
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
+use futures::FutureExt;
 use hollow_core::ReadState;
+use hollow_store::{load, BlobStore, Plan};
 use object_store::{ObjectStore, UpdateVersion};
 use tokio::sync::Notify;
 
-use crate::error::{Error, Result};
-use crate::load::load;
-use crate::plan::Plan;
-use crate::store::BlobStore;
+use crate::error::{panic_message, Error, Result};
 
 /// How the consumer is doing: what it serves, what is announced, and the last failure.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -70,7 +70,6 @@ pub struct ConsumerBuilder {
     store: BlobStore,
     poll_interval: Duration,
     max_delta_chain: usize,
-    watch_folder: Option<PathBuf>,
     listeners: Vec<Arc<dyn ConsumerListener>>,
     max_backoff: Duration,
 }
@@ -78,33 +77,39 @@ pub struct ConsumerBuilder {
 impl ConsumerBuilder {
     /// A consumer of the dataset under `prefix` in `store` (any `object_store` backend).
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Self {
+        Self::from_blob_store(BlobStore::new(store, prefix))
+    }
+
+    /// A consumer of the dataset under `prefix` in the local folder `folder`, which must exist.
+    /// Its announcement is watched with file-system events, so a new version is picked up at
+    /// once; polling stays on as a fallback.
+    pub fn local(folder: impl Into<PathBuf>, prefix: &str) -> Result<Self> {
+        Ok(Self::from_blob_store(BlobStore::local(folder, prefix)?))
+    }
+
+    /// A consumer of a dataset as the store layer has it (a [`BlobStore::local`] folder is
+    /// watched with file-system events).
+    pub fn from_blob_store(store: BlobStore) -> Self {
         Self {
-            store: BlobStore::new(store, prefix),
+            store,
             poll_interval: Duration::from_secs(1),
             max_delta_chain: 32,
-            watch_folder: None,
             listeners: Vec::new(),
             max_backoff: Duration::from_secs(30),
         }
     }
 
     /// How often to check the announcement (a conditional request: cheap when unchanged).
+    /// Default 1 s; zero is an error at [`ConsumerBuilder::build`].
     pub fn with_poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
         self
     }
 
-    /// Follows at most this many deltas; a longer way loads a snapshot instead.
+    /// Follows at most this many deltas (default 32); a longer way loads a snapshot instead.
+    /// Zero is an error at [`ConsumerBuilder::build`].
     pub fn with_max_delta_chain(mut self, n: usize) -> Self {
-        self.max_delta_chain = n.max(1);
-        self
-    }
-
-    /// For a store that is a local folder: the folder (the root the `LocalFileSystem` was
-    /// made with). Its announcement is then watched with file-system events, so a new version
-    /// is picked up at once; polling stays on as a fallback.
-    pub fn with_watch_folder(mut self, folder: impl Into<PathBuf>) -> Self {
-        self.watch_folder = Some(folder.into());
+        self.max_delta_chain = n;
         self
     }
 
@@ -114,7 +119,8 @@ impl ConsumerBuilder {
         self
     }
 
-    /// The longest wait between retries after failures (they back off from 100 ms).
+    /// The longest wait between retries after failures (they back off from 100 ms; default
+    /// 30 s). Below 100 ms is an error at [`ConsumerBuilder::build`].
     pub fn with_max_backoff(mut self, max: Duration) -> Self {
         self.max_backoff = max;
         self
@@ -126,10 +132,31 @@ impl ConsumerBuilder {
         self
     }
 
-    /// Starts the consumer: loads the announced version (if any; a failure here is returned,
-    /// since there is nothing to serve yet) and starts following announcements in the
-    /// background on the current tokio runtime.
+    fn check_settings(&self) -> Result<()> {
+        let invalid = |setting, reason: &str| {
+            Err(Error::InvalidSetting {
+                setting,
+                reason: reason.into(),
+            })
+        };
+        if self.poll_interval.is_zero() {
+            return invalid("poll interval", "zero would poll the store without pause");
+        }
+        if self.max_delta_chain == 0 {
+            return invalid("max delta chain", "zero would never follow a delta");
+        }
+        if self.max_backoff < INITIAL_BACKOFF {
+            return invalid("max backoff", "below the first retry's 100 ms");
+        }
+        Ok(())
+    }
+
+    /// Starts the consumer: loads the announced state and starts following announcements in
+    /// the background on the current tokio runtime. A failure to load is returned, since there
+    /// is nothing to serve yet, except when nothing is announced yet: then the consumer starts
+    /// empty, says so in its health, and serves the first state announced.
     pub async fn build(self) -> Result<Consumer> {
+        self.check_settings()?;
         let shared = Arc::new(Shared {
             store: self.store,
             state: ArcSwapOption::empty(),
@@ -139,10 +166,15 @@ impl ConsumerBuilder {
             max_delta_chain: self.max_delta_chain,
             listeners: self.listeners,
         });
-        if shared.store.announcement().await?.is_some() {
-            shared.refresh().await?;
+        match shared.refresh().await {
+            Ok(_) => {}
+            Err(e) if e.is_no_announcement() => shared.failed(&e),
+            Err(e) => return Err(e),
         }
-        let watcher = self.watch_folder.and_then(|folder| watch(&shared, folder));
+        let watcher = shared
+            .store
+            .dataset_folder()
+            .and_then(|folder| watch(&shared, folder));
         let task = tokio::spawn(follow(
             Arc::downgrade(&shared),
             self.poll_interval,
@@ -175,36 +207,62 @@ fn lock(health: &Mutex<Health>) -> std::sync::MutexGuard<'_, Health> {
 
 impl Shared {
     /// Brings the state to the target (the pin, or the announcement). Never touches the
-    /// current state unless the new one is complete and valid.
+    /// current state unless the new one is complete, valid and the target exactly. A panic
+    /// anywhere in it is caught and returned as an error.
     async fn refresh(&self) -> Result<Option<RefreshEvent>> {
-        let mut tag = self.refreshing.lock().await;
+        match AssertUnwindSafe(self.try_refresh()).catch_unwind().await {
+            Ok(result) => result,
+            Err(panic) => {
+                metrics::counter!("hollow_consumer_refresh_panics_total").increment(1);
+                Err(Error::Panicked {
+                    message: panic_message(panic.as_ref()),
+                })
+            }
+        }
+    }
+
+    async fn try_refresh(&self) -> Result<Option<RefreshEvent>> {
+        // Remembers the announcement object acted on, once the state served is the one it names.
+        let mut known = self.refreshing.lock().await;
         let started = Instant::now();
         let pinned = lock(&self.health).pinned;
         let current = self.state.load_full();
-        let target = match pinned {
-            Some(p) => p,
+        let current_id = current.as_ref().map(|c| c.id());
+        let (target, announcement) = match pinned {
+            Some(version) => {
+                let blobs = self.store.list().await?;
+                let target = hollow_store::resolve_version(&blobs, current_id, version)?;
+                (target, None)
+            }
             None => {
-                let known = if current.is_some() {
-                    tag.as_ref()
-                } else {
-                    None
-                };
-                match self.store.announcement_if_changed(known).await? {
-                    None => return Ok(None),
-                    Some(None) => return Ok(None),
-                    Some(Some(a)) => {
-                        lock(&self.health).announced = Some(a.version);
-                        if current.as_ref().is_some_and(|c| c.version() == a.version) {
-                            *tag = Some(a.tag);
-                            return Ok(None);
+                let seen = current.is_some().then_some(known.as_ref()).flatten();
+                match self.store.announcement_if_changed(seen).await {
+                    Ok(None) => return Ok(None),
+                    Ok(Some(None)) => {
+                        *known = None;
+                        lock(&self.health).announced = None;
+                        return Err(self.store.no_announcement().await.into());
+                    }
+                    Ok(Some(Some(a))) => {
+                        lock(&self.health).announced = Some(a.version());
+                        if let Some(c) = current_id.filter(|c| c.version > a.state.version) {
+                            *known = None;
+                            return Err(Error::WouldGoBack {
+                                current: c,
+                                announced: a.state,
+                            });
                         }
-                        *tag = Some(a.tag);
-                        a.version
+                        (a.state, Some(a.object_version))
+                    }
+                    Err(e) => {
+                        *known = None;
+                        return Err(e.into());
                     }
                 }
             }
         };
-        if current.as_ref().is_some_and(|c| c.version() == target) {
+        if current_id == Some(target) {
+            *known = announcement;
             return Ok(None);
         }
         let (next, plan) = match load(
@@ -218,23 +276,14 @@ impl Shared {
             Ok(done) => done,
             // A broken delta path (a missing or corrupt delta): try a fresh snapshot once.
             Err(e) if current.is_some() => {
-                tracing::warn!(error = %e, target, "following deltas failed; loading a snapshot");
-                load(&self.store, None, target, self.max_delta_chain)
-                    .await
-                    // Forget the tag so the next attempt re-reads the announcement.
-                    .inspect_err(|_| *tag = None)?
+                tracing::warn!(error = %e, %target, "following deltas failed; loading a snapshot");
+                load(&self.store, None, target, self.max_delta_chain).await?
             }
-            Err(e) => {
-                *tag = None;
-                return Err(e);
-            }
+            Err(e) => return Err(e.into()),
         };
-        Ok(Some(self.swap(
-            current.map(|c| c.version()),
-            next,
-            &plan,
-            started,
-        )))
+        let event = self.swap(current.map(|c| c.version()), next, &plan, started);
+        *known = announcement;
+        Ok(Some(event))
     }
 
     fn swap(
@@ -292,10 +341,13 @@ impl Shared {
     }
 }
 
+/// The first wait after a failure; it doubles up to the maximum backoff.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+
 /// The background loop: refresh on a wake-up (file event, pin, manual) or a poll tick; back off
 /// after failures. Ends when the consumer is dropped.
 async fn follow(shared: std::sync::Weak<Shared>, poll: Duration, max_backoff: Duration) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = INITIAL_BACKOFF;
     let mut wait = poll;
     loop {
         {
@@ -306,7 +358,12 @@ async fn follow(shared: std::sync::Weak<Shared>, poll: Duration, max_backoff: Du
         match s.refresh().await {
             Ok(_) => {
                 s.succeeded();
-                backoff = Duration::from_millis(100);
+                backoff = INITIAL_BACKOFF;
+                wait = poll;
+            }
+            // Nothing announced yet: no retrying faster or slower than polling.
+            Err(e) if e.is_no_announcement() => {
+                s.failed(&e);
                 wait = poll;
             }
             Err(e) => {
@@ -319,19 +376,14 @@ async fn follow(shared: std::sync::Weak<Shared>, poll: Duration, max_backoff: Du
 }
 
 /// Watches the local folder holding the announcement; events wake the refresh loop.
-fn watch(shared: &Arc<Shared>, folder: PathBuf) -> Option<notify::RecommendedWatcher> {
+fn watch(shared: &Arc<Shared>, dir: PathBuf) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
-    let dir: PathBuf = shared
-        .store
-        .prefix()
-        .parts()
-        .fold(folder, |d, part| d.join(part.as_ref()));
     let weak = Arc::downgrade(shared);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let relevant = event.is_ok_and(|e| {
             e.paths.iter().any(|p| {
                 p.file_name()
-                    .is_some_and(|n| n == hollow_core::layout::ANNOUNCEMENT)
+                    .is_some_and(|n| n == hollow_store::layout::ANNOUNCEMENT)
             })
         });
         if let (true, Some(s)) = (relevant, weak.upgrade()) {
@@ -379,6 +431,11 @@ impl Consumer {
     /// Current and announced versions, the last error, how far behind.
     pub fn health(&self) -> Health {
         lock(&self.shared.health).clone()
+    }
+
+    /// The store the consumer reads.
+    pub fn store(&self) -> &BlobStore {
+        &self.shared.store
     }
 
     /// Refreshes now (also what the background loop does); returns the swap, if one happened.

@@ -1,32 +1,60 @@
 //! Errors of the consumer side.
 
-/// What went wrong while reading a dataset from its store.
+use hollow_core::StateId;
+
+/// Why a consumer could not start or a refresh failed. After a failed refresh the consumer
+/// keeps serving the state it has, and says why in its [`Health`](crate::Health).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The blob store failed (network, permissions, a missing object).
-    #[error("blob store: {0}")]
-    Store(#[from] object_store::Error),
-    /// A blob could not be read or applied (corrupt, truncated, not matching the state).
+    /// Reading the dataset failed: the store, a blob, the announcement, or no way to the
+    /// announced state. Each names the object involved.
     #[error(transparent)]
-    Blob(#[from] hollow_core::Error),
-    /// The announcement is not a version.
-    #[error("the announcement at {path} is not a version: {source}")]
-    BadAnnouncement {
-        /// Where the announcement is.
-        path: String,
-        /// Why it was rejected.
-        source: hollow_core::Error,
+    Store(#[from] hollow_store::Error),
+    /// The announcement names a state older than the one served. A consumer never moves back on
+    /// its own (a damaged or stale announcement could otherwise roll it back); pin a version to
+    /// go back on purpose.
+    #[error("the announcement names state {announced}, older than the state {current} served; staying (pin a version to go back)")]
+    WouldGoBack {
+        /// The state served.
+        current: StateId,
+        /// The state announced.
+        announced: StateId,
     },
-    /// No blobs lead to the version: no snapshot at or before it, or a delta link is missing.
-    #[error("no blobs lead to version {version}: {reason}")]
-    Unreachable {
-        /// The version asked for.
-        version: u64,
-        /// What is missing.
+    /// A refresh panicked (a bug, or an input no check caught); the current state keeps serving.
+    #[error("a refresh panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+    /// A builder setting makes no sense.
+    #[error("invalid setting {setting}: {reason}")]
+    InvalidSetting {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong with it.
         reason: String,
     },
 }
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// True when nothing is announced where the consumer looks.
+    pub fn is_no_announcement(&self) -> bool {
+        matches!(
+            self,
+            Error::Store(hollow_store::Error::NoAnnouncement { .. })
+        )
+    }
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

@@ -41,7 +41,6 @@ pub mod encoding;
 mod error;
 pub mod format;
 pub mod index;
-pub mod layout;
 pub mod packed;
 mod parallel;
 pub mod read;

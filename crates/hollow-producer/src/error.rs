@@ -5,12 +5,9 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The blob store failed.
-    #[error("blob store: {0}")]
-    Store(#[from] object_store::Error),
-    /// Reading the dataset back (restore, or a conflict check) failed.
+    /// The store failed, or reading the dataset back (restore) failed; names the object.
     #[error(transparent)]
-    Consumer(#[from] hollow_consumer::Error),
+    Store(hollow_store::Error),
     /// The state engine refused a record or a blob.
     #[error(transparent)]
     Core(#[from] hollow_core::Error),
@@ -31,7 +28,8 @@ pub enum Error {
         /// Why.
         message: String,
     },
-    /// Another producer announced first: this cycle's version was not announced.
+    /// Another producer announced first: this cycle's version was not announced. The producer
+    /// restores the announced state before its next cycle.
     #[error("another producer announced {found:?} while this one was announcing {version}; not announced")]
     AnnouncementConflict {
         /// The version this producer tried to announce.
@@ -39,6 +37,35 @@ pub enum Error {
         /// The version the store announces now, if it could be read.
         found: Option<u64>,
     },
+    /// A cycle panicked (a bug, or an input no check caught). Nothing was announced; the
+    /// producer restores the announced state before its next cycle.
+    #[error("a cycle panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+    /// A builder setting makes no sense.
+    #[error("invalid setting {setting}: {reason}")]
+    InvalidSetting {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl From<hollow_store::Error> for Error {
+    fn from(e: hollow_store::Error) -> Self {
+        match e {
+            hollow_store::Error::AnnouncementConflict { state, found, .. } => {
+                Error::AnnouncementConflict {
+                    version: state.version,
+                    found: found.map(|f| f.version),
+                }
+            }
+            e => Error::Store(e),
+        }
+    }
 }
 
 /// `Result` with [`Error`].

@@ -37,8 +37,9 @@ mod producer;
 mod validate;
 
 pub use error::{Error, Result};
-pub use hollow_consumer::BlobStore;
 pub use hollow_core as core;
+pub use hollow_store as store;
+pub use hollow_store::BlobStore;
 pub use producer::{
     Changes, CycleOutcome, CycleReport, Populator, Producer, ProducerBuilder, ProducerListener,
 };

@@ -1,14 +1,16 @@
 //! The producer: each cycle turns the dataset into a new state, checks it, publishes its blobs
 //! and announces it, or announces nothing at all.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hollow_consumer::BlobStore;
-use hollow_core::layout::{self, BlobName};
-use hollow_core::{AddBatch, ReadState, Schema, WriteState};
-use object_store::{ObjectStore, PutMode, PutPayload, UpdateVersion};
+use futures::FutureExt;
+use hollow_core::{AddBatch, ReadState, Schema, StateId, WriteState};
+use hollow_store::layout::BlobName;
+use hollow_store::{Announcement, BlobStore};
+use object_store::ObjectStore;
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -205,8 +207,14 @@ pub struct ProducerBuilder {
 impl ProducerBuilder {
     /// A producer of `schema` into `store` (any `object_store` backend) under `prefix`.
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, schema: Schema) -> Self {
+        Self::from_blob_store(BlobStore::new(store, prefix), schema)
+    }
+
+    /// A producer of `schema` into a dataset as the store layer has it (e.g. a
+    /// [`BlobStore::local`] folder).
+    pub fn from_blob_store(store: BlobStore, schema: Schema) -> Self {
         Self {
-            store: BlobStore::new(store, prefix),
+            store,
             schema,
             settings: Settings {
                 snapshot_every: 1,
@@ -246,57 +254,84 @@ impl ProducerBuilder {
     /// (from its snapshot and deltas) and the next cycle continues its delta chain; versions
     /// continue after the highest one any blob in the store names.
     pub async fn build(self) -> Result<Producer> {
-        let blobs = self.store.list().await?;
-        let highest = blobs
-            .iter()
-            .map(|b| match *b {
-                BlobName::Snapshot(v) => v,
-                BlobName::Delta { to, .. } => to,
-                BlobName::ReverseDelta { from, .. } => from,
-            })
-            .max()
-            .unwrap_or(0);
-        let announced = match self.store.announcement().await? {
-            None => None,
-            Some(a) => {
-                let (state, plan) =
-                    hollow_consumer::load(&self.store, None, a.version, usize::MAX).await?;
-                tracing::info!(version = a.version, plan = %plan.describe(), "restored the announced state");
-                Some(Announced {
-                    version: a.version,
-                    state,
-                    tag: a.tag,
-                })
-            }
-        };
-        let write = match &announced {
-            None => WriteState::new(self.schema),
-            Some(a) => {
-                let mut w = WriteState::restore(&a.state);
-                if **a.state.schema() != self.schema {
-                    w.set_schema(self.schema)?;
-                }
-                w
-            }
-        };
-        let next_version = highest.max(announced.as_ref().map_or(0, |a| a.version)) + 1;
+        let restored = restore(&self.store, self.schema).await?;
         Ok(Producer {
             store: self.store,
-            write,
-            announced,
-            next_version,
+            write: restored.write,
+            announced: restored.announced,
+            next_version: restored.next_version,
             published: 0,
             settings: self.settings,
             snapshot_buffer: Vec::new(),
+            needs_restore: false,
         })
     }
 }
 
-/// The announced version, its state, and the store's tag of the announcement.
+/// The announced state, and the announcement that names it.
 struct Announced {
-    version: u64,
     state: ReadState,
-    tag: UpdateVersion,
+    announcement: Announcement,
+}
+
+/// What a producer continues from: the state the store announces and a write state whose
+/// committed state it is.
+struct Restored {
+    announced: Option<Announced>,
+    write: WriteState,
+    next_version: u64,
+}
+
+/// Reads the announced state back from the store, and the highest version any blob names.
+async fn restore(store: &BlobStore, schema: Schema) -> Result<Restored> {
+    let blobs = store.list().await?;
+    let highest = blobs
+        .iter()
+        .map(BlobName::newest_version)
+        .max()
+        .unwrap_or(0);
+    let announced = match store.announcement().await? {
+        None => None,
+        Some(announcement) => {
+            let (state, plan) =
+                hollow_store::load(store, None, announcement.state, usize::MAX).await?;
+            tracing::info!(state = %announcement.state, plan = %plan.describe(), "restored the announced state");
+            Some(Announced {
+                state,
+                announcement,
+            })
+        }
+    };
+    let write = match &announced {
+        None => WriteState::new(schema),
+        Some(a) => {
+            let mut w = WriteState::restore(&a.state);
+            if **a.state.schema() != schema {
+                w.set_schema(schema)?;
+            }
+            w
+        }
+    };
+    let announced_version = announced.as_ref().map_or(0, |a| a.state.version());
+    Ok(Restored {
+        announced,
+        write,
+        next_version: highest.max(announced_version) + 1,
+    })
+}
+
+/// A random tag for a new state: two producers (or two runs of one) that mint the same version
+/// give it different tags, so their blobs never mix (see [`StateId`]).
+fn random_tag() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DRAWN: AtomicU64 = AtomicU64::new(0);
+    let seed = (
+        std::time::SystemTime::now(),
+        std::process::id(),
+        DRAWN.fetch_add(1, Ordering::Relaxed),
+    );
+    RandomState::new().hash_one(seed).max(1)
 }
 
 /// Owns the truth: each [`Producer::run_cycle`] publishes the dataset as a new version.
@@ -310,6 +345,9 @@ pub struct Producer {
     /// The buffer the last snapshot was written in, for the next one: a snapshot-sized
     /// allocation costs a page fault per 4 KiB each time it is made anew.
     snapshot_buffer: Vec<u8>,
+    /// Set when the producer may no longer be at the announced state (an announcement it lost
+    /// or could not confirm, a panic): the next cycle first restores from the store.
+    needs_restore: bool,
 }
 
 /// The blobs of one cycle, held until published.
@@ -366,7 +404,12 @@ fn check_integrity(
 impl Producer {
     /// The announced version, if any.
     pub fn version(&self) -> Option<u64> {
-        self.announced.as_ref().map(|a| a.version)
+        self.announced.as_ref().map(|a| a.state.version())
+    }
+
+    /// The announced state's identity (version and tag), if any.
+    pub fn state_id(&self) -> Option<StateId> {
+        self.announced.as_ref().map(|a| a.state.id())
     }
 
     /// The announced state, if any.
@@ -401,9 +444,22 @@ impl Producer {
     where
         F: FnOnce(&mut WriteState, Option<&ReadState>) -> hollow_core::Result<()>,
     {
+        if self.needs_restore {
+            self.restore().await?;
+        }
         let version = self.next_version;
         let span = tracing::info_span!("hollow_cycle", version);
-        let result = self.cycle(version, populate).instrument(span).await;
+        let cycle = AssertUnwindSafe(self.cycle(version, populate).instrument(span));
+        let result = cycle.catch_unwind().await.unwrap_or_else(|panic| {
+            Err(Error::Panicked {
+                message: panic_message(panic.as_ref()),
+            })
+        });
+        if matches!(result, Err(Error::Panicked { .. })) {
+            // The write state may be half-changed: start over from the store.
+            self.needs_restore = true;
+            self.next_version = self.next_version.max(version + 1);
+        }
         match &result {
             Ok(CycleOutcome::Published(report)) => {
                 metrics::counter!("hollow_producer_cycles_total", "outcome" => "published")
@@ -417,7 +473,9 @@ impl Producer {
                     .increment(1);
             }
             Err(e) => {
-                self.write.abandon_cycle();
+                if !self.needs_restore {
+                    self.write.abandon_cycle();
+                }
                 metrics::counter!("hollow_producer_cycles_total", "outcome" => "failed")
                     .increment(1);
                 tracing::warn!(version, error = %e, "cycle failed; nothing announced");
@@ -427,6 +485,23 @@ impl Producer {
             }
         }
         result
+    }
+
+    /// Goes back to the state the store announces, after a cycle whose announcement was lost
+    /// to another producer or could not be confirmed.
+    async fn restore(&mut self) -> Result<()> {
+        let schema = self.write.schema().as_ref().clone();
+        let restored = restore(&self.store, schema).await?;
+        tracing::warn!(
+            from = ?self.state_id().map(|s| s.to_string()),
+            to = ?restored.announced.as_ref().map(|a| a.state.id().to_string()),
+            "restored the announced state after a cycle that did not announce"
+        );
+        self.write = restored.write;
+        self.announced = restored.announced;
+        self.next_version = self.next_version.max(restored.next_version);
+        self.needs_restore = false;
+        Ok(())
     }
 
     /// Runs an incremental cycle: instead of adding the whole dataset, `changes` upserts and
@@ -478,21 +553,26 @@ impl Producer {
         self.next_version = version + 1;
 
         let t = Instant::now();
+        let id = StateId::new(version, random_tag());
+        let origin = self.announced.as_ref().map(|a| a.state.id());
         let buffer = std::mem::take(&mut self.snapshot_buffer);
         let blobs = CycleBlobs {
-            snapshot: Bytes::from(self.write.write_snapshot_into(version, buffer)?),
-            deltas: match &self.announced {
+            snapshot: Bytes::from(self.write.write_snapshot_into(id, buffer)?),
+            deltas: match origin {
                 None => None,
-                Some(a) => Some((
-                    Bytes::from(self.write.write_delta(a.version, version)?),
-                    Bytes::from(self.write.write_reverse_delta(version, a.version)?),
+                Some(from) => Some((
+                    Bytes::from(self.write.write_delta(from, id)?),
+                    Bytes::from(self.write.write_reverse_delta(id, from)?),
                 )),
             },
         };
         stage("write_blobs", t);
 
         let t = Instant::now();
-        let previous = self.announced.as_ref().map(|a| (&a.state, a.version));
+        let previous = self
+            .announced
+            .as_ref()
+            .map(|a| (&a.state, a.state.version()));
         let state = check_integrity(previous, &blobs, version)?;
         stage("integrity_check", t);
 
@@ -513,40 +593,35 @@ impl Producer {
 
         let t = Instant::now();
         let publish_snapshot =
-            self.announced.is_none() || (self.published + 1) % self.settings.snapshot_every == 0;
-        let previous = self.announced.as_ref().map(|a| a.version);
-        // One after another, in the same order in every producer: the first blob claims the
-        // version (create-only), so of two producers racing for it one fails at once and the
-        // other publishes every blob. Concurrent puts could split the blobs between them.
+            origin.is_none() || (self.published + 1) % self.settings.snapshot_every == 0;
+        // Every blob is named by the states it joins, random tags included, so the blobs of two
+        // producers racing for one version never collide; the announcement decides which wins.
         if publish_snapshot {
-            self.put_blob(BlobName::Snapshot(version), blobs.snapshot.clone())
+            self.store
+                .put(BlobName::Snapshot(id), blobs.snapshot.clone())
                 .await?;
         }
-        if let (Some(from), Some((delta, reverse))) = (previous, &blobs.deltas) {
-            self.put_blob(BlobName::Delta { from, to: version }, delta.clone())
-                .await?;
-            let back = BlobName::ReverseDelta {
-                from: version,
-                to: from,
-            };
-            self.put_blob(back, reverse.clone()).await?;
+        if let (Some(from), Some((delta, reverse))) = (origin, &blobs.deltas) {
+            let forward = BlobName::Delta { from, to: id };
+            self.store.put(forward, delta.clone()).await?;
+            let back = BlobName::ReverseDelta { from: id, to: from };
+            self.store.put(back, reverse.clone()).await?;
         }
         stage("publish", t);
 
         let t = Instant::now();
-        let tag = self.announce(version).await?;
+        let announcement = self.announce(id).await?;
         stage("announce", t);
 
         self.write.commit_cycle()?;
         self.announced = Some(Announced {
-            version,
             state,
-            tag,
+            announcement,
         });
         self.published += 1;
         if let Some(keep) = self.settings.retain_versions {
             let t = Instant::now();
-            match self.apply_retention(version, keep).await {
+            match self.apply_retention(id, keep).await {
                 Ok(deleted) => tracing::debug!(deleted, "retention"),
                 // The version is announced; a failed clean-up is retried after the next cycle.
                 Err(e) => tracing::warn!(error = %e, "retention failed"),
@@ -555,7 +630,7 @@ impl Producer {
         }
         let report = CycleReport {
             version,
-            previous,
+            previous: origin.map(|o| o.version),
             snapshot_bytes: publish_snapshot.then_some(blobs.snapshot.len()),
             delta_bytes: blobs.deltas.as_ref().map(|(d, r)| (d.len(), r.len())),
             stages,
@@ -569,72 +644,42 @@ impl Producer {
         Ok(CycleOutcome::Published(report))
     }
 
-    /// Writes a blob that must not exist yet: blobs are written once, never overwritten.
-    async fn put_blob(&self, name: BlobName, bytes: Bytes) -> Result<()> {
-        let kind = match name {
-            BlobName::Snapshot(_) => "snapshot",
-            BlobName::Delta { .. } => "delta",
-            BlobName::ReverseDelta { .. } => "reverse_delta",
-        };
-        metrics::counter!("hollow_producer_blob_bytes_total", "kind" => kind)
-            .increment(bytes.len() as u64);
-        let path = self.store.path(&name.path());
-        self.store
-            .object_store()
-            .put_opts(&path, PutPayload::from(bytes), PutMode::Create.into())
-            .await?;
-        Ok(())
-    }
-
-    /// Points the announcement at `version`: a compare-and-swap against the announcement this
-    /// producer last saw where the store supports it; on a store without conditional updates (a
-    /// local folder) a check followed by an atomic replace.
-    async fn announce(&self, version: u64) -> Result<UpdateVersion> {
-        let path = self.store.path(layout::ANNOUNCEMENT);
-        let payload = PutPayload::from(layout::announcement(version));
-        let mode = match &self.announced {
-            None => PutMode::Create,
-            Some(a) => PutMode::Update(a.tag.clone()),
-        };
-        let store = self.store.object_store();
-        let conflict = |found: Option<u64>| Error::AnnouncementConflict { version, found };
-        match store.put_opts(&path, payload.clone(), mode.into()).await {
-            Ok(r) => Ok(r.into()),
-            Err(object_store::Error::NotImplemented { .. }) => {
-                let found = self.store.announcement().await?.map(|a| a.version);
-                if found != self.version() {
-                    return Err(conflict(found));
-                }
-                Ok(store
-                    .put_opts(&path, payload, PutMode::Overwrite.into())
-                    .await?
-                    .into())
+    /// Announces `id` over the announcement this producer last saw. When that fails (another
+    /// producer won, or the store's reply was lost), the announcement is read again: if it names
+    /// `id`, the write landed and the cycle is published; otherwise the producer restores the
+    /// announced state before its next cycle, so it never stays wedged on a stale announcement.
+    async fn announce(&mut self, id: StateId) -> Result<Announcement> {
+        let previous = self.announced.as_ref().map(|a| &a.announcement);
+        let error = match self.store.announce(id, previous).await {
+            Ok(object_version) => {
+                return Ok(Announcement {
+                    state: id,
+                    object_version,
+                })
             }
-            Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
-            ) => {
-                let found = self
-                    .store
-                    .announcement()
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|a| a.version);
-                Err(conflict(found))
+            Err(e) => e,
+        };
+        match self.store.announcement().await {
+            Ok(Some(a)) if a.state == id => {
+                tracing::warn!(error = %error, state = %id, "the announcement landed although its write reported a failure");
+                Ok(a)
             }
-            Err(e) => Err(e.into()),
+            _ => {
+                self.needs_restore = true;
+                Err(error.into())
+            }
         }
     }
 
-    /// Deletes blobs of versions older than the newest `keep` ones, keeping the newest snapshot
-    /// at or before the announced version and every delta from it on. Returns how many went.
-    async fn apply_retention(&self, announced: u64, keep: u64) -> Result<usize> {
+    /// Deletes blobs of versions older than the newest `keep` ones, keeping the snapshot a
+    /// consumer starting now would load for the announced state and every delta from it on.
+    /// Returns how many went.
+    async fn apply_retention(&self, announced: StateId, keep: u64) -> Result<usize> {
         let blobs = self.store.list().await?;
         let mut versions: Vec<u64> = blobs
             .iter()
-            .map(BlobName::destination)
-            .filter(|&v| v <= announced)
+            .map(|b| b.destination().version)
+            .filter(|&v| v <= announced.version)
             .collect();
         versions.sort_unstable_by(|a, b| b.cmp(a));
         versions.dedup();
@@ -642,38 +687,35 @@ impl Producer {
             .get(keep as usize - 1)
             .or(versions.last())
             .copied()
-            .unwrap_or(announced);
-        let anchor = blobs
-            .iter()
-            .filter_map(|b| match *b {
-                BlobName::Snapshot(v) if v <= announced => Some(v),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(announced);
+            .unwrap_or(announced.version);
+        // The snapshot a fresh consumer starts from; never deleted, nor the deltas after it.
+        let anchor = hollow_store::plan(&blobs, None, announced, usize::MAX)?
+            .snapshot
+            .map_or(announced.version, |s| s.version);
         let floor = cutoff.min(anchor);
         let mut deleted = 0;
         for b in blobs {
             let old = match b {
-                BlobName::Snapshot(v) => v < floor,
-                BlobName::Delta { from, .. } => from < floor,
-                BlobName::ReverseDelta { to, .. } => to < floor,
+                BlobName::Snapshot(s) => s.version < floor,
+                BlobName::Delta { from, .. } => from.version < floor,
+                BlobName::ReverseDelta { to, .. } => to.version < floor,
             };
             if old {
-                use object_store::ObjectStoreExt;
-                match self
-                    .store
-                    .object_store()
-                    .delete(&self.store.path(&b.path()))
-                    .await
-                {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
-                    Err(e) => return Err(e.into()),
-                }
+                self.store.delete(b).await?;
+                deleted += 1;
             }
         }
         Ok(deleted)
     }
+}
+
+/// The message of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ fn lookups(state: &ReadState, ids: &[i64]) -> Result<(u64, u64), hollow::core::E
     let (title, year) = (movies.string("title")?, movies.int("release_year")?);
     let (mut hits, mut sink) = (0u64, 0u64);
     for id in ids {
-        if let Some(o) = index.find(id) {
+        if let Some(o) = index.find(id)? {
             hits += 1;
             sink += title.get(o).map_or(0, |t| t.len() as u64) + year.get(o).unwrap_or(0) as u64;
         }

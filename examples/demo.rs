@@ -378,12 +378,14 @@ fn run_consumer(
         let index = state.primary_key_index("Movie")?;
         let lookups: Vec<String> = ids
             .iter()
-            .map(|id| match index.find(id).map(|o| state.get::<Movie>(o)) {
-                Some(Ok(m)) => {
-                    format!("#{id} {:?} ({}, {:.1}*)", m.title, m.release_year, m.rating)
-                }
-                _ => format!("#{id} gone"),
-            })
+            .map(
+                |id| match index.find(id).ok().flatten().map(|o| state.get::<Movie>(o)) {
+                    Some(Ok(m)) => {
+                        format!("#{id} {:?} ({}, {:.1}*)", m.title, m.release_year, m.rating)
+                    }
+                    _ => format!("#{id} gone"),
+                },
+            )
             .collect();
         let mut out = std::io::stdout().lock();
         writeln!(

@@ -38,13 +38,13 @@ fn snapshot_of_the_dataset_reads_back_identically() {
     let title = movies_reader.string("title").unwrap();
     let year = movies_reader.int("release_year").unwrap();
     for m in &data {
-        let o = index.find(&m.id).expect("every id is indexed");
+        let o = index.find(&m.id).unwrap().expect("every id is indexed");
         assert_eq!(state.get::<Movie>(o).unwrap(), *m);
         assert_eq!(title.get(o), Some(m.title.as_str()));
         assert_eq!(year.get(o), Some(m.release_year as i64));
     }
-    assert_eq!(index.find(&0i64), None);
-    assert_eq!(index.find(&(n as i64 + 1)), None);
+    assert_eq!(index.find(&0i64), Ok(None));
+    assert_eq!(index.find(&(n as i64 + 1)), Ok(None));
     let read_back: Vec<Movie> = state.iter::<Movie>().unwrap().map(Result::unwrap).collect();
     assert_eq!(movies::checksum(&read_back), movies::checksum(&data));
     // Deduplication: at most 20 countries, 16 genres in the genre-list dictionary.

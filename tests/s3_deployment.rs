@@ -225,6 +225,7 @@ async fn deployment_on_a_real_s3_server() {
             .primary_key_index("Movie")
             .unwrap()
             .find(&((N / 2) as i64))
+            .unwrap()
             .is_some());
         assert!(c.health().last_error.is_some(), "{:?}", c.health());
     }

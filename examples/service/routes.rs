@@ -49,7 +49,7 @@ async fn movie(State(s): State<Service>, Path(id): Path<String>) -> Response {
     let found = state
         .primary_key_index("Movie")
         .ok()
-        .and_then(|index| index.find(&id))
+        .and_then(|index| index.find(&id).ok().flatten())
         .map(|ordinal| state.get::<Movie>(ordinal));
     let mut headers = HeaderMap::new();
     headers.insert("x-hollow-version", HeaderValue::from(state.version()));

@@ -203,14 +203,31 @@ impl S3Server {
     }
 }
 
-/// Wraps a store and fails operations on command: the `n`-th operation from now, or every
-/// operation while `down` is set.
+/// What a scheduled fault does to an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The operation fails before it reaches the store.
+    Fail,
+    /// The operation is carried out, but its reply is lost: the caller gets an error.
+    LoseReply,
+    /// The operation panics (a bug in a store client, say).
+    Panic,
+}
+
+/// Wraps a store and fails operations on command: the `n`-th operation from now, every
+/// operation while `down` is set, the reply of every `k`-th put, or the content of reads of
+/// the announcement.
 #[derive(Debug)]
 pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     count: AtomicUsize,
     fail_at: AtomicUsize,
+    fault: std::sync::Mutex<Fault>,
     down: AtomicBool,
+    puts: AtomicUsize,
+    lose_put_replies_every: AtomicUsize,
+    damaged_announcement_reads: AtomicUsize,
+    lose_announcement_reply: AtomicBool,
 }
 
 impl FaultyStore {
@@ -219,7 +236,12 @@ impl FaultyStore {
             inner,
             count: AtomicUsize::new(0),
             fail_at: AtomicUsize::new(0),
+            fault: std::sync::Mutex::new(Fault::Fail),
             down: AtomicBool::new(false),
+            puts: AtomicUsize::new(0),
+            lose_put_replies_every: AtomicUsize::new(0),
+            damaged_announcement_reads: AtomicUsize::new(0),
+            lose_announcement_reply: AtomicBool::new(false),
         })
     }
 
@@ -230,6 +252,12 @@ impl FaultyStore {
 
     /// Fails the `n`-th operation from now (1 = the next one); 0 disarms.
     pub fn fail_nth(&self, n: usize) {
+        self.fault_nth(n, Fault::Fail);
+    }
+
+    /// Applies `fault` to the `n`-th operation from now (1 = the next one); 0 disarms.
+    pub fn fault_nth(&self, n: usize, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
         let base = if n == 0 { 0 } else { self.operations() + n };
         self.fail_at.store(base, Ordering::SeqCst);
     }
@@ -239,15 +267,95 @@ impl FaultyStore {
         self.down.store(down, Ordering::SeqCst);
     }
 
-    fn check(&self, op: &'static str) -> object_store::Result<()> {
+    /// From now on every `k`-th put is carried out but its reply is lost; 0 stops it.
+    pub fn lose_put_replies_every(&self, k: usize) {
+        self.lose_put_replies_every.store(k, Ordering::SeqCst);
+    }
+
+    /// The next write of an announcement that the store carries out loses its reply.
+    pub fn lose_next_announcement_reply(&self) {
+        self.lose_announcement_reply.store(true, Ordering::SeqCst);
+    }
+
+    /// The next `n` reads of an announcement return its content damaged (a digit changed and
+    /// the end cut off), as a broken network path or proxy could.
+    pub fn damage_announcement_reads(&self, n: usize) {
+        self.damaged_announcement_reads.store(n, Ordering::SeqCst);
+    }
+
+    /// The fault for this operation, if any.
+    fn check(&self, op: &'static str) -> Option<Fault> {
         let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.down.load(Ordering::SeqCst) || n == self.fail_at.load(Ordering::SeqCst) {
-            return Err(object_store::Error::Generic {
-                store: "faulty",
-                source: format!("injected failure of operation {n} ({op})").into(),
-            });
+        if self.down.load(Ordering::SeqCst) {
+            return Some(Fault::Fail);
         }
-        Ok(())
+        if n == self.fail_at.load(Ordering::SeqCst) {
+            return Some(*self.fault.lock().unwrap());
+        }
+        let every = self.lose_put_replies_every.load(Ordering::SeqCst);
+        if op == "put" && every > 0 && (self.puts.fetch_add(1, Ordering::SeqCst) + 1) % every == 0 {
+            return Some(Fault::LoseReply);
+        }
+        None
+    }
+
+    fn injected(&self, op: &'static str) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "faulty",
+            source: format!("injected failure of operation {} ({op})", self.operations()).into(),
+        }
+    }
+
+    /// Runs `run` on the inner store as the fault (if any) says.
+    async fn faulty<T>(
+        &self,
+        op: &'static str,
+        run: impl std::future::Future<Output = object_store::Result<T>>,
+    ) -> object_store::Result<T> {
+        match self.check(op) {
+            None => run.await,
+            Some(Fault::Fail) => Err(self.injected(op)),
+            Some(Fault::LoseReply) => {
+                let _ = run.await;
+                Err(self.injected(op))
+            }
+            Some(Fault::Panic) => panic!("injected panic in operation {op}"),
+        }
+    }
+
+    /// Damages an announcement's content, when damaged reads are due.
+    async fn maybe_damage(
+        &self,
+        location: &Path,
+        result: GetResult,
+    ) -> object_store::Result<GetResult> {
+        let due = location.filename() == Some("announced.version")
+            && self
+                .damaged_announcement_reads
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if !due {
+            return Ok(result);
+        }
+        let (meta, range, attributes, extensions) = (
+            result.meta.clone(),
+            result.range.clone(),
+            result.attributes.clone(),
+            result.extensions.clone(),
+        );
+        let mut bytes = result.bytes().await?.to_vec();
+        if let Some(digit) = bytes.iter_mut().find(|b| b.is_ascii_digit()) {
+            *digit = if *digit == b'9' { b'1' } else { *digit + 1 };
+        }
+        bytes.truncate(bytes.len() * 2 / 3);
+        let payload = futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed();
+        Ok(GetResult {
+            payload: object_store::GetResultPayload::Stream(payload),
+            meta,
+            range,
+            attributes,
+            extensions,
+        })
     }
 }
 
@@ -265,8 +373,16 @@ impl ObjectStore for FaultyStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        self.check("put")?;
-        self.inner.put_opts(location, payload, opts).await
+        let result = self
+            .faulty("put", self.inner.put_opts(location, payload, opts))
+            .await;
+        if result.is_ok()
+            && location.filename() == Some("announced.version")
+            && self.lose_announcement_reply.swap(false, Ordering::SeqCst)
+        {
+            return Err(self.injected("put"));
+        }
+        result
     }
 
     async fn put_multipart_opts(
@@ -274,8 +390,11 @@ impl ObjectStore for FaultyStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.check("put_multipart")?;
-        self.inner.put_multipart_opts(location, opts).await
+        self.faulty(
+            "put_multipart",
+            self.inner.put_multipart_opts(location, opts),
+        )
+        .await
     }
 
     async fn get_opts(
@@ -283,8 +402,10 @@ impl ObjectStore for FaultyStore {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
-        self.check("get")?;
-        self.inner.get_opts(location, options).await
+        let result = self
+            .faulty("get", self.inner.get_opts(location, options))
+            .await?;
+        self.maybe_damage(location, result).await
     }
 
     async fn get_ranges(
@@ -292,8 +413,8 @@ impl ObjectStore for FaultyStore {
         location: &Path,
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
-        self.check("get_ranges")?;
-        self.inner.get_ranges(location, ranges).await
+        self.faulty("get_ranges", self.inner.get_ranges(location, ranges))
+            .await
     }
 
     fn delete_stream(
@@ -301,21 +422,32 @@ impl ObjectStore for FaultyStore {
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
         match self.check("delete") {
-            Ok(()) => self.inner.delete_stream(locations),
-            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+            None => self.inner.delete_stream(locations),
+            Some(Fault::Panic) => panic!("injected panic in operation delete"),
+            Some(_) => {
+                let e = self.injected("delete");
+                futures::stream::once(async move { Err(e) }).boxed()
+            }
         }
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         match self.check("list") {
-            Ok(()) => self.inner.list(prefix),
-            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+            None => self.inner.list(prefix),
+            Some(Fault::Panic) => panic!("injected panic in operation list"),
+            Some(_) => {
+                let e = self.injected("list");
+                futures::stream::once(async move { Err(e) }).boxed()
+            }
         }
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.check("list_with_delimiter")?;
-        self.inner.list_with_delimiter(prefix).await
+        self.faulty(
+            "list_with_delimiter",
+            self.inner.list_with_delimiter(prefix),
+        )
+        .await
     }
 
     async fn copy_opts(
@@ -324,7 +456,7 @@ impl ObjectStore for FaultyStore {
         to: &Path,
         options: CopyOptions,
     ) -> object_store::Result<()> {
-        self.check("copy")?;
-        self.inner.copy_opts(from, to, options).await
+        self.faulty("copy", self.inner.copy_opts(from, to, options))
+            .await
     }
 }

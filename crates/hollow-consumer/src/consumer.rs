@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use futures::FutureExt;
-use hollow_core::ReadState;
+use hollow_core::{ReadState, StateId};
 use hollow_store::{load, BlobStore, Plan};
 use object_store::{ObjectStore, UpdateVersion};
 use tokio::sync::Notify;
@@ -51,6 +51,8 @@ pub struct RefreshEvent {
     pub from: Option<u64>,
     /// The version served now.
     pub to: u64,
+    /// The state served now: its version and its producer's tag.
+    pub state: StateId,
     /// How it got there (`snapshot 4 + 2 deltas`, `1 delta`).
     pub plan: String,
     /// Time from the decision to refresh to the swap.
@@ -293,7 +295,7 @@ impl Shared {
         plan: &Plan,
         started: Instant,
     ) -> RefreshEvent {
-        let to = next.version();
+        let (to, state) = (next.version(), next.id());
         {
             // The health is locked while the state is swapped in, so whoever sees the new
             // version and then asks for the health sees it updated (no stale error).
@@ -307,6 +309,7 @@ impl Shared {
         let event = RefreshEvent {
             from,
             to,
+            state,
             plan: plan.describe(),
             took: started.elapsed(),
         };

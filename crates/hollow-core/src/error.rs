@@ -110,6 +110,18 @@ pub enum Error {
     /// A record could not be read back into the requested Rust type.
     #[error("cannot read record: {0}")]
     Read(String),
+    /// A primary key lookup with a key that cannot be the type's: another number of fields, or
+    /// a value of another kind (a string for an integer field, as after the producer changed
+    /// the key's type).
+    #[error("a key of {found} cannot be looked up in the primary key of {type_name} ({expected})")]
+    KeyMismatch {
+        /// The type looked up.
+        type_name: String,
+        /// The kinds of the key's fields.
+        expected: String,
+        /// What the key given holds.
+        found: String,
+    },
     /// An ordinal is not populated in the type.
     #[error("type {type_name:?} has no record at ordinal {ordinal}")]
     NoSuchOrdinal {

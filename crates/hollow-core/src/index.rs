@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::error::{Error, Result};
 use crate::packed::{bits_needed, low_mask, BitWriter, PackedBits};
 use crate::read::type_data::TypeData;
 use crate::read::ReadState;
@@ -183,6 +184,8 @@ fn radix_sort_by_bucket(entries: &mut Vec<(u64, u64)>, capacity: u64) {
 pub struct PrimaryKeyIndex {
     data: Arc<TypeData>,
     key_columns: Vec<usize>,
+    /// What the key's fields hold, to refuse keys of another type.
+    key_shape: Arc<KeyShape>,
     buckets: PackedBits,
     capacity: u64,
     /// Bits of the ordinal part of a bucket; the two highest codes mean empty and removed.
@@ -193,6 +196,38 @@ pub struct PrimaryKeyIndex {
     /// Two ordinals with the same key, as found while building; `None` after an update, when
     /// it is not known.
     duplicate: Option<Option<(u32, u32)>>,
+}
+
+/// The type and field kinds of a primary key.
+#[derive(Debug)]
+struct KeyShape {
+    type_name: String,
+    kinds: Vec<Kind>,
+}
+
+impl KeyShape {
+    /// Whether `part` can be a value of a field of `kind`.
+    fn accepts(kind: Kind, part: &KeyPart<'_>) -> bool {
+        match part {
+            KeyPart::Null => true,
+            KeyPart::Int(_) => matches!(
+                kind,
+                Kind::I32 | Kind::I64 | Kind::Bool | Kind::Reference(_)
+            ),
+            KeyPart::Float(_) => matches!(kind, Kind::F32 | Kind::F64),
+            KeyPart::Bytes(_) => matches!(kind, Kind::String | Kind::Bytes),
+        }
+    }
+
+    /// What a key part is, for messages.
+    fn describe(part: &KeyPart<'_>) -> &'static str {
+        match part {
+            KeyPart::Null => "null",
+            KeyPart::Int(_) => "integer",
+            KeyPart::Float(_) => "float",
+            KeyPart::Bytes(_) => "string",
+        }
+    }
 }
 
 /// Buckets may be at most this full (entries plus tombstones) before a rebuild, in 1/100.
@@ -206,7 +241,15 @@ impl PrimaryKeyIndex {
     /// in that order, so the table is written front to back.
     pub(crate) fn build(state: &ReadState, id: TypeId) -> Self {
         let data = state.type_data(id).clone();
-        let key_columns = state.schema().get(id).primary_key().to_vec();
+        let def = state.schema().get(id);
+        let key_columns = def.primary_key().to_vec();
+        let key_shape = Arc::new(KeyShape {
+            type_name: def.name().to_string(),
+            kinds: key_columns
+                .iter()
+                .map(|&c| def.columns()[c].ty.kind)
+                .collect(),
+        });
         let n = data.record_count;
         let capacity = (n + n / 3 + 1).max(2);
         let ordinal_bits = Self::ordinal_bits_for(data.slot_count());
@@ -214,6 +257,7 @@ impl PrimaryKeyIndex {
         let mut index = Self {
             data,
             key_columns,
+            key_shape,
             buckets: PackedBits::default(),
             capacity,
             ordinal_bits,
@@ -315,6 +359,7 @@ impl PrimaryKeyIndex {
         let mut next = Self {
             data: data.clone(),
             key_columns: self.key_columns.clone(),
+            key_shape: self.key_shape.clone(),
             buckets: PackedBits::default(),
             capacity: self.capacity,
             ordinal_bits: self.ordinal_bits,
@@ -410,13 +455,37 @@ impl PrimaryKeyIndex {
     }
 
     /// The ordinal of the record whose primary key is `key`, or `None`. A tuple of values for
-    /// composite keys, in declaration order.
+    /// composite keys, in declaration order. A key that cannot be the type's (another arity, a
+    /// string for an integer field: say, a key type changed by the producer) is
+    /// [`Error::KeyMismatch`], not a silent `None`.
     #[inline]
-    pub fn find<K: Key + ?Sized>(&self, key: &K) -> Option<u32> {
-        if K::ARITY != self.key_columns.len() {
-            return None;
+    pub fn find<K: Key + ?Sized>(&self, key: &K) -> Result<Option<u32>> {
+        self.check_key(K::ARITY, |i| key.part(i))?;
+        Ok(self.find_with_arity(key, K::ARITY))
+    }
+
+    #[inline]
+    fn check_key<'k>(&self, arity: usize, part: impl Fn(usize) -> KeyPart<'k>) -> Result<()> {
+        let fits = arity == self.key_columns.len()
+            && self
+                .key_shape
+                .kinds
+                .iter()
+                .enumerate()
+                .all(|(i, k)| KeyShape::accepts(*k, &part(i)));
+        if fits {
+            return Ok(());
         }
-        self.find_with_arity(key, K::ARITY)
+        Err(Error::KeyMismatch {
+            type_name: self.key_shape.type_name.clone(),
+            expected: format!("{:?}", self.key_shape.kinds),
+            found: format!(
+                "{:?}",
+                (0..arity)
+                    .map(|i| KeyShape::describe(&part(i)))
+                    .collect::<Vec<_>>()
+            ),
+        })
     }
 
     #[inline]
@@ -492,7 +561,7 @@ impl PrimaryKeyIndex {
     }
 
     /// Like [`PrimaryKeyIndex::find`], with the key given as its parts.
-    pub fn find_parts(&self, parts: &[KeyPart<'_>]) -> Option<u32> {
+    pub fn find_parts(&self, parts: &[KeyPart<'_>]) -> Result<Option<u32>> {
         struct Parts<'p, 'a>(&'p [KeyPart<'a>]);
         impl Key for Parts<'_, '_> {
             const ARITY: usize = usize::MAX;
@@ -500,10 +569,8 @@ impl PrimaryKeyIndex {
                 self.0.get(i).copied().unwrap_or(KeyPart::Null)
             }
         }
-        if parts.len() != self.key_columns.len() {
-            return None;
-        }
-        self.find_with_arity(&Parts(parts), parts.len())
+        self.check_key(parts.len(), |i| parts[i])?;
+        Ok(self.find_with_arity(&Parts(parts), parts.len()))
     }
 
     /// Number of buckets.

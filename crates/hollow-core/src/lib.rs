@@ -25,7 +25,7 @@
 //!
 //! // Consumer side: load the blob, look up by primary key, read fields without allocating.
 //! let state = ReadState::from_snapshot(blob.into())?;
-//! let ordinal = state.primary_key_index("Movie")?.find(&1i64).expect("present");
+//! let ordinal = state.primary_key_index("Movie")?.find(&1i64)?.expect("present");
 //! let movies = state.object("Movie")?;
 //! assert_eq!(movies.string("title")?.get(ordinal), Some("Heat"));
 //! assert_eq!(movies.int("year")?.get(ordinal), Some(1995));

@@ -12,7 +12,7 @@ fn frozen(name: &str) -> Bytes {
 fn names(state: &ReadState) -> Vec<String> {
     let index = state.primary_key_index("Node").unwrap();
     (0..300i64)
-        .filter_map(|id| index.find(&id))
+        .filter_map(|id| index.find(&id).unwrap())
         .map(|o| match state.get_as::<Value>("Node", o).unwrap() {
             Value::Map(fields) => format!("{:?}", fields[1].1),
             other => panic!("{other:?}"),

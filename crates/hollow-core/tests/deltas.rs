@@ -65,10 +65,11 @@ fn assert_holds(state: &ReadState, items: &BTreeMap<i64, Item>) {
     for (id, item) in items {
         let o = index
             .find(id)
+            .unwrap()
             .unwrap_or_else(|| panic!("id {id} missing at v{}", state.version()));
         assert_eq!(&state.get::<Item>(o).unwrap(), item);
     }
-    assert_eq!(index.find(&-1i64), None);
+    assert_eq!(index.find(&-1i64), Ok(None));
 }
 
 fn item(id: i64, seed: u64) -> Item {
@@ -415,6 +416,7 @@ fn adding_and_removing_fields_and_types_follows_the_delta_chain() {
         .primary_key_index("Item")
         .unwrap()
         .find(&4i64)
+        .unwrap()
         .unwrap();
     assert_eq!(chain2.get::<v2::Item>(o).unwrap(), items_v2(30)[4]);
     let back1 = chain2.apply_delta(Bytes::from(r21)).unwrap();
@@ -440,6 +442,7 @@ fn adding_and_removing_fields_and_types_follows_the_delta_chain() {
                     .primary_key_index("Item")
                     .unwrap()
                     .find(&34i64)
+                    .unwrap()
                     .unwrap()
             )
             .unwrap(),
@@ -514,4 +517,46 @@ fn a_state_reached_by_deltas_is_bit_for_bit_its_snapshot() {
     assert!(!s1.same_content_as(&s2));
     let back = s2.apply_delta(Bytes::from(v2.reverse.unwrap())).unwrap();
     assert!(back.same_content_as(&s1));
+}
+
+/// Regression: after the producer changed the type of a key field (i64 → string), lookups
+/// with the old key type returned "not found" for every key. They are an error now.
+#[test]
+fn a_lookup_with_the_old_key_type_after_a_key_type_change_is_an_error() {
+    mod keyed_by_name {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[serde(rename = "Item")]
+        pub struct Item {
+            pub id: String,
+        }
+    }
+    let mut w = WriteState::new(schema_v1());
+    for item in items_v1(3) {
+        w.add(&item).unwrap();
+    }
+    let snapshot = w.write_snapshot(1).unwrap();
+    w.commit_cycle().unwrap();
+    let v1 = load(&snapshot);
+    assert!(v1
+        .primary_key_index("Item")
+        .unwrap()
+        .find(&1i64)
+        .unwrap()
+        .is_some());
+    w.set_schema(
+        SchemaBuilder::new()
+            .add::<keyed_by_name::Item>()
+            .primary_key("Item", &["id"])
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    w.add(&keyed_by_name::Item { id: "1".into() }).unwrap();
+    let delta = w.write_delta(1, 2).unwrap();
+    let v2 = v1.apply_delta(Bytes::from(delta)).unwrap();
+    let index = v2.primary_key_index("Item").unwrap();
+    assert_eq!(index.find("1").unwrap(), Some(0));
+    let e = index.find(&1i64).unwrap_err();
+    assert!(matches!(e, Error::KeyMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("Item"), "{e}");
 }

@@ -352,17 +352,23 @@ fn composite_and_string_primary_keys() {
     let state = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
     let index = state.primary_key_index("Price").unwrap();
     let cents = state.object("Price").unwrap().int("cents").unwrap();
-    assert_eq!(cents.get(index.find(&("ü", 2)).unwrap()), Some(202));
     assert_eq!(
-        cents.get(index.find(&("a".to_string(), 0)).unwrap()),
+        cents.get(index.find(&("ü", 2)).unwrap().unwrap()),
+        Some(202)
+    );
+    assert_eq!(
+        cents.get(index.find(&("a".to_string(), 0)).unwrap().unwrap()),
         Some(0)
     );
-    assert_eq!(index.find(&("a", 3)), None);
-    assert_eq!(
-        index.find(&"a"),
-        None,
-        "a key of the wrong arity finds nothing"
-    );
+    assert_eq!(index.find(&("a", 3)), Ok(None));
+    // A key of the wrong arity or kind is an error, not a silent "not found".
+    for e in [
+        index.find(&"a").unwrap_err(),
+        index.find(&(2, "a")).unwrap_err(),
+        index.find(&("a", 2.5f64)).unwrap_err(),
+    ] {
+        assert!(matches!(e, hollow_core::Error::KeyMismatch { .. }), "{e}");
+    }
 }
 
 #[test]

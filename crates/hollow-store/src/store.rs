@@ -335,7 +335,7 @@ impl BlobStore {
                 .take(found.parts().count().saturating_sub(1))
                 .collect();
             return Some(format!(
-                "did you mean the prefix {dataset:?}? An announcement is at {}",
+                "did you mean the prefix \"{dataset}\"? An announcement is at {}",
                 self.location_of(found)
             ));
         }
@@ -345,7 +345,7 @@ impl BlobStore {
             let up = parent.clone().join(layout::ANNOUNCEMENT);
             if self.store.head(&up).await.is_ok() {
                 return Some(format!(
-                    "did you mean the prefix {parent:?}? An announcement is at {}",
+                    "did you mean the prefix \"{parent}\"? An announcement is at {}",
                     self.location_of(&up)
                 ));
             }

@@ -58,7 +58,7 @@ pub(crate) struct TypeWriter {
 /// let state = ReadState::from_snapshot(blob.into())?;
 /// assert_eq!(state.version(), 1);
 /// let movies = state.object("Movie")?;
-/// let ordinal = state.primary_key_index("Movie")?.find(&2i64).unwrap();
+/// let ordinal = state.primary_key_index("Movie")?.find(&2i64)?.unwrap();
 /// assert_eq!(movies.string("title")?.get(ordinal), Some("Heat"));
 /// assert_eq!(state.get::<Movie>(ordinal)?, Movie { id: 2, title: "Heat".into() });
 /// # Ok::<(), hollow_core::Error>(())

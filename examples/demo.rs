@@ -397,3 +397,42 @@ fn run_consumer(
         )?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: `--folder DIR` deleted DIR recursively, with a file the user had put there.
+    #[test]
+    fn a_folder_with_files_of_its_own_is_never_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = dir.path().join("notes.txt");
+        std::fs::write(&mine, "mine").unwrap();
+        let folder = demo_folder(dir.path()).unwrap();
+        assert_ne!(folder, dir.path());
+        assert!(folder.starts_with(dir.path()) && folder.is_dir());
+        assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine");
+    }
+
+    #[test]
+    fn an_empty_folder_or_an_earlier_runs_dataset_is_used_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(demo_folder(dir.path()).unwrap(), dir.path());
+        let dataset = dir.path().join(PREFIX).join("snapshot");
+        std::fs::create_dir_all(&dataset).unwrap();
+        std::fs::write(dataset.join("1.00000000000000a1"), b"blob").unwrap();
+        std::fs::write(
+            dir.path()
+                .join(PREFIX)
+                .join(hollow::store::layout::ANNOUNCEMENT),
+            b"announcement",
+        )
+        .unwrap();
+        assert_eq!(demo_folder(dir.path()).unwrap(), dir.path());
+        // A stray file inside the dataset: not ours, so a new sub-folder.
+        std::fs::write(dataset.join("readme"), b"x").unwrap();
+        assert_ne!(demo_folder(dir.path()).unwrap(), dir.path());
+        let missing = dir.path().join("new");
+        assert_eq!(demo_folder(&missing).unwrap(), missing);
+    }
+}

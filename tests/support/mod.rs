@@ -226,7 +226,7 @@ pub struct FaultyStore {
     down: AtomicBool,
     puts: AtomicUsize,
     lose_put_replies_every: AtomicUsize,
-    damaged_announcement_reads: AtomicUsize,
+    damage_announcement_reads: AtomicBool,
     lose_announcement_reply: AtomicBool,
 }
 
@@ -240,7 +240,7 @@ impl FaultyStore {
             down: AtomicBool::new(false),
             puts: AtomicUsize::new(0),
             lose_put_replies_every: AtomicUsize::new(0),
-            damaged_announcement_reads: AtomicUsize::new(0),
+            damage_announcement_reads: AtomicBool::new(false),
             lose_announcement_reply: AtomicBool::new(false),
         })
     }
@@ -277,10 +277,11 @@ impl FaultyStore {
         self.lose_announcement_reply.store(true, Ordering::SeqCst);
     }
 
-    /// The next `n` reads of an announcement return its content damaged (a digit changed and
+    /// While set, reads of an announcement return its content damaged (a digit changed and
     /// the end cut off), as a broken network path or proxy could.
-    pub fn damage_announcement_reads(&self, n: usize) {
-        self.damaged_announcement_reads.store(n, Ordering::SeqCst);
+    pub fn damage_announcement_reads(&self, damage: bool) {
+        self.damage_announcement_reads
+            .store(damage, Ordering::SeqCst);
     }
 
     /// The fault for this operation, if any.
@@ -330,10 +331,7 @@ impl FaultyStore {
         result: GetResult,
     ) -> object_store::Result<GetResult> {
         let due = location.filename() == Some("announced.version")
-            && self
-                .damaged_announcement_reads
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
+            && self.damage_announcement_reads.load(Ordering::SeqCst);
         if !due {
             return Ok(result);
         }

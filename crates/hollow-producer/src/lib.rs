@@ -42,5 +42,8 @@ pub use hollow_store as store;
 pub use hollow_store::BlobStore;
 pub use producer::{
     Changes, CycleOutcome, CycleReport, Populator, Producer, ProducerBuilder, ProducerListener,
+    DEFAULT_RETAINED_VERSIONS,
 };
-pub use validate::{DuplicatePrimaryKeys, RecordCountChange, ValidationContext, Validator};
+pub use validate::{
+    DuplicatePrimaryKeys, NotEmptied, RecordCountChange, ValidationContext, Validator,
+};

@@ -15,7 +15,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
-use crate::validate::{ValidationContext, Validator};
+use crate::validate::{DuplicatePrimaryKeys, NotEmptied, ValidationContext, Validator};
 
 /// Adds the records of one cycle, in batches (see [`WriteState::batch`]).
 pub struct Populator<'a> {
@@ -44,6 +44,9 @@ pub struct Changes<'a> {
 fn no_primary_key(type_name: &str) -> hollow_core::Error {
     hollow_core::Error::Schema(format!("{type_name} has no primary key to upsert by"))
 }
+
+/// Versions kept by default by retention.
+pub const DEFAULT_RETAINED_VERSIONS: u64 = 32;
 
 /// Upserts are staged and added together up to this many at a time.
 const STAGED_UPSERTS: usize = 4096;
@@ -218,22 +221,38 @@ impl ProducerBuilder {
             schema,
             settings: Settings {
                 snapshot_every: 1,
-                validators: Vec::new(),
+                validators: vec![Box::new(DuplicatePrimaryKeys), Box::new(NotEmptied)],
                 listeners: Vec::new(),
-                retain_versions: None,
+                retain_versions: Some(DEFAULT_RETAINED_VERSIONS),
             },
         }
     }
 
     /// Publishes a snapshot every `n` cycles (and always on the first); deltas every cycle.
+    /// Default 1; zero is an error at [`ProducerBuilder::build`].
     pub fn with_snapshot_every(mut self, n: u64) -> Self {
-        self.settings.snapshot_every = n.max(1);
+        self.settings.snapshot_every = n;
         self
     }
 
-    /// Adds a validator every new state must pass before it is announced.
+    /// Adds a validator every new state must pass before it is announced. Two validators
+    /// [`DuplicatePrimaryKeys`] and [`NotEmptied`] run by default (see
+    /// [`ProducerBuilder::without_default_validators`]); adding one with the same name as a
+    /// validator already there replaces it.
     pub fn with_validator(mut self, validator: impl Validator + 'static) -> Self {
+        let name = validator.name();
+        self.settings.validators.retain(|v| v.name() != name);
         self.settings.validators.push(Box::new(validator));
+        self
+    }
+
+    /// Drops the default validators: duplicate primary keys are then published as they come,
+    /// and a cycle that adds nothing empties the dataset.
+    pub fn without_default_validators(mut self) -> Self {
+        let defaults = [DuplicatePrimaryKeys.name(), NotEmptied.name()];
+        self.settings
+            .validators
+            .retain(|v| !defaults.contains(&v.name()));
         self
     }
 
@@ -244,9 +263,17 @@ impl ProducerBuilder {
     }
 
     /// After each announcement, deletes blobs older than the newest `versions` versions, never
-    /// one a consumer needs to reach the announced version.
+    /// one a consumer needs to reach the announced version (default: the newest
+    /// 32 versions). Zero is an error at [`ProducerBuilder::build`]. Only blobs of this
+    /// dataset's layout under its prefix are ever deleted.
     pub fn with_retention(mut self, versions: u64) -> Self {
-        self.settings.retain_versions = Some(versions.max(1));
+        self.settings.retain_versions = Some(versions);
+        self
+    }
+
+    /// Keeps every blob ever published (no retention).
+    pub fn without_retention(mut self) -> Self {
+        self.settings.retain_versions = None;
         self
     }
 
@@ -254,6 +281,21 @@ impl ProducerBuilder {
     /// (from its snapshot and deltas) and the next cycle continues its delta chain; versions
     /// continue after the highest one any blob in the store names.
     pub async fn build(self) -> Result<Producer> {
+        let invalid = |setting, reason: &str| {
+            Err(Error::InvalidSetting {
+                setting,
+                reason: reason.into(),
+            })
+        };
+        if self.settings.snapshot_every == 0 {
+            return invalid("snapshot every", "zero cycles between snapshots");
+        }
+        if self.settings.retain_versions == Some(0) {
+            return invalid(
+                "retention",
+                "zero versions would delete the announced one (use without_retention to keep all)",
+            );
+        }
         let restored = restore(&self.store, self.schema).await?;
         Ok(Producer {
             store: self.store,

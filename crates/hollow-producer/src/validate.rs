@@ -51,6 +51,36 @@ impl Validator for DuplicatePrimaryKeys {
     }
 }
 
+/// A state with no records at all never follows one that had some: publishing an empty dataset
+/// over a full one is almost always a broken input (an empty file, a failed query), and every
+/// consumer would serve nothing. On by default; a producer that means to empty its dataset is
+/// built [`without_default_validators`](crate::ProducerBuilder::without_default_validators).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NotEmptied;
+
+impl Validator for NotEmptied {
+    fn name(&self) -> String {
+        "not-emptied".into()
+    }
+
+    fn validate(&self, ctx: &ValidationContext<'_>) -> Result<(), String> {
+        let records = |state: &ReadState| -> u64 {
+            state
+                .schema()
+                .types()
+                .iter()
+                .filter_map(|t| state.record_count(t.name()).ok())
+                .sum()
+        };
+        match ctx.previous.map(records) {
+            Some(before) if before > 0 && records(ctx.state) == 0 => Err(format!(
+                "the new state is empty where the announced one had {before} records"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The record count of a type changes by at most `max_percent` from one version to the next.
 #[derive(Debug, Clone)]
 pub struct RecordCountChange {

@@ -34,13 +34,24 @@ fn store(folder: &Path, s3: bool) -> Result<BlobStore, Box<dyn std::error::Error
     if !s3 {
         return Ok(BlobStore::local(folder, PREFIX)?);
     }
+    s3_store()
+}
+
+/// S3 / MinIO from the environment.
+#[cfg(feature = "aws")]
+fn s3_store() -> Result<BlobStore, Box<dyn std::error::Error>> {
     let bucket = std::env::var("HOLLOW_S3_BUCKET")
         .map_err(|_| "--s3 needs HOLLOW_S3_BUCKET (the bucket name)")?;
-    let s3 = object_store::aws::AmazonS3Builder::from_env()
+    let s3 = hollow::object_store::aws::AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_allow_http(true)
         .build()?;
     Ok(BlobStore::new(Arc::new(s3), PREFIX))
+}
+
+#[cfg(not(feature = "aws"))]
+fn s3_store() -> Result<BlobStore, Box<dyn std::error::Error>> {
+    Err("this demo was built without S3 support: run it with `--features aws`".into())
 }
 
 /// The folder the demo writes into: `wanted` itself when it is new, empty, or holds only a

@@ -11,5 +11,8 @@ pub use hollow_consumer as consumer;
 pub use hollow_core as core;
 pub use hollow_producer as producer;
 pub use hollow_store as store;
+/// The object store crate, re-exported: stores are named with the version hollow uses. Cloud
+/// backends are cargo features of this crate (`aws`, `gcp`, `azure`).
+pub use object_store;
 
 pub mod movies;

@@ -48,18 +48,27 @@ fn options() -> Result<Options, Box<dyn std::error::Error>> {
     }
     let store = match (&folder, s3) {
         (Some(f), false) => BlobStore::local(f, &prefix)?,
-        (None, true) => {
-            let bucket = std::env::var("HOLLOW_S3_BUCKET")
-                .map_err(|_| "--s3 needs HOLLOW_S3_BUCKET (the bucket name)")?;
-            let s3 = object_store::aws::AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .with_allow_http(true)
-                .build()?;
-            BlobStore::new(Arc::new(s3), &prefix)
-        }
+        (None, true) => s3_store(&prefix)?,
         _ => return Err("give either --folder DIR or --s3 (try --help)".into()),
     };
     Ok(Options { store, listen })
+}
+
+/// S3 / MinIO from the environment.
+#[cfg(feature = "aws")]
+fn s3_store(prefix: &str) -> Result<BlobStore, Box<dyn std::error::Error>> {
+    let bucket = std::env::var("HOLLOW_S3_BUCKET")
+        .map_err(|_| "--s3 needs HOLLOW_S3_BUCKET (the bucket name)")?;
+    let s3 = hollow::object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_allow_http(true)
+        .build()?;
+    Ok(BlobStore::new(Arc::new(s3), prefix))
+}
+
+#[cfg(not(feature = "aws"))]
+fn s3_store(_prefix: &str) -> Result<BlobStore, Box<dyn std::error::Error>> {
+    Err("this service was built without S3 support: run it with `--features aws`".into())
 }
 
 #[tokio::main]

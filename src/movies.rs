@@ -1,4 +1,4 @@
-//! The `movies` benchmark dataset (v1 of `shared/bench/DATASET.md`): a deterministic generator
+//! The `movies` benchmark dataset (defined in `docs/movies-dataset.md`): a deterministic generator
 //! that any implementation can reproduce bit for bit, so sizes and timings compare on the same
 //! work.
 

@@ -1,4 +1,4 @@
-//! The `movies` generator matches the check values of `shared/bench/DATASET.md`, and a snapshot
+//! The `movies` generator matches the check values of `docs/movies-dataset.md`, and a snapshot
 //! of it reads back identically.
 
 use hollow::core::{ReadState, WriteState};

@@ -184,7 +184,10 @@ fn radix_sort_by_bucket(entries: &mut Vec<(u64, u64)>, capacity: u64) {
 pub struct PrimaryKeyIndex {
     data: Arc<TypeData>,
     key_columns: Vec<usize>,
-    /// What the key's fields hold, to refuse keys of another type.
+    /// Per key field (2 bits each, the first 32 fields): the class of key part it accepts (see
+    /// [`part_class`]). Checked on every lookup, so kept inline.
+    key_classes: u64,
+    /// What the key's fields hold, for the error when a key does not fit.
     key_shape: Arc<KeyShape>,
     buckets: PackedBits,
     capacity: u64,
@@ -205,29 +208,29 @@ struct KeyShape {
     kinds: Vec<Kind>,
 }
 
-impl KeyShape {
-    /// Whether `part` can be a value of a field of `kind`.
-    fn accepts(kind: Kind, part: &KeyPart<'_>) -> bool {
-        match part {
-            KeyPart::Null => true,
-            KeyPart::Int(_) => matches!(
-                kind,
-                Kind::I32 | Kind::I64 | Kind::Bool | Kind::Reference(_)
-            ),
-            KeyPart::Float(_) => matches!(kind, Kind::F32 | Kind::F64),
-            KeyPart::Bytes(_) => matches!(kind, Kind::String | Kind::Bytes),
-        }
+/// The class of a key part: 0 for null (fits any field), 1 integer, 2 float, 3 bytes.
+#[inline]
+fn part_class(part: &KeyPart<'_>) -> u64 {
+    match part {
+        KeyPart::Null => 0,
+        KeyPart::Int(_) => 1,
+        KeyPart::Float(_) => 2,
+        KeyPart::Bytes(_) => 3,
     }
+}
 
-    /// What a key part is, for messages.
-    fn describe(part: &KeyPart<'_>) -> &'static str {
-        match part {
-            KeyPart::Null => "null",
-            KeyPart::Int(_) => "integer",
-            KeyPart::Float(_) => "float",
-            KeyPart::Bytes(_) => "string",
-        }
+/// The class of key part a field of `kind` accepts.
+fn kind_class(kind: Kind) -> u64 {
+    match kind {
+        Kind::I32 | Kind::I64 | Kind::Bool | Kind::Reference(_) => 1,
+        Kind::F32 | Kind::F64 => 2,
+        Kind::String | Kind::Bytes => 3,
     }
+}
+
+/// What a key part is, for messages.
+fn part_name(part: &KeyPart<'_>) -> &'static str {
+    ["null", "integer", "float", "string"][part_class(part) as usize]
 }
 
 /// Buckets may be at most this full (entries plus tombstones) before a rebuild, in 1/100.
@@ -243,12 +246,18 @@ impl PrimaryKeyIndex {
         let data = state.type_data(id).clone();
         let def = state.schema().get(id);
         let key_columns = def.primary_key().to_vec();
+        let kinds: Vec<Kind> = key_columns
+            .iter()
+            .map(|&c| def.columns()[c].ty.kind)
+            .collect();
+        let key_classes = kinds
+            .iter()
+            .take(32)
+            .enumerate()
+            .fold(0, |classes, (i, &k)| classes | kind_class(k) << (2 * i));
         let key_shape = Arc::new(KeyShape {
             type_name: def.name().to_string(),
-            kinds: key_columns
-                .iter()
-                .map(|&c| def.columns()[c].ty.kind)
-                .collect(),
+            kinds,
         });
         let n = data.record_count;
         let capacity = (n + n / 3 + 1).max(2);
@@ -257,6 +266,7 @@ impl PrimaryKeyIndex {
         let mut index = Self {
             data,
             key_columns,
+            key_classes,
             key_shape,
             buckets: PackedBits::default(),
             capacity,
@@ -359,6 +369,7 @@ impl PrimaryKeyIndex {
         let mut next = Self {
             data: data.clone(),
             key_columns: self.key_columns.clone(),
+            key_classes: self.key_classes,
             key_shape: self.key_shape.clone(),
             buckets: PackedBits::default(),
             capacity: self.capacity,
@@ -460,32 +471,31 @@ impl PrimaryKeyIndex {
     /// [`Error::KeyMismatch`], not a silent `None`.
     #[inline]
     pub fn find<K: Key + ?Sized>(&self, key: &K) -> Result<Option<u32>> {
-        self.check_key(K::ARITY, |i| key.part(i))?;
+        if !self.fits(K::ARITY, |i| key.part(i)) {
+            return Err(self.key_mismatch((0..K::ARITY).map(|i| part_name(&key.part(i))).collect()));
+        }
         Ok(self.find_with_arity(key, K::ARITY))
     }
 
+    /// True when a key of `arity` parts can be one of this index (fields past the 32nd are not
+    /// checked).
     #[inline]
-    fn check_key<'k>(&self, arity: usize, part: impl Fn(usize) -> KeyPart<'k>) -> Result<()> {
-        let fits = arity == self.key_columns.len()
-            && self
-                .key_shape
-                .kinds
-                .iter()
-                .enumerate()
-                .all(|(i, k)| KeyShape::accepts(*k, &part(i)));
-        if fits {
-            return Ok(());
-        }
-        Err(Error::KeyMismatch {
+    fn fits<'k>(&self, arity: usize, part: impl Fn(usize) -> KeyPart<'k>) -> bool {
+        arity == self.key_columns.len()
+            && (0..arity.min(32)).all(|i| {
+                let class = part_class(&part(i));
+                class == 0 || class == (self.key_classes >> (2 * i)) & 3
+            })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn key_mismatch(&self, found: Vec<&'static str>) -> Error {
+        Error::KeyMismatch {
             type_name: self.key_shape.type_name.clone(),
             expected: format!("{:?}", self.key_shape.kinds),
-            found: format!(
-                "{:?}",
-                (0..arity)
-                    .map(|i| KeyShape::describe(&part(i)))
-                    .collect::<Vec<_>>()
-            ),
-        })
+            found: format!("{found:?}"),
+        }
     }
 
     #[inline]
@@ -569,7 +579,9 @@ impl PrimaryKeyIndex {
                 self.0.get(i).copied().unwrap_or(KeyPart::Null)
             }
         }
-        self.check_key(parts.len(), |i| parts[i])?;
+        if !self.fits(parts.len(), |i| parts[i]) {
+            return Err(self.key_mismatch(parts.iter().map(part_name).collect()));
+        }
         Ok(self.find_with_arity(&Parts(parts), parts.len()))
     }
 

@@ -237,6 +237,15 @@ fn a_reference_cycle_is_an_error_not_a_hang() {
 
 /// A state and a delta from it, from the sample dataset with a few changes.
 fn sample_delta() -> (ReadState, Vec<u8>) {
+    let (origin, delta) = sample_delta_blobs();
+    (
+        ReadState::from_snapshot(Bytes::from(origin)).unwrap(),
+        delta,
+    )
+}
+
+/// The snapshot of a state and a delta from it.
+fn sample_delta_blobs() -> (Vec<u8>, Vec<u8>) {
     let mut w = WriteState::new(node_schema());
     let node = |id: i64, name: &str| Node {
         id,
@@ -262,7 +271,7 @@ fn sample_delta() -> (ReadState, Vec<u8>) {
             .unwrap();
     }
     let delta = w.write_delta(1, 2).unwrap();
-    (ReadState::from_snapshot(Bytes::from(s1)).unwrap(), delta)
+    (s1, delta)
 }
 
 #[test]
@@ -305,8 +314,12 @@ fn malformed_deltas_are_errors_and_never_panic() {
 #[test]
 fn fuzz_seeds_are_current() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds");
-    let (_, delta) = sample_delta();
-    for (name, blob) in [("snapshot-nodes", sample_blob()), ("delta-nodes", delta)] {
+    let (origin, delta) = sample_delta_blobs();
+    for (name, blob) in [
+        ("snapshot-nodes", sample_blob()),
+        ("origin-nodes", origin),
+        ("delta-nodes", delta),
+    ] {
         let path = format!("{dir}/{name}");
         if std::env::var_os("HOLLOW_REFRESH_FUZZ_SEEDS").is_some() {
             std::fs::create_dir_all(dir).unwrap();

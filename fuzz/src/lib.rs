@@ -1,7 +1,7 @@
 //! What the fuzz targets share: re-sealing checksums as a hostile writer would, and reading
 //! everything a state offers.
 
-use hollow_core::format::{FOOTER_LEN, HEADER_LEN, SECTION_ENTRY_LEN};
+use hollow_core::raw::{FOOTER_LEN, HEADER_LEN, SECTION_ENTRY_LEN};
 use hollow_core::{ReadState, Value};
 use xxhash_rust::xxh3::xxh3_64;
 

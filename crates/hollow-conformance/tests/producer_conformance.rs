@@ -367,7 +367,7 @@ async fn an_incremental_cycle_publishes_exactly_what_a_full_cycle_would() {
             );
             // The same delta, but for the random tags of the states it joins.
             let sections = |delta: bytes::Bytes| -> Vec<bytes::Bytes> {
-                let parsed = hollow::core::format::parse(delta).unwrap();
+                let parsed = hollow::core::raw::parse(delta).unwrap();
                 parsed.sections.into_iter().map(|s| s.data).collect()
             };
             let delta = |p: &Producer, store: &Arc<dyn ObjectStore>| {

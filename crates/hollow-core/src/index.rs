@@ -471,21 +471,26 @@ impl PrimaryKeyIndex {
     /// [`Error::KeyMismatch`], not a silent `None`.
     #[inline]
     pub fn find<K: Key + ?Sized>(&self, key: &K) -> Result<Option<u32>> {
-        if !self.fits(K::ARITY, |i| key.part(i)) {
-            return Err(self.key_mismatch((0..K::ARITY).map(|i| part_name(&key.part(i))).collect()));
+        if K::ARITY == self.key_columns.len() {
+            // A key of another kind never equals a record's key, so it can only miss: its
+            // kinds are checked then, and a hit costs nothing more.
+            if let Some(ordinal) = self.find_with_arity(key, K::ARITY) {
+                return Ok(Some(ordinal));
+            }
+            if self.fits(K::ARITY, |i| key.part(i)) {
+                return Ok(None);
+            }
         }
-        Ok(self.find_with_arity(key, K::ARITY))
+        Err(self.key_mismatch((0..K::ARITY).map(|i| part_name(&key.part(i))).collect()))
     }
 
-    /// True when a key of `arity` parts can be one of this index (fields past the 32nd are not
-    /// checked).
-    #[inline]
+    /// True when the parts of a key of this index's arity can be its fields' values (fields
+    /// past the 32nd are not checked).
     fn fits<'k>(&self, arity: usize, part: impl Fn(usize) -> KeyPart<'k>) -> bool {
-        arity == self.key_columns.len()
-            && (0..arity.min(32)).all(|i| {
-                let class = part_class(&part(i));
-                class == 0 || class == (self.key_classes >> (2 * i)) & 3
-            })
+        (0..arity.min(32)).all(|i| {
+            let class = part_class(&part(i));
+            class == 0 || class == (self.key_classes >> (2 * i)) & 3
+        })
     }
 
     #[cold]
@@ -579,10 +584,15 @@ impl PrimaryKeyIndex {
                 self.0.get(i).copied().unwrap_or(KeyPart::Null)
             }
         }
-        if !self.fits(parts.len(), |i| parts[i]) {
-            return Err(self.key_mismatch(parts.iter().map(part_name).collect()));
+        if parts.len() == self.key_columns.len() {
+            if let Some(ordinal) = self.find_with_arity(&Parts(parts), parts.len()) {
+                return Ok(Some(ordinal));
+            }
+            if self.fits(parts.len(), |i| parts[i]) {
+                return Ok(None);
+            }
         }
-        Ok(self.find_with_arity(&Parts(parts), parts.len()))
+        Err(self.key_mismatch(parts.iter().map(part_name).collect()))
     }
 
     /// Number of buckets.

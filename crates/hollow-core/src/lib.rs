@@ -36,22 +36,26 @@
 
 #![warn(missing_docs)]
 
-pub mod bitset;
-pub mod encoding;
+mod bitset;
+mod encoding;
 mod error;
-pub mod format;
-pub mod index;
-pub mod packed;
+mod format;
+mod index;
+mod packed;
 mod parallel;
-pub mod read;
+pub mod raw;
+mod read;
 pub mod schema;
 mod state_id;
-pub mod write;
+mod write;
 
 pub use error::{Error, Result};
 pub use format::BlobKind;
 pub use index::{Key, KeyPart, PrimaryKeyIndex};
-pub use read::{ObjectReader, ReadState, Value};
+pub use read::{
+    BoolField, BytesField, CollectionReader, FloatField, IntField, ObjectReader, ReadState,
+    RefField, StrField, Value,
+};
 pub use schema::{Schema, SchemaBuilder};
 pub use state_id::StateId;
 pub use write::{AddBatch, WriteState};

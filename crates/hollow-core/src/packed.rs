@@ -106,11 +106,6 @@ impl PackedArray {
         self.len
     }
 
-    /// True when there are no values.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Bit width of each value.
     pub fn width(&self) -> u8 {
         self.width
@@ -216,14 +211,6 @@ impl BitWriter {
             let spill = 64 - shift;
             let hi_mask = mask >> spill;
             self.words[word + 1] = (self.words[word + 1] & !hi_mask) | (value >> spill);
-        }
-    }
-
-    /// Appends the words, little-endian, to `out`.
-    pub fn write_to(&self, out: &mut Vec<u8>) {
-        out.reserve(self.words.len() * 8);
-        for w in &self.words {
-            out.extend_from_slice(&w.to_le_bytes());
         }
     }
 

@@ -5,13 +5,10 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use hollow_core::format::delta_section::TypeDelta;
-use hollow_core::format::io::ByteWriter;
-use hollow_core::format::type_section::TypeSection;
-use hollow_core::format::{
-    self, BlobWriter, SectionKind, FOOTER_LEN, HEADER_LEN, SECTION_ENTRY_LEN,
+use hollow_core::raw::{
+    self, pack_values, BlobWriter, ByteWriter, SectionKind, TypeDelta, TypeSection, FOOTER_LEN,
+    HEADER_LEN, SECTION_ENTRY_LEN,
 };
-use hollow_core::packed::pack_values;
 use hollow_core::{Error, ReadState, SchemaBuilder, Value, WriteState};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
@@ -345,9 +342,9 @@ struct Bag {
 fn rewrite(
     blob: Vec<u8>,
     type_name: &str,
-    replace: impl FnOnce(&hollow_core::schema::TypeDef, hollow_core::format::Section) -> ByteWriter,
+    replace: impl FnOnce(&hollow_core::schema::TypeDef, raw::Section) -> ByteWriter,
 ) -> Bytes {
-    let parsed = format::parse(Bytes::from(blob)).unwrap();
+    let parsed = raw::parse(Bytes::from(blob)).unwrap();
     let header = parsed.header;
     let schema_section = parsed.sections[0].clone();
     let (schema, sections) = parsed.split_schema().unwrap();

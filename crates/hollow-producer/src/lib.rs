@@ -32,18 +32,26 @@
 
 #![warn(missing_docs)]
 
+mod builder;
+mod changes;
 mod error;
+mod integrity;
+mod outcome;
 mod producer;
+mod restore;
+mod retention;
+#[cfg(test)]
+mod test_rows;
 mod validate;
 
+pub use builder::{ProducerBuilder, DEFAULT_RETAINED_VERSIONS};
+pub use changes::{Changes, Populator};
 pub use error::{Error, Result};
 pub use hollow_core as core;
 pub use hollow_store as store;
 pub use hollow_store::BlobStore;
-pub use producer::{
-    Changes, CycleOutcome, CycleReport, Populator, Producer, ProducerBuilder, ProducerListener,
-    DEFAULT_RETAINED_VERSIONS,
-};
+pub use outcome::{CycleOutcome, CycleReport, ProducerListener};
+pub use producer::Producer;
 pub use validate::{
     DuplicatePrimaryKeys, NotEmptied, RecordCountChange, ValidationContext, Validator,
 };

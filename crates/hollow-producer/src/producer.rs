@@ -2,379 +2,23 @@
 //! and announces it, or announces nothing at all.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::FutureExt;
-use hollow_core::{AddBatch, ReadState, Schema, StateId, WriteState};
+use hollow_core::{ReadState, StateId, WriteState};
 use hollow_store::layout::BlobName;
 use hollow_store::{Announcement, BlobStore};
-use object_store::ObjectStore;
-use serde::Serialize;
 use tracing::Instrument;
 
+use crate::builder::Settings;
+use crate::changes::{Changes, Populator};
 use crate::error::{Error, Result};
-use crate::validate::{DuplicatePrimaryKeys, NotEmptied, ValidationContext, Validator};
-
-/// Adds the records of one cycle, in batches (see [`WriteState::batch`]).
-pub struct Populator<'a> {
-    batch: AddBatch<'a>,
-}
-
-impl Populator<'_> {
-    /// Adds a record (a struct of the schema) and everything it references. A record that
-    /// does not fit the schema adds nothing and returns the error.
-    pub fn add<T: Serialize + ?Sized>(&mut self, record: &T) -> hollow_core::Result<()> {
-        self.batch.add(record)
-    }
-}
-
-/// The changes of an incremental cycle: records upserted or deleted by primary key, on top of
-/// the announced state.
-pub struct Changes<'a> {
-    write: &'a mut WriteState,
-    announced: Option<&'a ReadState>,
-    /// Per type: keys upserted in this cycle (encoded) and the ordinal they got.
-    upserted: std::collections::HashMap<(String, Vec<u8>), u32>,
-    /// The types of the upserts staged in the write state and not applied yet, in order.
-    staged: Vec<String>,
-}
-
-fn no_primary_key(type_name: &str) -> hollow_core::Error {
-    hollow_core::Error::Schema(format!("{type_name} has no primary key to upsert by"))
-}
-
-/// Versions kept by default by retention.
-pub const DEFAULT_RETAINED_VERSIONS: u64 = 32;
-
-/// Upserts are staged and added together up to this many at a time.
-const STAGED_UPSERTS: usize = 4096;
-
-/// A key's parts as bytes, to remember keys across the borrow of the write state.
-fn encode_key(parts: &[hollow_core::KeyPart<'_>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for p in parts {
-        match *p {
-            hollow_core::KeyPart::Null => out.push(0),
-            hollow_core::KeyPart::Int(v) => {
-                out.push(1);
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            hollow_core::KeyPart::Float(v) => {
-                out.push(2);
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            hollow_core::KeyPart::Bytes(b) => {
-                out.push(3);
-                out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-                out.extend_from_slice(b);
-            }
-        }
-    }
-    out
-}
-
-impl Changes<'_> {
-    /// Adds `record` (a struct of a top-level type with a primary key), replacing the record
-    /// that had its key, if any.
-    pub fn upsert<T: Serialize + ?Sized>(
-        &mut self,
-        type_name: &str,
-        record: &T,
-    ) -> hollow_core::Result<()> {
-        let schema = self.write.schema();
-        if schema
-            .get(schema.require(type_name)?)
-            .primary_key()
-            .is_empty()
-        {
-            return Err(no_primary_key(type_name));
-        }
-        // Staged, so that the lookups of many upserts overlap (see WriteState::stage).
-        self.write.stage(record)?;
-        self.staged.push(type_name.to_string());
-        if self.staged.len() >= STAGED_UPSERTS {
-            self.apply_staged()?;
-        }
-        Ok(())
-    }
-
-    /// Adds the staged upserts and replaces the records that had their keys.
-    fn apply_staged(&mut self) -> hollow_core::Result<()> {
-        let ordinals = self.write.add_staged();
-        for (type_name, ordinal) in std::mem::take(&mut self.staged).iter().zip(ordinals) {
-            let parts = self
-                .write
-                .key_of(type_name, ordinal)?
-                .ok_or_else(|| no_primary_key(type_name))?;
-            let key = (type_name.to_string(), encode_key(&parts));
-            let before = self.find_committed(type_name, &parts)?;
-            let earlier = self.upserted.insert(key, ordinal);
-            for old in before.into_iter().chain(earlier) {
-                if old != ordinal {
-                    self.write.remove(type_name, old)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Deletes the record of `type_name` whose primary key is `key`; false if there was none.
-    pub fn delete<K: hollow_core::Key + ?Sized>(
-        &mut self,
-        type_name: &str,
-        key: &K,
-    ) -> hollow_core::Result<bool> {
-        self.apply_staged()?;
-        let parts: Vec<hollow_core::KeyPart<'_>> = (0..K::ARITY).map(|i| key.part(i)).collect();
-        let encoded = (type_name.to_string(), encode_key(&parts));
-        let mut found = false;
-        if let Some(o) = self.find_committed(type_name, &parts)? {
-            self.write.remove(type_name, o)?;
-            found = true;
-        }
-        if let Some(o) = self.upserted.remove(&encoded) {
-            self.write.remove(type_name, o)?;
-            found = true;
-        }
-        Ok(found)
-    }
-
-    fn find_committed(
-        &self,
-        type_name: &str,
-        parts: &[hollow_core::KeyPart<'_>],
-    ) -> hollow_core::Result<Option<u32>> {
-        match self.announced {
-            Some(state) => state.primary_key_index(type_name)?.find_parts(parts),
-            None => Ok(None),
-        }
-    }
-}
-
-/// What one published cycle did.
-#[derive(Clone, Debug)]
-pub struct CycleReport {
-    /// The announced version.
-    pub version: u64,
-    /// The version it follows, if any.
-    pub previous: Option<u64>,
-    /// Bytes of the snapshot, when one was published this cycle.
-    pub snapshot_bytes: Option<usize>,
-    /// Bytes of the delta and of the reverse delta, when there is a previous version.
-    pub delta_bytes: Option<(usize, usize)>,
-    /// Time of each stage, in order.
-    pub stages: Vec<(&'static str, Duration)>,
-}
-
-impl CycleReport {
-    /// Time of the whole cycle.
-    pub fn duration(&self) -> Duration {
-        self.stages.iter().map(|s| s.1).sum()
-    }
-}
-
-/// The result of a cycle that did not fail.
-#[derive(Clone, Debug)]
-pub enum CycleOutcome {
-    /// A new version was published and announced.
-    Published(CycleReport),
-    /// The dataset is the same as the announced state: nothing was published.
-    NoChange,
-}
-
-/// Hears about cycles (for logs, alerts, dashboards). Every method has an empty default.
-pub trait ProducerListener: Send + Sync {
-    /// A version was announced.
-    fn on_published(&self, _report: &CycleReport) {}
-    /// A cycle failed: nothing was announced.
-    fn on_failed(&self, _version: u64, _error: &Error) {}
-}
-
-/// What a builder configures and the producer then follows.
-struct Settings {
-    snapshot_every: u64,
-    validators: Vec<Box<dyn Validator>>,
-    listeners: Vec<Arc<dyn ProducerListener>>,
-    retain_versions: Option<u64>,
-}
-
-/// Configures and starts a [`Producer`].
-pub struct ProducerBuilder {
-    store: BlobStore,
-    schema: Schema,
-    settings: Settings,
-}
-
-impl ProducerBuilder {
-    /// A producer of `schema` into `store` (any `object_store` backend) under `prefix`.
-    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, schema: Schema) -> Self {
-        Self::from_blob_store(BlobStore::new(store, prefix), schema)
-    }
-
-    /// A producer of `schema` into a dataset as the store layer has it (e.g. a
-    /// [`BlobStore::local`] folder).
-    pub fn from_blob_store(store: BlobStore, schema: Schema) -> Self {
-        Self {
-            store,
-            schema,
-            settings: Settings {
-                snapshot_every: 1,
-                validators: vec![Box::new(DuplicatePrimaryKeys), Box::new(NotEmptied)],
-                listeners: Vec::new(),
-                retain_versions: Some(DEFAULT_RETAINED_VERSIONS),
-            },
-        }
-    }
-
-    /// Publishes a snapshot every `n` cycles (and always on the first); deltas every cycle.
-    /// Default 1; zero is an error at [`ProducerBuilder::build`].
-    pub fn with_snapshot_every(mut self, n: u64) -> Self {
-        self.settings.snapshot_every = n;
-        self
-    }
-
-    /// Adds a validator every new state must pass before it is announced. Two validators
-    /// [`DuplicatePrimaryKeys`] and [`NotEmptied`] run by default (see
-    /// [`ProducerBuilder::without_default_validators`]); adding one with the same name as a
-    /// validator already there replaces it.
-    pub fn with_validator(mut self, validator: impl Validator + 'static) -> Self {
-        let name = validator.name();
-        self.settings.validators.retain(|v| v.name() != name);
-        self.settings.validators.push(Box::new(validator));
-        self
-    }
-
-    /// Drops the default validators: duplicate primary keys are then published as they come,
-    /// and a cycle that adds nothing empties the dataset.
-    pub fn without_default_validators(mut self) -> Self {
-        let defaults = [DuplicatePrimaryKeys.name(), NotEmptied.name()];
-        self.settings
-            .validators
-            .retain(|v| !defaults.contains(&v.name()));
-        self
-    }
-
-    /// Adds a listener.
-    pub fn with_listener(mut self, listener: Arc<dyn ProducerListener>) -> Self {
-        self.settings.listeners.push(listener);
-        self
-    }
-
-    /// After each announcement, deletes blobs older than the newest `versions` versions, never
-    /// one a consumer needs to reach the announced version (default: the newest
-    /// 32 versions). Zero is an error at [`ProducerBuilder::build`]. Only blobs of this
-    /// dataset's layout under its prefix are ever deleted.
-    pub fn with_retention(mut self, versions: u64) -> Self {
-        self.settings.retain_versions = Some(versions);
-        self
-    }
-
-    /// Keeps every blob ever published (no retention).
-    pub fn without_retention(mut self) -> Self {
-        self.settings.retain_versions = None;
-        self
-    }
-
-    /// Starts the producer. If the store already announces a version, that state is restored
-    /// (from its snapshot and deltas) and the next cycle continues its delta chain; versions
-    /// continue after the highest one any blob in the store names.
-    pub async fn build(self) -> Result<Producer> {
-        let invalid = |setting, reason: &str| {
-            Err(Error::InvalidSetting {
-                setting,
-                reason: reason.into(),
-            })
-        };
-        if self.settings.snapshot_every == 0 {
-            return invalid("snapshot every", "zero cycles between snapshots");
-        }
-        if self.settings.retain_versions == Some(0) {
-            return invalid(
-                "retention",
-                "zero versions would delete the announced one (use without_retention to keep all)",
-            );
-        }
-        let restored = restore(&self.store, self.schema).await?;
-        Ok(Producer {
-            store: self.store,
-            write: restored.write,
-            announced: restored.announced,
-            next_version: restored.next_version,
-            published: 0,
-            settings: self.settings,
-            snapshot_buffer: Vec::new(),
-            needs_restore: false,
-        })
-    }
-}
-
-/// The announced state, and the announcement that names it.
-struct Announced {
-    state: ReadState,
-    announcement: Announcement,
-}
-
-/// What a producer continues from: the state the store announces and a write state whose
-/// committed state it is.
-struct Restored {
-    announced: Option<Announced>,
-    write: WriteState,
-    next_version: u64,
-}
-
-/// Reads the announced state back from the store, and the highest version any blob names.
-async fn restore(store: &BlobStore, schema: Schema) -> Result<Restored> {
-    let blobs = store.list().await?;
-    let highest = blobs
-        .iter()
-        .map(BlobName::newest_version)
-        .max()
-        .unwrap_or(0);
-    let announced = match store.announcement().await? {
-        None => None,
-        Some(announcement) => {
-            let (state, plan) =
-                hollow_store::load(store, None, announcement.state, usize::MAX).await?;
-            tracing::info!(state = %announcement.state, plan = %plan.describe(), "restored the announced state");
-            Some(Announced {
-                state,
-                announcement,
-            })
-        }
-    };
-    let write = match &announced {
-        None => WriteState::new(schema),
-        Some(a) => {
-            let mut w = WriteState::restore(&a.state);
-            if **a.state.schema() != schema {
-                w.set_schema(schema)?;
-            }
-            w
-        }
-    };
-    let announced_version = announced.as_ref().map_or(0, |a| a.state.version());
-    Ok(Restored {
-        announced,
-        write,
-        next_version: highest.max(announced_version) + 1,
-    })
-}
-
-/// A random tag for a new state: two producers (or two runs of one) that mint the same version
-/// give it different tags, so their blobs never mix (see [`StateId`]).
-fn random_tag() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static DRAWN: AtomicU64 = AtomicU64::new(0);
-    let seed = (
-        std::time::SystemTime::now(),
-        std::process::id(),
-        DRAWN.fetch_add(1, Ordering::Relaxed),
-    );
-    RandomState::new().hash_one(seed).max(1)
-}
+use crate::integrity::{check_integrity, CycleBlobs};
+use crate::outcome::{CycleOutcome, CycleReport};
+use crate::restore::{random_tag, restore, Announced, Restored};
+use crate::retention::apply_retention;
+use crate::validate::ValidationContext;
 
 /// Owns the truth: each [`Producer::run_cycle`] publishes the dataset as a new version.
 pub struct Producer {
@@ -392,58 +36,21 @@ pub struct Producer {
     needs_restore: bool,
 }
 
-/// The blobs of one cycle, held until published.
-struct CycleBlobs {
-    snapshot: Bytes,
-    deltas: Option<(Bytes, Bytes)>,
-}
-
-/// Loads the cycle's snapshot and checks the deltas against it: the announced state
-/// (`previous`) plus the delta must equal the snapshot's state, and that plus the reverse delta
-/// the announced state. Returns the new state.
-///
-/// The forward chain runs on a second thread while the snapshot is loaded. The forward state
-/// must equal the snapshot's bit for bit, so the reverse delta applied to it stands for the
-/// reverse delta applied to the snapshot's state, and it is the state returned: its primary key
-/// indexes are the previous ones updated, where the snapshot's would have to be built.
-fn check_integrity(
-    previous: Option<(&ReadState, u64)>,
-    blobs: &CycleBlobs,
-    version: u64,
-) -> Result<ReadState> {
-    let Some(((previous, from), (delta, reverse))) = previous.zip(blobs.deltas.as_ref()) else {
-        // A copy: states never hold on to the snapshot's buffer, which the next cycle reuses.
-        let snapshot = Bytes::copy_from_slice(&blobs.snapshot);
-        return Ok(ReadState::from_snapshot(snapshot)?);
-    };
-    let (snapshot, chain) = std::thread::scope(|s| {
-        let chain = s.spawn(|| -> hollow_core::Result<(ReadState, bool)> {
-            let forward = previous.apply_delta(delta.clone())?;
-            let back = forward.apply_delta(reverse.clone())?;
-            Ok((forward, back.same_content_as(previous)))
-        });
-        let snapshot = ReadState::from_snapshot_without_indexes(blobs.snapshot.clone());
-        let chain = chain
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (snapshot, chain)
-    });
-    let snapshot = snapshot?;
-    let (forward, back_is_previous) = chain?;
-    if !forward.same_content_as(&snapshot) {
-        return Err(Error::Integrity(format!(
-            "version {from} plus its delta differs from the snapshot of {version}"
-        )));
-    }
-    if !back_is_previous {
-        return Err(Error::Integrity(format!(
-            "version {version} plus its reverse delta differs from version {from}"
-        )));
-    }
-    Ok(forward)
-}
-
 impl Producer {
+    /// A producer continuing from what the store holds.
+    pub(crate) fn start(store: BlobStore, restored: Restored, settings: Settings) -> Self {
+        Self {
+            store,
+            write: restored.write,
+            announced: restored.announced,
+            next_version: restored.next_version,
+            published: 0,
+            settings,
+            snapshot_buffer: Vec::new(),
+            needs_restore: false,
+        }
+    }
+
     /// The announced version, if any.
     pub fn version(&self) -> Option<u64> {
         self.announced.as_ref().map(|a| a.state.version())
@@ -663,7 +270,7 @@ impl Producer {
         self.published += 1;
         if let Some(keep) = self.settings.retain_versions {
             let t = Instant::now();
-            match self.apply_retention(id, keep).await {
+            match apply_retention(&self.store, id, keep).await {
                 Ok(deleted) => tracing::debug!(deleted, "retention"),
                 // The version is announced; a failed clean-up is retried after the next cycle.
                 Err(e) => tracing::warn!(error = %e, "retention failed"),
@@ -712,43 +319,6 @@ impl Producer {
             }
         }
     }
-
-    /// Deletes blobs of versions older than the newest `keep` ones, keeping the snapshot a
-    /// consumer starting now would load for the announced state and every delta from it on.
-    /// Returns how many went.
-    async fn apply_retention(&self, announced: StateId, keep: u64) -> Result<usize> {
-        let blobs = self.store.list().await?;
-        let mut versions: Vec<u64> = blobs
-            .iter()
-            .map(|b| b.destination().version)
-            .filter(|&v| v <= announced.version)
-            .collect();
-        versions.sort_unstable_by(|a, b| b.cmp(a));
-        versions.dedup();
-        let cutoff = versions
-            .get(keep as usize - 1)
-            .or(versions.last())
-            .copied()
-            .unwrap_or(announced.version);
-        // The snapshot a fresh consumer starts from; never deleted, nor the deltas after it.
-        let anchor = hollow_store::plan(&blobs, None, announced, usize::MAX)?
-            .snapshot
-            .map_or(announced.version, |s| s.version);
-        let floor = cutoff.min(anchor);
-        let mut deleted = 0;
-        for b in blobs {
-            let old = match b {
-                BlobName::Snapshot(s) => s.version < floor,
-                BlobName::Delta { from, .. } => from.version < floor,
-                BlobName::ReverseDelta { to, .. } => to.version < floor,
-            };
-            if old {
-                self.store.delete(b).await?;
-                deleted += 1;
-            }
-        }
-        Ok(deleted)
-    }
 }
 
 /// The message of a caught panic.
@@ -762,48 +332,11 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 #[cfg(test)]
 mod tests {
-    use hollow_core::{SchemaBuilder, WriteState};
-    use serde::{Deserialize, Serialize};
+    use std::sync::Arc;
 
     use super::*;
-
-    #[derive(Serialize, Deserialize)]
-    struct Row {
-        id: i64,
-        name: String,
-    }
-
-    fn schema() -> Schema {
-        SchemaBuilder::new()
-            .add::<Row>()
-            .primary_key("Row", &["id"])
-            .build()
-            .unwrap()
-    }
-
-    /// Versions 1 and 2 of a dataset whose rows are named with `names`: the state of version 1
-    /// and the blobs of the cycle to version 2.
-    fn cycle(names: [&str; 2]) -> (ReadState, CycleBlobs) {
-        let mut w = WriteState::new(schema());
-        let rows = |v: i64| {
-            (0..50).map(move |id| Row {
-                id,
-                name: format!("{} {}", names[(v - 1) as usize], id % (7 + v)),
-            })
-        };
-        w.add_all(&rows(1).collect::<Vec<_>>()).unwrap();
-        let v1 = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
-        w.commit_cycle().unwrap();
-        w.add_all(&rows(2).collect::<Vec<_>>()).unwrap();
-        let blobs = CycleBlobs {
-            snapshot: w.write_snapshot(2).unwrap().into(),
-            deltas: Some((
-                w.write_delta(1, 2).unwrap().into(),
-                w.write_reverse_delta(2, 1).unwrap().into(),
-            )),
-        };
-        (v1, blobs)
-    }
+    use crate::builder::ProducerBuilder;
+    use crate::test_rows::{schema, Row};
 
     /// A cycle of 500 rows, the last one named `last`.
     async fn run(p: &mut Producer, last: &str) {
@@ -845,45 +378,5 @@ mod tests {
             .unwrap();
         run(&mut p, "a").await;
         assert_eq!(p.snapshot_buffer.capacity(), 0);
-    }
-
-    #[test]
-    fn consistent_blobs_pass_and_give_the_snapshots_state() {
-        let (v1, blobs) = cycle(["a", "b"]);
-        let state = check_integrity(Some((&v1, 1)), &blobs, 2).unwrap();
-        assert_eq!(state.version(), 2);
-        assert_eq!(state.record_count("Row").unwrap(), 50);
-    }
-
-    #[test]
-    fn a_snapshot_that_the_delta_does_not_reach_fails() {
-        let (v1, blobs) = cycle(["a", "b"]);
-        let (_, other) = cycle(["a", "c"]);
-        let mixed = CycleBlobs {
-            snapshot: other.snapshot,
-            deltas: blobs.deltas,
-        };
-        let e = check_integrity(Some((&v1, 1)), &mixed, 2).unwrap_err();
-        assert!(
-            matches!(&e, Error::Integrity(m) if m.contains("plus its delta")),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_reverse_delta_that_does_not_lead_back_fails() {
-        let (v1, blobs) = cycle(["a", "b"]);
-        let (_, other) = cycle(["z", "b"]);
-        let (delta, _) = blobs.deltas.unwrap();
-        let (_, wrong_reverse) = other.deltas.unwrap();
-        let mixed = CycleBlobs {
-            snapshot: blobs.snapshot,
-            deltas: Some((delta, wrong_reverse)),
-        };
-        let e = check_integrity(Some((&v1, 1)), &mixed, 2).unwrap_err();
-        assert!(
-            matches!(&e, Error::Integrity(m) if m.contains("reverse delta")),
-            "{e}"
-        );
     }
 }

@@ -154,7 +154,7 @@ impl BlobStore {
         let file = folder.join(blob.path());
         if let Ok(bytes) = tokio::fs::read(&file).await {
             let bytes = Bytes::from(bytes);
-            if hollow_core::format::parse(bytes.clone()).is_ok() {
+            if hollow_core::raw::parse(bytes.clone()).is_ok() {
                 metrics::counter!("hollow_consumer_cache_hits_total").increment(1);
                 return Ok(bytes);
             }

@@ -179,7 +179,10 @@ impl SchemaBuilder {
         }
         if t.kind != kind || t.columns != columns {
             return Err(Error::Schema(format!(
-                "two different Rust types are both named {:?}; rename one with #[serde(rename)]",
+                "two different shapes are both named {:?}: either two Rust types share that serde \
+                 name (give one another name with #[serde(rename = \"...\")]), or one generic \
+                 type is used with different parameters, which serde names alike whatever the \
+                 parameters (a rename cannot tell them apart: use a non-generic struct for each)",
                 t.name
             )));
         }

@@ -1,0 +1,126 @@
+//! Configuring a producer: its store, schema, validators, listeners, snapshots and retention,
+//! with safe defaults.
+
+use std::sync::Arc;
+
+use hollow_core::Schema;
+use hollow_store::BlobStore;
+use object_store::ObjectStore;
+
+use crate::error::{Error, Result};
+use crate::outcome::ProducerListener;
+use crate::producer::Producer;
+use crate::restore::restore;
+use crate::validate::{DuplicatePrimaryKeys, NotEmptied, Validator};
+
+/// Versions kept by default by retention.
+pub const DEFAULT_RETAINED_VERSIONS: u64 = 32;
+
+/// What a builder configures and the producer then follows.
+pub(crate) struct Settings {
+    pub(crate) snapshot_every: u64,
+    pub(crate) validators: Vec<Box<dyn Validator>>,
+    pub(crate) listeners: Vec<Arc<dyn ProducerListener>>,
+    pub(crate) retain_versions: Option<u64>,
+}
+
+/// Configures and starts a [`Producer`].
+pub struct ProducerBuilder {
+    store: BlobStore,
+    schema: Schema,
+    settings: Settings,
+}
+
+impl ProducerBuilder {
+    /// A producer of `schema` into `store` (any `object_store` backend) under `prefix`.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, schema: Schema) -> Self {
+        Self::from_blob_store(BlobStore::new(store, prefix), schema)
+    }
+
+    /// A producer of `schema` into a dataset as the store layer has it (e.g. a
+    /// [`BlobStore::local`] folder).
+    pub fn from_blob_store(store: BlobStore, schema: Schema) -> Self {
+        Self {
+            store,
+            schema,
+            settings: Settings {
+                snapshot_every: 1,
+                validators: vec![Box::new(DuplicatePrimaryKeys), Box::new(NotEmptied)],
+                listeners: Vec::new(),
+                retain_versions: Some(DEFAULT_RETAINED_VERSIONS),
+            },
+        }
+    }
+
+    /// Publishes a snapshot every `n` cycles (and always on the first); deltas every cycle.
+    /// Default 1; zero is an error at [`ProducerBuilder::build`].
+    pub fn with_snapshot_every(mut self, n: u64) -> Self {
+        self.settings.snapshot_every = n;
+        self
+    }
+
+    /// Adds a validator every new state must pass before it is announced. Two validators
+    /// [`DuplicatePrimaryKeys`] and [`NotEmptied`] run by default (see
+    /// [`ProducerBuilder::without_default_validators`]); adding one with the same name as a
+    /// validator already there replaces it.
+    pub fn with_validator(mut self, validator: impl Validator + 'static) -> Self {
+        let name = validator.name();
+        self.settings.validators.retain(|v| v.name() != name);
+        self.settings.validators.push(Box::new(validator));
+        self
+    }
+
+    /// Drops the default validators: duplicate primary keys are then published as they come,
+    /// and a cycle that adds nothing empties the dataset.
+    pub fn without_default_validators(mut self) -> Self {
+        let defaults = [DuplicatePrimaryKeys.name(), NotEmptied.name()];
+        self.settings
+            .validators
+            .retain(|v| !defaults.contains(&v.name()));
+        self
+    }
+
+    /// Adds a listener.
+    pub fn with_listener(mut self, listener: Arc<dyn ProducerListener>) -> Self {
+        self.settings.listeners.push(listener);
+        self
+    }
+
+    /// After each announcement, deletes blobs older than the newest `versions` versions, never
+    /// one a consumer needs to reach the announced version (default: the newest
+    /// 32 versions). Zero is an error at [`ProducerBuilder::build`]. Only blobs of this
+    /// dataset's layout under its prefix are ever deleted.
+    pub fn with_retention(mut self, versions: u64) -> Self {
+        self.settings.retain_versions = Some(versions);
+        self
+    }
+
+    /// Keeps every blob ever published (no retention).
+    pub fn without_retention(mut self) -> Self {
+        self.settings.retain_versions = None;
+        self
+    }
+
+    /// Starts the producer. If the store already announces a version, that state is restored
+    /// (from its snapshot and deltas) and the next cycle continues its delta chain; versions
+    /// continue after the highest one any blob in the store names.
+    pub async fn build(self) -> Result<Producer> {
+        let invalid = |setting, reason: &str| {
+            Err(Error::InvalidSetting {
+                setting,
+                reason: reason.into(),
+            })
+        };
+        if self.settings.snapshot_every == 0 {
+            return invalid("snapshot every", "zero cycles between snapshots");
+        }
+        if self.settings.retain_versions == Some(0) {
+            return invalid(
+                "retention",
+                "zero versions would delete the announced one (use without_retention to keep all)",
+            );
+        }
+        let restored = restore(&self.store, self.schema).await?;
+        Ok(Producer::start(self.store, restored, self.settings))
+    }
+}

@@ -1,0 +1,138 @@
+//! What a cycle's closure gets: a [`Populator`] adding the whole dataset, or [`Changes`]
+//! upserting and deleting records by primary key on top of the announced state.
+
+use hollow_core::{AddBatch, ReadState, WriteState};
+use serde::Serialize;
+
+/// Adds the records of one cycle, in batches (see [`WriteState::batch`]).
+pub struct Populator<'a> {
+    pub(crate) batch: AddBatch<'a>,
+}
+
+impl Populator<'_> {
+    /// Adds a record (a struct of the schema) and everything it references. A record that
+    /// does not fit the schema adds nothing and returns the error.
+    pub fn add<T: Serialize + ?Sized>(&mut self, record: &T) -> hollow_core::Result<()> {
+        self.batch.add(record)
+    }
+}
+
+/// The changes of an incremental cycle: records upserted or deleted by primary key, on top of
+/// the announced state.
+pub struct Changes<'a> {
+    pub(crate) write: &'a mut WriteState,
+    pub(crate) announced: Option<&'a ReadState>,
+    /// Per type: keys upserted in this cycle (encoded) and the ordinal they got.
+    pub(crate) upserted: std::collections::HashMap<(String, Vec<u8>), u32>,
+    /// The types of the upserts staged in the write state and not applied yet, in order.
+    pub(crate) staged: Vec<String>,
+}
+
+fn no_primary_key(type_name: &str) -> hollow_core::Error {
+    hollow_core::Error::Schema(format!("{type_name} has no primary key to upsert by"))
+}
+
+/// Upserts are staged and added together up to this many at a time.
+const STAGED_UPSERTS: usize = 4096;
+
+/// A key's parts as bytes, to remember keys across the borrow of the write state.
+fn encode_key(parts: &[hollow_core::KeyPart<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in parts {
+        match *p {
+            hollow_core::KeyPart::Null => out.push(0),
+            hollow_core::KeyPart::Int(v) => {
+                out.push(1);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            hollow_core::KeyPart::Float(v) => {
+                out.push(2);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            hollow_core::KeyPart::Bytes(b) => {
+                out.push(3);
+                out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                out.extend_from_slice(b);
+            }
+        }
+    }
+    out
+}
+
+impl Changes<'_> {
+    /// Adds `record` (a struct of a top-level type with a primary key), replacing the record
+    /// that had its key, if any.
+    pub fn upsert<T: Serialize + ?Sized>(
+        &mut self,
+        type_name: &str,
+        record: &T,
+    ) -> hollow_core::Result<()> {
+        let schema = self.write.schema();
+        if schema
+            .get(schema.require(type_name)?)
+            .primary_key()
+            .is_empty()
+        {
+            return Err(no_primary_key(type_name));
+        }
+        // Staged, so that the lookups of many upserts overlap (see WriteState::stage).
+        self.write.stage(record)?;
+        self.staged.push(type_name.to_string());
+        if self.staged.len() >= STAGED_UPSERTS {
+            self.apply_staged()?;
+        }
+        Ok(())
+    }
+
+    /// Adds the staged upserts and replaces the records that had their keys.
+    pub(crate) fn apply_staged(&mut self) -> hollow_core::Result<()> {
+        let ordinals = self.write.add_staged();
+        for (type_name, ordinal) in std::mem::take(&mut self.staged).iter().zip(ordinals) {
+            let parts = self
+                .write
+                .key_of(type_name, ordinal)?
+                .ok_or_else(|| no_primary_key(type_name))?;
+            let key = (type_name.to_string(), encode_key(&parts));
+            let before = self.find_committed(type_name, &parts)?;
+            let earlier = self.upserted.insert(key, ordinal);
+            for old in before.into_iter().chain(earlier) {
+                if old != ordinal {
+                    self.write.remove(type_name, old)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the record of `type_name` whose primary key is `key`; false if there was none.
+    pub fn delete<K: hollow_core::Key + ?Sized>(
+        &mut self,
+        type_name: &str,
+        key: &K,
+    ) -> hollow_core::Result<bool> {
+        self.apply_staged()?;
+        let parts: Vec<hollow_core::KeyPart<'_>> = (0..K::ARITY).map(|i| key.part(i)).collect();
+        let encoded = (type_name.to_string(), encode_key(&parts));
+        let mut found = false;
+        if let Some(o) = self.find_committed(type_name, &parts)? {
+            self.write.remove(type_name, o)?;
+            found = true;
+        }
+        if let Some(o) = self.upserted.remove(&encoded) {
+            self.write.remove(type_name, o)?;
+            found = true;
+        }
+        Ok(found)
+    }
+
+    fn find_committed(
+        &self,
+        type_name: &str,
+        parts: &[hollow_core::KeyPart<'_>],
+    ) -> hollow_core::Result<Option<u32>> {
+        match self.announced {
+            Some(state) => state.primary_key_index(type_name)?.find_parts(parts),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! What a cycle reports, and who hears about it.
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// What one published cycle did.
+#[derive(Clone, Debug)]
+pub struct CycleReport {
+    /// The announced version.
+    pub version: u64,
+    /// The version it follows, if any.
+    pub previous: Option<u64>,
+    /// Bytes of the snapshot, when one was published this cycle.
+    pub snapshot_bytes: Option<usize>,
+    /// Bytes of the delta and of the reverse delta, when there is a previous version.
+    pub delta_bytes: Option<(usize, usize)>,
+    /// Time of each stage, in order.
+    pub stages: Vec<(&'static str, Duration)>,
+}
+
+impl CycleReport {
+    /// Time of the whole cycle.
+    pub fn duration(&self) -> Duration {
+        self.stages.iter().map(|s| s.1).sum()
+    }
+}
+
+/// The result of a cycle that did not fail.
+#[derive(Clone, Debug)]
+pub enum CycleOutcome {
+    /// A new version was published and announced.
+    Published(CycleReport),
+    /// The dataset is the same as the announced state: nothing was published.
+    NoChange,
+}
+
+/// Hears about cycles (for logs, alerts, dashboards). Every method has an empty default.
+pub trait ProducerListener: Send + Sync {
+    /// A version was announced.
+    fn on_published(&self, _report: &CycleReport) {}
+    /// A cycle failed: nothing was announced.
+    fn on_failed(&self, _version: u64, _error: &Error) {}
+}

@@ -309,8 +309,13 @@ async fn pin_goes_back_and_stays_until_unpinned() {
         assert_eq!(event.plan, "2 reverse deltas");
         assert_eq!(c.current().unwrap().checksum(), checksums[3]);
         movies::apply_cycle(&mut data, 1_000, 5);
-        publish(&mut producer, &data).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let v6 = publish(&mut producer, &data).await;
+        // The follow loop goes on while pinned: it sees version 6 announced, and stays at 3.
+        let deadline = std::time::Instant::now() + WAIT;
+        while c.health().announced != Some(v6) {
+            assert!(std::time::Instant::now() < deadline, "{:?}", c.health());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(c.version(), Some(3), "pinned");
         assert_eq!(c.health().pinned, Some(3));
         c.unpin().await.unwrap();

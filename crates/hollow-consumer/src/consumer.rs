@@ -232,6 +232,11 @@ impl Shared {
         let current_id = current.as_ref().map(|c| c.id());
         let (target, announcement) = match pinned {
             Some(version) => {
+                // Pinned: the announcement is still read, so that health shows what a consumer
+                // would serve once unpinned (and that it is still following).
+                if let Ok(Some(Some(a))) = self.store.announcement_if_changed(None).await {
+                    lock(&self.health).announced = Some(a.version());
+                }
                 let blobs = self.store.list().await?;
                 let target = hollow_store::resolve_version(&blobs, current_id, version)?;
                 (target, None)

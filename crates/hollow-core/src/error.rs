@@ -112,14 +112,12 @@ pub enum Error {
     Read(String),
     /// A primary key lookup with a key that cannot be the type's: another number of fields, or
     /// a value of another kind (a string for an integer field, as after the producer changed
-    /// the key's type).
-    #[error("a key of {found} cannot be looked up in the primary key of {type_name} ({expected})")]
+    /// the key's type). See [`KeyMismatch`](crate::KeyMismatch).
+    #[error("a key of {found} cannot be looked up in a primary key of {expected}")]
     KeyMismatch {
-        /// The type looked up.
-        type_name: String,
         /// The kinds of the key's fields.
         expected: String,
-        /// What the key given holds.
+        /// The kinds of the key given.
         found: String,
     },
     /// An ordinal is not populated in the type.

@@ -187,8 +187,6 @@ pub struct PrimaryKeyIndex {
     /// Per key field (2 bits each, the first 32 fields): the class of key part it accepts (see
     /// [`part_class`]). Checked on every lookup, so kept inline.
     key_classes: u64,
-    /// What the key's fields hold, for the error when a key does not fit.
-    key_shape: Arc<KeyShape>,
     buckets: PackedBits,
     capacity: u64,
     /// Bits of the ordinal part of a bucket; the two highest codes mean empty and removed.
@@ -201,11 +199,47 @@ pub struct PrimaryKeyIndex {
     duplicate: Option<Option<(u32, u32)>>,
 }
 
-/// The type and field kinds of a primary key.
-#[derive(Debug)]
-struct KeyShape {
-    type_name: String,
-    kinds: Vec<Kind>,
+/// A primary key lookup with a key that cannot be the type's: another number of fields, or a
+/// value of another kind (a string for an integer field, as after the producer changed the
+/// key's type). Small and `Copy`, so that a lookup that finds its record pays nothing for it;
+/// it converts into [`Error::KeyMismatch`] with `?`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyMismatch {
+    /// The key's number of fields and their kinds (2 bits each, see `part_class`).
+    expected: (usize, u64),
+    /// The same of the key given.
+    found: (usize, u64),
+}
+
+impl KeyMismatch {
+    fn describe((arity, classes): (usize, u64)) -> String {
+        let names: Vec<&str> = (0..arity.min(32))
+            .map(|i| ["null", "integer", "float", "string"][((classes >> (2 * i)) & 3) as usize])
+            .collect();
+        format!("({})", names.join(", "))
+    }
+}
+
+impl std::fmt::Display for KeyMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a key of {} cannot be looked up in a primary key of {}",
+            Self::describe(self.found),
+            Self::describe(self.expected)
+        )
+    }
+}
+
+impl std::error::Error for KeyMismatch {}
+
+impl From<KeyMismatch> for Error {
+    fn from(e: KeyMismatch) -> Self {
+        Error::KeyMismatch {
+            expected: KeyMismatch::describe(e.expected),
+            found: KeyMismatch::describe(e.found),
+        }
+    }
 }
 
 /// The class of a key part: 0 for null (fits any field), 1 integer, 2 float, 3 bytes.
@@ -226,11 +260,6 @@ fn kind_class(kind: Kind) -> u64 {
         Kind::F32 | Kind::F64 => 2,
         Kind::String | Kind::Bytes => 3,
     }
-}
-
-/// What a key part is, for messages.
-fn part_name(part: &KeyPart<'_>) -> &'static str {
-    ["null", "integer", "float", "string"][part_class(part) as usize]
 }
 
 /// Buckets may be at most this full (entries plus tombstones) before a rebuild, in 1/100.
@@ -255,10 +284,6 @@ impl PrimaryKeyIndex {
             .take(32)
             .enumerate()
             .fold(0, |classes, (i, &k)| classes | kind_class(k) << (2 * i));
-        let key_shape = Arc::new(KeyShape {
-            type_name: def.name().to_string(),
-            kinds,
-        });
         let n = data.record_count;
         let capacity = (n + n / 3 + 1).max(2);
         let ordinal_bits = Self::ordinal_bits_for(data.slot_count());
@@ -267,7 +292,6 @@ impl PrimaryKeyIndex {
             data,
             key_columns,
             key_classes,
-            key_shape,
             buckets: PackedBits::default(),
             capacity,
             ordinal_bits,
@@ -370,7 +394,6 @@ impl PrimaryKeyIndex {
             data: data.clone(),
             key_columns: self.key_columns.clone(),
             key_classes: self.key_classes,
-            key_shape: self.key_shape.clone(),
             buckets: PackedBits::default(),
             capacity: self.capacity,
             ordinal_bits: self.ordinal_bits,
@@ -470,37 +493,35 @@ impl PrimaryKeyIndex {
     /// string for an integer field: say, a key type changed by the producer) is
     /// [`Error::KeyMismatch`], not a silent `None`.
     #[inline]
-    pub fn find<K: Key + ?Sized>(&self, key: &K) -> Result<Option<u32>> {
+    pub fn find<K: Key + ?Sized>(&self, key: &K) -> Result<Option<u32>, KeyMismatch> {
         if K::ARITY == self.key_columns.len() {
-            // A key of another kind never equals a record's key, so it can only miss: its
-            // kinds are checked then, and a hit costs nothing more.
             if let Some(ordinal) = self.find_with_arity(key, K::ARITY) {
                 return Ok(Some(ordinal));
             }
-            if self.fits(K::ARITY, |i| key.part(i)) {
-                return Ok(None);
-            }
         }
-        Err(self.key_mismatch((0..K::ARITY).map(|i| part_name(&key.part(i))).collect()))
+        // A key of another kind never equals a record's key, so it can only miss: its kinds
+        // are checked then, out of line, and a hit costs nothing more.
+        let classes = (0..K::ARITY.min(32)).fold(0, |c, i| c | part_class(&key.part(i)) << (2 * i));
+        self.missed(K::ARITY, classes)
     }
 
-    /// True when the parts of a key of this index's arity can be its fields' values (fields
-    /// past the 32nd are not checked).
-    fn fits<'k>(&self, arity: usize, part: impl Fn(usize) -> KeyPart<'k>) -> bool {
-        (0..arity.min(32)).all(|i| {
-            let class = part_class(&part(i));
-            class == 0 || class == (self.key_classes >> (2 * i)) & 3
-        })
-    }
-
+    /// After a miss: `Ok(None)` when the key (`arity` parts of the 2-bit `classes`, see
+    /// [`part_class`]) can be one of this index, the mismatch otherwise. Fields past the 32nd
+    /// are not checked.
     #[cold]
     #[inline(never)]
-    fn key_mismatch(&self, found: Vec<&'static str>) -> Error {
-        Error::KeyMismatch {
-            type_name: self.key_shape.type_name.clone(),
-            expected: format!("{:?}", self.key_shape.kinds),
-            found: format!("{found:?}"),
+    fn missed(&self, arity: usize, classes: u64) -> Result<Option<u32>, KeyMismatch> {
+        let class = |i: usize| (classes >> (2 * i)) & 3;
+        let fits = arity == self.key_columns.len()
+            && (0..arity.min(32))
+                .all(|i| class(i) == 0 || class(i) == (self.key_classes >> (2 * i)) & 3);
+        if fits {
+            return Ok(None);
         }
+        Err(KeyMismatch {
+            expected: (self.key_columns.len(), self.key_classes),
+            found: (arity, classes),
+        })
     }
 
     #[inline]
@@ -576,7 +597,7 @@ impl PrimaryKeyIndex {
     }
 
     /// Like [`PrimaryKeyIndex::find`], with the key given as its parts.
-    pub fn find_parts(&self, parts: &[KeyPart<'_>]) -> Result<Option<u32>> {
+    pub fn find_parts(&self, parts: &[KeyPart<'_>]) -> Result<Option<u32>, KeyMismatch> {
         struct Parts<'p, 'a>(&'p [KeyPart<'a>]);
         impl Key for Parts<'_, '_> {
             const ARITY: usize = usize::MAX;
@@ -588,11 +609,13 @@ impl PrimaryKeyIndex {
             if let Some(ordinal) = self.find_with_arity(&Parts(parts), parts.len()) {
                 return Ok(Some(ordinal));
             }
-            if self.fits(parts.len(), |i| parts[i]) {
-                return Ok(None);
-            }
         }
-        Err(self.key_mismatch(parts.iter().map(part_name).collect()))
+        let classes = parts
+            .iter()
+            .take(32)
+            .enumerate()
+            .fold(0, |c, (i, p)| c | part_class(p) << (2 * i));
+        self.missed(parts.len(), classes)
     }
 
     /// Number of buckets.

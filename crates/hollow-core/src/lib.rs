@@ -51,7 +51,7 @@ mod write;
 
 pub use error::{Error, Result};
 pub use format::BlobKind;
-pub use index::{Key, KeyPart, PrimaryKeyIndex};
+pub use index::{Key, KeyMismatch, KeyPart, PrimaryKeyIndex};
 pub use read::{
     BoolField, BytesField, CollectionReader, FloatField, IntField, ObjectReader, ReadState,
     RefField, StrField, Value,

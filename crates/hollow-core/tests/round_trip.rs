@@ -178,6 +178,7 @@ proptest! {
     fn batches_build_the_same_state_as_single_adds(
         records in prop::collection::vec(everything(), 0..40),
         committed in prop::collection::vec(everything(), 0..10),
+        tape_bytes in 1usize..600,
     ) {
         let mut one_by_one = WriteState::new(schema());
         let mut batched = WriteState::new(schema());
@@ -191,7 +192,13 @@ proptest! {
         for r in &records {
             one_by_one.add(r).unwrap();
         }
-        batched.add_all(&records).unwrap();
+        // Tapes of a few hundred bytes: records cross to the interning thread every few adds,
+        // through every tape in circulation.
+        let mut batch = batched.batch().with_tape_bytes(tape_bytes);
+        for r in &records {
+            batch.add(r).unwrap();
+        }
+        drop(batch);
         prop_assert_eq!(one_by_one.write_snapshot(2).unwrap(), batched.write_snapshot(2).unwrap());
         prop_assert_eq!(one_by_one.write_delta(1, 2).unwrap(), batched.write_delta(1, 2).unwrap());
     }
@@ -367,7 +374,7 @@ fn composite_and_string_primary_keys() {
         index.find(&(2, "a")).unwrap_err(),
         index.find(&("a", 2.5f64)).unwrap_err(),
     ] {
-        assert!(matches!(e, hollow_core::Error::KeyMismatch { .. }), "{e}");
+        assert!(e.to_string().starts_with("a key of"), "{e}");
     }
 }
 

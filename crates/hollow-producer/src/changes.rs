@@ -131,7 +131,7 @@ impl Changes<'_> {
         parts: &[hollow_core::KeyPart<'_>],
     ) -> hollow_core::Result<Option<u32>> {
         match self.announced {
-            Some(state) => state.primary_key_index(type_name)?.find_parts(parts),
+            Some(state) => Ok(state.primary_key_index(type_name)?.find_parts(parts)?),
             None => Ok(None),
         }
     }

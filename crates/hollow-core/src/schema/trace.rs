@@ -586,7 +586,7 @@ impl de::EnumAccess<'static> for UnitEnumTracer {
     type Variant = Self;
 
     fn variant_seed<V: DeserializeSeed<'static>>(self, seed: V) -> Result<(V::Value, Self)> {
-        let v = seed.deserialize(self.variant.into_deserializer())?;
+        let v = seed.deserialize(IntoDeserializer::<Error>::into_deserializer(self.variant))?;
         Ok((v, self))
     }
 }

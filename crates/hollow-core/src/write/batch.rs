@@ -23,6 +23,8 @@ const TAPES: usize = 3;
 #[derive(Debug)]
 pub struct AddBatch<'w> {
     write: &'w mut WriteState,
+    /// The tape size at which the tape goes to the worker.
+    tape_bytes: usize,
     /// Started when the first tape fills, so that small batches stay on the caller's thread.
     worker: Option<Worker>,
 }
@@ -78,15 +80,23 @@ impl<'w> AddBatch<'w> {
     pub(super) fn new(write: &'w mut WriteState) -> Self {
         Self {
             write,
+            tape_bytes: BATCH_BYTES,
             worker: None,
         }
+    }
+
+    /// Hands each tape to the interning thread once it holds `bytes` bytes (default 2 MiB,
+    /// tuned for throughput). Small values make every few records cross threads: for tests.
+    pub fn with_tape_bytes(mut self, bytes: usize) -> Self {
+        self.tape_bytes = bytes.max(1);
+        self
     }
 
     /// Adds a record of an object type and everything it references (see
     /// [`WriteState::add`]). A record that fails to serialize adds nothing; the batch goes on.
     pub fn add<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<()> {
         self.write.put_on_tape(record)?;
-        if self.write.tape.size() >= BATCH_BYTES {
+        if self.write.tape.size() >= self.tape_bytes {
             self.hand_over();
         }
         Ok(())

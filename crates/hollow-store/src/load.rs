@@ -1,5 +1,6 @@
 //! Fetching and applying a plan.
 
+use bytes::Bytes;
 use hollow_core::{ReadState, StateId};
 
 use crate::error::{Error, Result};
@@ -19,18 +20,8 @@ pub async fn load(
 ) -> Result<(ReadState, Plan)> {
     let blobs = store.list().await?;
     let plan = plan(&blobs, current.map(ReadState::id), target, max_chain)?;
-    let blob_error = |blob: BlobName| {
-        move |source| Error::Blob {
-            path: store.location(&blob.path()),
-            source,
-        }
-    };
     let mut state = match (plan.snapshot, current) {
-        (Some(id), _) => {
-            let blob = BlobName::Snapshot(id);
-            let bytes = store.get(blob).await?;
-            ReadState::from_snapshot(bytes).map_err(blob_error(blob))?
-        }
+        (Some(id), _) => open(store, BlobName::Snapshot(id), ReadState::from_snapshot).await?,
         (None, Some(c)) => c.clone(),
         (None, None) => {
             return Err(Error::Unreachable {
@@ -41,8 +32,7 @@ pub async fn load(
     };
     check(store, plan.snapshot.map(BlobName::Snapshot), &state, target)?;
     for &step in &plan.steps {
-        let bytes = store.get(step).await?;
-        state = state.apply_delta(bytes).map_err(blob_error(step))?;
+        state = open(store, step, |bytes| state.apply_delta(bytes)).await?;
         check(store, Some(step), &state, target)?;
     }
     if state.id() != target {
@@ -52,6 +42,24 @@ pub async fn load(
         });
     }
     Ok((state, plan))
+}
+
+/// Fetches `blob` and reads it with `read`. A cached copy that cannot be read is dropped and
+/// the blob fetched again, once.
+async fn open(
+    store: &BlobStore,
+    blob: BlobName,
+    read: impl Fn(Bytes) -> hollow_core::Result<ReadState>,
+) -> Result<ReadState> {
+    let error = |source| Error::Blob {
+        path: store.location(&blob.path()),
+        source,
+    };
+    match read(store.get(blob).await?) {
+        Ok(state) => Ok(state),
+        Err(_) if store.evict_cached(blob).await => read(store.get(blob).await?).map_err(error),
+        Err(e) => Err(error(e)),
+    }
 }
 
 /// The state a blob gave must be the one its name says.

@@ -146,26 +146,38 @@ impl BlobStore {
         get.await.map_err(|e| self.store_error(&name, e))
     }
 
-    /// Fetches a blob whole (from the cache folder when it holds a good copy).
+    /// Fetches a blob whole, from the cache folder when it holds a copy. A cached copy is not
+    /// verified here: reading the blob verifies its checksums anyway, and a copy that fails
+    /// them is dropped with [`BlobStore::evict_cached`] and fetched again (as [`crate::load`]
+    /// does), so a good copy is checksummed once.
     pub async fn get(&self, blob: BlobName) -> Result<Bytes> {
         let Some(folder) = &self.cache else {
             return self.fetch(blob).await;
         };
         let file = folder.join(blob.path());
         if let Ok(bytes) = tokio::fs::read(&file).await {
-            let bytes = Bytes::from(bytes);
-            if hollow_core::raw::parse(bytes.clone()).is_ok() {
-                metrics::counter!("hollow_consumer_cache_hits_total").increment(1);
-                return Ok(bytes);
-            }
-            tracing::warn!(file = %file.display(), "cached blob fails its checksums; fetching it again");
-            let _ = tokio::fs::remove_file(&file).await;
+            metrics::counter!("hollow_consumer_cache_hits_total").increment(1);
+            return Ok(Bytes::from(bytes));
         }
         let bytes = self.fetch(blob).await?;
         if let Err(e) = write_atomically(&file, &bytes).await {
             tracing::warn!(error = %e, file = %file.display(), "cannot cache a blob");
         }
         Ok(bytes)
+    }
+
+    /// Drops the cached copy of `blob`, if there is one (it failed its checksums); true when a
+    /// copy was dropped, so that fetching the blob again may give another result.
+    pub async fn evict_cached(&self, blob: BlobName) -> bool {
+        let Some(folder) = &self.cache else {
+            return false;
+        };
+        let file = folder.join(blob.path());
+        let dropped = tokio::fs::remove_file(&file).await.is_ok();
+        if dropped {
+            tracing::warn!(file = %file.display(), "a cached blob failed its checks; fetching it again");
+        }
+        dropped
     }
 
     /// Writes a blob that must not exist yet: blobs are written once, never overwritten.

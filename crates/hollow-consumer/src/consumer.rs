@@ -167,6 +167,7 @@ impl ConsumerBuilder {
             refreshing: tokio::sync::Mutex::new(None),
             max_delta_chain: self.max_delta_chain,
             listeners: self.listeners,
+            missing_hint: Mutex::new(None),
         });
         match shared.refresh().await {
             Ok(_) => {}
@@ -199,10 +200,12 @@ struct Shared {
     refreshing: tokio::sync::Mutex<Option<UpdateVersion>>,
     max_delta_chain: usize,
     listeners: Vec<Arc<dyn ConsumerListener>>,
+    /// While nothing is announced: what was found nearby (looked up once).
+    missing_hint: Mutex<Option<Option<String>>>,
 }
 
-fn lock(health: &Mutex<Health>) -> std::sync::MutexGuard<'_, Health> {
-    health
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -237,6 +240,9 @@ impl Shared {
                 if let Ok(Some(Some(a))) = self.store.announcement_if_changed(None).await {
                     lock(&self.health).announced = Some(a.version());
                 }
+                if current_id.is_some_and(|c| c.version == version) {
+                    return Ok(None);
+                }
                 let blobs = self.store.list().await?;
                 let target = hollow_store::resolve_version(&blobs, current_id, version)?;
                 (target, None)
@@ -248,9 +254,10 @@ impl Shared {
                     Ok(Some(None)) => {
                         *known = None;
                         lock(&self.health).announced = None;
-                        return Err(self.store.no_announcement().await.into());
+                        return Err(self.no_announcement().await.into());
                     }
                     Ok(Some(Some(a))) => {
+                        *lock(&self.missing_hint) = None;
                         lock(&self.health).announced = Some(a.version());
                         if let Some(c) = current_id.filter(|c| c.version > a.state.version) {
                             *known = None;
@@ -291,6 +298,21 @@ impl Shared {
         let event = self.swap(current.map(|c| c.version()), next, &plan, started);
         *known = announcement;
         Ok(Some(event))
+    }
+
+    /// The error for a missing announcement. Its hint (a listing) is looked up once per stretch
+    /// without an announcement, not at every poll.
+    async fn no_announcement(&self) -> hollow_store::Error {
+        let known = lock(&self.missing_hint).clone();
+        let hint = match known {
+            Some(hint) => hint,
+            None => {
+                let hint = self.store.hint_for_missing_announcement().await;
+                *lock(&self.missing_hint) = Some(hint.clone());
+                hint
+            }
+        };
+        self.store.no_announcement(hint)
     }
 
     fn swap(

@@ -102,26 +102,26 @@ pub fn plan(
                 steps: Vec::new(),
             });
         }
-        if ahead.get(&c).is_some_and(|&(_, d)| d <= max_chain) {
-            let steps = follow(&ahead, c, target)
-                .into_iter()
-                .map(|(from, to)| BlobName::Delta { from, to })
-                .collect();
-            return Ok(Plan {
-                snapshot: None,
-                steps,
-            });
-        }
-        let behind = ways_to(&backward, target);
-        if behind.get(&c).is_some_and(|&(_, d)| d <= max_chain) {
-            let steps = follow(&behind, c, target)
-                .into_iter()
-                .map(|(from, to)| BlobName::ReverseDelta { from, to })
-                .collect();
-            return Ok(Plan {
-                snapshot: None,
-                steps,
-            });
+        let along = |ways: &HashMap<StateId, (StateId, usize)>,
+                     link: fn(StateId, StateId) -> BlobName| {
+            ways.get(&c)
+                .is_some_and(|&(_, d)| d <= max_chain)
+                .then(|| Plan {
+                    snapshot: None,
+                    steps: follow(ways, c, target)
+                        .into_iter()
+                        .map(|(from, to)| link(from, to))
+                        .collect(),
+                })
+        };
+        let deltas = along(&ahead, |from, to| BlobName::Delta { from, to });
+        let reverse = || {
+            along(&ways_to(&backward, target), |from, to| {
+                BlobName::ReverseDelta { from, to }
+            })
+        };
+        if let Some(plan) = deltas.or_else(reverse) {
+            return Ok(plan);
         }
     }
     let start = snapshots

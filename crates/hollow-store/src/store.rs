@@ -320,17 +320,19 @@ impl BlobStore {
         }
     }
 
-    /// The error for a dataset without an announcement, with what is nearby: an announcement
-    /// one level up, or under a folder below the prefix (a prefix one level off), or blobs
-    /// without an announcement.
-    pub async fn no_announcement(&self) -> Error {
+    /// The error for a dataset without an announcement, with `hint` (see
+    /// [`BlobStore::hint_for_missing_announcement`]).
+    pub fn no_announcement(&self, hint: Option<String>) -> Error {
         Error::NoAnnouncement {
             path: self.location(layout::ANNOUNCEMENT),
-            hint: self.hint_for_missing_announcement().await,
+            hint,
         }
     }
 
-    async fn hint_for_missing_announcement(&self) -> Option<String> {
+    /// What is near a missing announcement: one a level up, or under a folder below the prefix
+    /// (a prefix one level off), or blobs without an announcement. It lists up to a thousand
+    /// objects, so a caller that asks again and again keeps the answer.
+    pub async fn hint_for_missing_announcement(&self) -> Option<String> {
         let below: Vec<Path> = self
             .store
             .list(Some(&self.prefix))

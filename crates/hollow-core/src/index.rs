@@ -23,11 +23,11 @@ const TAG_BITS: u8 = 4;
 pub enum KeyPart<'a> {
     /// A null field.
     Null,
-    /// An `i32`, `i64` or `bool` field (as 0 / 1).
+    /// An integer field (a `u64` as its bits) or a `bool` field (as 0 / 1).
     Int(i64),
     /// An `f32` or `f64` field, as its IEEE bits.
     Float(u64),
-    /// A string or bytes field.
+    /// A string or bytes field, or a 128-bit integer field as its 16 little-endian bytes.
     Bytes(&'a [u8]),
 }
 
@@ -256,9 +256,24 @@ fn part_class(part: &KeyPart<'_>) -> u64 {
 /// The class of key part a field of `kind` accepts.
 fn kind_class(kind: Kind) -> u64 {
     match kind {
-        Kind::I32 | Kind::I64 | Kind::Bool | Kind::Reference(_) => 1,
         Kind::F32 | Kind::F64 => 2,
-        Kind::String | Kind::Bytes => 3,
+        k if k.is_var_length() => 3,
+        _ => 1,
+    }
+}
+
+/// The key part of a stored value `v` of a field of `kind`; `entry` reads a dictionary entry
+/// (strings, bytes and 128-bit integers, whose key part is their 16 little-endian bytes).
+#[inline(always)]
+pub(crate) fn stored_part<'a>(
+    kind: Kind,
+    v: u64,
+    entry: impl FnOnce(u64) -> Option<&'a [u8]>,
+) -> KeyPart<'a> {
+    match kind {
+        Kind::F32 | Kind::F64 => KeyPart::Float(v),
+        k if k.is_var_length() => entry(v).map_or(KeyPart::Null, KeyPart::Bytes),
+        _ => KeyPart::Int(v as i64),
     }
 }
 
@@ -465,14 +480,9 @@ impl PrimaryKeyIndex {
         let Some(v) = self.data.value(ordinal, column) else {
             return KeyPart::Null;
         };
-        match self.data.columns[column].kind {
-            Kind::I32 | Kind::I64 | Kind::Bool | Kind::Reference(_) => KeyPart::Int(v as i64),
-            Kind::F32 | Kind::F64 => KeyPart::Float(v),
-            Kind::String | Kind::Bytes => match &self.data.dicts[column] {
-                Some(d) => KeyPart::Bytes(d.get(v).unwrap_or_default()),
-                None => KeyPart::Null,
-            },
-        }
+        stored_part(self.data.columns[column].kind, v, |e| {
+            Some(self.data.dicts[column].as_ref()?.get(e).unwrap_or_default())
+        })
     }
 
     /// True when the records at ordinals `a` and `b` have the same key.

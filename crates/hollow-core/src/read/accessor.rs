@@ -60,6 +60,10 @@ field_type!(
     IntField
 );
 field_type!(
+    /// A `u64` field (over its whole range).
+    UIntField
+);
+field_type!(
     /// An `f32` or `f64` field.
     FloatField
 );
@@ -85,6 +89,14 @@ impl IntField<'_> {
     #[inline(always)]
     pub fn get(&self, ordinal: u32) -> Option<i64> {
         self.0.get(ordinal).map(|v| v as i64)
+    }
+}
+
+impl UIntField<'_> {
+    /// The value at `ordinal`.
+    #[inline(always)]
+    pub fn get(&self, ordinal: u32) -> Option<u64> {
+        self.0.get(ordinal)
     }
 }
 
@@ -193,6 +205,13 @@ impl<'a> ObjectReader<'a> {
     pub fn int(&self, name: &str) -> Result<IntField<'a>> {
         self.column(name, "an integer", |k| matches!(k, Kind::I32 | Kind::I64))
             .map(IntField)
+    }
+
+    /// The `u64` field `name` (also an `i64` field of a state written before `u64` had a kind
+    /// of its own, read bit for bit).
+    pub fn uint(&self, name: &str) -> Result<UIntField<'a>> {
+        self.column(name, "a u64", |k| matches!(k, Kind::U64 | Kind::I64))
+            .map(UIntField)
     }
 
     /// The `f32` or `f64` field `name`.

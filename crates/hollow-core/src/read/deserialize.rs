@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::type_data::TypeData;
 use super::ReadState;
 use crate::error::{Error, Result};
-use crate::schema::{Kind, TypeId, TypeKind};
+use crate::schema::{schema_name, Kind, TypeId, TypeKind};
 
 /// Records nest at most this deep; deeper means a reference cycle in a hostile blob.
 const MAX_DEPTH: u32 = 128;
@@ -63,10 +63,15 @@ impl<'s, 'b> RecordDeserializer<'s, 'b> {
         }
     }
 
-    fn resolve(&self, name: Option<&str>) -> Result<(TypeId, &'s TypeData)> {
+    /// The type and data of the record; for a root record, the type is the one the Rust type
+    /// names: its serde name `name`, with the type arguments in `rust_name` if it is generic.
+    fn resolve(&self, name: Option<(&str, &str)>) -> Result<(TypeId, &'s TypeData)> {
         let id = match (self.ty, name) {
             (Some(id), _) => id,
-            (None, Some(name)) => self.state.schema.require(name)?,
+            (None, Some((name, rust_name))) => match self.state.schema.type_id(name) {
+                Some(id) => id,
+                None => self.state.schema.require(&schema_name(name, rust_name))?,
+            },
             (None, None) => return Err(Error::Read("a record must be read as a struct".into())),
         };
         let data = &**self.state.type_data(id);
@@ -137,7 +142,72 @@ impl<'de> de::Deserializer<'de> for RecordDeserializer<'de, '_> {
                 data,
                 rows,
             }),
+            TypeKind::Enum => {
+                let access = EnumAccess::new(self, id, data)?;
+                match access.column {
+                    Some(_) => visitor.visit_map(access),
+                    None => visitor.visit_borrowed_str(access.variant),
+                }
+            }
         }
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value> {
+        let (id, data) = self.resolve(None)?;
+        if self.state.schema.get(id).kind() != TypeKind::Object {
+            return Err(Error::Read("a tuple read from a collection or enum".into()));
+        }
+        visitor.visit_seq(ObjectAccess {
+            de: self,
+            id,
+            data,
+            column: 0,
+        })
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value> {
+        let (id, _) = self.resolve(Some((name, std::any::type_name::<V>())))?;
+        RecordDeserializer {
+            ty: Some(id),
+            ..self
+        }
+        .deserialize_tuple(len, visitor)
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value> {
+        self.resolve(Some((name, std::any::type_name::<V>())))?;
+        visitor.visit_unit()
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value> {
+        let (id, data) = self.resolve(Some((name, std::any::type_name::<V>())))?;
+        if self.state.schema.get(id).kind() != TypeKind::Enum {
+            return Err(Error::Read(format!(
+                "enum {name} read from a non-enum type"
+            )));
+        }
+        visitor.visit_enum(EnumAccess::new(
+            RecordDeserializer {
+                ty: Some(id),
+                ..self
+            },
+            id,
+            data,
+        )?)
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -146,7 +216,7 @@ impl<'de> de::Deserializer<'de> for RecordDeserializer<'de, '_> {
         _: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        let (id, data) = self.resolve(Some(name))?;
+        let (id, data) = self.resolve(Some((name, std::any::type_name::<V>())))?;
         if self.state.schema.get(id).kind() != TypeKind::Object {
             return Err(Error::Read(format!("struct {name} read from a collection")));
         }
@@ -171,7 +241,99 @@ impl<'de> de::Deserializer<'de> for RecordDeserializer<'de, '_> {
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct seq tuple tuple_struct map enum identifier ignored_any
+        option unit seq map identifier ignored_any
+    }
+}
+
+/// An enum record: its variant, and the column holding the variant's data (none for a unit
+/// variant).
+struct EnumAccess<'s, 'b> {
+    de: RecordDeserializer<'s, 'b>,
+    id: TypeId,
+    data: &'s TypeData,
+    variant: &'s str,
+    column: Option<usize>,
+}
+
+impl<'s, 'b> EnumAccess<'s, 'b> {
+    fn new(de: RecordDeserializer<'s, 'b>, id: TypeId, data: &'s TypeData) -> Result<Self> {
+        let variant = de.value(id, data, de.ordinal as u64, 0).str()?;
+        let columns = de.state.schema.get(id).columns();
+        let column = (1..columns.len()).find(|&c| columns[c].name == variant);
+        Ok(Self {
+            de,
+            id,
+            data,
+            variant,
+            column,
+        })
+    }
+
+    fn data(&self) -> Result<ValueDeserializer<'s, 'b>> {
+        let column = self.column.ok_or_else(|| {
+            Error::Read(format!(
+                "variant {} carries no data in the state",
+                self.variant
+            ))
+        })?;
+        Ok(self
+            .de
+            .value(self.id, self.data, self.de.ordinal as u64, column))
+    }
+}
+
+impl<'de> de::EnumAccess<'de> for EnumAccess<'de, '_> {
+    type Error = Error;
+    type Variant = Self;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self)> {
+        let v = seed.deserialize(de::value::BorrowedStrDeserializer::<Error>::new(
+            self.variant,
+        ))?;
+        Ok((v, self))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for EnumAccess<'de, '_> {
+    type Error = Error;
+
+    fn unit_variant(self) -> Result<()> {
+        Ok(())
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value> {
+        seed.deserialize(self.data()?)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
+        de::Deserializer::deserialize_tuple(self.data()?, len, visitor)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value> {
+        de::Deserializer::deserialize_struct(self.data()?, "", fields, visitor)
+    }
+}
+
+/// An enum record read without a Rust type: a map of its one variant to its data.
+impl<'de> de::MapAccess<'de> for EnumAccess<'de, '_> {
+    type Error = Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
+        if self.column.is_none() {
+            return Ok(None);
+        }
+        seed.deserialize(de::value::BorrowedStrDeserializer::new(self.variant))
+            .map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
+        let value = self.data()?;
+        self.column = None;
+        seed.deserialize(value)
     }
 }
 
@@ -201,6 +363,23 @@ impl<'de> de::MapAccess<'de> for ObjectAccess<'de, '_> {
             self.de
                 .value(self.id, self.data, self.de.ordinal as u64, column),
         )
+    }
+}
+
+impl<'de> de::SeqAccess<'de> for ObjectAccess<'de, '_> {
+    type Error = Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
+        if self.column >= self.de.state.schema.get(self.id).columns().len() {
+            return Ok(None);
+        }
+        let column = self.column;
+        self.column += 1;
+        seed.deserialize(
+            self.de
+                .value(self.id, self.data, self.de.ordinal as u64, column),
+        )
+        .map(Some)
     }
 }
 
@@ -291,6 +470,17 @@ impl<'s, 'b> ValueDeserializer<'s, 'b> {
         })
     }
 
+    /// A 128-bit integer's 16 bytes.
+    fn wide(&self) -> Result<[u8; 16]> {
+        let bytes = self.bytes()?;
+        bytes.try_into().map_err(|_| {
+            Error::Corrupt(format!(
+                "a 128-bit integer of {} bytes instead of 16",
+                bytes.len()
+            ))
+        })
+    }
+
     fn record(&self, target: TypeId) -> Result<RecordDeserializer<'s, 'b>> {
         let v = self.require()?;
         let ordinal = u32::try_from(v)
@@ -316,6 +506,9 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de, '_> {
         match self.kind {
             Kind::I32 => visitor.visit_i32(v as i64 as i32),
             Kind::I64 => visitor.visit_i64(v as i64),
+            Kind::U64 => visitor.visit_u64(v),
+            Kind::I128 => visitor.visit_i128(i128::from_le_bytes(self.wide()?)),
+            Kind::U128 => visitor.visit_u128(u128::from_le_bytes(self.wide()?)),
             Kind::F32 => visitor.visit_f32(f32::from_bits(v as u32)),
             Kind::F64 => visitor.visit_f64(f64::from_bits(v)),
             Kind::Bool => visitor.visit_bool(v != 0),
@@ -369,18 +562,49 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de, '_> {
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         name: &'static str,
-        _: &'static [&'static str],
+        variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        if self.kind != Kind::String {
-            return Err(Error::Read(format!(
-                "enum {name} read from a {:?} column",
-                self.kind
-            )));
+        match self.kind {
+            Kind::String => {
+                let variant: &'de str = self.str()?;
+                let de = de::value::BorrowedStrDeserializer::<Error>::new(variant);
+                visitor.visit_enum(de)
+            }
+            Kind::Reference(t) => self.record(t)?.deserialize_enum(name, variants, visitor),
+            other => Err(Error::Read(format!(
+                "enum {name} read from a {other:?} column"
+            ))),
         }
-        let variant: &'de str = self.str()?;
-        let de = de::value::BorrowedStrDeserializer::<Error>::new(variant);
-        visitor.visit_enum(de)
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
+        match self.kind {
+            Kind::Reference(t) => self.record(t)?.deserialize_tuple(len, visitor),
+            other => Err(Error::Read(format!("a tuple read from a {other:?} column"))),
+        }
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value> {
+        self.deserialize_tuple(len, visitor)
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value> {
+        match self.kind {
+            Kind::Reference(_) => visitor.visit_unit(),
+            other => Err(Error::Read(format!(
+                "unit struct {name} read from a {other:?} column"
+            ))),
+        }
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
@@ -389,18 +613,27 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de, '_> {
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u128 f32 f64 str string bytes byte_buf
-        unit unit_struct seq tuple tuple_struct map identifier
+        unit seq map identifier
     }
 }
 
-/// The serde struct name of `T`, found by letting `T` ask a probe for itself.
-pub(super) fn struct_name<'de, T: Deserialize<'de>>() -> Result<&'static str> {
+/// The schema name of the record type `T` (a struct, tuple struct or unit struct; a generic one
+/// named with its type arguments), found by letting `T` ask a probe for itself.
+pub(crate) fn record_type_name<'de, T: Deserialize<'de>>() -> Result<String> {
     let mut name = None;
     let _ = T::deserialize(NameProbe(&mut name));
     name.ok_or_else(|| Error::Read(format!("{} is not a struct", std::any::type_name::<T>())))
 }
 
-struct NameProbe<'a>(&'a mut Option<&'static str>);
+struct NameProbe<'a>(&'a mut Option<String>);
+
+impl NameProbe<'_> {
+    /// Records the name of the type whose derived visitor is `V`.
+    fn found<V, T>(self, name: &'static str) -> Result<T> {
+        *self.0 = Some(schema_name(name, std::any::type_name::<V>()));
+        Err(Error::Read(String::new()))
+    }
+}
 
 impl<'de> de::Deserializer<'de> for NameProbe<'_> {
     type Error = Error;
@@ -415,8 +648,24 @@ impl<'de> de::Deserializer<'de> for NameProbe<'_> {
         _: &'static [&'static str],
         _: V,
     ) -> Result<V::Value> {
-        *self.0 = Some(name);
-        Err(Error::Read(String::new()))
+        self.found::<V, _>(name)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        _: usize,
+        _: V,
+    ) -> Result<V::Value> {
+        self.found::<V, _>(name)
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        _: V,
+    ) -> Result<V::Value> {
+        self.found::<V, _>(name)
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
@@ -429,6 +678,6 @@ impl<'de> de::Deserializer<'de> for NameProbe<'_> {
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct seq tuple tuple_struct map enum identifier ignored_any
+        option unit seq tuple map enum identifier ignored_any
     }
 }

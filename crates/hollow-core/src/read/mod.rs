@@ -16,12 +16,13 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::format::{self, BlobKind, SectionKind};
 use crate::index::PrimaryKeyIndex;
-use crate::schema::{Schema, TypeId, TypeKind};
+use crate::schema::{Schema, TypeId};
 use crate::StateId;
 use type_data::TypeData;
 
 pub use accessor::{
-    BoolField, BytesField, CollectionReader, FloatField, IntField, ObjectReader, RefField, StrField,
+    BoolField, BytesField, CollectionReader, FloatField, IntField, ObjectReader, RefField,
+    StrField, UIntField,
 };
 pub use value::Value;
 
@@ -132,7 +133,7 @@ impl ReadState {
     pub fn object(&self, type_name: &str) -> Result<ObjectReader<'_>> {
         let id = self.schema.require(type_name)?;
         let def = self.schema.get(id);
-        if def.kind() != TypeKind::Object {
+        if def.is_collection() {
             return Err(Error::FieldKindMismatch {
                 type_name: type_name.to_string(),
                 field: String::new(),
@@ -196,8 +197,8 @@ impl ReadState {
     pub fn iter<'s, T: Deserialize<'s> + 's>(
         &'s self,
     ) -> Result<impl Iterator<Item = Result<T>> + 's> {
-        let name = deserialize::struct_name::<T>()?;
-        let id = self.schema.require(name)?;
+        let name = deserialize::record_type_name::<T>()?;
+        let id = self.schema.require(&name)?;
         Ok(self.types[id.index()]
             .population
             .iter()

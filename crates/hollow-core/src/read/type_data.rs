@@ -8,7 +8,7 @@ use crate::encoding::{decode, ColumnEncoding};
 use crate::error::{Error, Result};
 use crate::format::type_section::{DictSection, TypeSection};
 use crate::packed::{PackedArray, PackedBits};
-use crate::schema::{Kind, TypeDef, TypeKind};
+use crate::schema::{Kind, TypeDef};
 
 /// Where a column lives in a row and how to decode it.
 #[derive(Clone, Copy, Debug)]
@@ -161,8 +161,8 @@ impl TypeData {
             .collect();
         let rows = PackedBits::new(s.rows, s.row_count * row_bits)
             .ok_or_else(|| Error::Corrupt(format!("{name}: rows too short")))?;
-        let ends = match (def.kind(), s.ends) {
-            (TypeKind::Object, None) => {
+        let ends = match (def.is_collection(), s.ends) {
+            (false, None) => {
                 if s.row_count != slots {
                     return Err(Error::Corrupt(format!(
                         "{name}: {} rows for {slots} ordinals",
@@ -171,12 +171,12 @@ impl TypeData {
                 }
                 None
             }
-            (TypeKind::Object, Some(_)) | (_, None) => {
+            (false, Some(_)) | (true, None) => {
                 return Err(Error::Corrupt(format!(
                     "{name}: end offsets do not match the type kind"
                 )))
             }
-            (_, Some((width, bytes))) => {
+            (true, Some((width, bytes))) => {
                 let ends = PackedArray::new(bytes, slots, width)
                     .ok_or_else(|| Error::Corrupt(format!("{name}: ends too short")))?;
                 let mut prev = 0;
@@ -202,7 +202,7 @@ impl TypeData {
         let mut dicts = Vec::with_capacity(columns.len());
         for col in def.columns() {
             dicts.push(match col.ty.kind {
-                Kind::String | Kind::Bytes => {
+                k if k.is_var_length() => {
                     let d = section_dicts
                         .next()
                         .ok_or_else(|| Error::Corrupt(format!("{name}: dictionary missing")))?;

@@ -5,13 +5,21 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-/// Any value a record can hold.
+/// Any value a record can hold. An enum value whose variant carries data reads as a map of
+/// its variant's name to the data; one without data as the variant's name.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Value {
     /// A null (`None`).
     Null,
-    /// An integer field.
+    /// A signed integer field of up to 64 bits.
     Int(i64),
+    /// A `u64` field.
+    UInt(u64),
+    /// An `i128` field.
+    I128(i128),
+    /// A `u128` field.
+    U128(u128),
     /// A float field (`f32` widened).
     Float(f64),
     /// A boolean field.
@@ -20,9 +28,10 @@ pub enum Value {
     String(String),
     /// A bytes field.
     Bytes(Vec<u8>),
-    /// A list or set.
+    /// A list or a set.
     List(Vec<Value>),
-    /// An object (field name, value) or a map (key, value), in stored order.
+    /// An object (field name, value), a map (key, value), in stored order, or an enum value
+    /// with data (variant name, data).
     Map(Vec<(Value, Value)>),
 }
 
@@ -48,7 +57,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Int(v))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Int(v as i64))
+        Ok(Value::UInt(v))
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
+        Ok(Value::I128(v))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
+        Ok(Value::U128(v))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
         Ok(Value::Float(v))

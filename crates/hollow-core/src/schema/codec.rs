@@ -15,6 +15,7 @@ impl Schema {
                 TypeKind::List => 1,
                 TypeKind::Set => 2,
                 TypeKind::Map => 3,
+                TypeKind::Enum => 4,
             });
             w.u32(t.columns.len() as u32);
             for c in &t.columns {
@@ -28,6 +29,9 @@ impl Schema {
                     Kind::String => (5, None),
                     Kind::Bytes => (6, None),
                     Kind::Reference(t) => (7, Some(t.0)),
+                    Kind::U64 => (8, None),
+                    Kind::I128 => (9, None),
+                    Kind::U128 => (10, None),
                 };
                 w.u8(code);
                 w.u8(c.ty.nullable as u8);
@@ -54,6 +58,7 @@ impl Schema {
                 1 => TypeKind::List,
                 2 => TypeKind::Set,
                 3 => TypeKind::Map,
+                4 => TypeKind::Enum,
                 k => {
                     return Err(Error::Corrupt(format!(
                         "type {name:?} has unknown kind {k}"
@@ -83,6 +88,9 @@ impl Schema {
                     5 => Kind::String,
                     6 => Kind::Bytes,
                     7 => Kind::Reference(TypeId(r.u32("referenced type")?)),
+                    8 => Kind::U64,
+                    9 => Kind::I128,
+                    10 => Kind::U128,
                     k => {
                         return Err(Error::Corrupt(format!(
                             "{name}.{cname} has unknown kind {k}"

@@ -6,6 +6,7 @@
 //! implement serde's `Serialize` and `Deserialize`.
 
 mod codec;
+mod rust_names;
 mod trace;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
+pub(crate) use rust_names::{names_instance, schema_name};
 pub use trace::SchemaBuilder;
 
 /// Index of a type in its [`Schema`].
@@ -31,15 +33,22 @@ impl TypeId {
 pub enum Kind {
     /// 32-bit signed integer (also `i8`, `i16`, `u8`, `u16`).
     I32,
-    /// 64-bit signed integer (also `u32`, and `u64` stored bit for bit).
+    /// 64-bit signed integer (also `u32`).
     I64,
+    /// 64-bit unsigned integer, over its whole range.
+    U64,
+    /// 128-bit signed integer, stored as 16 little-endian bytes in a per-column dictionary.
+    I128,
+    /// 128-bit unsigned integer, stored as 16 little-endian bytes in a per-column dictionary.
+    U128,
     /// 32-bit float.
     F32,
     /// 64-bit float.
     F64,
     /// Boolean.
     Bool,
-    /// UTF-8 string (also `char` and unit-only enums, by variant name). Deduplicated per column.
+    /// UTF-8 string (also `char` and enums whose variants carry no data, by variant name).
+    /// Deduplicated per column.
     String,
     /// Byte string (`serde_bytes`). Deduplicated per column.
     Bytes,
@@ -50,7 +59,12 @@ pub enum Kind {
 impl Kind {
     /// True for kinds stored in a per-column dictionary of byte strings.
     pub fn is_var_length(self) -> bool {
-        matches!(self, Kind::String | Kind::Bytes)
+        matches!(self, Kind::String | Kind::Bytes | Kind::I128 | Kind::U128)
+    }
+
+    /// True for the integer kinds stored in a column word (`I32`, `I64`, `U64`).
+    pub fn is_word_integer(self) -> bool {
+        matches!(self, Kind::I32 | Kind::I64 | Kind::U64)
     }
 
     /// True for kinds whose canonical value is a two's-complement signed integer.
@@ -88,6 +102,11 @@ pub enum TypeKind {
     Set,
     /// Entries with distinct keys, kept in canonical order; columns `key`, `value`.
     Map,
+    /// An enum whose variants carry data, one row per value: column `variant` (the variant's
+    /// name), then one nullable column per variant with data, named after it, set for the
+    /// variant the value is. A newtype variant's column holds its value; a tuple or struct
+    /// variant's column references an object type named `Enum::Variant`.
+    Enum,
 }
 
 /// One named type of a schema.
@@ -100,7 +119,8 @@ pub struct TypeDef {
 }
 
 impl TypeDef {
-    /// The type's name (the Rust struct name for objects, `ListOfX`, `SetOfX`, `MapOfXToY`).
+    /// The type's name: the serde name of a struct or enum (with its type parameters for a
+    /// generic one, e.g. `PageOfMovie`), `ListOfX`, `SetOfX`, `MapOfXToY`, `TupleOfXAndY`.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -125,9 +145,9 @@ impl TypeDef {
         &self.primary_key
     }
 
-    /// True for list, set and map types.
+    /// True for list, set and map types (several rows per record).
     pub fn is_collection(&self) -> bool {
-        self.kind != TypeKind::Object
+        matches!(self.kind, TypeKind::List | TypeKind::Set | TypeKind::Map)
     }
 }
 
@@ -147,7 +167,7 @@ impl Schema {
                 return Err(Error::Schema(format!("type {:?} is defined twice", t.name)));
             }
             let expected_columns = match t.kind {
-                TypeKind::Object => None,
+                TypeKind::Object | TypeKind::Enum => None,
                 TypeKind::List | TypeKind::Set => Some(1),
                 TypeKind::Map => Some(2),
             };
@@ -156,6 +176,27 @@ impl Schema {
                     "collection type {:?} has {} columns",
                     t.name,
                     t.columns.len()
+                )));
+            }
+            let variant_column = ValueType {
+                kind: Kind::String,
+                nullable: false,
+            };
+            if t.kind == TypeKind::Enum
+                && !t
+                    .columns
+                    .first()
+                    .is_some_and(|c| c.name == "variant" && c.ty == variant_column)
+            {
+                return Err(Error::Schema(format!(
+                    "enum type {:?} does not start with a non-null string column \"variant\"",
+                    t.name
+                )));
+            }
+            if t.kind != TypeKind::Object && !t.primary_key.is_empty() {
+                return Err(Error::Schema(format!(
+                    "{:?} has a primary key but is not an object type",
+                    t.name
                 )));
             }
             for c in &t.columns {
@@ -253,6 +294,9 @@ impl Schema {
         let base = match ty.kind {
             Kind::I32 => "i32",
             Kind::I64 => "i64",
+            Kind::U64 => "u64",
+            Kind::I128 => "i128",
+            Kind::U128 => "u128",
             Kind::F32 => "f32",
             Kind::F64 => "f64",
             Kind::Bool => "bool",
@@ -283,7 +327,10 @@ impl fmt::Display for Schema {
         for t in &self.types {
             let col = |i: usize| self.type_name(t.columns[i].ty);
             match t.kind {
-                TypeKind::Object => {
+                TypeKind::Object | TypeKind::Enum => {
+                    if t.kind == TypeKind::Enum {
+                        write!(f, "enum ")?;
+                    }
                     write!(f, "{}", t.name)?;
                     if !t.primary_key.is_empty() {
                         let names: Vec<&str> = t

@@ -13,7 +13,7 @@ use crate::format::io::ByteWriter;
 use crate::format::type_section::TypeSection;
 use crate::format::{BlobHeader, BlobKind, BlobWriter, SectionKind};
 use crate::packed::{bits_needed, pack_values, BitWriter};
-use crate::schema::{TypeDef, TypeId, TypeKind};
+use crate::schema::{TypeDef, TypeId};
 use crate::StateId;
 
 /// Which way a delta goes.
@@ -111,7 +111,7 @@ fn patch(tw: &mut TypeWriter, def: &TypeDef, dir: Direction) -> Result<Option<Ty
         return Ok(None);
     }
     let packing = RowPacking::new(to_enc);
-    let collection = def.kind() != TypeKind::Object;
+    let collection = def.is_collection();
     let mut sizes = Vec::new();
     let row_count: u64 = if collection {
         added

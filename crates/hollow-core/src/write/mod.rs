@@ -202,16 +202,9 @@ impl WriteState {
                 let Some(&v) = row.get(tw.shape.mask_words + c).filter(|_| !null) else {
                     return crate::KeyPart::Null;
                 };
-                match def.columns()[c].ty.kind {
-                    crate::schema::Kind::F32 | crate::schema::Kind::F64 => crate::KeyPart::Float(v),
-                    crate::schema::Kind::String | crate::schema::Kind::Bytes => {
-                        match &tw.dicts[c] {
-                            Some(d) => crate::KeyPart::Bytes(d.get(v as u32)),
-                            None => crate::KeyPart::Null,
-                        }
-                    }
-                    _ => crate::KeyPart::Int(v as i64),
-                }
+                crate::index::stored_part(def.columns()[c].ty.kind, v, |e| {
+                    Some(tw.dicts[c].as_ref()?.get(e as u32))
+                })
             })
             .collect();
         Ok(Some(parts))
@@ -289,7 +282,7 @@ impl WriteState {
 pub(crate) struct RowShape {
     /// Null-mask words at the start of each row (0 when no column is nullable).
     pub(crate) mask_words: usize,
-    /// Words per row: mask words plus one per column.
+    /// Words per row: mask words plus one per column (one word for a type without columns).
     pub(crate) row_words: usize,
 }
 
@@ -303,13 +296,18 @@ impl RowShape {
         };
         Self {
             mask_words,
-            row_words: mask_words + ncols,
+            // A type without columns (an empty struct) still has a row per record.
+            row_words: (mask_words + ncols).max(1),
         }
     }
 
     /// The null-mask word `word` of a row in which every column is null: one bit per column.
     pub(crate) fn all_null_mask(&self, word: usize) -> u64 {
-        let columns = self.row_words - self.mask_words;
+        let columns = if self.mask_words == 0 {
+            0
+        } else {
+            self.row_words - self.mask_words
+        };
         let in_word = columns.saturating_sub(word * 64).min(64);
         crate::packed::low_mask(in_word as u8)
     }
@@ -430,6 +428,7 @@ impl WriteState {
             cx: serialize::Context {
                 schema: &self.schema,
                 layout: &self.layout,
+                rust_name: std::any::type_name::<T>(),
             },
             tape: &mut self.tape,
             owner: TypeId(0),

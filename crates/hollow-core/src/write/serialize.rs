@@ -5,7 +5,7 @@ use serde::ser::{self, Serialize};
 
 use super::tape::{Tape, TapeLayout};
 use crate::error::{Error, Result};
-use crate::schema::{Kind, Schema, TypeId, TypeKind, ValueType};
+use crate::schema::{names_instance, schema_name, Kind, Schema, TypeId, TypeKind, ValueType};
 
 /// What the serializer reads of the write state (and only that: the tables themselves may be
 /// busy interning an earlier tape on another thread).
@@ -13,6 +13,8 @@ use crate::schema::{Kind, Schema, TypeId, TypeKind, ValueType};
 pub(super) struct Context<'a> {
     pub schema: &'a Schema,
     pub layout: &'a TapeLayout,
+    /// The Rust type name of the record being added, for the type arguments of a generic one.
+    pub rust_name: &'static str,
 }
 
 /// Serializes one value into the column `column` of `owner` (or, with `expect: None`, a root
@@ -52,25 +54,82 @@ impl<'a> ValueSer<'a> {
         match self.kind() {
             Some(Kind::I32) if i32::try_from(v).is_ok() => Ok(Some(v as i64 as u64)),
             Some(Kind::I64) if i64::try_from(v).is_ok() => Ok(Some(v as i64 as u64)),
-            Some(Kind::I64) if u64::try_from(v).is_ok() => Ok(Some(v as u64)),
+            // States written before `u64` had a kind of its own hold it in i64 columns.
+            Some(Kind::I64 | Kind::U64) if u64::try_from(v).is_ok() => Ok(Some(v as u64)),
+            Some(Kind::I128) => self.var(Kind::I128, &v.to_le_bytes()),
+            Some(Kind::U128) if v >= 0 => self.var(Kind::U128, &(v as u128).to_le_bytes()),
             _ => Err(self.mismatch(&format!("integer {v}"))),
         }
     }
 
     fn var(self, kind: Kind, bytes: &[u8]) -> Result<Option<u64>> {
         if self.kind() != Some(kind) {
-            return Err(self.mismatch(if kind == Kind::String {
-                "a string"
-            } else {
-                "bytes"
+            return Err(self.mismatch(match kind {
+                Kind::String => "a string",
+                Kind::Bytes => "bytes",
+                _ => "a 128-bit integer",
             }));
         }
-        let table = self
-            .cx
-            .layout
-            .dictionary(self.owner, self.column)
-            .ok_or_else(|| Error::Write("column has no dictionary".into()))?;
-        Ok(Some(self.tape.push_bytes(table, bytes)))
+        Ok(Some(push_dictionary_entry(
+            self.cx,
+            self.tape,
+            self.owner,
+            self.column,
+            bytes,
+        )?))
+    }
+
+    /// The type of a root record whose serde name is `name`: the type of that name, or of a
+    /// generic instance of it named after the Rust type's arguments.
+    fn root(&mut self, name: &'static str, shape: &str) -> Result<TypeId> {
+        if let Some(t) = self.tape.names.root(name, self.cx.rust_name) {
+            return Ok(t);
+        }
+        let schema = self.cx.schema;
+        let t = match schema.type_id(name) {
+            Some(t) => t,
+            None => schema.require(&schema_name(name, self.cx.rust_name))?,
+        };
+        if schema.get(t).kind() != TypeKind::Object {
+            return Err(self.mismatch(&format!("{shape} {name}")));
+        }
+        Ok(t)
+    }
+
+    /// The object type of a struct, tuple struct or tuple named `name` (empty for a tuple),
+    /// with its row begun.
+    fn object(mut self, name: &'static str, shape: &str) -> Result<RowsSer<'a>> {
+        let t = match self.expect {
+            None => self.root(name, shape)?,
+            Some(_) => self.target(TypeKind::Object, shape)?,
+        };
+        if !name.is_empty() && !self.tape.names.is_struct(t, name) {
+            if !names_instance(self.cx.schema.get(t).name(), name) {
+                return Err(self.mismatch(&format!("{shape} {name}")));
+            }
+            let root = self.expect.is_none().then_some(self.cx.rust_name);
+            self.tape.names.learn_struct(t, name, root);
+        }
+        let mut rows = self.rows(t);
+        rows.begin_row();
+        Ok(rows)
+    }
+
+    /// The enum type this value is a variant of, and the column of `variant`'s data.
+    fn variant(&self, variant: &str, got: &str) -> Result<(TypeId, Option<usize>)> {
+        let t = self.target(TypeKind::Enum, got)?;
+        let columns = self.cx.schema.get(t).columns();
+        Ok((t, (1..columns.len()).find(|&c| columns[c].name == variant)))
+    }
+
+    /// The column of `variant`'s data in enum `t`, which must exist.
+    fn data_column(&self, t: TypeId, column: Option<usize>, variant: &str) -> Result<usize> {
+        column.ok_or_else(|| {
+            Error::Write(format!(
+                "variant {variant} of {} carries data the schema has no column for",
+                self.cx.schema.get(t).name()
+            ))
+        })
     }
 
     fn target(&self, shape: TypeKind, got: &str) -> Result<TypeId> {
@@ -85,6 +144,10 @@ impl<'a> ValueSer<'a> {
         let ok = match shape {
             TypeKind::List => matches!(kind, TypeKind::List | TypeKind::Set),
             other => other == kind,
+        };
+        let got = match kind {
+            TypeKind::Enum if !ok => "an enum variant",
+            _ => got,
         };
         if !ok {
             return Err(self.mismatch(got));
@@ -101,20 +164,66 @@ impl<'a> ValueSer<'a> {
             buf,
             row_start: 0,
             written: 0,
+            variant_of: None,
         }
     }
+}
+
+fn push_dictionary_entry(
+    cx: Context<'_>,
+    tape: &mut Tape,
+    owner: TypeId,
+    column: usize,
+    bytes: &[u8],
+) -> Result<u64> {
+    let table = cx
+        .layout
+        .dictionary(owner, column)
+        .ok_or_else(|| Error::Write("column has no dictionary".into()))?;
+    Ok(tape.push_bytes(table, bytes))
+}
+
+/// Puts a value of enum type `ty` on the tape: the variant's name, and in `column` its data (a
+/// pending value, or the canonical scalar).
+fn push_variant(
+    cx: Context<'_>,
+    tape: &mut Tape,
+    ty: TypeId,
+    variant: &str,
+    data: Option<(usize, u64)>,
+) -> Result<u64> {
+    let shape = cx.layout.shape(ty);
+    let mut row = tape.take_buffer();
+    row.resize(shape.row_words, 0);
+    for (w, mask) in row[..shape.mask_words].iter_mut().enumerate() {
+        *mask = shape.all_null_mask(w);
+    }
+    // Column 0, the variant's name, is never null.
+    row[shape.mask_words] = push_dictionary_entry(cx, tape, ty, 0, variant.as_bytes())?;
+    if let Some((column, value)) = data {
+        row[shape.mask_words + column] = value;
+    }
+    if shape.mask_words > 0 {
+        row[0] &= !1;
+        if let Some((column, _)) = data {
+            row[column / 64] &= !(1u64 << (column % 64));
+        }
+    }
+    let pending = tape.push_record(ty.0, &row);
+    tape.return_buffer(row);
+    Ok(pending)
 }
 
 impl<'a> ser::Serializer for ValueSer<'a> {
     type Ok = Option<u64>;
     type Error = Error;
     type SerializeSeq = RowsSer<'a>;
-    type SerializeTuple = ser::Impossible<Option<u64>, Error>;
-    type SerializeTupleStruct = ser::Impossible<Option<u64>, Error>;
-    type SerializeTupleVariant = ser::Impossible<Option<u64>, Error>;
+    type SerializeTuple = RowsSer<'a>;
+    type SerializeTupleStruct = RowsSer<'a>;
+    type SerializeTupleVariant = RowsSer<'a>;
     type SerializeMap = RowsSer<'a>;
     type SerializeStruct = RowsSer<'a>;
-    type SerializeStructVariant = ser::Impossible<Option<u64>, Error>;
+    type SerializeStructVariant = RowsSer<'a>;
 
     fn serialize_bool(self, v: bool) -> Result<Option<u64>> {
         match self.kind() {
@@ -146,6 +255,18 @@ impl<'a> ser::Serializer for ValueSer<'a> {
     }
     fn serialize_u64(self, v: u64) -> Result<Option<u64>> {
         self.int(v as i128)
+    }
+    fn serialize_i128(self, v: i128) -> Result<Option<u64>> {
+        self.int(v)
+    }
+    fn serialize_u128(self, v: u128) -> Result<Option<u64>> {
+        match self.kind() {
+            Some(Kind::U128) => self.var(Kind::U128, &v.to_le_bytes()),
+            _ => match i128::try_from(v) {
+                Ok(v) => self.int(v),
+                Err(_) => Err(self.mismatch(&format!("integer {v}"))),
+            },
+        }
     }
 
     fn serialize_f32(self, v: f32) -> Result<Option<u64>> {
@@ -192,7 +313,7 @@ impl<'a> ser::Serializer for ValueSer<'a> {
     }
 
     fn serialize_unit_struct(self, name: &'static str) -> Result<Option<u64>> {
-        Err(self.mismatch(name))
+        ser::SerializeStruct::end(self.object(name, "unit struct")?)
     }
 
     fn serialize_unit_variant(
@@ -201,7 +322,11 @@ impl<'a> ser::Serializer for ValueSer<'a> {
         _: u32,
         variant: &'static str,
     ) -> Result<Option<u64>> {
-        self.var(Kind::String, variant.as_bytes())
+        if self.kind() == Some(Kind::String) {
+            return self.var(Kind::String, variant.as_bytes());
+        }
+        let (t, _) = self.variant(variant, "an enum variant")?;
+        Ok(Some(push_variant(self.cx, self.tape, t, variant, None)?))
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
@@ -217,9 +342,23 @@ impl<'a> ser::Serializer for ValueSer<'a> {
         name: &'static str,
         _: u32,
         variant: &'static str,
-        _: &T,
+        value: &T,
     ) -> Result<Option<u64>> {
-        Err(self.mismatch(&format!("enum variant {name}::{variant} with data")))
+        let (t, column) = self.variant(variant, &format!("enum variant {name}::{variant}"))?;
+        let column = self.data_column(t, column, variant)?;
+        let ty = self.cx.schema.get(t).columns()[column].ty;
+        let data = value.serialize(ValueSer {
+            cx: self.cx,
+            tape: &mut *self.tape,
+            owner: t,
+            column,
+            expect: Some(ValueType {
+                nullable: false,
+                ..ty
+            }),
+        })?;
+        let data = data.map(|v| (column, v));
+        Ok(Some(push_variant(self.cx, self.tape, t, variant, data)?))
     }
 
     fn serialize_seq(self, _: Option<usize>) -> Result<RowsSer<'a>> {
@@ -227,26 +366,22 @@ impl<'a> ser::Serializer for ValueSer<'a> {
         Ok(self.rows(t))
     }
 
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple> {
-        Err(self.mismatch("a tuple"))
+    fn serialize_tuple(self, _: usize) -> Result<RowsSer<'a>> {
+        self.object("", "a tuple")
     }
 
-    fn serialize_tuple_struct(
-        self,
-        name: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct> {
-        Err(self.mismatch(name))
+    fn serialize_tuple_struct(self, name: &'static str, _: usize) -> Result<RowsSer<'a>> {
+        self.object(name, "tuple struct")
     }
 
     fn serialize_tuple_variant(
         self,
         name: &'static str,
         _: u32,
-        _: &'static str,
+        variant: &'static str,
         _: usize,
-    ) -> Result<Self::SerializeTupleVariant> {
-        Err(self.mismatch(name))
+    ) -> Result<RowsSer<'a>> {
+        self.variant_data(name, variant)
     }
 
     fn serialize_map(self, _: Option<usize>) -> Result<RowsSer<'a>> {
@@ -255,38 +390,36 @@ impl<'a> ser::Serializer for ValueSer<'a> {
     }
 
     fn serialize_struct(self, name: &'static str, _: usize) -> Result<RowsSer<'a>> {
-        let t = match self.expect {
-            None => match self.tape.names.root(name) {
-                Some(t) => t,
-                None => {
-                    let t = self.cx.schema.require(name)?;
-                    if self.cx.schema.get(t).kind() != TypeKind::Object {
-                        return Err(self.mismatch(name));
-                    }
-                    t
-                }
-            },
-            Some(_) => self.target(TypeKind::Object, name)?,
-        };
-        if !self.tape.names.is_struct(t, name) {
-            if self.cx.schema.get(t).name() != name {
-                return Err(self.mismatch(&format!("struct {name}")));
-            }
-            self.tape.names.learn_struct(t, name, self.expect.is_none());
-        }
-        let mut rows = self.rows(t);
-        rows.begin_row();
-        Ok(rows)
+        self.object(name, "struct")
     }
 
     fn serialize_struct_variant(
         self,
         name: &'static str,
         _: u32,
-        _: &'static str,
+        variant: &'static str,
         _: usize,
-    ) -> Result<Self::SerializeStructVariant> {
-        Err(self.mismatch(name))
+    ) -> Result<RowsSer<'a>> {
+        self.variant_data(name, variant)
+    }
+}
+
+impl<'a> ValueSer<'a> {
+    /// The rows of a tuple or struct variant's data, which [`RowsSer::finish`] wraps in a value
+    /// of the enum.
+    fn variant_data(self, name: &'static str, variant: &'static str) -> Result<RowsSer<'a>> {
+        let (t, column) = self.variant(variant, &format!("enum variant {name}::{variant}"))?;
+        let column = self.data_column(t, column, variant)?;
+        let Kind::Reference(data) = self.cx.schema.get(t).columns()[column].ty.kind else {
+            return Err(self.mismatch(&format!("enum variant {name}::{variant}")));
+        };
+        if self.cx.schema.get(data).kind() != TypeKind::Object {
+            return Err(self.mismatch(&format!("enum variant {name}::{variant}")));
+        }
+        let mut rows = self.rows(data);
+        rows.variant_of = Some((t, column, variant));
+        rows.begin_row();
+        Ok(rows)
     }
 }
 
@@ -301,6 +434,8 @@ pub(super) struct RowsSer<'a> {
     row_start: usize,
     /// Columns written (or skipped as null) in the current row.
     written: usize,
+    /// For the data of a tuple or struct variant: the enum type, the variant's column and name.
+    variant_of: Option<(TypeId, usize, &'static str)>,
 }
 
 impl RowsSer<'_> {
@@ -364,19 +499,89 @@ impl RowsSer<'_> {
         let buf = std::mem::take(&mut self.buf);
         let pending = self.tape.push_record(self.ty.0, &buf);
         self.tape.return_buffer(buf);
-        Ok(Some(pending))
+        match self.variant_of {
+            None => Ok(Some(pending)),
+            Some((t, column, variant)) => Ok(Some(push_variant(
+                self.cx,
+                self.tape,
+                t,
+                variant,
+                Some((column, pending)),
+            )?)),
+        }
+    }
+
+    /// Puts the next field of a tuple or tuple struct.
+    fn put_next<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        if self.written >= self.cx.schema.get(self.ty).columns().len() {
+            let def = self.cx.schema.get(self.ty);
+            return Err(Error::Write(format!(
+                "{} has {} fields, got more",
+                def.name(),
+                def.columns().len()
+            )));
+        }
+        self.put(self.written, value)
+    }
+
+    fn end_object(self) -> Result<Option<u64>> {
+        self.end_row()?;
+        self.finish()
     }
 }
 
-impl ser::SerializeStruct for RowsSer<'_> {
-    type Ok = Option<u64>;
-    type Error = Error;
+macro_rules! tuple_rows {
+    ($($trait:ident::$method:ident),*) => {$(
+        impl ser::$trait for RowsSer<'_> {
+            type Ok = Option<u64>;
+            type Error = Error;
 
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<()> {
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+                self.put_next(value)
+            }
+
+            fn end(self) -> Result<Option<u64>> {
+                self.end_object()
+            }
+        }
+    )*};
+}
+
+tuple_rows!(
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
+
+macro_rules! struct_rows {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for RowsSer<'_> {
+            type Ok = Option<u64>;
+            type Error = Error;
+
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<()> {
+                self.field(key, value)
+            }
+
+            fn skip_field(&mut self, key: &'static str) -> Result<()> {
+                self.skip(key)
+            }
+
+            fn end(self) -> Result<Option<u64>> {
+                self.end_object()
+            }
+        }
+    )*};
+}
+
+struct_rows!(SerializeStruct, SerializeStructVariant);
+
+impl RowsSer<'_> {
+    fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<()> {
         if self.tape.names.is_field(self.ty, self.written, key) {
             return self.put(self.written, value);
         }
@@ -392,7 +597,7 @@ impl ser::SerializeStruct for RowsSer<'_> {
         self.put(column, value)
     }
 
-    fn skip_field(&mut self, key: &'static str) -> Result<()> {
+    fn skip(&mut self, key: &'static str) -> Result<()> {
         let def = self.cx.schema.get(self.ty);
         if def
             .column_index(key)
@@ -405,11 +610,6 @@ impl ser::SerializeStruct for RowsSer<'_> {
         }
         self.written += 1;
         Ok(())
-    }
-
-    fn end(self) -> Result<Option<u64>> {
-        self.end_row()?;
-        self.finish()
     }
 }
 
@@ -450,8 +650,8 @@ impl ser::SerializeMap for RowsSer<'_> {
 /// its text.
 #[derive(Debug, Default)]
 pub(super) struct KnownNames {
-    /// The struct name and type of the last root record.
-    root: Option<(NameAddress, TypeId)>,
+    /// The struct name and Rust type name of the last root record, and its type.
+    root: Option<(NameAddress, NameAddress, TypeId)>,
     /// Per type: its struct name.
     structs: Vec<Option<NameAddress>>,
     /// Per type, per column: its field name.
@@ -465,23 +665,24 @@ fn address(name: &'static str) -> NameAddress {
 }
 
 impl KnownNames {
-    fn root(&self, name: &'static str) -> Option<TypeId> {
+    fn root(&self, name: &'static str, rust_name: &'static str) -> Option<TypeId> {
         self.root
-            .filter(|(a, _)| *a == address(name))
-            .map(|(_, t)| t)
+            .filter(|(a, r, _)| *a == address(name) && *r == address(rust_name))
+            .map(|(_, _, t)| t)
     }
 
     fn is_struct(&self, t: TypeId, name: &'static str) -> bool {
         self.structs.get(t.index()) == Some(&Some(address(name)))
     }
 
-    fn learn_struct(&mut self, t: TypeId, name: &'static str, root: bool) {
+    /// Learns that struct name `name` is type `t`; for a root record, of Rust type `root`.
+    fn learn_struct(&mut self, t: TypeId, name: &'static str, root: Option<&'static str>) {
         if self.structs.len() <= t.index() {
             self.structs.resize(t.index() + 1, None);
         }
         self.structs[t.index()] = Some(address(name));
-        if root {
-            self.root = Some((address(name), t));
+        if let Some(rust_name) = root {
+            self.root = Some((address(name), address(rust_name), t));
         }
     }
 

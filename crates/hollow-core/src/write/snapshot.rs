@@ -10,7 +10,7 @@ use crate::format::io::ByteWriter;
 use crate::format::type_section::{DictSection, TypeSection};
 use crate::format::{BlobHeader, BlobKind, BlobWriter, SectionKind};
 use crate::packed::{bits_needed, pack_values, BitWriter};
-use crate::schema::{TypeDef, TypeKind};
+use crate::schema::TypeDef;
 use crate::StateId;
 
 /// Appends the schema section every blob starts with.
@@ -209,7 +209,7 @@ pub(super) fn type_section(
     let packing = RowPacking::new(encodings);
     let row_bits = packing.row_bits;
     let (present, slots) = view(&tw.records, which);
-    let collection = def.kind() != TypeKind::Object;
+    let collection = def.is_collection();
     let row_count = if collection {
         present
             .iter()

@@ -169,7 +169,7 @@ fn mark_referenced(
             let v = row[mask_words + c] as u32;
             match def.columns()[c].ty.kind {
                 Kind::Reference(r) if types[r.index()].records.mark(v) => newly(r, v),
-                Kind::String | Kind::Bytes => {
+                k if k.is_var_length() => {
                     if let Some(d) = &mut types[t.index()].dicts[c] {
                         d.mark(v);
                     }

@@ -54,7 +54,7 @@ pub use format::BlobKind;
 pub use index::{Key, KeyMismatch, KeyPart, PrimaryKeyIndex};
 pub use read::{
     BoolField, BytesField, CollectionReader, FloatField, IntField, ObjectReader, ReadState,
-    RefField, StrField, UIntField, Value,
+    RefField, StrField, TypedIndex, UIntField, Value,
 };
 pub use schema::{Schema, SchemaBuilder};
 pub use state_id::StateId;

@@ -17,7 +17,7 @@ const MAX_DEPTH: u32 = 128;
 /// How many records one materialization may visit: legitimate records are trees over a DAG of
 /// at most the state's rows, so a budget of a few times that only stops hostile blobs whose
 /// references fan out exponentially.
-fn record_budget(state: &ReadState) -> u64 {
+pub(super) fn record_budget(state: &ReadState) -> u64 {
     state.total_rows().saturating_mul(4).saturating_add(1024)
 }
 
@@ -26,7 +26,12 @@ pub(super) struct Budget(Cell<u64>);
 
 impl Budget {
     pub(super) fn new(state: &ReadState) -> Self {
-        Self(Cell::new(record_budget(state)))
+        Self::of(record_budget(state))
+    }
+
+    /// A budget of `records`, from [`record_budget`] worked out earlier.
+    pub(super) fn of(records: u64) -> Self {
+        Self(Cell::new(records))
     }
 }
 
@@ -124,12 +129,7 @@ impl<'de> de::Deserializer<'de> for RecordDeserializer<'de, '_> {
         let (id, data) = self.resolve(None)?;
         let rows = data.row_range(self.ordinal as u64);
         match self.state.schema.get(id).kind() {
-            TypeKind::Object => visitor.visit_map(ObjectAccess {
-                de: self,
-                id,
-                data,
-                column: 0,
-            }),
+            TypeKind::Object => visitor.visit_map(ObjectAccess::all(self, id, data)),
             TypeKind::List | TypeKind::Set => visitor.visit_seq(RowsAccess {
                 de: self,
                 id,
@@ -157,12 +157,7 @@ impl<'de> de::Deserializer<'de> for RecordDeserializer<'de, '_> {
         if self.state.schema.get(id).kind() != TypeKind::Object {
             return Err(Error::Read("a tuple read from a collection or enum".into()));
         }
-        visitor.visit_seq(ObjectAccess {
-            de: self,
-            id,
-            data,
-            column: 0,
-        })
+        visitor.visit_seq(ObjectAccess::all(self, id, data))
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -213,21 +208,20 @@ impl<'de> de::Deserializer<'de> for RecordDeserializer<'de, '_> {
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         name: &'static str,
-        _: &'static [&'static str],
+        fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
         let (id, data) = self.resolve(Some((name, std::any::type_name::<V>())))?;
         if self.state.schema.get(id).kind() != TypeKind::Object {
             return Err(Error::Read(format!("struct {name} read from a collection")));
         }
+        let de = RecordDeserializer {
+            ty: Some(id),
+            ..self
+        };
         visitor.visit_map(ObjectAccess {
-            de: RecordDeserializer {
-                ty: Some(id),
-                ..self
-            },
-            id,
-            data,
-            column: 0,
+            fields,
+            ..ObjectAccess::all(de, id, data)
         })
     }
 
@@ -337,11 +331,31 @@ impl<'de> de::MapAccess<'de> for EnumAccess<'de, '_> {
     }
 }
 
+/// The fields of an object record: every column, or (for a Rust struct) the columns of the
+/// fields it asks for, so that a view of a few fields reads only those.
 struct ObjectAccess<'s, 'b> {
     de: RecordDeserializer<'s, 'b>,
     id: TypeId,
     data: &'s TypeData,
+    /// The next column (all columns) or the next requested field.
     column: usize,
+    /// The fields the Rust struct asks for; empty for every column.
+    fields: &'static [&'static str],
+    /// The column of the value to read next.
+    current: usize,
+}
+
+impl<'s, 'b> ObjectAccess<'s, 'b> {
+    fn all(de: RecordDeserializer<'s, 'b>, id: TypeId, data: &'s TypeData) -> Self {
+        Self {
+            de,
+            id,
+            data,
+            column: 0,
+            fields: &[],
+            current: 0,
+        }
+    }
 }
 
 impl<'de> de::MapAccess<'de> for ObjectAccess<'de, '_> {
@@ -349,19 +363,39 @@ impl<'de> de::MapAccess<'de> for ObjectAccess<'de, '_> {
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
         let columns = self.de.state.schema.get(self.id).columns();
-        let Some(c) = columns.get(self.column) else {
-            return Ok(None);
-        };
-        seed.deserialize(de::value::BorrowedStrDeserializer::new(c.name.as_str()))
-            .map(Some)
+        if self.fields.is_empty() {
+            let Some(c) = columns.get(self.column) else {
+                return Ok(None);
+            };
+            self.current = self.column;
+            self.column += 1;
+            return seed
+                .deserialize(de::value::BorrowedStrDeserializer::new(c.name.as_str()))
+                .map(Some);
+        }
+        // A field the state does not have is left out: serde reads a missing `Option` as None.
+        while let Some(&field) = self.fields.get(self.column) {
+            // Fields usually come in column order: try the column after the last one first.
+            let guess = if self.column == 0 { 0 } else { self.current + 1 };
+            self.column += 1;
+            let found = match columns.get(guess) {
+                Some(c) if c.name == field => Some(guess),
+                _ => columns.iter().position(|c| c.name == field),
+            };
+            if let Some(c) = found {
+                self.current = c;
+                return seed
+                    .deserialize(de::value::BorrowedStrDeserializer::new(field))
+                    .map(Some);
+            }
+        }
+        Ok(None)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
-        let column = self.column;
-        self.column += 1;
         seed.deserialize(
             self.de
-                .value(self.id, self.data, self.de.ordinal as u64, column),
+                .value(self.id, self.data, self.de.ordinal as u64, self.current),
         )
     }
 }

@@ -6,6 +6,7 @@ mod checksum;
 mod deserialize;
 mod equality;
 pub(crate) mod type_data;
+mod typed;
 mod value;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use accessor::{
     BoolField, BytesField, CollectionReader, FloatField, IntField, ObjectReader, RefField,
     StrField, UIntField,
 };
+pub use typed::TypedIndex;
 pub use value::Value;
 
 /// One whole, immutable version of the dataset: every type's records plus the primary key
@@ -197,8 +199,7 @@ impl ReadState {
     pub fn iter<'s, T: Deserialize<'s> + 's>(
         &'s self,
     ) -> Result<impl Iterator<Item = Result<T>> + 's> {
-        let name = deserialize::record_type_name::<T>()?;
-        let id = self.schema.require(&name)?;
+        let id = self.record_type_of::<T>()?;
         Ok(self.types[id.index()]
             .population
             .iter()

@@ -419,10 +419,10 @@ fn producer_figures(folder: &std::path::Path, n: u64) -> Result<(), Box<dyn std:
         let incremental = producer
             .run_incremental_cycle(|c| {
                 for m in &upserts {
-                    c.upsert("Movie", *m)?;
+                    c.upsert(*m)?;
                 }
                 for id in &deletes {
-                    c.delete("Movie", id)?;
+                    c.delete::<movies::Movie, _>(id)?;
                 }
                 Ok(())
             })
@@ -457,9 +457,9 @@ fn producer_figures(folder: &std::path::Path, n: u64) -> Result<(), Box<dyn std:
             let t = Instant::now();
             producer
                 .run_incremental_cycle(|c| {
-                    ups.iter().try_for_each(|m| c.upsert("Movie", *m))?;
+                    ups.iter().try_for_each(|m| c.upsert(*m))?;
                     dels.iter()
-                        .try_for_each(|id| c.delete("Movie", id).map(|_| ()))
+                        .try_for_each(|id| c.delete::<movies::Movie, _>(id).map(|_| ()))
                 })
                 .await?;
             times.push(t.elapsed().as_secs_f64() * 1e3);

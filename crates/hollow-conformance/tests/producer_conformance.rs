@@ -347,12 +347,12 @@ async fn an_incremental_cycle_publishes_exactly_what_a_full_cycle_would() {
                 .run_incremental_cycle(|c| {
                     // Changed and new movies in dataset order, as the full cycle adds them.
                     for m in data.iter().filter(|m| before.get(&m.id) != Some(m)) {
-                        c.upsert("Movie", m)?;
+                        c.upsert(m)?;
                     }
                     for id in before.keys().filter(|id| !after.contains_key(id)) {
-                        assert!(c.delete("Movie", id)?);
+                        assert!(c.delete::<Movie, _>(id)?);
                     }
-                    assert!(!c.delete("Movie", &-5i64)?, "no such movie");
+                    assert!(!c.delete::<Movie, _>(&-5i64)?, "no such movie");
                     Ok(())
                 })
                 .await

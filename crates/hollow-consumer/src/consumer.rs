@@ -8,9 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use futures::FutureExt;
-use hollow_core::{ReadState, StateId};
+use hollow_core::{ReadState, Schema, SchemaBuilder, SchemaConflict, StateId};
 use hollow_store::{load, BlobStore, Plan};
 use object_store::{ObjectStore, UpdateVersion};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::error::{panic_message, Error, Result};
@@ -74,6 +75,7 @@ pub struct ConsumerBuilder {
     max_delta_chain: usize,
     listeners: Vec<Arc<dyn ConsumerListener>>,
     max_backoff: Duration,
+    reads: Option<SchemaBuilder>,
 }
 
 impl ConsumerBuilder {
@@ -98,7 +100,18 @@ impl ConsumerBuilder {
             max_delta_chain: 32,
             listeners: Vec::new(),
             max_backoff: Duration::from_secs(30),
+            reads: None,
         }
+    }
+
+    /// Declares a Rust record type this consumer reads (call once per type). A state that
+    /// cannot be read with the declared types (a type or a non-`Option` field missing, a field
+    /// of another kind: see [`Schema::unreadable_as`](hollow_core::Schema::unreadable_as)) is
+    /// not swapped in: the consumer keeps serving its last readable state and its health says
+    /// why ([`Error::Unreadable`]).
+    pub fn reads<T: Serialize + Deserialize<'static>>(mut self) -> Self {
+        self.reads = Some(self.reads.take().unwrap_or_default().add::<T>());
+        self
     }
 
     /// How often to check the announcement (a conditional request: cheap when unchanged).
@@ -159,7 +172,16 @@ impl ConsumerBuilder {
     /// empty, says so in its health, and serves the first state announced.
     pub async fn build(self) -> Result<Consumer> {
         self.check_settings()?;
+        let reader = match self.reads {
+            None => None,
+            Some(types) => Some(types.build().map_err(|e| Error::InvalidSetting {
+                setting: "reads",
+                reason: e.to_string(),
+            })?),
+        };
         let shared = Arc::new(Shared {
+            reader,
+            unreadable: Mutex::new(None),
             store: self.store,
             state: ArcSwapOption::empty(),
             health: Mutex::new(Health::default()),
@@ -202,6 +224,10 @@ struct Shared {
     listeners: Vec<Arc<dyn ConsumerListener>>,
     /// While nothing is announced: what was found nearby (looked up once).
     missing_hint: Mutex<Option<Option<String>>>,
+    /// The schema of the Rust types the consumer reads, if it declared them.
+    reader: Option<Schema>,
+    /// The last state found unreadable with them, and why: not loaded again.
+    unreadable: Mutex<Option<(StateId, Vec<SchemaConflict>)>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -279,6 +305,15 @@ impl Shared {
             *known = announcement;
             return Ok(None);
         }
+        if let Some((state, conflicts)) = lock(&self.unreadable)
+            .as_ref()
+            .filter(|(state, _)| *state == target)
+        {
+            return Err(Error::Unreadable {
+                state: *state,
+                conflicts: conflicts.clone(),
+            });
+        }
         let (next, plan) = match load(
             &self.store,
             current.as_deref(),
@@ -295,6 +330,16 @@ impl Shared {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(reader) = &self.reader {
+            let conflicts = next.schema().unreadable_as(reader);
+            if !conflicts.is_empty() {
+                *lock(&self.unreadable) = Some((target, conflicts.clone()));
+                return Err(Error::Unreadable {
+                    state: target,
+                    conflicts,
+                });
+            }
+        }
         let event = self.swap(current.map(|c| c.version()), next, &plan, started);
         *known = announcement;
         Ok(Some(event))

@@ -21,6 +21,19 @@ pub enum Error {
         /// The state announced.
         announced: StateId,
     },
+    /// The state to serve cannot be read with the Rust types the consumer declared
+    /// (`ConsumerBuilder::reads`); the last readable state keeps serving.
+    #[error(
+        "state {state} cannot be read with the types this consumer reads: {}; keeping the last \
+         readable state",
+        conflicts.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    Unreadable {
+        /// The state not swapped in.
+        state: StateId,
+        /// Why.
+        conflicts: Vec<hollow_core::SchemaConflict>,
+    },
     /// A refresh panicked (a bug, or an input no check caught); the current state keeps serving.
     #[error("a refresh panicked: {message}")]
     Panicked {

@@ -56,6 +56,6 @@ pub use read::{
     BoolField, BytesField, CollectionReader, FloatField, IntField, ObjectReader, ReadState,
     RefField, StrField, TypedIndex, UIntField, Value,
 };
-pub use schema::{Schema, SchemaBuilder};
+pub use schema::{Schema, SchemaBuilder, SchemaConflict};
 pub use state_id::StateId;
 pub use write::{AddBatch, WriteState};

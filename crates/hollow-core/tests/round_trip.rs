@@ -477,7 +477,13 @@ fn staged_records_are_added_together() {
             tags: (0..i % 3).map(|t| format!("t{t}")).collect(),
         })
         .collect();
-    let schema = || SchemaBuilder::new().add::<Inner>().build().unwrap();
+    let schema = || {
+        SchemaBuilder::new()
+            .add::<Inner>()
+            .primary_key("Inner", &["x"])
+            .build()
+            .unwrap()
+    };
     let mut one_by_one = WriteState::new(schema());
     let expected: Vec<u32> = people.iter().map(|p| one_by_one.add(p).unwrap()).collect();
 
@@ -494,7 +500,9 @@ fn staged_records_are_added_together() {
     assert!(staged.add_staged().is_empty());
 
     let mut held_back = WriteState::new(schema());
-    people.iter().for_each(|p| held_back.stage(p).unwrap());
+    for p in &people {
+        held_back.stage(p).unwrap();
+    }
     assert_eq!(
         held_back.write_snapshot(1).unwrap(),
         one_by_one.write_snapshot(1).unwrap()

@@ -22,6 +22,8 @@ pub(crate) struct Settings {
     pub(crate) validators: Vec<Box<dyn Validator>>,
     pub(crate) listeners: Vec<Arc<dyn ProducerListener>>,
     pub(crate) retain_versions: Option<u64>,
+    /// Announce states whose schema breaks readers of the announced one.
+    pub(crate) allow_breaking_schema_changes: bool,
 }
 
 /// Configures and starts a [`Producer`].
@@ -48,6 +50,7 @@ impl ProducerBuilder {
                 validators: vec![Box::new(DuplicatePrimaryKeys), Box::new(NotEmptied)],
                 listeners: Vec::new(),
                 retain_versions: Some(DEFAULT_RETAINED_VERSIONS),
+                allow_breaking_schema_changes: false,
             },
         }
     }
@@ -101,6 +104,16 @@ impl ProducerBuilder {
         self
     }
 
+    /// Lets this producer publish a schema that breaks readers of the announced one (a field's
+    /// kind or a primary key changed, see [`Schema::breaking_changes_to`]). Without it such a
+    /// producer does not start ([`Error::IncompatibleSchema`]), so that consumers are not handed
+    /// states they fail to read; consumers that declare the types they read
+    /// (`ConsumerBuilder::reads`) keep their last readable state either way.
+    pub fn allow_breaking_schema_changes(mut self) -> Self {
+        self.settings.allow_breaking_schema_changes = true;
+        self
+    }
+
     /// Starts the producer. If the store already announces a version, that state is restored
     /// (from its snapshot and deltas) and the next cycle continues its delta chain; versions
     /// continue after the highest one any blob in the store names.
@@ -120,7 +133,12 @@ impl ProducerBuilder {
                 "zero versions would delete the announced one (use without_retention to keep all)",
             );
         }
-        let restored = restore(&self.store, self.schema).await?;
+        let restored = restore(
+            &self.store,
+            self.schema,
+            self.settings.allow_breaking_schema_changes,
+        )
+        .await?;
         Ok(Producer::start(self.store, restored, self.settings))
     }
 }

@@ -2,7 +2,7 @@
 //! upserting and deleting records by primary key on top of the announced state.
 
 use hollow_core::{AddBatch, ReadState, WriteState};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Adds the records of one cycle, in batches (see [`WriteState::batch`]).
 pub struct Populator<'a> {
@@ -24,8 +24,10 @@ pub struct Changes<'a> {
     pub(crate) announced: Option<&'a ReadState>,
     /// Per type: keys upserted in this cycle (encoded) and the ordinal they got.
     pub(crate) upserted: std::collections::HashMap<(String, Vec<u8>), u32>,
+    /// Keys (as in `upserted`) whose record of the announced state was removed this cycle.
+    pub(crate) deleted: std::collections::HashSet<(String, Vec<u8>)>,
     /// The types of the upserts staged in the write state and not applied yet, in order.
-    pub(crate) staged: Vec<String>,
+    pub(crate) staged: Vec<hollow_core::schema::TypeId>,
 }
 
 fn no_primary_key(type_name: &str) -> hollow_core::Error {
@@ -60,24 +62,12 @@ fn encode_key(parts: &[hollow_core::KeyPart<'_>]) -> Vec<u8> {
 }
 
 impl Changes<'_> {
-    /// Adds `record` (a struct of a top-level type with a primary key), replacing the record
-    /// that had its key, if any.
-    pub fn upsert<T: Serialize + ?Sized>(
-        &mut self,
-        type_name: &str,
-        record: &T,
-    ) -> hollow_core::Result<()> {
-        let schema = self.write.schema();
-        if schema
-            .get(schema.require(type_name)?)
-            .primary_key()
-            .is_empty()
-        {
-            return Err(no_primary_key(type_name));
-        }
+    /// Adds `record` (a struct of a record type with a primary key, the type known from `T`),
+    /// replacing the record that had its key, if any.
+    pub fn upsert<T: Serialize + ?Sized>(&mut self, record: &T) -> hollow_core::Result<()> {
         // Staged, so that the lookups of many upserts overlap (see WriteState::stage).
-        self.write.stage(record)?;
-        self.staged.push(type_name.to_string());
+        let ty = self.write.stage(record)?;
+        self.staged.push(ty);
         if self.staged.len() >= STAGED_UPSERTS {
             self.apply_staged()?;
         }
@@ -87,13 +77,21 @@ impl Changes<'_> {
     /// Adds the staged upserts and replaces the records that had their keys.
     pub(crate) fn apply_staged(&mut self) -> hollow_core::Result<()> {
         let ordinals = self.write.add_staged();
-        for (type_name, ordinal) in std::mem::take(&mut self.staged).iter().zip(ordinals) {
+        let schema = self.write.schema().clone();
+        for (&ty, ordinal) in std::mem::take(&mut self.staged).iter().zip(ordinals) {
+            let type_name = schema.get(ty).name();
             let parts = self
                 .write
                 .key_of(type_name, ordinal)?
                 .ok_or_else(|| no_primary_key(type_name))?;
             let key = (type_name.to_string(), encode_key(&parts));
-            let before = self.find_committed(type_name, &parts)?;
+            let before = match self.deleted.contains(&key) {
+                true => None, // removed already this cycle
+                false => self.find_committed(type_name, &parts)?,
+            };
+            if before.is_some_and(|old| old != ordinal) {
+                self.deleted.insert(key.clone());
+            }
             let earlier = self.upserted.insert(key, ordinal);
             for old in before.into_iter().chain(earlier) {
                 if old != ordinal {
@@ -104,8 +102,20 @@ impl Changes<'_> {
         Ok(())
     }
 
-    /// Deletes the record of `type_name` whose primary key is `key`; false if there was none.
-    pub fn delete<K: hollow_core::Key + ?Sized>(
+    /// Deletes the record of type `T` whose primary key is `key`; false if there was none:
+    /// `changes.delete::<Movie, _>(&42)`.
+    pub fn delete<T: Deserialize<'static>, K: hollow_core::Key + ?Sized>(
+        &mut self,
+        key: &K,
+    ) -> hollow_core::Result<bool> {
+        let schema = self.write.schema().clone();
+        let ty = schema.record_type::<T>()?;
+        self.delete_by_name(schema.get(ty).name(), key)
+    }
+
+    /// Deletes the record of the type named `type_name` whose primary key is `key`; false if
+    /// there was none. For tools that have no Rust type for the records.
+    pub fn delete_by_name<K: hollow_core::Key + ?Sized>(
         &mut self,
         type_name: &str,
         key: &K,
@@ -114,9 +124,12 @@ impl Changes<'_> {
         let parts: Vec<hollow_core::KeyPart<'_>> = (0..K::ARITY).map(|i| key.part(i)).collect();
         let encoded = (type_name.to_string(), encode_key(&parts));
         let mut found = false;
-        if let Some(o) = self.find_committed(type_name, &parts)? {
-            self.write.remove(type_name, o)?;
-            found = true;
+        if !self.deleted.contains(&encoded) {
+            if let Some(o) = self.find_committed(type_name, &parts)? {
+                self.write.remove(type_name, o)?;
+                self.deleted.insert(encoded.clone());
+                found = true;
+            }
         }
         if let Some(o) = self.upserted.remove(&encoded) {
             self.write.remove(type_name, o)?;

@@ -44,6 +44,20 @@ pub enum Error {
         /// The panic's message.
         message: String,
     },
+    /// This producer's schema changes the announced state's in ways its readers may fail on
+    /// (see `ProducerBuilder::allow_breaking_schema_changes`).
+    #[error(
+        "the schema breaks readers of the announced state {announced}: {}; publish it under \
+         another prefix, make the change compatible (add a field or type instead of changing \
+         one), or allow it with ProducerBuilder::allow_breaking_schema_changes",
+        crate::restore::list(conflicts)
+    )]
+    IncompatibleSchema {
+        /// The announced state.
+        announced: hollow_core::StateId,
+        /// What changed.
+        conflicts: Vec<hollow_core::SchemaConflict>,
+    },
     /// A builder setting makes no sense.
     #[error("invalid setting {setting}: {reason}")]
     InvalidSetting {

@@ -140,7 +140,12 @@ impl Producer {
     /// to another producer or could not be confirmed.
     async fn restore(&mut self) -> Result<()> {
         let schema = self.write.schema().as_ref().clone();
-        let restored = restore(&self.store, schema).await?;
+        let restored = restore(
+            &self.store,
+            schema,
+            self.settings.allow_breaking_schema_changes,
+        )
+        .await?;
         tracing::warn!(
             from = ?self.state_id().map(|s| s.to_string()),
             to = ?restored.announced.as_ref().map(|a| a.state.id().to_string()),
@@ -167,6 +172,7 @@ impl Producer {
                 write,
                 announced,
                 upserted: std::collections::HashMap::new(),
+                deleted: std::collections::HashSet::new(),
                 staged: Vec::new(),
             };
             changes(&mut c)?;

@@ -5,7 +5,7 @@ use hollow_core::{ReadState, Schema, WriteState};
 use hollow_store::layout::BlobName;
 use hollow_store::{Announcement, BlobStore};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The announced state, and the announcement that names it.
 pub(crate) struct Announced {
@@ -22,7 +22,12 @@ pub(crate) struct Restored {
 }
 
 /// Reads the announced state back from the store, and the highest version any blob names.
-pub(crate) async fn restore(store: &BlobStore, schema: Schema) -> Result<Restored> {
+/// Refuses a `schema` that breaks readers of the announced state's, unless `allow_breaking`.
+pub(crate) async fn restore(
+    store: &BlobStore,
+    schema: Schema,
+    allow_breaking: bool,
+) -> Result<Restored> {
     let blobs = store.list().await?;
     let highest = blobs
         .iter()
@@ -46,6 +51,20 @@ pub(crate) async fn restore(store: &BlobStore, schema: Schema) -> Result<Restore
         Some(a) => {
             let mut w = WriteState::restore(&a.state);
             if **a.state.schema() != schema {
+                let conflicts = a.state.schema().breaking_changes_to(&schema);
+                if !conflicts.is_empty() {
+                    if !allow_breaking {
+                        return Err(Error::IncompatibleSchema {
+                            announced: a.state.id(),
+                            conflicts,
+                        });
+                    }
+                    tracing::warn!(
+                        announced = %a.state.id(),
+                        conflicts = %list(&conflicts),
+                        "publishing a schema that breaks readers of the announced one, as allowed"
+                    );
+                }
                 w.set_schema(schema)?;
             }
             w
@@ -71,4 +90,13 @@ pub(crate) fn random_tag() -> u64 {
         DRAWN.fetch_add(1, Ordering::Relaxed),
     );
     RandomState::new().hash_one(seed).max(1)
+}
+
+/// The conflicts as one line.
+pub(crate) fn list(conflicts: &[hollow_core::SchemaConflict]) -> String {
+    conflicts
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -4,7 +4,6 @@
 use std::cell::Cell;
 
 use serde::de::{self, DeserializeSeed, Visitor};
-use serde::Deserialize;
 
 use super::type_data::TypeData;
 use super::ReadState;
@@ -376,7 +375,11 @@ impl<'de> de::MapAccess<'de> for ObjectAccess<'de, '_> {
         // A field the state does not have is left out: serde reads a missing `Option` as None.
         while let Some(&field) = self.fields.get(self.column) {
             // Fields usually come in column order: try the column after the last one first.
-            let guess = if self.column == 0 { 0 } else { self.current + 1 };
+            let guess = if self.column == 0 {
+                0
+            } else {
+                self.current + 1
+            };
             self.column += 1;
             let found = match columns.get(guess) {
                 Some(c) if c.name == field => Some(guess),
@@ -648,70 +651,5 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de, '_> {
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u128 f32 f64 str string bytes byte_buf
         unit seq map identifier
-    }
-}
-
-/// The schema name of the record type `T` (a struct, tuple struct or unit struct; a generic one
-/// named with its type arguments), found by letting `T` ask a probe for itself.
-pub(crate) fn record_type_name<'de, T: Deserialize<'de>>() -> Result<String> {
-    let mut name = None;
-    let _ = T::deserialize(NameProbe(&mut name));
-    name.ok_or_else(|| Error::Read(format!("{} is not a struct", std::any::type_name::<T>())))
-}
-
-struct NameProbe<'a>(&'a mut Option<String>);
-
-impl NameProbe<'_> {
-    /// Records the name of the type whose derived visitor is `V`.
-    fn found<V, T>(self, name: &'static str) -> Result<T> {
-        *self.0 = Some(schema_name(name, std::any::type_name::<V>()));
-        Err(Error::Read(String::new()))
-    }
-}
-
-impl<'de> de::Deserializer<'de> for NameProbe<'_> {
-    type Error = Error;
-
-    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
-        Err(Error::Read("not a struct".into()))
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        _: &'static [&'static str],
-        _: V,
-    ) -> Result<V::Value> {
-        self.found::<V, _>(name)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        _: usize,
-        _: V,
-    ) -> Result<V::Value> {
-        self.found::<V, _>(name)
-    }
-
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        _: V,
-    ) -> Result<V::Value> {
-        self.found::<V, _>(name)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        visitor: V,
-    ) -> Result<V::Value> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit seq tuple map enum identifier ignored_any
     }
 }

@@ -199,7 +199,7 @@ impl ReadState {
     pub fn iter<'s, T: Deserialize<'s> + 's>(
         &'s self,
     ) -> Result<impl Iterator<Item = Result<T>> + 's> {
-        let id = self.record_type_of::<T>()?;
+        let id = self.schema.record_type::<T>()?;
         Ok(self.types[id.index()]
             .population
             .iter()

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 
 use serde::Deserialize;
 
-use super::deserialize::{record_budget, record_type_name, Budget, RecordDeserializer};
+use super::deserialize::{record_budget, Budget, RecordDeserializer};
 use super::ReadState;
 use crate::error::Result;
 use crate::index::{Key, PrimaryKeyIndex};
@@ -74,15 +74,9 @@ impl<'s, T: Deserialize<'s>> TypedIndex<'s, T> {
 }
 
 impl ReadState {
-    /// The type of the schema that the Rust type `T` names: its serde name, with its type
-    /// arguments for a generic one.
-    pub(crate) fn record_type_of<'s, T: Deserialize<'s>>(&self) -> Result<TypeId> {
-        self.schema.require(&record_type_name::<T>()?)
-    }
-
     /// A typed handle on the primary key index of the record type `T` (see [`TypedIndex`]).
     pub fn index<'s, T: Deserialize<'s>>(&'s self) -> Result<TypedIndex<'s, T>> {
-        let id = self.record_type_of::<T>()?;
+        let id = self.schema.record_type::<T>()?;
         let name = self.schema.get(id).name();
         let index = self.primary_key_index(name)?;
         Ok(TypedIndex {

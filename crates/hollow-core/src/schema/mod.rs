@@ -6,6 +6,7 @@
 //! implement serde's `Serialize` and `Deserialize`.
 
 mod codec;
+mod compat;
 mod rust_names;
 mod trace;
 
@@ -14,7 +15,8 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
-pub(crate) use rust_names::{names_instance, schema_name};
+pub use compat::SchemaConflict;
+pub(crate) use rust_names::{names_instance, record_type_name, schema_name};
 pub use trace::SchemaBuilder;
 
 /// Index of a type in its [`Schema`].
@@ -243,6 +245,13 @@ impl Schema {
     /// The id of the type named `name`.
     pub fn type_id(&self, name: &str) -> Option<TypeId> {
         self.by_name.get(name).copied()
+    }
+
+    /// The type that the Rust record type `T` (a struct, tuple struct or unit struct) is stored
+    /// as: the type of its serde name, with its type arguments for a generic one
+    /// (`Page<Movie>` → `PageOfMovie`).
+    pub fn record_type<'de, T: serde::Deserialize<'de>>(&self) -> Result<TypeId> {
+        self.require(&record_type_name::<T>()?)
     }
 
     /// The id of the type named `name`, or [`Error::UnknownType`].

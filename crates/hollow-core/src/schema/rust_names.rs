@@ -3,6 +3,11 @@
 //! type name (of the type itself, or of the visitor serde derives for it, which carries the
 //! same arguments) and appended: `PageOfMovie`, `PairOfI32AndString`.
 
+use serde::de::{self, Visitor};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
 /// The type arguments at the end of a Rust type name, lifetimes left out:
 /// `a::Page<b::Movie, '_>` → `["b::Movie"]`; none for a name without arguments.
 fn type_arguments(rust_name: &str) -> Vec<&str> {
@@ -123,6 +128,71 @@ pub(crate) fn names_instance(type_name: &str, serde_name: &str) -> bool {
     type_name
         .strip_prefix(serde_name)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with("Of"))
+}
+
+/// The schema name of the record type `T` (a struct, tuple struct or unit struct; a generic one
+/// named with its type arguments), found by letting `T` ask a probe for itself.
+pub(crate) fn record_type_name<'de, T: Deserialize<'de>>() -> Result<String> {
+    let mut name = None;
+    let _ = T::deserialize(NameProbe(&mut name));
+    name.ok_or_else(|| Error::Read(format!("{} is not a struct", std::any::type_name::<T>())))
+}
+
+struct NameProbe<'a>(&'a mut Option<String>);
+
+impl NameProbe<'_> {
+    /// Records the name of the type whose derived visitor is `V`.
+    fn found<V, T>(self, name: &'static str) -> Result<T> {
+        *self.0 = Some(schema_name(name, std::any::type_name::<V>()));
+        Err(Error::Read(String::new()))
+    }
+}
+
+impl<'de> de::Deserializer<'de> for NameProbe<'_> {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
+        Err(Error::Read("not a struct".into()))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        _: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value> {
+        self.found::<V, _>(name)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        _: usize,
+        _: V,
+    ) -> Result<V::Value> {
+        self.found::<V, _>(name)
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        _: V,
+    ) -> Result<V::Value> {
+        self.found::<V, _>(name)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit seq tuple map enum identifier ignored_any
+    }
 }
 
 #[cfg(test)]

@@ -352,11 +352,25 @@ impl WriteState {
     /// Serializes `record` (checked against the schema at once) and holds it back: the records
     /// held back are added together, as one batch, by [`WriteState::add_staged`] (or by the
     /// next [`WriteState::add`] or batch). For callers that need each record's ordinal, such
-    /// as upserts, without paying for one lookup chain per record.
-    pub fn stage<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<()> {
+    /// as upserts, without paying for one lookup chain per record. The record's type must have
+    /// a primary key; returns the type.
+    pub fn stage<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<TypeId> {
+        let mark = self.tape.mark();
         self.put_on_tape(record)?;
-        self.staged.extend(self.tape.last());
-        Ok(())
+        let Some((pending, t)) = self.tape.last_record() else {
+            return Err(Error::Write(
+                "a staged record put nothing on the tape".into(),
+            ));
+        };
+        if self.schema.get(t).primary_key().is_empty() {
+            self.tape.truncate(mark);
+            return Err(Error::Schema(format!(
+                "{} has no primary key to stage by",
+                self.schema.get(t).name()
+            )));
+        }
+        self.staged.push(pending);
+        Ok(t)
     }
 
     /// Adds the records held back by [`WriteState::stage`]; returns their ordinals in the order

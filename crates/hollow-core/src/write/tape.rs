@@ -231,6 +231,14 @@ impl Tape {
         self.pending.len().checked_sub(1).map(|i| i as u32)
     }
 
+    /// The last record put on the tape (a root record, after a serializer put it): its index and
+    /// type. (The tables of records come first, table `t` holding type `t`: see
+    /// [`TapeLayout::new`].)
+    pub(super) fn last_record(&self) -> Option<(u32, TypeId)> {
+        let i = self.last()?;
+        Some((i, TypeId(self.pending[i as usize].table)))
+    }
+
     /// Bytes of pending values: the tape is flushed when it passes a few megabytes.
     pub(super) fn size(&self) -> usize {
         self.pending.len() * std::mem::size_of::<Pending>()

@@ -386,17 +386,15 @@ fn run_consumer(
                 None => format!("loaded {} in {} ms", e.plan, e.took.as_millis()),
             })
             .unwrap_or_default();
-        let index = state.primary_key_index("Movie")?;
+        let movies = state.index::<Movie>()?;
         let lookups: Vec<String> = ids
             .iter()
-            .map(
-                |id| match index.find(id).ok().flatten().map(|o| state.get::<Movie>(o)) {
-                    Some(Ok(m)) => {
-                        format!("#{id} {:?} ({}, {:.1}*)", m.title, m.release_year, m.rating)
-                    }
-                    _ => format!("#{id} gone"),
-                },
-            )
+            .map(|id| match movies.get(id) {
+                Ok(Some(m)) => {
+                    format!("#{id} {:?} ({}, {:.1}*)", m.title, m.release_year, m.rating)
+                }
+                _ => format!("#{id} gone"),
+            })
             .collect();
         let mut out = std::io::stdout().lock();
         writeln!(

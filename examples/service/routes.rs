@@ -46,17 +46,13 @@ async fn movie(State(s): State<Service>, Path(id): Path<String>) -> Response {
     let Some(state) = s.consumer.current() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "no version loaded yet");
     };
-    let found = state
-        .primary_key_index("Movie")
-        .ok()
-        .and_then(|index| index.find(&id).ok().flatten())
-        .map(|ordinal| state.get::<Movie>(ordinal));
+    let found = state.find::<Movie, _>(&id);
     let mut headers = HeaderMap::new();
     headers.insert("x-hollow-version", HeaderValue::from(state.version()));
     match found {
-        Some(Ok(movie)) => (headers, Json(movie)).into_response(),
-        Some(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        None => (
+        Ok(Some(movie)) => (headers, Json(movie)).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(None) => (
             StatusCode::NOT_FOUND,
             headers,
             Json(serde_json::json!({ "error": format!("no movie {id}") })),

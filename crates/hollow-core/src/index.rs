@@ -128,7 +128,7 @@ tuple_key!(4; A 0, B 1, C 2, D 3);
 
 /// murmur3's 64-bit finalizer.
 #[inline(always)]
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;
@@ -147,7 +147,7 @@ fn hash_part(p: KeyPart<'_>) -> u64 {
 }
 
 #[inline(always)]
-fn combine(h: u64, part: u64) -> u64 {
+pub(crate) fn combine(h: u64, part: u64) -> u64 {
     (h.rotate_left(23) ^ part).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
@@ -212,6 +212,21 @@ pub struct KeyMismatch {
 }
 
 impl KeyMismatch {
+    /// `Ok` when a key of `found` (fields, 2-bit kind classes) can be one of `expected`: the
+    /// same number of fields, each of the same class or null. Fields past the 32nd are not
+    /// checked.
+    pub(crate) fn check(expected: (usize, u64), found: (usize, u64)) -> Result<(), Self> {
+        let class = |classes: u64, i: usize| (classes >> (2 * i)) & 3;
+        let fits = found.0 == expected.0
+            && (0..found.0.min(32))
+                .all(|i| class(found.1, i) == 0 || class(found.1, i) == class(expected.1, i));
+        if fits {
+            Ok(())
+        } else {
+            Err(Self { expected, found })
+        }
+    }
+
     fn describe((arity, classes): (usize, u64)) -> String {
         let names: Vec<&str> = (0..arity.min(32))
             .map(|i| ["null", "integer", "float", "string"][((classes >> (2 * i)) & 3) as usize])
@@ -224,7 +239,7 @@ impl std::fmt::Display for KeyMismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "a key of {} cannot be looked up in a primary key of {}",
+            "a key of {} cannot be looked up in an index of {}",
             Self::describe(self.found),
             Self::describe(self.expected)
         )
@@ -244,7 +259,7 @@ impl From<KeyMismatch> for Error {
 
 /// The class of a key part: 0 for null (fits any field), 1 integer, 2 float, 3 bytes.
 #[inline]
-fn part_class(part: &KeyPart<'_>) -> u64 {
+pub(crate) fn part_class(part: &KeyPart<'_>) -> u64 {
     match part {
         KeyPart::Null => 0,
         KeyPart::Int(_) => 1,
@@ -254,7 +269,7 @@ fn part_class(part: &KeyPart<'_>) -> u64 {
 }
 
 /// The class of key part a field of `kind` accepts.
-fn kind_class(kind: Kind) -> u64 {
+pub(crate) fn kind_class(kind: Kind) -> u64 {
     match kind {
         Kind::F32 | Kind::F64 => 2,
         k if k.is_var_length() => 3,
@@ -521,17 +536,8 @@ impl PrimaryKeyIndex {
     /// measurably slower (the registers of the probe loop are saved around it).
     #[inline]
     fn missed(&self, arity: usize, classes: u64) -> Result<Option<u32>, KeyMismatch> {
-        let class = |i: usize| (classes >> (2 * i)) & 3;
-        let fits = arity == self.key_columns.len()
-            && (0..arity.min(32))
-                .all(|i| class(i) == 0 || class(i) == (self.key_classes >> (2 * i)) & 3);
-        if fits {
-            return Ok(None);
-        }
-        Err(KeyMismatch {
-            expected: (self.key_columns.len(), self.key_classes),
-            found: (arity, classes),
-        })
+        KeyMismatch::check((self.key_columns.len(), self.key_classes), (arity, classes))?;
+        Ok(None)
     }
 
     #[inline]

@@ -40,7 +40,9 @@ mod bitset;
 mod encoding;
 mod error;
 mod format;
+mod hash_index;
 mod index;
+mod key_path;
 mod packed;
 mod parallel;
 pub mod raw;
@@ -51,6 +53,7 @@ mod write;
 
 pub use error::{Error, Result};
 pub use format::BlobKind;
+pub use hash_index::HashIndex;
 pub use index::{Key, KeyMismatch, KeyPart, PrimaryKeyIndex};
 pub use read::{
     BoolField, BytesField, CollectionReader, FloatField, IntField, ObjectReader, ReadState,

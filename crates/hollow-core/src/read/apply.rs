@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::format::delta_section::{DictDelta, TypeDelta};
 use crate::format::type_section::{DictSection, TypeSection};
 use crate::format::{self, BlobKind, SectionKind};
+use crate::hash_index::Patched;
 use crate::index::PrimaryKeyIndex;
 use crate::packed::{bits_needed, pack_values, BitWriter, PackedArray, PackedBits};
 use crate::schema::{TypeDef, TypeId};
@@ -274,10 +275,6 @@ fn patch_dictionary(old: &Dictionary, d: &DictDelta, what: &str) -> Result<DictS
     })
 }
 
-/// The type after the delta.
-/// The ordinals a delta removed from and added to a type.
-type Patched = (Vec<u32>, Vec<u32>);
-
 /// Below this many bytes of old type data in all, a delta is applied on the caller's thread.
 const PARALLEL_BYTES: u64 = 1 << 20;
 
@@ -415,6 +412,7 @@ impl ReadState {
             schema: schema.clone(),
             types,
             indexes: Vec::new(),
+            hash_indexes: Vec::new(),
             unreferenced_blob_bytes: self.unreferenced_blob_bytes,
         };
         for (b, def) in schema.types().iter().enumerate() {
@@ -437,6 +435,7 @@ impl ReadState {
             };
             state.indexes.push(index);
         }
+        state.hash_indexes = self.carry_hash_indexes(&state, &patched)?;
         Ok(state)
     }
 }

@@ -38,6 +38,8 @@ pub struct ReadState {
     schema: Arc<Schema>,
     types: Vec<Arc<TypeData>>,
     indexes: Vec<Option<Arc<PrimaryKeyIndex>>>,
+    /// The hash indexes added to this state (or carried from the state it was reached from).
+    pub(crate) hash_indexes: Vec<Arc<crate::hash_index::HashIndex>>,
     /// Bytes of the blob buffer that no type references but that stay allocated with it.
     unreferenced_blob_bytes: usize,
 }
@@ -95,6 +97,7 @@ impl ReadState {
             schema,
             types,
             indexes: Vec::new(),
+            hash_indexes: Vec::new(),
             unreferenced_blob_bytes: 0,
         };
         let referenced: usize = state

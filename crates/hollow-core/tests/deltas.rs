@@ -559,7 +559,7 @@ fn a_lookup_with_the_old_key_type_after_a_key_type_change_is_an_error() {
     let e = index.find(&1i64).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "a key of (integer) cannot be looked up in a primary key of (string)"
+        "a key of (integer) cannot be looked up in an index of (string)"
     );
     assert!(matches!(Error::from(e), Error::KeyMismatch { .. }));
 }

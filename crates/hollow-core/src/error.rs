@@ -110,10 +110,10 @@ pub enum Error {
     /// A record could not be read back into the requested Rust type.
     #[error("cannot read record: {0}")]
     Read(String),
-    /// A primary key lookup with a key that cannot be the type's: another number of fields, or
+    /// An index lookup (primary key or hash index) with a key that cannot be the type's: another number of fields, or
     /// a value of another kind (a string for an integer field, as after the producer changed
     /// the key's type). See [`KeyMismatch`](crate::KeyMismatch).
-    #[error("a key of {found} cannot be looked up in a primary key of {expected}")]
+    #[error("a key of {found} cannot be looked up in an index of {expected}")]
     KeyMismatch {
         /// The kinds of the key's fields.
         expected: String,

@@ -76,6 +76,7 @@ pub struct ConsumerBuilder {
     listeners: Vec<Arc<dyn ConsumerListener>>,
     max_backoff: Duration,
     reads: Option<SchemaBuilder>,
+    hash_indexes: Vec<(String, Vec<String>)>,
 }
 
 impl ConsumerBuilder {
@@ -101,7 +102,20 @@ impl ConsumerBuilder {
             listeners: Vec::new(),
             max_backoff: Duration::from_secs(30),
             reads: None,
+            hash_indexes: Vec::new(),
         }
+    }
+
+    /// Keeps a hash index of `type_name` on `fields` (paths such as `country` or `cast.id`)
+    /// with every state served: built when a snapshot is loaded, updated by each delta, read
+    /// with `state.hash_index(type_name, fields)`. A state the index cannot be built on (a
+    /// field gone) is not swapped in; the health says why.
+    pub fn with_hash_index(mut self, type_name: &str, fields: &[&str]) -> Self {
+        self.hash_indexes.push((
+            type_name.to_string(),
+            fields.iter().map(|f| f.to_string()).collect(),
+        ));
+        self
     }
 
     /// Declares a Rust record type this consumer reads (call once per type). A state that
@@ -181,6 +195,7 @@ impl ConsumerBuilder {
         };
         let shared = Arc::new(Shared {
             reader,
+            hash_indexes: self.hash_indexes,
             unreadable: Mutex::new(None),
             store: self.store,
             state: ArcSwapOption::empty(),
@@ -224,6 +239,8 @@ struct Shared {
     listeners: Vec<Arc<dyn ConsumerListener>>,
     /// While nothing is announced: what was found nearby (looked up once).
     missing_hint: Mutex<Option<Option<String>>>,
+    /// Hash indexes every state served keeps: (type, field paths).
+    hash_indexes: Vec<(String, Vec<String>)>,
     /// The schema of the Rust types the consumer reads, if it declared them.
     reader: Option<Schema>,
     /// The last state found unreadable with them, and why: not loaded again.
@@ -330,6 +347,16 @@ impl Shared {
             }
             Err(e) => return Err(e.into()),
         };
+        let mut next = next;
+        for (type_name, fields) in &self.hash_indexes {
+            let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+            next.add_hash_index(type_name, &fields)
+                .map_err(|source| Error::HashIndex {
+                    state: target,
+                    index: format!("{type_name}({})", fields.join(", ")),
+                    source,
+                })?;
+        }
         if let Some(reader) = &self.reader {
             let conflicts = next.schema().unreadable_as(reader);
             if !conflicts.is_empty() {

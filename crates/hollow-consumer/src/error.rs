@@ -34,6 +34,17 @@ pub enum Error {
         /// Why.
         conflicts: Vec<hollow_core::SchemaConflict>,
     },
+    /// A hash index the consumer keeps (`ConsumerBuilder::with_hash_index`) cannot be built on
+    /// the state to serve (a field on its path is gone); the last state keeps serving.
+    #[error("hash index {index} cannot be built on state {state}: {source}")]
+    HashIndex {
+        /// The state not swapped in.
+        state: StateId,
+        /// The index: type and field paths.
+        index: String,
+        /// Why.
+        source: hollow_core::Error,
+    },
     /// A refresh panicked (a bug, or an input no check caught); the current state keeps serving.
     #[error("a refresh panicked: {message}")]
     Panicked {

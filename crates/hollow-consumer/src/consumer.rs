@@ -354,7 +354,7 @@ impl Shared {
                 .map_err(|source| Error::HashIndex {
                     state: target,
                     index: format!("{type_name}({})", fields.join(", ")),
-                    source,
+                    source: Box::new(source),
                 })?;
         }
         if let Some(reader) = &self.reader {

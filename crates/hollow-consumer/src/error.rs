@@ -43,7 +43,7 @@ pub enum Error {
         /// The index: type and field paths.
         index: String,
         /// Why.
-        source: hollow_core::Error,
+        source: Box<hollow_core::Error>,
     },
     /// A refresh panicked (a bug, or an input no check caught); the current state keeps serving.
     #[error("a refresh panicked: {message}")]

@@ -106,6 +106,21 @@ fn lookups(state: &ReadState, ids: &[i64]) -> Result<(u64, u64), hollow::core::E
     Ok((hits, sink))
 }
 
+/// Looks up the movies of each actor by the hash index on `cast.id`, reading their titles;
+/// returns (movies found, a value to keep the reads).
+fn actor_lookups(state: &ReadState, actors: &[i64]) -> Result<(u64, u64), hollow::core::Error> {
+    let index = state.hash_index("Movie", &["cast.id"])?;
+    let title = state.object("Movie")?.string("title")?;
+    let (mut results, mut sink) = (0u64, 0u64);
+    for actor in actors {
+        for &o in index.find(actor)? {
+            results += 1;
+            sink += title.get(o).map_or(0, |t| t.len() as u64);
+        }
+    }
+    Ok((results, sink))
+}
+
 /// A borrowed view of the two fields [`lookups`] reads.
 #[derive(serde::Deserialize)]
 #[serde(rename = "Movie")]
@@ -176,11 +191,44 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     times.push(t.elapsed().as_secs_f64() * 1e3);
     let rss_growth = rss_bytes().saturating_sub(rss_before);
     eprintln!("[bench]   load {:.1} ms", times.last().unwrap_or(&0.0));
-    figure("load_ms", format!("{:.1}", median(&mut times)), "ms");
+    let load_ms = median(&mut times);
+    figure("load_ms", format!("{load_ms:.1}"), "ms");
     figure("rss_growth_bytes", rss_growth, "B");
     figure("state_bytes", state.heap_bytes(), "B");
     figure("index_bytes", state.index_heap_bytes(), "B");
     figure("checksum_state1", state_checksum(&state)?, "");
+
+    progress("building the hash index of movies by cast.id, 3 times");
+    let mut bare_times = Vec::new();
+    let mut hash_times = Vec::new();
+    for _ in 0..3 {
+        let file = std::fs::File::open(&path)?;
+        // SAFETY: as in `load`.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        let t = Instant::now();
+        let mut bare = ReadState::from_snapshot_without_indexes(Bytes::from_owner(map))?;
+        bare_times.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        bare.add_hash_index("Movie", &["cast.id"])?;
+        hash_times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    // The primary key index is what a load costs beyond a load without indexes.
+    let pk_ms = (load_ms - median(&mut bare_times)).max(0.0);
+    figure("pk_index_build_ms", format!("{pk_ms:.1}"), "ms");
+    figure(
+        "hash_index_build_ms",
+        format!("{:.1}", median(&mut hash_times)),
+        "ms",
+    );
+    // `plain` has only its primary key index, `state` the hash index too.
+    let plain = state.clone();
+    let mut state = state;
+    state.add_hash_index("Movie", &["cast.id"])?;
+    figure(
+        "hash_index_bytes",
+        state.hash_index("Movie", &["cast.id"])?.heap_bytes(),
+        "B",
+    );
 
     let ids = movies::lookup_ids(n, args.lookups);
     progress(&format!("{} lookups on one thread", ids.len()));
@@ -193,6 +241,18 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     black_box(sink);
     assert_eq!(typed_hits, hits, "typed lookups found other records");
     figure("typed_lookup_ns", format!("{typed_ns:.1}"), "ns");
+
+    let actors: Vec<i64> = ids.iter().map(|id| id % 200_000).take(1_000_000).collect();
+    progress(&format!(
+        "{} lookups of an actor's movies, reading their titles",
+        actors.len()
+    ));
+    let t = Instant::now();
+    let (results, sink) = actor_lookups(&state, &actors)?;
+    let per_result = t.elapsed().as_secs_f64() * 1e9 / results.max(1) as f64;
+    black_box(sink);
+    figure("hash_lookup_results", results, "");
+    figure("hash_lookup_ns", format!("{per_result:.1}"), "ns");
 
     progress(&format!("{} lookups on each of two threads", ids.len()));
     let t = Instant::now();
@@ -242,18 +302,35 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let snapshot2 = writer.write_snapshot(2)?;
     drop(writer);
 
-    progress("applying the delta to the loaded state, 3 times");
+    progress("applying the delta to the loaded state, with and without the hash index, 5 times");
     let mut times = Vec::new();
+    let mut indexed_times = Vec::new();
     let delta = Bytes::from(delta);
     let mut state2 = None;
-    for _ in 0..3 {
+    for _ in 0..5 {
+        let t = Instant::now();
+        let s = plain.apply_delta(delta.clone())?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        drop(s);
         let t = Instant::now();
         let s = state.apply_delta(delta.clone())?;
-        times.push(t.elapsed().as_secs_f64() * 1e3);
+        indexed_times.push(t.elapsed().as_secs_f64() * 1e3);
         state2 = Some(s);
     }
+    drop(plain);
     let state2 = state2.ok_or("no state")?;
-    figure("apply_delta_ms", format!("{:.1}", median(&mut times)), "ms");
+    let (apply, indexed) = (median(&mut times), median(&mut indexed_times));
+    figure("apply_delta_ms", format!("{apply:.1}"), "ms");
+    figure(
+        "apply_delta_with_hash_index_ms",
+        format!("{indexed:.1}"),
+        "ms",
+    );
+    figure(
+        "apply_with_hash_index_ratio",
+        format!("{:.2}", indexed / apply),
+        "",
+    );
     figure("state2_bytes", state2.heap_bytes(), "B");
     figure("checksum_state2", state_checksum(&state2)?, "");
     let equal = state2.checksum() == ReadState::from_snapshot(Bytes::from(snapshot2))?.checksum();

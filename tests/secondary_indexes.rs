@@ -69,7 +69,11 @@ async fn a_consumer_keeps_its_hash_indexes_through_every_delta() {
             .await
             .unwrap();
         let event = consumer.refresh().await.unwrap().expect("a new state");
-        assert!(event.plan.contains("delta"), "followed a delta: {}", event.plan);
+        assert!(
+            event.plan.contains("delta"),
+            "followed a delta: {}",
+            event.plan
+        );
     }
 }
 
@@ -123,5 +127,9 @@ async fn a_state_its_index_cannot_be_built_on_is_not_served() {
     assert!(matches!(e, ConsumerError::HashIndex { .. }), "{e}");
     assert!(e.to_string().contains("country"), "{e}");
     assert_eq!(consumer.version(), served);
-    assert!(consumer.health().last_error.unwrap().contains("Movie(country)"));
+    assert!(consumer
+        .health()
+        .last_error
+        .unwrap()
+        .contains("Movie(country)"));
 }

@@ -9,7 +9,7 @@
 //! Hollow rebuilds its hash indexes on every delta). Keys are identified by a 128-bit hash of
 //! their values.
 
-use std::collections::HashMap;
+use std::ops::Range;
 
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -21,6 +21,12 @@ use crate::schema::{TypeId, TypeKind};
 
 /// The ordinals of one type that a delta removed, and those it added.
 pub(crate) type Patched = (Vec<u32>, Vec<u32>);
+
+/// Records are keyed in pieces of this many 64-ordinal words, spread over the cores...
+const PIECE_WORDS: usize = 2048;
+
+/// ...when there are at least this many records.
+const PARALLEL_RECORDS: u64 = 100_000;
 
 /// A key's 128-bit hash; `[0, 0]` marks an empty bucket (real hashes have the low bit set).
 type KeyHash = [u64; 2];
@@ -46,8 +52,51 @@ fn combined(h: KeyHash, part: KeyHash) -> KeyHash {
     ]
 }
 
+/// The key's identity: 96 bits of its hash (the low bit of the first word set, so that no key
+/// is `EMPTY`); the 32 bits of the second word travel beside an ordinal in one word when sorting.
 fn finished(h: KeyHash) -> KeyHash {
-    [h[0] | 1, h[1]]
+    [h[0] | 1, h[1] & 0xffff_ffff]
+}
+
+/// A key and an ordinal as one sortable pair: (first word, second word ‹‹ 32 | ordinal).
+fn pair(h: KeyHash, ordinal: u32) -> (u64, u64) {
+    (h[0], h[1] << 32 | ordinal as u64)
+}
+
+fn unpair(p: (u64, u64)) -> (KeyHash, u32) {
+    ([p.0, p.1 >> 32], p.1 as u32)
+}
+
+/// Sorts pairs by key then ordinal: a radix sort by the top bits of the key's first word
+/// (enough bits that a table of at most `pairs.len()` keys homes them in that order), then
+/// each run of equal top bits by the rest.
+fn sort_pairs(pairs: &mut Vec<(u64, u64)>) {
+    let bits = table_bits(pairs.len());
+    crate::radix_sort::sort_by_bits(pairs, 64 - bits, bits);
+    let mut start = 0;
+    while start < pairs.len() {
+        let top = pairs[start].0 >> (64 - bits);
+        let end = pairs[start..]
+            .iter()
+            .position(|p| p.0 >> (64 - bits) != top)
+            .map_or(pairs.len(), |n| start + n);
+        // Pairs of one key are in ordinal order already (the sort is stable); only a run
+        // where keys share their top bits needs sorting.
+        let key = |p: &(u64, u64)| (p.0, p.1 >> 32);
+        if pairs[start + 1..end]
+            .iter()
+            .any(|p| key(p) != key(&pairs[start]))
+        {
+            pairs[start..end].sort_unstable();
+        }
+        start = end;
+    }
+}
+
+/// Bits of a table for `keys` keys (at most 3/4 full, at least 16 buckets).
+fn table_bits(keys: usize) -> u32 {
+    let buckets = (keys + keys / 3 + 1).next_power_of_two().max(16);
+    buckets.trailing_zeros()
 }
 
 /// One distinct key: its hash and its run of the postings.
@@ -97,6 +146,7 @@ pub struct HashIndex {
     paths: Vec<KeyPath>,
     /// The kind class of each field's values, 2 bits each (as in the primary key index).
     classes: u64,
+    /// A power of two of buckets; a key's home is the top bits of its hash.
     buckets: Vec<Bucket>,
     postings: Vec<u32>,
     /// Buckets in use (keys, including those whose records all left).
@@ -142,7 +192,7 @@ impl HashIndex {
             fields: fields.iter().map(|f| f.to_string()).collect(),
             paths,
             classes,
-            buckets: vec![EMPTY_BUCKET; 1024],
+            buckets: Vec::new(),
             postings: Vec::new(),
             keys: 0,
             emptied: 0,
@@ -151,61 +201,87 @@ impl HashIndex {
         Ok(index)
     }
 
+    /// Fills the empty index from the records of type `id`: every (key, ordinal) pair is
+    /// collected in ordinal order and sorted, so that the table is filled front to back and the
+    /// postings written in one sequential pass.
     fn fill(&mut self, state: &ReadState, id: TypeId) {
         let data = state.type_data(id).clone();
-        // (bucket, ordinal) of every key of every record, in ordinal order; counts in `len`.
-        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(data.record_count as usize);
-        let mut scratch = KeyScratch::default();
-        for o in data.population.iter() {
-            self.keys_of(state, o as u32, &mut scratch);
-            for &h in &scratch.keys {
-                if (self.keys + 1) * 4 > self.buckets.len() * 3 {
-                    let moved = self.grow();
-                    for p in &mut pairs {
-                        p.0 = moved[p.0 as usize];
-                    }
+        // The keys of pieces of the ordinals, on the machine's cores.
+        let words = (data.population.len() as usize).div_ceil(64);
+        let pieces: Vec<Range<usize>> = (0..words)
+            .step_by(PIECE_WORDS)
+            .map(|w| w..(w + PIECE_WORDS).min(words))
+            .collect();
+        let this = &*self;
+        let keyed = crate::parallel::map_balanced(
+            pieces,
+            |w| (w.len() * 64) as u64,
+            PARALLEL_RECORDS,
+            |w| {
+                let mut scratch = KeyScratch::default();
+                let mut pairs = Vec::with_capacity(w.len() * 64);
+                for o in data.population.iter_words(w) {
+                    this.keys_of(state, o as u32, &mut scratch);
+                    pairs.extend(scratch.keys.iter().map(|&h| pair(h, o as u32)));
                 }
-                let b = self.insert(h);
-                self.buckets[b].len += 1;
-                pairs.push((b as u32, o as u32));
+                pairs
+            },
+        );
+        let mut pairs: Vec<(u64, u64)> = Vec::with_capacity(keyed.iter().map(Vec::len).sum());
+        keyed.into_iter().for_each(|p| pairs.extend(p));
+        sort_pairs(&mut pairs);
+        let keys = pairs
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| *i == 0 || unpair(**p).0 != unpair(pairs[i - 1]).0)
+            .count();
+        self.buckets = vec![EMPTY_BUCKET; 1 << table_bits(keys)];
+        self.postings = Vec::with_capacity(pairs.len());
+        // Keys come in the order of their home buckets: each goes to its home or just past the
+        // last one placed; the few that would run past the end wrap around afterwards.
+        let mut next_free = 0usize;
+        let mut wrapped = Vec::new();
+        let mut start = 0;
+        while start < pairs.len() {
+            let (h, _) = unpair(pairs[start]);
+            let end = pairs[start..]
+                .iter()
+                .position(|&p| unpair(p).0 != h)
+                .map_or(pairs.len(), |n| start + n);
+            let offset = self.postings.len() as u32;
+            self.postings
+                .extend(pairs[start..end].iter().map(|&p| unpair(p).1));
+            let bucket = Bucket {
+                hash: h,
+                offset,
+                len: (end - start) as u32,
+            };
+            let b = self.home(h).max(next_free);
+            if b < self.buckets.len() {
+                self.buckets[b] = bucket;
+                next_free = b + 1;
+            } else {
+                wrapped.push(bucket);
             }
+            start = end;
         }
-        let mut offset = 0u32;
-        for b in &mut self.buckets {
-            b.offset = offset;
-            offset += b.len;
-            b.len = 0;
-        }
-        self.postings = vec![0; pairs.len()];
-        for (b, o) in pairs {
-            let b = &mut self.buckets[b as usize];
-            self.postings[(b.offset + b.len) as usize] = o;
-            b.len += 1;
+        self.keys = keys - wrapped.len();
+        for bucket in wrapped {
+            let b = self.insert(bucket.hash);
+            self.buckets[b] = bucket;
         }
     }
 
-    /// Doubles the table; returns where each old bucket went.
-    fn grow(&mut self) -> Vec<u32> {
-        let old = std::mem::replace(&mut self.buckets, vec![EMPTY_BUCKET; 0]);
-        self.buckets = vec![EMPTY_BUCKET; old.len() * 2];
-        self.keys = 0;
-        old.iter()
-            .map(|b| {
-                if b.hash == EMPTY {
-                    return 0;
-                }
-                let n = self.insert(b.hash);
-                self.buckets[n].len = b.len;
-                self.buckets[n].offset = b.offset;
-                n as u32
-            })
-            .collect()
+    /// The home bucket of key `h`.
+    #[inline(always)]
+    fn home(&self, h: KeyHash) -> usize {
+        (h[0] >> (64 - self.buckets.len().trailing_zeros())) as usize
     }
 
     /// The bucket of `h`, taken if it had none.
     fn insert(&mut self, h: KeyHash) -> usize {
         let mask = self.buckets.len() - 1;
-        let mut b = h[0] as usize & mask;
+        let mut b = self.home(h);
         loop {
             let bucket = &mut self.buckets[b];
             if bucket.hash == h {
@@ -223,7 +299,7 @@ impl HashIndex {
     #[inline]
     fn bucket_of(&self, h: KeyHash) -> Option<&Bucket> {
         let mask = self.buckets.len() - 1;
-        let mut b = h[0] as usize & mask;
+        let mut b = self.home(h);
         loop {
             let bucket = &self.buckets[b];
             if bucket.hash == h {
@@ -338,21 +414,25 @@ impl HashIndex {
                 return None;
             }
         }
-        // Per changed key: the ordinals that left and arrived.
-        let mut changes: HashMap<KeyHash, Patched> = HashMap::new();
-        let mut scratch = KeyScratch::default();
-        for &o in removed {
-            self.keys_of(old, o, &mut scratch);
-            for &k in &scratch.keys {
-                changes.entry(k).or_default().0.push(o);
-            }
-        }
-        for &o in added {
-            self.keys_of(new, o, &mut scratch);
-            for &k in &scratch.keys {
-                changes.entry(k).or_default().1.push(o);
-            }
-        }
+        // The (key, ordinal) pairs that left and arrived, each sorted by key (on two cores).
+        let jobs = vec![(old, removed), (new, added)];
+        let mut sides = crate::parallel::map_balanced(
+            jobs,
+            |(_, ordinals)| ordinals.len() as u64,
+            PARALLEL_RECORDS / 16,
+            |(state, ordinals)| {
+                let mut scratch = KeyScratch::default();
+                let mut pairs = Vec::with_capacity(ordinals.len() * 2);
+                for &o in ordinals {
+                    self.keys_of(state, o, &mut scratch);
+                    pairs.extend(scratch.keys.iter().map(|&h| pair(h, o)));
+                }
+                pairs.sort_unstable();
+                pairs
+            },
+        );
+        let arrived = sides.pop().unwrap_or_default();
+        let gone = sides.pop().unwrap_or_default();
         let mut next = Self {
             buckets: self.buckets.clone(),
             postings: Vec::new(),
@@ -361,13 +441,27 @@ impl HashIndex {
             type_name: self.type_name.clone(),
             ..*self
         };
-        // New keys get buckets; their runs are placed where their buckets are.
-        let mut changed: Vec<(usize, Patched)> = Vec::with_capacity(changes.len());
-        for (k, c) in changes {
+        // Per changed key (new keys get buckets): its bucket and its pairs that left and arrived.
+        let mut changed: Vec<(usize, Range<usize>, Range<usize>)> = Vec::new();
+        let (mut g, mut a) = (0, 0);
+        while g < gone.len() || a < arrived.len() {
+            let key = match (gone.get(g), arrived.get(a)) {
+                (Some(&x), Some(&y)) => unpair(x).0.min(unpair(y).0),
+                (Some(&x), None) | (None, Some(&x)) => unpair(x).0,
+                (None, None) => break,
+            };
+            let run = |pairs: &[(u64, u64)], from: usize| {
+                from + pairs[from..]
+                    .iter()
+                    .take_while(|&&p| unpair(p).0 == key)
+                    .count()
+            };
+            let (g_end, a_end) = (run(&gone, g), run(&arrived, a));
             if (next.keys + 1) * 4 > next.buckets.len() * 3 {
                 return None;
             }
-            changed.push((next.insert(k), c));
+            changed.push((next.insert(key), g..g_end, a..a_end));
+            (g, a) = (g_end, a_end);
         }
         changed.sort_unstable_by_key(|c| c.0);
         next.postings = Vec::with_capacity(self.postings.len() + added.len());
@@ -388,7 +482,7 @@ impl HashIndex {
                 old_bucket.offset as usize..(old_bucket.offset + old_bucket.len) as usize
             };
             old_end = old_run.end;
-            let Some((_, (mut gone, mut arrived))) = pending.next_if(|c| c.0 == b) else {
+            let Some((_, gone_pairs, arrived_pairs)) = pending.next_if(|c| c.0 == b) else {
                 match &mut stretch {
                     Some((_, end)) if *end == old_run.start => *end = old_run.end,
                     _ => {
@@ -405,11 +499,11 @@ impl HashIndex {
             if let Some((s, e)) = stretch.take() {
                 next.postings.extend_from_slice(&self.postings[s..e]);
             }
-            gone.sort_unstable();
-            arrived.sort_unstable();
             let start = next.postings.len();
             let run = &self.postings[old_run.clone()];
-            merge_run(run, &gone, &arrived, &mut next.postings);
+            let left = gone[gone_pairs].iter().map(|&p| unpair(p).1);
+            let came = arrived[arrived_pairs].iter().map(|&p| unpair(p).1);
+            merge_run(run, left, came, &mut next.postings);
             let len = next.postings.len() - start;
             bucket.offset = start as u32;
             bucket.len = len as u32;
@@ -432,12 +526,17 @@ impl HashIndex {
 }
 
 /// Appends `run` (ascending) without `gone` and with `arrived` (both ascending), ascending.
-fn merge_run(run: &[u32], gone: &[u32], arrived: &[u32], out: &mut Vec<u32>) {
-    let mut gone = gone.iter().peekable();
-    let mut arrived = arrived.iter().copied().peekable();
+fn merge_run(
+    run: &[u32],
+    gone: impl Iterator<Item = u32>,
+    arrived: impl Iterator<Item = u32>,
+    out: &mut Vec<u32>,
+) {
+    let mut gone = gone.peekable();
+    let mut arrived = arrived.peekable();
     for &o in run {
-        while gone.next_if(|&&g| g < o).is_some() {}
-        if gone.next_if(|&&g| g == o).is_some() {
+        while gone.next_if(|&g| g < o).is_some() {}
+        if gone.next_if(|&g| g == o).is_some() {
             continue;
         }
         while let Some(a) = arrived.next_if(|&a| a < o) {

@@ -151,34 +151,6 @@ pub(crate) fn combine(h: u64, part: u64) -> u64 {
     (h.rotate_left(23) ^ part).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// Sorts `(bucket, entry)` pairs by bucket (all below `capacity`) with an LSD radix sort of
-/// 11-bit digits: linear time, sequential memory traffic.
-fn radix_sort_by_bucket(entries: &mut Vec<(u64, u64)>, capacity: u64) {
-    const DIGIT: u32 = 11;
-    let bits = 64 - capacity.leading_zeros();
-    let mut scratch = vec![(0u64, 0u64); entries.len()];
-    let mut shift = 0;
-    while shift < bits {
-        let mut counts = [0usize; 1 << DIGIT];
-        for &(b, _) in entries.iter() {
-            counts[((b >> shift) & ((1 << DIGIT) - 1)) as usize] += 1;
-        }
-        let mut total = 0;
-        for c in counts.iter_mut() {
-            let here = *c;
-            *c = total;
-            total += here;
-        }
-        for &e in entries.iter() {
-            let d = ((e.0 >> shift) & ((1 << DIGIT) - 1)) as usize;
-            scratch[counts[d]] = e;
-            counts[d] += 1;
-        }
-        std::mem::swap(entries, &mut scratch);
-        shift += DIGIT;
-    }
-}
-
 /// Primary key → ordinal for one type of one state.
 #[derive(Debug)]
 pub struct PrimaryKeyIndex {
@@ -339,7 +311,7 @@ impl PrimaryKeyIndex {
                 (index.bucket(h), (index.tag(h) << ordinal_bits) | o)
             })
             .collect();
-        radix_sort_by_bucket(&mut entries, capacity);
+        crate::radix_sort::sort_by_bits(&mut entries, 0, 64 - capacity.leading_zeros());
         index.duplicate = Some(index.duplicate_in_sorted(&entries));
         let mut buckets = BitWriter::with_ones(capacity * entry_bits as u64);
         let empty = low_mask(ordinal_bits);

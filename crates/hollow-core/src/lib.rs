@@ -45,6 +45,7 @@ mod index;
 mod key_path;
 mod packed;
 mod parallel;
+mod radix_sort;
 pub mod raw;
 mod read;
 pub mod schema;

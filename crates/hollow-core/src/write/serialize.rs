@@ -145,10 +145,6 @@ impl<'a> ValueSer<'a> {
             TypeKind::List => matches!(kind, TypeKind::List | TypeKind::Set),
             other => other == kind,
         };
-        let got = match kind {
-            TypeKind::Enum if !ok => "an enum variant",
-            _ => got,
-        };
         if !ok {
             return Err(self.mismatch(got));
         }

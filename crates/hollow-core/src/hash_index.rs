@@ -68,10 +68,13 @@ fn unpair(p: (u64, u64)) -> (KeyHash, u32) {
 }
 
 /// Sorts pairs by key then ordinal: a radix sort by the top bits of the key's first word
-/// (enough bits that a table of at most `pairs.len()` keys homes them in that order), then
-/// each run of equal top bits by the rest.
+/// (as many bits as there are pairs, about), then each run of equal top bits by the rest. Keys
+/// then come in the order of their home buckets, whatever the table's size (see [`home`]).
 fn sort_pairs(pairs: &mut Vec<(u64, u64)>) {
-    let bits = table_bits(pairs.len());
+    let bits = (pairs.len() | 1)
+        .next_power_of_two()
+        .trailing_zeros()
+        .clamp(1, 32);
     crate::radix_sort::sort_by_bits(pairs, 64 - bits, bits);
     let mut start = 0;
     while start < pairs.len() {
@@ -93,10 +96,17 @@ fn sort_pairs(pairs: &mut Vec<(u64, u64)>) {
     }
 }
 
-/// Bits of a table for `keys` keys (at most 3/4 full, at least 16 buckets).
-fn table_bits(keys: usize) -> u32 {
-    let buckets = (keys + keys / 3 + 1).next_power_of_two().max(16);
-    buckets.trailing_zeros()
+/// Buckets of a table for `keys` keys: 2/3 full (at least 16), so that deltas can add keys
+/// until it is 3/4 full before it is built again.
+fn table_len(keys: usize) -> usize {
+    (keys + keys / 2 + 1).max(16)
+}
+
+/// The home bucket of key `h` in a table of `len` buckets: the key's first word scaled to the
+/// table (so that keys sorted by it are sorted by home, for any table size).
+#[inline(always)]
+fn home(h: KeyHash, len: usize) -> usize {
+    ((h[0] as u128 * len as u128) >> 64) as usize
 }
 
 /// One distinct key: its hash and its run of the postings.
@@ -146,7 +156,7 @@ pub struct HashIndex {
     paths: Vec<KeyPath>,
     /// The kind class of each field's values, 2 bits each (as in the primary key index).
     classes: u64,
-    /// A power of two of buckets; a key's home is the top bits of its hash.
+    /// The table; a key's home is its hash scaled to the table's length (see [`home`]).
     buckets: Vec<Bucket>,
     postings: Vec<u32>,
     /// Buckets in use (keys, including those whose records all left).
@@ -235,7 +245,7 @@ impl HashIndex {
             .enumerate()
             .filter(|(i, p)| *i == 0 || unpair(**p).0 != unpair(pairs[i - 1]).0)
             .count();
-        self.buckets = vec![EMPTY_BUCKET; 1 << table_bits(keys)];
+        self.buckets = vec![EMPTY_BUCKET; table_len(keys)];
         self.postings = Vec::with_capacity(pairs.len());
         // Keys come in the order of their home buckets: each goes to its home or just past the
         // last one placed; the few that would run past the end wrap around afterwards.
@@ -256,7 +266,7 @@ impl HashIndex {
                 offset,
                 len: (end - start) as u32,
             };
-            let b = self.home(h).max(next_free);
+            let b = home(h, self.buckets.len()).max(next_free);
             if b < self.buckets.len() {
                 self.buckets[b] = bucket;
                 next_free = b + 1;
@@ -272,16 +282,10 @@ impl HashIndex {
         }
     }
 
-    /// The home bucket of key `h`.
-    #[inline(always)]
-    fn home(&self, h: KeyHash) -> usize {
-        (h[0] >> (64 - self.buckets.len().trailing_zeros())) as usize
-    }
-
     /// The bucket of `h`, taken if it had none.
     fn insert(&mut self, h: KeyHash) -> usize {
-        let mask = self.buckets.len() - 1;
-        let mut b = self.home(h);
+        let len = self.buckets.len();
+        let mut b = home(h, len);
         loop {
             let bucket = &mut self.buckets[b];
             if bucket.hash == h {
@@ -292,14 +296,14 @@ impl HashIndex {
                 self.keys += 1;
                 return b;
             }
-            b = (b + 1) & mask;
+            b = if b + 1 == len { 0 } else { b + 1 };
         }
     }
 
     #[inline]
     fn bucket_of(&self, h: KeyHash) -> Option<&Bucket> {
-        let mask = self.buckets.len() - 1;
-        let mut b = self.home(h);
+        let len = self.buckets.len();
+        let mut b = home(h, len);
         loop {
             let bucket = &self.buckets[b];
             if bucket.hash == h {
@@ -308,7 +312,7 @@ impl HashIndex {
             if bucket.hash == EMPTY {
                 return None;
             }
-            b = (b + 1) & mask;
+            b = if b + 1 == len { 0 } else { b + 1 };
         }
     }
 

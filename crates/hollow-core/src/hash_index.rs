@@ -473,19 +473,16 @@ impl HashIndex {
         // Old runs are copied in stretches; only the changed buckets are rewritten.
         let mut stretch: Option<(usize, usize)> = None;
         let mut emptied = self.emptied as isize;
-        let mut old_end = 0usize;
         for b in 0..next.buckets.len() {
             let old_bucket = self.buckets[b];
             let bucket = &mut next.buckets[b];
             if bucket.hash == EMPTY {
                 continue;
             }
-            let old_run = if old_bucket.hash == EMPTY {
-                old_end..old_end
-            } else {
-                old_bucket.offset as usize..(old_bucket.offset + old_bucket.len) as usize
+            let old_run = match old_bucket.hash {
+                EMPTY => 0..0, // a new key
+                _ => old_bucket.offset as usize..(old_bucket.offset + old_bucket.len) as usize,
             };
-            old_end = old_run.end;
             let Some((_, gone_pairs, arrived_pairs)) = pending.next_if(|c| c.0 == b) else {
                 match &mut stretch {
                     Some((_, end)) if *end == old_run.start => *end = old_run.end,

@@ -242,3 +242,33 @@ async fn upserts_and_deletes_take_the_type_from_the_record() {
     assert_eq!(state.record_count("Shoe").unwrap(), 0);
     assert_eq!(state.record_count("Brand").unwrap(), 1);
 }
+
+#[tokio::test]
+async fn a_consumer_whose_types_cannot_read_the_first_state_does_not_start() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let v3 = v3::Shoe {
+        id: 1,
+        size: 44,
+        name: "Court".into(),
+    };
+    publish(&store, false, &[v3]).await.unwrap();
+    let e = ConsumerBuilder::new(store.clone(), "shoes")
+        .reads::<v1::Shoe>()
+        .build()
+        .await
+        .err()
+        .expect("nothing readable to serve");
+    assert!(matches!(e, ConsumerError::Unreadable { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("Shoe.size: is read as i32, the state has i64"),
+        "{e}"
+    );
+    // Types it can read: it starts.
+    let consumer = ConsumerBuilder::new(store, "shoes")
+        .reads::<v3::Shoe>()
+        .build()
+        .await
+        .unwrap();
+    assert!(consumer.version().is_some());
+}

@@ -10,6 +10,7 @@
 //! their values.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -102,11 +103,37 @@ fn table_len(keys: usize) -> usize {
     (keys + keys / 2 + 1).max(16)
 }
 
-/// The home bucket of key `h` in a table of `len` buckets: the key's first word scaled to the
-/// table (so that keys sorted by it are sorted by home, for any table size).
+/// The home bucket of key `h` in a shard table of `len` buckets: the bits of the key's first
+/// word below the `shard_bits` that chose the shard, scaled to the table (so that keys sorted
+/// by that word are sorted by home, for any table size).
 #[inline(always)]
-fn home(h: KeyHash, len: usize) -> usize {
-    ((h[0] as u128 * len as u128) >> 64) as usize
+fn home(h: KeyHash, len: usize, shard_bits: u32) -> usize {
+    (((h[0] << shard_bits) as u128 * len as u128) >> 64) as usize
+}
+
+/// The shard of key `h` among `1 << shard_bits`: the top bits of its first word.
+#[inline(always)]
+fn shard_of(h: KeyHash, shard_bits: u32) -> usize {
+    h[0].checked_shr(64 - shard_bits).unwrap_or(0) as usize
+}
+
+/// Shards of an index of `keys` keys: about 4,096 keys each, at most 256, so that a delta
+/// rewrites only the shards whose keys it changes.
+fn shard_bits_for(keys: usize) -> u32 {
+    (keys / 4096).max(1).ilog2().min(8)
+}
+
+/// Where each shard's pairs are in `pairs` (sorted by key): one range per shard.
+fn shard_ranges(pairs: &[(u64, u64)], shard_bits: u32) -> Vec<Range<usize>> {
+    let mut ranges = Vec::with_capacity(1 << shard_bits);
+    let mut start = 0;
+    for shard in 0..1usize << shard_bits {
+        let end =
+            start + pairs[start..].partition_point(|&p| shard_of(unpair(p).0, shard_bits) <= shard);
+        ranges.push(start..end);
+        start = end;
+    }
+    ranges
 }
 
 /// One distinct key: its hash and its run of the postings.
@@ -156,6 +183,15 @@ pub struct HashIndex {
     paths: Vec<KeyPath>,
     /// The kind class of each field's values, 2 bits each (as in the primary key index).
     classes: u64,
+    /// The keys, in `1 << shard_bits` shards by the top bits of their hash; a delta rewrites
+    /// only the shards whose keys it changes, and shares the others with the state before.
+    shards: Vec<Arc<Shard>>,
+    shard_bits: u32,
+}
+
+/// Some keys of an index: a table of them and the postings their buckets name.
+#[derive(Clone, Debug, Default)]
+struct Shard {
     /// The table; a key's home is its hash scaled to the table's length (see [`home`]).
     buckets: Vec<Bucket>,
     postings: Vec<u32>,
@@ -202,10 +238,8 @@ impl HashIndex {
             fields: fields.iter().map(|f| f.to_string()).collect(),
             paths,
             classes,
-            buckets: Vec::new(),
-            postings: Vec::new(),
-            keys: 0,
-            emptied: 0,
+            shards: Vec::new(),
+            shard_bits: 0,
         };
         index.fill(state, id);
         Ok(index)
@@ -245,75 +279,11 @@ impl HashIndex {
             .enumerate()
             .filter(|(i, p)| *i == 0 || unpair(**p).0 != unpair(pairs[i - 1]).0)
             .count();
-        self.buckets = vec![EMPTY_BUCKET; table_len(keys)];
-        self.postings = Vec::with_capacity(pairs.len());
-        // Keys come in the order of their home buckets: each goes to its home or just past the
-        // last one placed; the few that would run past the end wrap around afterwards.
-        let mut next_free = 0usize;
-        let mut wrapped = Vec::new();
-        let mut start = 0;
-        while start < pairs.len() {
-            let (h, _) = unpair(pairs[start]);
-            let end = pairs[start..]
-                .iter()
-                .position(|&p| unpair(p).0 != h)
-                .map_or(pairs.len(), |n| start + n);
-            let offset = self.postings.len() as u32;
-            self.postings
-                .extend(pairs[start..end].iter().map(|&p| unpair(p).1));
-            let bucket = Bucket {
-                hash: h,
-                offset,
-                len: (end - start) as u32,
-            };
-            let b = home(h, self.buckets.len()).max(next_free);
-            if b < self.buckets.len() {
-                self.buckets[b] = bucket;
-                next_free = b + 1;
-            } else {
-                wrapped.push(bucket);
-            }
-            start = end;
-        }
-        self.keys = keys - wrapped.len();
-        for bucket in wrapped {
-            let b = self.insert(bucket.hash);
-            self.buckets[b] = bucket;
-        }
-    }
-
-    /// The bucket of `h`, taken if it had none.
-    fn insert(&mut self, h: KeyHash) -> usize {
-        let len = self.buckets.len();
-        let mut b = home(h, len);
-        loop {
-            let bucket = &mut self.buckets[b];
-            if bucket.hash == h {
-                return b;
-            }
-            if bucket.hash == EMPTY {
-                bucket.hash = h;
-                self.keys += 1;
-                return b;
-            }
-            b = if b + 1 == len { 0 } else { b + 1 };
-        }
-    }
-
-    #[inline]
-    fn bucket_of(&self, h: KeyHash) -> Option<&Bucket> {
-        let len = self.buckets.len();
-        let mut b = home(h, len);
-        loop {
-            let bucket = &self.buckets[b];
-            if bucket.hash == h {
-                return Some(bucket);
-            }
-            if bucket.hash == EMPTY {
-                return None;
-            }
-            b = if b + 1 == len { 0 } else { b + 1 };
-        }
+        self.shard_bits = shard_bits_for(keys);
+        self.shards = shard_ranges(&pairs, self.shard_bits)
+            .into_iter()
+            .map(|r| Arc::new(Shard::from_sorted(&pairs[r], self.shard_bits)))
+            .collect();
     }
 
     /// The keys of record `ordinal` into `scratch.keys`: every combination of the values its
@@ -353,8 +323,10 @@ impl HashIndex {
             let h = (0..K::ARITY).fold([0x9E37_79B9_7F4A_7C15, 0x243F_6A88_85A3_08D3], |h, i| {
                 combined(h, part_hash(key.part(i)))
             });
-            if let Some(b) = self.bucket_of(finished(h)) {
-                return Ok(&self.postings[b.offset as usize..(b.offset + b.len) as usize]);
+            let h = finished(h);
+            let shard = &self.shards[shard_of(h, self.shard_bits)];
+            if let Some(run) = shard.run(h, self.shard_bits) {
+                return Ok(run);
             }
         }
         let classes = (0..K::ARITY.min(32)).fold(0, |c, i| c | part_class(&key.part(i)) << (2 * i));
@@ -384,12 +356,17 @@ impl HashIndex {
 
     /// Distinct keys.
     pub fn key_count(&self) -> usize {
-        self.keys - self.emptied
+        self.shards.iter().map(|s| s.keys - s.emptied).sum()
     }
 
-    /// Bytes held by the index.
+    /// Bytes held by the index (shards shared with other states counted whole).
     pub fn heap_bytes(&self) -> usize {
-        self.buckets.capacity() * std::mem::size_of::<Bucket>() + self.postings.capacity() * 4
+        self.shards
+            .iter()
+            .map(|s| {
+                s.buckets.capacity() * std::mem::size_of::<Bucket>() + s.postings.capacity() * 4
+            })
+            .sum()
     }
 
     /// The index of `new`, a state reached from `old` (whose index this is) by a delta that
@@ -437,12 +414,45 @@ impl HashIndex {
         );
         let arrived = sides.pop().unwrap_or_default();
         let gone = sides.pop().unwrap_or_default();
-        let mut next = Self {
-            buckets: self.buckets.clone(),
-            postings: Vec::new(),
+        let (gone_shards, arrived_shards) = (
+            shard_ranges(&gone, self.shard_bits),
+            shard_ranges(&arrived, self.shard_bits),
+        );
+        let mut shards = Vec::with_capacity(self.shards.len());
+        for (i, shard) in self.shards.iter().enumerate() {
+            let (g, a) = (
+                &gone[gone_shards[i].clone()],
+                &arrived[arrived_shards[i].clone()],
+            );
+            shards.push(if g.is_empty() && a.is_empty() {
+                shard.clone()
+            } else {
+                Arc::new(shard.updated(g, a, self.shard_bits)?)
+            });
+        }
+        Some(Self {
+            shards,
             paths: self.paths.clone(),
             fields: self.fields.clone(),
             type_name: self.type_name.clone(),
+            ..*self
+        })
+    }
+}
+
+impl Shard {
+    /// This shard with the (key, ordinal) pairs `gone` left and `arrived` added (each sorted
+    /// by key then ordinal). `None` when the table is too full or holds too many emptied keys:
+    /// then the index is built afresh.
+    fn updated(
+        &self,
+        gone: &[(u64, u64)],
+        arrived: &[(u64, u64)],
+        shard_bits: u32,
+    ) -> Option<Self> {
+        let mut next = Shard {
+            buckets: self.buckets.clone(),
+            postings: Vec::new(),
             ..*self
         };
         // Per changed key (new keys get buckets): its bucket and its pairs that left and arrived.
@@ -460,15 +470,15 @@ impl HashIndex {
                     .take_while(|&&p| unpair(p).0 == key)
                     .count()
             };
-            let (g_end, a_end) = (run(&gone, g), run(&arrived, a));
+            let (g_end, a_end) = (run(gone, g), run(arrived, a));
             if (next.keys + 1) * 4 > next.buckets.len() * 3 {
                 return None;
             }
-            changed.push((next.insert(key), g..g_end, a..a_end));
+            changed.push((next.insert(key, shard_bits), g..g_end, a..a_end));
             (g, a) = (g_end, a_end);
         }
         changed.sort_unstable_by_key(|c| c.0);
-        next.postings = Vec::with_capacity(self.postings.len() + added.len());
+        next.postings = Vec::with_capacity(self.postings.len() + arrived.len());
         let mut pending = changed.into_iter().peekable();
         // Old runs are copied in stretches; only the changed buckets are rewritten.
         let mut stretch: Option<(usize, usize)> = None;
@@ -523,6 +533,95 @@ impl HashIndex {
             return None;
         }
         Some(next)
+    }
+}
+
+impl Shard {
+    /// The shard of the (key, ordinal) pairs `pairs`, sorted by key then ordinal: keys come in
+    /// the order of their home buckets, so each goes to its home or just past the last one
+    /// placed (the few that would run past the end wrap around afterwards), and the postings
+    /// are written in one pass.
+    fn from_sorted(pairs: &[(u64, u64)], shard_bits: u32) -> Self {
+        let keys = pairs
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| *i == 0 || unpair(**p).0 != unpair(pairs[i - 1]).0)
+            .count();
+        let mut shard = Shard {
+            buckets: vec![EMPTY_BUCKET; table_len(keys)],
+            postings: Vec::with_capacity(pairs.len()),
+            keys: 0,
+            emptied: 0,
+        };
+        let mut next_free = 0usize;
+        let mut wrapped = Vec::new();
+        let mut start = 0;
+        while start < pairs.len() {
+            let (h, _) = unpair(pairs[start]);
+            let end = pairs[start..]
+                .iter()
+                .position(|&p| unpair(p).0 != h)
+                .map_or(pairs.len(), |n| start + n);
+            let offset = shard.postings.len() as u32;
+            shard
+                .postings
+                .extend(pairs[start..end].iter().map(|&p| unpair(p).1));
+            let bucket = Bucket {
+                hash: h,
+                offset,
+                len: (end - start) as u32,
+            };
+            let b = home(h, shard.buckets.len(), shard_bits).max(next_free);
+            if b < shard.buckets.len() {
+                shard.buckets[b] = bucket;
+                next_free = b + 1;
+            } else {
+                wrapped.push(bucket);
+            }
+            start = end;
+        }
+        shard.keys = keys - wrapped.len();
+        for bucket in wrapped {
+            let b = shard.insert(bucket.hash, shard_bits);
+            shard.buckets[b] = bucket;
+        }
+        shard
+    }
+
+    /// The bucket of `h`, taken if it had none.
+    fn insert(&mut self, h: KeyHash, shard_bits: u32) -> usize {
+        let len = self.buckets.len();
+        let mut b = home(h, len, shard_bits);
+        loop {
+            let bucket = &mut self.buckets[b];
+            if bucket.hash == h {
+                return b;
+            }
+            if bucket.hash == EMPTY {
+                bucket.hash = h;
+                self.keys += 1;
+                return b;
+            }
+            b = if b + 1 == len { 0 } else { b + 1 };
+        }
+    }
+
+    /// The postings of key `h`, if the shard has it.
+    #[inline]
+    fn run(&self, h: KeyHash, shard_bits: u32) -> Option<&[u32]> {
+        let len = self.buckets.len();
+        let mut b = home(h, len, shard_bits);
+        loop {
+            let bucket = &self.buckets[b];
+            if bucket.hash == h {
+                let start = bucket.offset as usize;
+                return Some(&self.postings[start..start + bucket.len as usize]);
+            }
+            if bucket.hash == EMPTY {
+                return None;
+            }
+            b = if b + 1 == len { 0 } else { b + 1 };
+        }
     }
 }
 
@@ -631,12 +730,16 @@ mod tests {
     /// The postings of every key, in bucket order, to compare two indexes.
     fn runs(index: &HashIndex) -> Vec<(KeyHash, Vec<u32>)> {
         let mut out: Vec<_> = index
-            .buckets
+            .shards
             .iter()
-            .filter(|b| b.hash != EMPTY && b.len > 0)
-            .map(|b| {
-                let run = &index.postings[b.offset as usize..(b.offset + b.len) as usize];
-                (b.hash, run.to_vec())
+            .flat_map(|s| {
+                s.buckets
+                    .iter()
+                    .filter(|b| b.hash != EMPTY && b.len > 0)
+                    .map(|b| {
+                        let run = &s.postings[b.offset as usize..(b.offset + b.len) as usize];
+                        (b.hash, run.to_vec())
+                    })
             })
             .collect();
         out.sort();
@@ -690,6 +793,13 @@ mod tests {
                     .expect("updated, not rebuilt");
                 let rebuilt = HashIndex::build(&next, "Movie", fields).unwrap();
                 assert_eq!(runs(&updated), runs(&rebuilt), "{fields:?}");
+                let shared = updated
+                    .shards
+                    .iter()
+                    .zip(&old.shards)
+                    .filter(|(a, b)| Arc::ptr_eq(a, b))
+                    .count();
+                assert!(shared < old.shards.len() || old.shards.len() == 1);
                 assert_eq!(
                     runs(next.hash_index("Movie", fields).unwrap()),
                     runs(&rebuilt)
@@ -697,5 +807,47 @@ mod tests {
             }
             state = next;
         }
+    }
+
+    #[test]
+    fn a_small_delta_rewrites_one_shard_and_shares_the_others() {
+        let schema = SchemaBuilder::new()
+            .add::<Movie>()
+            .primary_key("Movie", &["id"])
+            .build()
+            .unwrap();
+        let mut w = WriteState::new(schema);
+        for id in 0..40_000 {
+            w.add(&movie(id, 0)).unwrap();
+        }
+        let mut state =
+            ReadState::from_snapshot(Bytes::from(w.write_snapshot(1).unwrap())).unwrap();
+        w.commit_cycle().unwrap();
+        state.add_hash_index("Movie", &["id"]).unwrap();
+        for id in 0..40_000 {
+            w.add(&movie(id, (id == 777) as i64)).unwrap();
+        }
+        let delta = w.write_delta(1, 2).unwrap();
+        let next = state.apply_delta(Bytes::from(delta)).unwrap();
+        let (before, after) = (
+            state.hash_index("Movie", &["id"]).unwrap(),
+            next.hash_index("Movie", &["id"]).unwrap(),
+        );
+        assert_eq!(before.shards.len(), 8);
+        let shared = after
+            .shards
+            .iter()
+            .zip(&before.shards)
+            .filter(|(a, b)| Arc::ptr_eq(a, b))
+            .count();
+        assert_eq!(shared, 7, "one movie changed: one shard rewritten");
+        assert_eq!(
+            runs(after),
+            runs(&HashIndex::build(&next, "Movie", &["id"]).unwrap())
+        );
+        let ids = next.object("Movie").unwrap().int("id").unwrap();
+        let found = after.find(&777i64).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(ids.get(found[0]), Some(777));
     }
 }

@@ -2,12 +2,13 @@
 //! or more field paths (see [`KeyPath`]): `country`, or `cast.id` (a movie is found under each
 //! of its actors' ids).
 //!
-//! Layout: a table of distinct keys (open addressing, linear probing), each naming a run of a
-//! postings array that holds the ordinals of its records in ascending order. Runs lie in bucket
-//! order, so a delta is applied by copying the runs between the keys it changes and rewriting
-//! only those: a pass over the table and a copy of the postings, never a rebuild (Netflix
-//! Hollow rebuilds its hash indexes on every delta). Keys are identified by a 128-bit hash of
-//! their values.
+//! Layout: shards of about 4,096 keys, chosen by the top bits of the key's hash. Each is a table
+//! of distinct keys (open addressing, linear probing), each key naming a run of a postings
+//! array that holds the ordinals of its records in ascending order, runs in bucket order. A
+//! delta rewrites only the shards whose keys it changes, copying the runs between the changed
+//! keys, and shares the other shards with the state before: never a rebuild (Netflix Hollow
+//! rebuilds its hash indexes on every delta). Keys are identified by 96 bits of a hash of their
+//! values.
 
 use std::ops::Range;
 use std::sync::Arc;

@@ -97,7 +97,10 @@ impl Schema {
                     continue;
                 };
                 let (was, now) = (kind_name(self, c.ty), kind_name(next, d.ty));
-                if was != now {
+                // A `u64` field was stored in an i64 column before `u64` had a kind of its own:
+                // the same values, now read as what they are.
+                let u64_kind = c.ty.kind == Kind::I64 && d.ty.kind == Kind::U64;
+                if was != now && !u64_kind {
                     out.push(conflict(
                         old,
                         Some(&c.name),
@@ -185,5 +188,80 @@ impl Schema {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use crate::SchemaBuilder;
+
+    mod before {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        pub struct Item {
+            pub id: i64,
+            pub count: i32,
+            pub big: i64,
+            pub note: String,
+            pub gone: bool,
+        }
+    }
+
+    mod after {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        pub struct Item {
+            pub id: i64,
+            pub count: i64,
+            pub big: u64,
+            pub note: Option<String>,
+            pub added: bool,
+        }
+    }
+
+    fn schema<T: Serialize + Deserialize<'static>>(key: &str) -> crate::Schema {
+        SchemaBuilder::new()
+            .add::<T>()
+            .primary_key("Item", &[key])
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn kinds_keys_and_nullability_break_readers_additions_and_removals_do_not() {
+        let old = schema::<before::Item>("id");
+        let conflicts: Vec<String> = old
+            .breaking_changes_to(&schema::<after::Item>("id"))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            conflicts,
+            [
+                "Item.count: was i32, is now i64",
+                "Item.note: was never null, may now be null (string?)",
+            ],
+            "u64 over an i64 column (how u64 was stored before) and added or removed fields \
+             are not conflicts"
+        );
+        let conflicts = old.breaking_changes_to(&schema::<before::Item>("note"));
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(
+            conflicts[0].to_string(),
+            "Item: primary key was (id), is now (note)"
+        );
+        assert!(old.breaking_changes_to(&old).is_empty());
+
+        // A reader of `after` cannot read a state of `before`: `count` and `big` are read as
+        // wider kinds than stored (fine), `added` is missing and not an Option.
+        let unreadable: Vec<String> = old
+            .unreadable_as(&schema::<after::Item>("id"))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            unreadable,
+            ["Item.added: is not in the state and not an Option"]
+        );
     }
 }

@@ -272,3 +272,59 @@ async fn a_consumer_whose_types_cannot_read_the_first_state_does_not_start() {
         .unwrap();
     assert!(consumer.version().is_some());
 }
+
+#[tokio::test]
+async fn an_incremental_cycle_right_after_a_schema_change_is_refused_not_lossy() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let shoes: Vec<v1::Shoe> = (1..=3)
+        .map(|id| v1::Shoe {
+            id,
+            size: 40,
+            name: format!("Shoe {id}"),
+        })
+        .collect();
+    publish(&store, false, &shoes).await.unwrap();
+    // A new producer adds a field (a compatible change), then upserts one record.
+    let mut p = ProducerBuilder::new(store.clone(), "shoes", schema::<v2::Shoe>())
+        .build()
+        .await
+        .unwrap();
+    let result = p
+        .run_incremental_cycle(|c| {
+            c.upsert(&v2::Shoe {
+                id: 4,
+                size: 41,
+                name: "New".into(),
+                color: None,
+            })
+        })
+        .await;
+    // Refused, saying what to do, rather than publishing one shoe out of four.
+    let e = result.unwrap_err();
+    assert!(e.to_string().contains("run a full cycle"), "{e}");
+    assert_eq!(p.state().unwrap().record_count("Shoe").unwrap(), 3);
+    // A full cycle in the new schema, then incremental ones carry every record.
+    p.run_cycle(|w| {
+        shoes.iter().try_for_each(|s| {
+            w.add(&v2::Shoe {
+                id: s.id,
+                size: s.size,
+                name: s.name.clone(),
+                color: None,
+            })
+        })
+    })
+    .await
+    .unwrap();
+    p.run_incremental_cycle(|c| {
+        c.upsert(&v2::Shoe {
+            id: 4,
+            size: 41,
+            name: "New".into(),
+            color: Some("red".into()),
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(p.state().unwrap().record_count("Shoe").unwrap(), 4);
+}

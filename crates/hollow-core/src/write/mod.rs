@@ -165,6 +165,19 @@ impl WriteState {
                     .into(),
             ));
         }
+        // A type redefined by a schema change starts empty: an incremental cycle would publish
+        // it with only the records the cycle upserts.
+        if let Some(t) =
+            self.schema.types().iter().enumerate().find(|(i, t)| {
+                self.replaced[*i] && self.previous_schema.type_id(t.name()).is_some()
+            })
+        {
+            return Err(Error::Write(format!(
+                "the schema of {} changed since the last state, so its records do not carry \
+                 over: run a full cycle (every record added again) before incremental ones",
+                t.1.name()
+            )));
+        }
         for t in &mut self.types {
             t.records.carry_over();
             t.dicts.iter_mut().flatten().for_each(|d| d.carry_over());

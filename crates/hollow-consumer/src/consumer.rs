@@ -331,7 +331,7 @@ impl Shared {
                 conflicts: conflicts.clone(),
             });
         }
-        let (next, plan) = match load(
+        let (mut next, plan) = match load(
             &self.store,
             current.as_deref(),
             target,
@@ -347,16 +347,6 @@ impl Shared {
             }
             Err(e) => return Err(e.into()),
         };
-        let mut next = next;
-        for (type_name, fields) in &self.hash_indexes {
-            let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-            next.add_hash_index(type_name, &fields)
-                .map_err(|source| Error::HashIndex {
-                    state: target,
-                    index: format!("{type_name}({})", fields.join(", ")),
-                    source: Box::new(source),
-                })?;
-        }
         if let Some(reader) = &self.reader {
             let conflicts = next.schema().unreadable_as(reader);
             if !conflicts.is_empty() {
@@ -366,6 +356,15 @@ impl Shared {
                     conflicts,
                 });
             }
+        }
+        for (type_name, fields) in &self.hash_indexes {
+            let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+            next.add_hash_index(type_name, &fields)
+                .map_err(|source| Error::HashIndex {
+                    state: target,
+                    index: format!("{type_name}({})", fields.join(", ")),
+                    source: Box::new(source),
+                })?;
         }
         let event = self.swap(current.map(|c| c.version()), next, &plan, started);
         *known = announcement;

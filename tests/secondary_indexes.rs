@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hollow::consumer::{ConsumerBuilder, Error as ConsumerError};
 use hollow::core::{ReadState, SchemaBuilder};
 use hollow::movies::{self, Movie};
-use hollow::producer::ProducerBuilder;
+use hollow::producer::{Producer, ProducerBuilder};
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
 
@@ -27,11 +27,9 @@ fn ids(state: &ReadState, ordinals: &[u32]) -> BTreeSet<i64> {
     ordinals.iter().map(|&o| id.get(o).unwrap()).collect()
 }
 
-#[tokio::test]
-async fn a_consumer_keeps_its_hash_indexes_through_every_delta() {
+/// A store where a producer published `data`, and the producer.
+async fn published(data: &[Movie]) -> (Arc<dyn ObjectStore>, Producer) {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let n = 3000;
-    let mut data = movies::state1(n);
     let mut producer = ProducerBuilder::new(store.clone(), "movies", movies::schema().unwrap())
         .build()
         .await
@@ -40,6 +38,14 @@ async fn a_consumer_keeps_its_hash_indexes_through_every_delta() {
         .run_cycle(|w| data.iter().try_for_each(|m| w.add(m)))
         .await
         .unwrap();
+    (store, producer)
+}
+
+#[tokio::test]
+async fn a_consumer_keeps_its_hash_indexes_through_every_delta() {
+    let n = 3000;
+    let mut data = movies::state1(n);
+    let (store, mut producer) = published(&data).await;
     let consumer = ConsumerBuilder::new(store.clone(), "movies")
         .with_hash_index("Movie", &["cast.id"])
         .with_hash_index("Movie", &["country"])
@@ -79,16 +85,8 @@ async fn a_consumer_keeps_its_hash_indexes_through_every_delta() {
 
 #[tokio::test]
 async fn a_state_its_index_cannot_be_built_on_is_not_served() {
-    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let data = movies::state1(50);
-    let mut producer = ProducerBuilder::new(store.clone(), "movies", movies::schema().unwrap())
-        .build()
-        .await
-        .unwrap();
-    producer
-        .run_cycle(|w| data.iter().try_for_each(|m| w.add(m)))
-        .await
-        .unwrap();
+    let (store, _) = published(&data).await;
     let consumer = ConsumerBuilder::new(store.clone(), "movies")
         .with_hash_index("Movie", &["country"])
         .build()

@@ -26,7 +26,7 @@ pub enum Error {
     #[error(
         "state {state} cannot be read with the types this consumer reads: {}; keeping the last \
          readable state",
-        conflicts.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        hollow_core::SchemaConflict::join(conflicts)
     )]
     Unreadable {
         /// The state not swapped in.

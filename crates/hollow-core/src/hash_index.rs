@@ -69,6 +69,25 @@ fn unpair(p: (u64, u64)) -> (KeyHash, u32) {
     ([p.0, p.1 >> 32], p.1 as u32)
 }
 
+/// The number of distinct keys of `pairs`, sorted by key.
+fn distinct_keys(pairs: &[(u64, u64)]) -> usize {
+    pairs
+        .iter()
+        .enumerate()
+        .filter(|&(i, &p)| i == 0 || unpair(p).0 != unpair(pairs[i - 1]).0)
+        .count()
+}
+
+/// The end of the run of key `key` that starts at `start` in `pairs`, sorted by key (`start`
+/// itself when the key is not there).
+fn run_end(pairs: &[(u64, u64)], start: usize, key: KeyHash) -> usize {
+    start
+        + pairs[start..]
+            .iter()
+            .take_while(|&&p| unpair(p).0 == key)
+            .count()
+}
+
 /// Sorts pairs by key then ordinal: a radix sort by the top bits of the key's first word
 /// (as many bits as there are pairs, about), then each run of equal top bits by the rest. Keys
 /// then come in the order of their home buckets, whatever the table's size (see [`home`]).
@@ -275,11 +294,7 @@ impl HashIndex {
         let mut pairs: Vec<(u64, u64)> = Vec::with_capacity(keyed.iter().map(Vec::len).sum());
         keyed.into_iter().for_each(|p| pairs.extend(p));
         sort_pairs(&mut pairs);
-        let keys = pairs
-            .iter()
-            .enumerate()
-            .filter(|(i, p)| *i == 0 || unpair(**p).0 != unpair(pairs[i - 1]).0)
-            .count();
+        let keys = distinct_keys(&pairs);
         self.shard_bits = shard_bits_for(keys);
         self.shards = shard_ranges(&pairs, self.shard_bits)
             .into_iter()
@@ -465,13 +480,7 @@ impl Shard {
                 (Some(&x), None) | (None, Some(&x)) => unpair(x).0,
                 (None, None) => break,
             };
-            let run = |pairs: &[(u64, u64)], from: usize| {
-                from + pairs[from..]
-                    .iter()
-                    .take_while(|&&p| unpair(p).0 == key)
-                    .count()
-            };
-            let (g_end, a_end) = (run(gone, g), run(arrived, a));
+            let (g_end, a_end) = (run_end(gone, g, key), run_end(arrived, a, key));
             if (next.keys + 1) * 4 > next.buckets.len() * 3 {
                 return None;
             }
@@ -543,11 +552,7 @@ impl Shard {
     /// placed (the few that would run past the end wrap around afterwards), and the postings
     /// are written in one pass.
     fn from_sorted(pairs: &[(u64, u64)], shard_bits: u32) -> Self {
-        let keys = pairs
-            .iter()
-            .enumerate()
-            .filter(|(i, p)| *i == 0 || unpair(**p).0 != unpair(pairs[i - 1]).0)
-            .count();
+        let keys = distinct_keys(pairs);
         let mut shard = Shard {
             buckets: vec![EMPTY_BUCKET; table_len(keys)],
             postings: Vec::with_capacity(pairs.len()),
@@ -559,10 +564,7 @@ impl Shard {
         let mut start = 0;
         while start < pairs.len() {
             let (h, _) = unpair(pairs[start]);
-            let end = pairs[start..]
-                .iter()
-                .position(|&p| unpair(p).0 != h)
-                .map_or(pairs.len(), |n| start + n);
+            let end = run_end(pairs, start, h);
             let offset = shard.postings.len() as u32;
             shard
                 .postings
@@ -657,7 +659,7 @@ impl ReadState {
             return Ok(());
         }
         let index = HashIndex::build(self, type_name, fields)?;
-        self.hash_indexes.push(std::sync::Arc::new(index));
+        self.hash_indexes.push(Arc::new(index));
         Ok(())
     }
 
@@ -682,7 +684,7 @@ impl ReadState {
         &self,
         next: &ReadState,
         patched: &[(TypeId, Patched)],
-    ) -> Result<Vec<std::sync::Arc<HashIndex>>> {
+    ) -> Result<Vec<Arc<HashIndex>>> {
         let mut out = Vec::with_capacity(self.hash_indexes.len());
         for index in &self.hash_indexes {
             let fields: Vec<&str> = index.fields.iter().map(String::as_str).collect();
@@ -690,15 +692,16 @@ impl ReadState {
             let same_type = id.and_then(|b| next.schema().counterpart_in(b, self.schema()));
             let changes = id.and_then(|b| patched.iter().find(|p| p.0 == b));
             let carried = match (same_type, changes) {
-                (Some(_), None) if next.schema() == self.schema() => Some(index.clone()),
-                (Some(_), Some((_, (removed, added)))) => index
-                    .updated(self, next, removed, added)
-                    .map(std::sync::Arc::new),
+                // A delta that keeps the schema shares it (see apply_delta).
+                (Some(_), None) if Arc::ptr_eq(next.schema(), self.schema()) => Some(index.clone()),
+                (Some(_), Some((_, (removed, added)))) => {
+                    index.updated(self, next, removed, added).map(Arc::new)
+                }
                 _ => None,
             };
             out.push(match carried {
                 Some(i) => i,
-                None => std::sync::Arc::new(HashIndex::build(next, &index.type_name, &fields)?),
+                None => Arc::new(HashIndex::build(next, &index.type_name, &fields)?),
             });
         }
         Ok(out)
@@ -747,20 +750,25 @@ mod tests {
         out
     }
 
-    #[test]
-    fn a_delta_updates_the_index_in_place_of_a_rebuild() {
+    /// A write state that committed `n` movies as version 1, and the state it wrote.
+    fn first_state(n: i64) -> (WriteState, ReadState) {
         let schema = SchemaBuilder::new()
             .add::<Movie>()
             .primary_key("Movie", &["id"])
             .build()
             .unwrap();
         let mut w = WriteState::new(schema);
-        for id in 0..2000 {
+        for id in 0..n {
             w.add(&movie(id, 0)).unwrap();
         }
-        let mut state =
-            ReadState::from_snapshot(Bytes::from(w.write_snapshot(1).unwrap())).unwrap();
+        let state = ReadState::from_snapshot(Bytes::from(w.write_snapshot(1).unwrap())).unwrap();
         w.commit_cycle().unwrap();
+        (w, state)
+    }
+
+    #[test]
+    fn a_delta_updates_the_index_in_place_of_a_rebuild() {
+        let (mut w, mut state) = first_state(2000);
         state.add_hash_index("Movie", &["cast"]).unwrap();
         state.add_hash_index("Movie", &["country"]).unwrap();
         for v in 1..4 {
@@ -812,18 +820,7 @@ mod tests {
 
     #[test]
     fn a_small_delta_rewrites_one_shard_and_shares_the_others() {
-        let schema = SchemaBuilder::new()
-            .add::<Movie>()
-            .primary_key("Movie", &["id"])
-            .build()
-            .unwrap();
-        let mut w = WriteState::new(schema);
-        for id in 0..40_000 {
-            w.add(&movie(id, 0)).unwrap();
-        }
-        let mut state =
-            ReadState::from_snapshot(Bytes::from(w.write_snapshot(1).unwrap())).unwrap();
-        w.commit_cycle().unwrap();
+        let (mut w, mut state) = first_state(40_000);
         state.add_hash_index("Movie", &["id"]).unwrap();
         for id in 0..40_000 {
             w.add(&movie(id, (id == 777) as i64)).unwrap();

@@ -505,7 +505,8 @@ impl PrimaryKeyIndex {
     /// After a miss: `Ok(None)` when the key (`arity` parts of the 2-bit `classes`, see
     /// [`part_class`]) can be one of this index, the mismatch otherwise. Fields past the 32nd
     /// are not checked. Inlined: an out-of-line call here, even never taken, made lookups
-    /// measurably slower (the registers of the probe loop are saved around it).
+    /// measurably slower (the registers of the probe loop are saved around it). The rule is
+    /// [`KeyMismatch::check`]'s, written out: calling it reshaped the probe loop too.
     #[inline]
     fn missed(&self, arity: usize, classes: u64) -> Result<Option<u32>, KeyMismatch> {
         let class = |i: usize| (classes >> (2 * i)) & 3;

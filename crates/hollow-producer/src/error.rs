@@ -50,7 +50,7 @@ pub enum Error {
         "the schema breaks readers of the announced state {announced}: {}; publish it under \
          another prefix, make the change compatible (add a field or type instead of changing \
          one), or allow it with ProducerBuilder::allow_breaking_schema_changes",
-        crate::restore::list(conflicts)
+        hollow_core::SchemaConflict::join(conflicts)
     )]
     IncompatibleSchema {
         /// The announced state.

@@ -61,7 +61,7 @@ pub(crate) async fn restore(
                     }
                     tracing::warn!(
                         announced = %a.state.id(),
-                        conflicts = %list(&conflicts),
+                        conflicts = %hollow_core::SchemaConflict::join(&conflicts),
                         "publishing a schema that breaks readers of the announced one, as allowed"
                     );
                 }
@@ -90,13 +90,4 @@ pub(crate) fn random_tag() -> u64 {
         DRAWN.fetch_add(1, Ordering::Relaxed),
     );
     RandomState::new().hash_one(seed).max(1)
-}
-
-/// The conflicts as one line.
-pub(crate) fn list(conflicts: &[hollow_core::SchemaConflict]) -> String {
-    conflicts
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }

@@ -101,6 +101,33 @@ impl<'s, 'b> RecordDeserializer<'s, 'b> {
         Ok((id, data))
     }
 
+    /// [`Self::resolve`] for a record read as `what` (`struct Movie`, `a tuple`), which must be
+    /// of `kind`; returns the deserializer pinned to the record's type, the type and its data.
+    fn record_of(
+        self,
+        name: Option<(&str, &str)>,
+        kind: TypeKind,
+        what: &str,
+    ) -> Result<(Self, TypeId, &'s TypeData)> {
+        let (id, data) = self.resolve(name)?;
+        let def = self.state.schema.get(id);
+        if def.kind() != kind {
+            return Err(Error::Read(format!(
+                "{what} read from {}, which is a {:?} type",
+                def.name(),
+                def.kind()
+            )));
+        }
+        Ok((
+            Self {
+                ty: Some(id),
+                ..self
+            },
+            id,
+            data,
+        ))
+    }
+
     fn value(
         &self,
         id: TypeId,
@@ -152,25 +179,19 @@ impl<'de> de::Deserializer<'de> for RecordDeserializer<'de, '_> {
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value> {
-        let (id, data) = self.resolve(None)?;
-        if self.state.schema.get(id).kind() != TypeKind::Object {
-            return Err(Error::Read("a tuple read from a collection or enum".into()));
-        }
-        visitor.visit_seq(ObjectAccess::all(self, id, data))
+        let (de, id, data) = self.record_of(None, TypeKind::Object, "a tuple")?;
+        visitor.visit_seq(ObjectAccess::all(de, id, data))
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
         self,
         name: &'static str,
-        len: usize,
+        _: usize,
         visitor: V,
     ) -> Result<V::Value> {
-        let (id, _) = self.resolve(Some((name, std::any::type_name::<V>())))?;
-        RecordDeserializer {
-            ty: Some(id),
-            ..self
-        }
-        .deserialize_tuple(len, visitor)
+        let named = Some((name, std::any::type_name::<V>()));
+        let (de, id, data) = self.record_of(named, TypeKind::Object, name)?;
+        visitor.visit_seq(ObjectAccess::all(de, id, data))
     }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(
@@ -178,7 +199,8 @@ impl<'de> de::Deserializer<'de> for RecordDeserializer<'de, '_> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value> {
-        self.resolve(Some((name, std::any::type_name::<V>())))?;
+        let named = Some((name, std::any::type_name::<V>()));
+        self.record_of(named, TypeKind::Object, name)?;
         visitor.visit_unit()
     }
 
@@ -188,20 +210,9 @@ impl<'de> de::Deserializer<'de> for RecordDeserializer<'de, '_> {
         _: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        let (id, data) = self.resolve(Some((name, std::any::type_name::<V>())))?;
-        if self.state.schema.get(id).kind() != TypeKind::Enum {
-            return Err(Error::Read(format!(
-                "enum {name} read from a non-enum type"
-            )));
-        }
-        visitor.visit_enum(EnumAccess::new(
-            RecordDeserializer {
-                ty: Some(id),
-                ..self
-            },
-            id,
-            data,
-        )?)
+        let named = Some((name, std::any::type_name::<V>()));
+        let (de, id, data) = self.record_of(named, TypeKind::Enum, name)?;
+        visitor.visit_enum(EnumAccess::new(de, id, data)?)
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -210,14 +221,8 @@ impl<'de> de::Deserializer<'de> for RecordDeserializer<'de, '_> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        let (id, data) = self.resolve(Some((name, std::any::type_name::<V>())))?;
-        if self.state.schema.get(id).kind() != TypeKind::Object {
-            return Err(Error::Read(format!("struct {name} read from a collection")));
-        }
-        let de = RecordDeserializer {
-            ty: Some(id),
-            ..self
-        };
+        let named = Some((name, std::any::type_name::<V>()));
+        let (de, id, data) = self.record_of(named, TypeKind::Object, name)?;
         visitor.visit_map(ObjectAccess {
             fields,
             ..ObjectAccess::all(de, id, data)

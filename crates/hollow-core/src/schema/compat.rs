@@ -20,6 +20,17 @@ pub struct SchemaConflict {
     pub reason: String,
 }
 
+impl SchemaConflict {
+    /// `conflicts` in one line, separated by `; `.
+    pub fn join(conflicts: &[SchemaConflict]) -> String {
+        conflicts
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 impl fmt::Display for SchemaConflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.field {

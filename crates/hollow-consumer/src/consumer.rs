@@ -201,6 +201,7 @@ impl ConsumerBuilder {
             state: ArcSwapOption::empty(),
             health: Mutex::new(Health::default()),
             wake: Notify::new(),
+            swapped: Notify::new(),
             refreshing: tokio::sync::Mutex::new(None),
             max_delta_chain: self.max_delta_chain,
             listeners: self.listeners,
@@ -233,6 +234,8 @@ struct Shared {
     state: ArcSwapOption<ReadState>,
     health: Mutex<Health>,
     wake: Notify,
+    /// Notified after every swap, for [`Consumer::wait_until`].
+    swapped: Notify,
     /// Held while refreshing; remembers the announcement tag last acted on.
     refreshing: tokio::sync::Mutex<Option<UpdateVersion>>,
     max_delta_chain: usize,
@@ -404,6 +407,7 @@ impl Shared {
             h.consecutive_failures = 0;
             h.last_swap = Some(SystemTime::now());
         }
+        self.swapped.notify_waiters();
         let event = RefreshEvent {
             from,
             to,
@@ -565,13 +569,31 @@ impl Consumer {
 
     /// Waits until the consumer serves `version` or later, or `timeout` passes; true if it does.
     pub async fn wait_for_version(&self, version: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.version().is_some_and(|v| v >= version) {
-                return true;
+        self.wait_until(|s| s.version() >= version, timeout)
+            .await
+            .is_some()
+    }
+
+    /// Waits until the state served satisfies `ready` (checked now and after every swap), or
+    /// `timeout` passes; returns that state, to read from, or `None` on timeout. This is how a
+    /// writer reads its own write: wait for a state whose tags say it contains the write.
+    pub async fn wait_until(
+        &self,
+        mut ready: impl FnMut(&ReadState) -> bool,
+        timeout: Duration,
+    ) -> Option<Arc<ReadState>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before the check, so a swap between the two is not missed.
+            let swapped = self.shared.swapped.notified();
+            tokio::pin!(swapped);
+            swapped.as_mut().enable();
+            if let Some(state) = self.current().filter(|s| ready(s)) {
+                return Some(state);
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            if tokio::time::timeout_at(deadline, swapped).await.is_err() {
+                return None;
+            }
         }
-        self.version().is_some_and(|v| v >= version)
     }
 }

@@ -53,7 +53,7 @@ mod state_id;
 mod write;
 
 pub use error::{Error, Result};
-pub use format::BlobKind;
+pub use format::{BlobKind, Tags};
 pub use hash_index::HashIndex;
 pub use index::{Key, KeyMismatch, KeyPart, PrimaryKeyIndex};
 pub use read::{

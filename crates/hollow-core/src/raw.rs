@@ -12,7 +12,8 @@ pub use crate::format::delta_section::{DictDelta, TypeDelta};
 pub use crate::format::io::{ByteReader, ByteWriter};
 pub use crate::format::type_section::{max_zero_width_rows, DictSection, TypeSection};
 pub use crate::format::{
-    parse, read_header, BlobHeader, BlobWriter, ParsedBlob, Section, SectionKind, FOOTER_LEN,
-    FOOTER_MAGIC, FORMAT_VERSION, HEADER_LEN, MAGIC, OLDEST_FORMAT_VERSION, SECTION_ENTRY_LEN,
+    parse, read_header, tags_section, BlobHeader, BlobWriter, ParsedBlob, Section, SectionKind,
+    SplitBlob, FOOTER_LEN, FOOTER_MAGIC, FORMAT_VERSION, HEADER_LEN, MAGIC, OLDEST_FORMAT_VERSION,
+    SECTION_ENTRY_LEN,
 };
 pub use crate::packed::pack_values;

@@ -347,7 +347,9 @@ fn rewrite(
     let parsed = raw::parse(Bytes::from(blob)).unwrap();
     let header = parsed.header;
     let schema_section = parsed.sections[0].clone();
-    let (schema, sections) = parsed.split_schema().unwrap();
+    let raw::SplitBlob {
+        schema, sections, ..
+    } = parsed.split_schema().unwrap();
     let target = schema.require(type_name).unwrap();
     let mut out = BlobWriter::new(header);
     out.section(SectionKind::Schema, 0, schema_section.data.to_vec().into());

@@ -15,6 +15,13 @@ impl Populator<'_> {
     pub fn add<T: Serialize + ?Sized>(&mut self, record: &T) -> hollow_core::Result<()> {
         self.batch.add(record)
     }
+
+    /// Sets a tag of the new state: key/value metadata consumers read back with
+    /// [`ReadState::tags`](hollow_core::ReadState::tags). Tags stay from cycle to cycle until
+    /// changed, and a changed tag alone is a change worth a new version.
+    pub fn set_tag(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.batch.set_tag(key, value);
+    }
 }
 
 /// The changes of an incremental cycle: records upserted or deleted by primary key, on top of
@@ -62,6 +69,16 @@ fn encode_key(parts: &[hollow_core::KeyPart<'_>]) -> Vec<u8> {
 }
 
 impl Changes<'_> {
+    /// Sets a tag of the new state (see [`Populator::set_tag`]).
+    pub fn set_tag(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.write.set_tag(key, value);
+    }
+
+    /// The tags of the new state: the announced state's, with this cycle's changes.
+    pub fn tags(&self) -> &hollow_core::Tags {
+        self.write.tags()
+    }
+
     /// Adds `record` (a struct of a record type with a primary key, the type known from `T`),
     /// replacing the record that had its key, if any.
     pub fn upsert<T: Serialize + ?Sized>(&mut self, record: &T) -> hollow_core::Result<()> {

@@ -11,6 +11,11 @@
 //! All integers are little-endian. The reader checks the footer, then every section's checksum,
 //! then that sections lie in order inside the blob, before any section is decoded.
 //!
+//! The schema section comes first; a tags section (the state's key/value metadata: a varint
+//! count, then each key and value as u32-length UTF-8, keys sorted and unique) may follow it,
+//! and is left out when the state has no tags. Readers older than tags refuse a blob with one
+//! (unknown section kind 4) rather than drop its tags.
+//!
 //! Format 1 had a 40-byte header without the two tags (origin version | destination version |
 //! section count | 0); it is still read, its states with tag 0.
 
@@ -100,6 +105,8 @@ pub enum SectionKind {
     /// In a delta: the whole of one type, replacing what the origin state had under that name
     /// (the type is new, or its definition changed).
     TypeReplace,
+    /// The destination state's tags (user key/value metadata), right after the schema.
+    Tags,
 }
 
 impl SectionKind {
@@ -108,6 +115,7 @@ impl SectionKind {
             SectionKind::Schema => 1,
             SectionKind::TypeData => 2,
             SectionKind::TypeReplace => 3,
+            SectionKind::Tags => 4,
         }
     }
 
@@ -116,6 +124,7 @@ impl SectionKind {
             1 => SectionKind::Schema,
             2 => SectionKind::TypeData,
             3 => SectionKind::TypeReplace,
+            4 => SectionKind::Tags,
             c => return Err(Error::Corrupt(format!("unknown section kind {c}"))),
         })
     }
@@ -155,10 +164,10 @@ pub struct ParsedBlob {
 }
 
 impl ParsedBlob {
-    /// Decodes the schema, which every blob carries as its first section, and returns it with
-    /// the sections that follow.
-    pub fn split_schema(self) -> Result<(crate::schema::Schema, std::vec::IntoIter<Section>)> {
-        let mut sections = self.sections.into_iter();
+    /// Decodes the schema, which every blob carries as its first section, and the tags that
+    /// may follow it, and returns them with the sections that follow.
+    pub fn split_schema(self) -> Result<SplitBlob> {
+        let mut sections = self.sections.into_iter().peekable();
         let first = sections
             .next()
             .filter(|s| s.kind == SectionKind::Schema)
@@ -166,8 +175,63 @@ impl ParsedBlob {
         let mut r = ByteReader::new(first.data, first.offset);
         let schema = crate::schema::Schema::decode(&mut r)?;
         r.finish("schema section")?;
-        Ok((schema, sections))
+        let tags = match sections.next_if(|s| s.kind == SectionKind::Tags) {
+            Some(s) => decode_tags(s)?,
+            None => Tags::new(),
+        };
+        Ok(SplitBlob {
+            schema,
+            tags,
+            sections: sections.collect::<Vec<_>>().into_iter(),
+        })
     }
+}
+
+/// A state's tags: user key/value metadata (as Kafka offsets), carried by every blob that
+/// reaches the state.
+pub type Tags = std::collections::BTreeMap<String, String>;
+
+/// A parsed blob's schema and tags, and the sections after them.
+#[derive(Debug)]
+pub struct SplitBlob {
+    /// The destination state's schema.
+    pub schema: crate::schema::Schema,
+    /// The destination state's tags (none when the blob has no tags section).
+    pub tags: Tags,
+    /// The type sections.
+    pub sections: std::vec::IntoIter<Section>,
+}
+
+/// Appends a tags section, if there are tags.
+pub fn tags_section(tags: &Tags, blob: &mut BlobWriter) {
+    if tags.is_empty() {
+        return;
+    }
+    let mut w = ByteWriter::new();
+    w.varint(tags.len() as u64);
+    for (key, value) in tags {
+        w.str(key);
+        w.str(value);
+    }
+    blob.section(SectionKind::Tags, 0, w);
+}
+
+fn decode_tags(section: Section) -> Result<Tags> {
+    let mut r = ByteReader::new(section.data, section.offset);
+    let count = r.varint("tag count")?;
+    let mut tags = Tags::new();
+    for _ in 0..count {
+        let key = r.str("tag key")?;
+        let value = r.str("tag value")?;
+        if tags.last_key_value().is_some_and(|(last, _)| *last >= key) {
+            return Err(Error::Corrupt(format!(
+                "tag {key:?} is out of order or repeated"
+            )));
+        }
+        tags.insert(key, value);
+    }
+    r.finish("tags section")?;
+    Ok(tags)
 }
 
 /// Assembles a blob from sections.

@@ -335,7 +335,11 @@ impl ReadState {
                 delta_origin: header.origin,
             });
         }
-        let (decoded, sections) = parsed.split_schema()?;
+        let format::SplitBlob {
+            schema: decoded,
+            tags,
+            sections,
+        } = parsed.split_schema()?;
         let schema = if decoded == *self.schema {
             self.schema.clone()
         } else {
@@ -356,8 +360,8 @@ impl ReadState {
             if t as usize >= schema.len() || last.is_some_and(|l| l >= t) {
                 return Err(Error::Corrupt(format!("unexpected section for type {t}")));
             }
-            if s.kind == SectionKind::Schema {
-                return Err(Error::Corrupt("a second schema section".into()));
+            if matches!(s.kind, SectionKind::Schema | SectionKind::Tags) {
+                return Err(Error::Corrupt(format!("a misplaced {:?} section", s.kind)));
             }
             last = Some(t);
             jobs.push(s);
@@ -413,6 +417,10 @@ impl ReadState {
             types,
             indexes: Vec::new(),
             hash_indexes: Vec::new(),
+            tags: match *self.tags == tags {
+                true => self.tags.clone(),
+                false => Arc::new(tags),
+            },
             unreferenced_blob_bytes: self.unreferenced_blob_bytes,
         };
         for (b, def) in schema.types().iter().enumerate() {

@@ -32,7 +32,8 @@ fn same_type(a: &Arc<TypeData>, b: &Arc<TypeData>) -> bool {
 }
 
 impl ReadState {
-    /// True when both states hold the same records at the same ordinals. Compares buffers
+    /// True when both states hold the same records at the same ordinals, and the same tags.
+    /// Compares buffers
     /// (fast, and exact for states written by this library); when the buffers differ it falls
     /// back to [`ReadState::checksum`], so a state laid out differently but holding the same
     /// content still compares equal.
@@ -44,6 +45,6 @@ impl ReadState {
                 .iter()
                 .zip(&other.types)
                 .all(|(a, b)| same_type(a, b));
-        identical || self.checksum() == other.checksum()
+        self.tags() == other.tags() && (identical || self.checksum() == other.checksum())
     }
 }

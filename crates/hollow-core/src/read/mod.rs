@@ -40,6 +40,8 @@ pub struct ReadState {
     indexes: Vec<Option<Arc<PrimaryKeyIndex>>>,
     /// The hash indexes added to this state (or carried from the state it was reached from).
     pub(crate) hash_indexes: Vec<Arc<crate::hash_index::HashIndex>>,
+    /// The state's tags (see [`ReadState::tags`]).
+    tags: Arc<crate::Tags>,
     /// Bytes of the blob buffer that no type references but that stay allocated with it.
     unreferenced_blob_bytes: usize,
 }
@@ -77,7 +79,11 @@ impl ReadState {
             });
         }
         let id = parsed.header.destination;
-        let (schema, mut sections) = parsed.split_schema()?;
+        let format::SplitBlob {
+            schema,
+            tags,
+            mut sections,
+        } = parsed.split_schema()?;
         let schema = Arc::new(schema);
         let mut types = Vec::with_capacity(schema.len());
         for (i, def) in schema.types().iter().enumerate() {
@@ -98,6 +104,7 @@ impl ReadState {
             types,
             indexes: Vec::new(),
             hash_indexes: Vec::new(),
+            tags: Arc::new(tags),
             unreferenced_blob_bytes: 0,
         };
         let referenced: usize = state
@@ -117,6 +124,17 @@ impl ReadState {
     /// The identity of this state: its version and its producer's random tag.
     pub fn id(&self) -> StateId {
         self.id
+    }
+
+    /// The state's tags: key/value metadata its producer recorded with it (as the Kafka offsets
+    /// a state contains), read from the blob that reached it.
+    pub fn tags(&self) -> &crate::Tags {
+        &self.tags
+    }
+
+    /// The value of the tag `key`, if the state has it.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
     }
 
     /// The schema.

@@ -92,6 +92,11 @@ impl<'w> AddBatch<'w> {
         self
     }
 
+    /// Sets a tag of the state being written (see [`WriteState::set_tag`]).
+    pub fn set_tag(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.write.set_tag(key, value);
+    }
+
     /// Adds a record of an object type and everything it references (see
     /// [`WriteState::add`]). A record that fails to serialize adds nothing; the batch goes on.
     pub fn add<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<()> {

@@ -189,6 +189,7 @@ pub(super) fn write(
     match dir {
         Direction::Forward => {
             schema_section(&current, &mut blob);
+            crate::format::tags_section(&ws.tags, &mut blob);
             for (i, def) in current.types().iter().enumerate() {
                 if ws.replaced[i] {
                     add_replacement(
@@ -203,6 +204,7 @@ pub(super) fn write(
         }
         Direction::Reverse => {
             schema_section(&previous, &mut blob);
+            crate::format::tags_section(&ws.previous_tags, &mut blob);
             for (p, def) in previous.types().iter().enumerate() {
                 let carried = previous
                     .counterpart_in(TypeId(p as u32), &current)

@@ -87,6 +87,9 @@ pub struct WriteState {
     /// Per type of the previous schema: the writer of a type that the current schema dropped or
     /// redefined, kept until commit for the reverse delta.
     pub(crate) retired: Vec<Option<TypeWriter>>,
+    /// The tags of the state being written, and of the last committed one.
+    pub(crate) tags: crate::Tags,
+    pub(crate) previous_tags: crate::Tags,
 }
 
 impl WriteState {
@@ -106,6 +109,8 @@ impl WriteState {
             staged_ordinals: Vec::new(),
             committed: false,
             cycle_started: false,
+            tags: crate::Tags::new(),
+            previous_tags: crate::Tags::new(),
         }
     }
 
@@ -152,6 +157,8 @@ impl WriteState {
         }
         ws.committed = true;
         ws.replaced = vec![false; ws.types.len()];
+        ws.tags = state.tags().clone();
+        ws.previous_tags = state.tags().clone();
         ws
     }
 
@@ -223,10 +230,29 @@ impl WriteState {
         Ok(Some(parts))
     }
 
+    /// Sets the tag `key` of the state being written: key/value metadata that every blob
+    /// reaching the state carries and [`ReadState::tags`](crate::ReadState::tags) reads back.
+    /// Tags stay from cycle to cycle until changed; a cycle that changes only tags still has
+    /// changes.
+    pub fn set_tag(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.tags.insert(key.into(), value.into());
+    }
+
+    /// Removes the tag `key` from the state being written; its old value, if it had one.
+    pub fn remove_tag(&mut self, key: &str) -> Option<String> {
+        self.tags.remove(key)
+    }
+
+    /// The tags of the state being written.
+    pub fn tags(&self) -> &crate::Tags {
+        &self.tags
+    }
+
     /// True when the current cycle's state differs from the committed one (or there is none).
     pub fn has_changes(&self) -> bool {
         !self.committed
             || self.schema != self.previous_schema
+            || self.tags != self.previous_tags
             || self.types.iter().any(|t| {
                 t.records.present() != t.records.previous()
                     || t.dicts
@@ -539,6 +565,7 @@ impl WriteState {
         self.committed = true;
         self.cycle_started = false;
         self.previous_schema = self.schema.clone();
+        self.previous_tags = self.tags.clone();
         self.replaced = vec![false; self.types.len()];
         self.retired.clear();
         Ok(())
@@ -547,6 +574,7 @@ impl WriteState {
     /// Drops everything added since the last commit: the previous state stays the current origin.
     pub fn abandon_cycle(&mut self) {
         self.cycle_started = false;
+        self.tags = self.previous_tags.clone();
         self.tape = Tape::default();
         self.staged.clear();
         self.staged_ordinals.clear();

@@ -27,6 +27,7 @@ pub(super) fn write(ws: &mut WriteState, id: StateId, buffer: Vec<u8>) -> Result
         destination: id,
     });
     schema_section(&ws.schema, &mut blob);
+    crate::format::tags_section(&ws.tags, &mut blob);
     for (i, section) in type_sections(ws)?.into_iter().enumerate() {
         blob.section(SectionKind::TypeData, i as u32, section);
     }

@@ -9,6 +9,9 @@
 
 pub use hollow_consumer as consumer;
 pub use hollow_core as core;
+/// The Kafka source and read-your-writes (feature `kafka`).
+#[cfg(feature = "kafka")]
+pub use hollow_kafka as kafka;
 pub use hollow_producer as producer;
 pub use hollow_store as store;
 /// The object store crate, re-exported: stores are named with the version hollow uses. Cloud

@@ -36,7 +36,10 @@ async fn tags_reach_consumers_and_can_be_waited_for() {
     // Nothing announces "0:11" yet: the wait ends at its timeout.
     let started = Instant::now();
     let none = consumer
-        .wait_until(|s| s.tag("offsets") == Some("0:11"), Duration::from_millis(150))
+        .wait_until(
+            |s| s.tag("offsets") == Some("0:11"),
+            Duration::from_millis(150),
+        )
         .await;
     assert!(none.is_none());
     assert!(started.elapsed() >= Duration::from_millis(150));
@@ -44,7 +47,10 @@ async fn tags_reach_consumers_and_can_be_waited_for() {
     // Only the tag changes: still a new version, reached by a delta.
     let waiter = async {
         consumer
-            .wait_until(|s| s.tag("offsets") == Some("0:11"), Duration::from_secs(10))
+            .wait_until(
+                |s| s.tag("offsets") == Some("0:11"),
+                Duration::from_secs(10),
+            )
             .await
     };
     let publish = async {
@@ -73,4 +79,31 @@ async fn tags_reach_consumers_and_can_be_waited_for() {
         .await
         .unwrap();
     assert!(matches!(again, CycleOutcome::NoChange));
+}
+
+/// A producer with nothing announced can start with an incremental cycle (from the empty
+/// state), as a source materializing a topic from its first message does.
+#[tokio::test]
+async fn the_first_cycle_can_be_incremental() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let mut producer = ProducerBuilder::new(store.clone(), "movies", movies::schema().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let data = movies::state1(3);
+    let outcome = producer
+        .run_incremental_cycle(|c| {
+            c.set_tag("offsets", "0:3");
+            data.iter().try_for_each(|m| c.upsert(m))?;
+            c.upsert(&data[0])
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, CycleOutcome::Published(ref r) if r.version == 1 && r.previous.is_none())
+    );
+    let consumer = ConsumerBuilder::new(store, "movies").build().await.unwrap();
+    let state = consumer.current().unwrap();
+    assert_eq!(state.object("Movie").unwrap().len(), 3);
+    assert_eq!(state.tag("offsets"), Some("0:3"));
 }

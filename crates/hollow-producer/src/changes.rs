@@ -137,12 +137,23 @@ impl Changes<'_> {
         type_name: &str,
         key: &K,
     ) -> hollow_core::Result<bool> {
-        self.apply_staged()?;
         let parts: Vec<hollow_core::KeyPart<'_>> = (0..K::ARITY).map(|i| key.part(i)).collect();
-        let encoded = (type_name.to_string(), encode_key(&parts));
+        self.delete_key_parts(type_name, &parts)
+    }
+
+    /// Deletes the record of the type named `type_name` whose primary key has the given parts
+    /// (in key order); false if there was none. For keys known only at run time, as the keys of
+    /// Kafka messages.
+    pub fn delete_key_parts(
+        &mut self,
+        type_name: &str,
+        parts: &[hollow_core::KeyPart<'_>],
+    ) -> hollow_core::Result<bool> {
+        self.apply_staged()?;
+        let encoded = (type_name.to_string(), encode_key(parts));
         let mut found = false;
         if !self.deleted.contains(&encoded) {
-            if let Some(o) = self.find_committed(type_name, &parts)? {
+            if let Some(o) = self.find_committed(type_name, parts)? {
                 self.write.remove(type_name, o)?;
                 self.deleted.insert(encoded.clone());
                 found = true;

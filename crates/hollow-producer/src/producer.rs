@@ -66,6 +66,11 @@ impl Producer {
         self.announced.as_ref().map(|a| &a.state)
     }
 
+    /// The schema of the next cycle.
+    pub fn schema(&self) -> &std::sync::Arc<hollow_core::Schema> {
+        self.write.schema()
+    }
+
     /// The dataset's store.
     pub fn store(&self) -> &BlobStore {
         &self.store
@@ -134,6 +139,21 @@ impl Producer {
             }
         }
         result
+    }
+
+    /// Brings the producer to the state the store announces, when it may not be there: after a
+    /// cycle whose announcement was lost or unconfirmed, or a panic, or when another producer
+    /// announced since. True if the producer's state changed. (A cycle does this by itself
+    /// first; a caller that derives its input from the announced state, as a Kafka source
+    /// resuming from the offsets it records, calls it after a failed cycle.)
+    pub async fn sync_with_announced(&mut self) -> Result<bool> {
+        let announced = self.store.announcement().await?.map(|a| a.state);
+        if !self.needs_restore && announced == self.state_id() {
+            return Ok(false);
+        }
+        let before = self.state_id();
+        self.restore().await?;
+        Ok(self.state_id() != before)
     }
 
     /// Goes back to the state the store announces, after a cycle whose announcement was lost

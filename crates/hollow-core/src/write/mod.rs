@@ -162,23 +162,22 @@ impl WriteState {
         ws
     }
 
-    /// Starts an incremental cycle: the committed state carries over whole, to be changed by
+    /// Starts an incremental cycle: the committed state (an empty one before the first commit)
+    /// carries over whole, to be changed by
     /// [`WriteState::add`] and [`WriteState::remove`], then finished with
     /// [`WriteState::sweep_unreachable`].
     pub fn begin_incremental(&mut self) -> Result<()> {
-        if !self.committed || self.cycle_started {
+        if self.cycle_started {
             return Err(Error::Write(
-                "an incremental cycle starts from a committed state, before anything is added"
-                    .into(),
+                "an incremental cycle starts before anything is added".into(),
             ));
         }
         // A type redefined by a schema change starts empty: an incremental cycle would publish
-        // it with only the records the cycle upserts.
-        if let Some(t) =
-            self.schema.types().iter().enumerate().find(|(i, t)| {
-                self.replaced[*i] && self.previous_schema.type_id(t.name()).is_some()
-            })
-        {
+        // it with only the records the cycle upserts. (Before the first commit every type
+        // starts empty, and that is the state an incremental cycle starts from.)
+        if let Some(t) = self.schema.types().iter().enumerate().find(|(i, t)| {
+            self.committed && self.replaced[*i] && self.previous_schema.type_id(t.name()).is_some()
+        }) {
             return Err(Error::Write(format!(
                 "the schema of {} changed since the last state, so its records do not carry \
                  over: run a full cycle (every record added again) before incremental ones",

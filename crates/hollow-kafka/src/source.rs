@@ -1,0 +1,804 @@
+//! The Kafka source: follows every partition of a topic from the offsets the announced state
+//! records, and publishes the changes through the incremental producer.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hollow_producer::{CycleOutcome, Producer};
+use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder};
+use rskafka::record::RecordAndOffset;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::dead_letter::{DeadLetter, DeadLetters};
+use crate::decode::{Decoder, Json};
+use crate::error::{Error, Result};
+use crate::key::{KeyShape, OwnedKeyPart};
+use crate::offsets::Offsets;
+
+/// A check of each decoded record; an error is the reason the message is bad.
+pub type RecordValidator<T> = Box<dyn Fn(&T) -> Result<(), String> + Send + Sync>;
+
+/// Builds a [`KafkaSource`].
+pub struct KafkaSourceBuilder<T, D = Json> {
+    bootstrap: Vec<String>,
+    topic: String,
+    decoder: D,
+    max_delay: Duration,
+    max_messages: usize,
+    dead_letter_topic: Option<String>,
+    validators: Vec<RecordValidator<T>>,
+    fetch_max_bytes: i32,
+    fetch_max_wait: Duration,
+    max_backoff: Duration,
+}
+
+impl<T> KafkaSourceBuilder<T, Json>
+where
+    T: serde::de::DeserializeOwned + Serialize + Send + 'static,
+{
+    /// A source of the records of `topic` on the cluster at `bootstrap` (`host:port`,
+    /// comma-separated), their values JSON documents of `T`.
+    pub fn new(bootstrap: &str, topic: &str) -> Self {
+        Self {
+            bootstrap: bootstrap
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            topic: topic.to_string(),
+            decoder: Json,
+            max_delay: Duration::from_millis(100),
+            max_messages: 100_000,
+            dead_letter_topic: None,
+            validators: Vec::new(),
+            fetch_max_bytes: 4 << 20,
+            fetch_max_wait: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+impl<T, D> KafkaSourceBuilder<T, D>
+where
+    T: Serialize + serde::de::DeserializeOwned + Send + 'static,
+    D: Decoder<T>,
+{
+    /// Decodes values (and keys) with `decoder` instead of JSON.
+    pub fn with_decoder<D2: Decoder<T>>(self, decoder: D2) -> KafkaSourceBuilder<T, D2> {
+        KafkaSourceBuilder {
+            bootstrap: self.bootstrap,
+            topic: self.topic,
+            decoder,
+            max_delay: self.max_delay,
+            max_messages: self.max_messages,
+            dead_letter_topic: self.dead_letter_topic,
+            validators: self.validators,
+            fetch_max_bytes: self.fetch_max_bytes,
+            fetch_max_wait: self.fetch_max_wait,
+            max_backoff: self.max_backoff,
+        }
+    }
+
+    /// A cycle runs at most this long after the first message not yet published (default
+    /// 100 ms): the bound on how stale readers are, on top of the cycle's own time.
+    pub fn with_max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+
+    /// A cycle runs as soon as this many messages wait (default 100,000).
+    pub fn with_max_messages(mut self, n: usize) -> Self {
+        self.max_messages = n.max(1);
+        self
+    }
+
+    /// Bad messages (undecodable, a key that is not the record's primary key, refused by a
+    /// validator, a record that does not fit the schema) go to `topic`, with the reason and
+    /// where they came from in their headers, and the stream goes on. Without one, the source
+    /// stops at the first bad message with an error naming its partition and offset.
+    pub fn with_dead_letter_topic(mut self, topic: &str) -> Self {
+        self.dead_letter_topic = Some(topic.to_string());
+        self
+    }
+
+    /// Checks every decoded record; a message whose record fails is bad (see
+    /// [`KafkaSourceBuilder::with_dead_letter_topic`]).
+    pub fn with_validator(
+        mut self,
+        check: impl Fn(&T) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.validators.push(Box::new(check));
+        self
+    }
+
+    /// The most bytes one fetch of a partition returns (default 4 MiB).
+    pub fn with_fetch_max_bytes(mut self, bytes: i32) -> Self {
+        self.fetch_max_bytes = bytes.max(1024);
+        self
+    }
+
+    /// The longest a fetch waits for new messages on a quiet partition (default 200 ms).
+    pub fn with_fetch_max_wait(mut self, wait: Duration) -> Self {
+        self.fetch_max_wait = wait;
+        self
+    }
+
+    /// The longest wait between retries while the broker or the store fails (default 10 s).
+    pub fn with_max_backoff(mut self, max: Duration) -> Self {
+        self.max_backoff = max;
+        self
+    }
+
+    /// The source, publishing through `producer`, which must have the record type `T` with a
+    /// primary key in its schema. Connects to the cluster (retrying with backoff while it is
+    /// unreachable) and checks that the topics exist.
+    pub async fn build(self, producer: Producer) -> Result<KafkaSource<T, D>> {
+        let shape = KeyShape::of::<T>(producer.schema()).map_err(Error::Config)?;
+        let bootstrap = self.bootstrap.join(",");
+        if self.bootstrap.is_empty() {
+            return Err(Error::Config("no bootstrap servers given".into()));
+        }
+        let status = Arc::new(Mutex::new(SourceStatus::default()));
+        let client = connect(&self.bootstrap, self.max_backoff, &status).await;
+        let partitions = topic_partitions(&client, &bootstrap, &self.topic).await?;
+        let dead_letters = match &self.dead_letter_topic {
+            Some(topic) => {
+                topic_partitions(&client, &bootstrap, topic).await?;
+                Some(DeadLetters::new(client.clone(), topic, &bootstrap, &self.topic).await?)
+            }
+            None => None,
+        };
+        Ok(KafkaSource {
+            settings: self,
+            bootstrap,
+            producer,
+            shape,
+            client,
+            partitions,
+            dead_letters,
+            status,
+        })
+    }
+}
+
+/// What a source has done, for health pages and tests.
+#[derive(Clone, Debug, Default)]
+pub struct SourceStatus {
+    /// Messages consumed (applied, deleted by, or dead-lettered).
+    pub messages: u64,
+    /// Records upserted.
+    pub upserts: u64,
+    /// Tombstones applied (whether or not the key existed).
+    pub deletes: u64,
+    /// Messages sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Versions announced.
+    pub cycles: u64,
+    /// The offsets the announced state contains.
+    pub announced: Offsets,
+    /// The last failure (broker, store, cycle), until the next success.
+    pub last_error: Option<String>,
+}
+
+/// Follows a topic and publishes it: see the crate docs.
+pub struct KafkaSource<T, D = Json> {
+    settings: KafkaSourceBuilder<T, D>,
+    bootstrap: String,
+    producer: Producer,
+    shape: KeyShape,
+    client: Arc<Client>,
+    partitions: Vec<i32>,
+    dead_letters: Option<DeadLetters>,
+    status: Arc<Mutex<SourceStatus>>,
+}
+
+/// What a message does.
+enum Op<T> {
+    Upsert(T),
+    Delete,
+}
+
+/// A consumed message waiting for the next cycle.
+struct Pending<T> {
+    partition: i32,
+    offset: i64,
+    op: Op<T>,
+    /// The record's primary key.
+    parts: Vec<OwnedKeyPart>,
+    /// The message, for the dead-letter topic, should the record not fit the schema.
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+}
+
+/// The messages consumed since the last announced state, only the last of each key: what
+/// compaction keeps, and what a cycle needs (a record upserted again in one cycle would take a
+/// new ordinal each time).
+struct Batch<T> {
+    items: Vec<Pending<T>>,
+    by_key: HashMap<Vec<OwnedKeyPart>, usize>,
+    /// Messages consumed into the batch: values and tombstones.
+    upserts: u64,
+    deletes: u64,
+}
+
+impl<T> Batch<T> {
+    fn new() -> Self {
+        Self {
+            items: Vec::new(),
+            by_key: HashMap::new(),
+            upserts: 0,
+            deletes: 0,
+        }
+    }
+
+    fn messages(&self) -> u64 {
+        self.upserts + self.deletes
+    }
+
+    fn push(&mut self, p: Pending<T>) {
+        match p.op {
+            Op::Upsert(_) => self.upserts += 1,
+            Op::Delete => self.deletes += 1,
+        }
+        match self.by_key.get(&p.parts) {
+            Some(&i) => self.items[i] = p,
+            None => {
+                self.by_key.insert(p.parts.clone(), self.items.len());
+                self.items.push(p);
+            }
+        }
+    }
+
+    /// Takes out the upserts at `indices` (ascending), counted as messages no more.
+    fn take(&mut self, indices: &[usize]) -> Vec<Pending<T>> {
+        let mut taken = Vec::new();
+        for &i in indices.iter().rev() {
+            taken.push(self.items.remove(i));
+            self.upserts -= 1;
+        }
+        taken.reverse();
+        self.by_key = (self.items.iter().enumerate())
+            .map(|(i, p)| (p.parts.clone(), i))
+            .collect();
+        taken
+    }
+
+    fn clear(&mut self) {
+        *self = Self::new();
+    }
+}
+
+/// A fetch result of one partition.
+type Fetched = std::result::Result<(i32, Vec<RecordAndOffset>), (i32, FetchError)>;
+
+enum FetchError {
+    /// Transient: the fetcher retries.
+    Failed(String),
+    /// The log no longer has the offset: fatal.
+    Gone {
+        next: i64,
+        earliest: i64,
+        latest: i64,
+    },
+}
+
+fn lock(status: &Mutex<SourceStatus>) -> std::sync::MutexGuard<'_, SourceStatus> {
+    status.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn connect(
+    bootstrap: &[String],
+    max_backoff: Duration,
+    status: &Mutex<SourceStatus>,
+) -> Arc<Client> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match ClientBuilder::new(bootstrap.to_vec())
+            .backoff_config(client_backoff(max_backoff))
+            .build()
+            .await
+        {
+            Ok(client) => return Arc::new(client),
+            Err(e) => {
+                let message = format!("cannot reach Kafka at {}: {e}", bootstrap.join(","));
+                tracing::warn!(error = %message, retry_in_ms = backoff.as_millis() as u64, "kafka source");
+                lock(status).last_error = Some(message);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(max_backoff);
+            }
+        }
+    }
+}
+
+/// The client's own retries give up after a while, so that failures surface (in the status,
+/// the logs) and the source retries with its own backoff.
+pub(crate) fn client_backoff(max_backoff: Duration) -> rskafka::BackoffConfig {
+    rskafka::BackoffConfig {
+        init_backoff: Duration::from_millis(50),
+        max_backoff: max_backoff.min(Duration::from_secs(2)),
+        base: 2.0,
+        deadline: Some(Duration::from_secs(10)),
+    }
+}
+
+pub(crate) async fn topic_partitions(
+    client: &Client,
+    bootstrap: &str,
+    topic: &str,
+) -> Result<Vec<i32>> {
+    let topics = client.list_topics().await.map_err(|source| Error::Kafka {
+        what: "listing topics".into(),
+        bootstrap: bootstrap.to_string(),
+        source: Box::new(source),
+    })?;
+    match topics.iter().find(|t| t.name == topic) {
+        Some(t) => Ok(t.partitions.iter().copied().collect()),
+        None => Err(Error::TopicMissing {
+            topic: topic.to_string(),
+            bootstrap: bootstrap.to_string(),
+            existing: topics
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+impl<T, D> KafkaSource<T, D>
+where
+    T: Serialize + serde::de::DeserializeOwned + Send + 'static,
+    D: Decoder<T>,
+{
+    /// The producer publishing the topic.
+    pub fn producer(&self) -> &Producer {
+        &self.producer
+    }
+
+    /// A handle on what the source has done, updated as it runs.
+    pub fn status(&self) -> Arc<Mutex<SourceStatus>> {
+        self.status.clone()
+    }
+
+    /// The topic followed.
+    pub fn topic(&self) -> &str {
+        &self.settings.topic
+    }
+
+    /// Follows the topic until `stop` completes, then publishes what it consumed and returns.
+    /// Broker and store failures are retried with backoff (and shown in the status); it returns
+    /// an error only for what retrying cannot mend: a bad message when there is no dead-letter
+    /// topic, offsets the log no longer has, a damaged offsets tag.
+    pub async fn run_until(&mut self, stop: impl Future<Output = ()>) -> Result<()> {
+        tokio::pin!(stop);
+        let topic = self.settings.topic.clone();
+        let mut announced = self.announced_offsets()?;
+        lock(&self.status).announced = announced.clone();
+        let (mut fetchers, mut fetched) = self.start_fetchers(&announced).await?;
+        let mut pending: Batch<T> = Batch::new();
+        let mut dead: Vec<DeadLetter> = Vec::new();
+        let mut consumed = announced.clone();
+        let mut first_pending: Option<Instant> = None;
+        let mut backoff = Duration::from_millis(100);
+        let mut retry_at: Option<Instant> = None;
+        let mut stopping = false;
+        loop {
+            let waiting = consumed != announced;
+            let due = match (waiting, retry_at, first_pending) {
+                (false, _, _) => None,
+                (true, Some(at), _) => Some(at),
+                (true, None, first) => first.map(|f| f + self.settings.max_delay),
+            };
+            let full = pending.messages() as usize + dead.len() >= self.settings.max_messages;
+            let publish_now = full && retry_at.is_none();
+            if !stopping && !publish_now {
+                tokio::select! {
+                    _ = &mut stop => stopping = true,
+                    batch = fetched.recv(), if !full => match batch {
+                        Some(Ok((partition, records))) => {
+                            for r in records {
+                                consumed.set_next(partition, r.offset + 1);
+                                first_pending.get_or_insert_with(Instant::now);
+                                match self.classify(partition, r) {
+                                    Ok(p) => pending.push(p),
+                                    Err(d) => dead.push(d),
+                                }
+                            }
+                            if let Some(d) = dead.first().filter(|_| self.dead_letters.is_none()) {
+                                stop_fetchers(&fetchers);
+                                return Err(d.to_error(&topic));
+                            }
+                        }
+                        Some(Err((partition, FetchError::Failed(message)))) => {
+                            lock(&self.status).last_error = Some(message.clone());
+                            tracing::warn!(%topic, partition, error = %message, "fetching failed; retrying");
+                        }
+                        Some(Err((partition, FetchError::Gone { next, earliest, latest }))) => {
+                            stop_fetchers(&fetchers);
+                            return Err(Error::OffsetsGone { topic, partition, next, earliest, latest });
+                        }
+                        None => unreachable!("the fetchers hold the sender until stopped"),
+                    },
+                    _ = sleep_until(due), if due.is_some() => {}
+                }
+            }
+            let due_now = due.is_some_and(|d| d <= Instant::now());
+            if consumed == announced || !(full || due_now || stopping) {
+                if stopping {
+                    stop_fetchers(&fetchers);
+                    return Ok(());
+                }
+                continue;
+            }
+            if retry_at.is_some_and(|at| at > Instant::now()) && !stopping {
+                continue;
+            }
+            match self.publish(&mut pending, &mut dead, &consumed).await {
+                Ok(()) => {
+                    announced = consumed.clone();
+                    first_pending = None;
+                    retry_at = None;
+                    backoff = Duration::from_millis(100);
+                    let mut s = lock(&self.status);
+                    s.announced = announced.clone();
+                    s.last_error = None;
+                }
+                Err(message) => {
+                    lock(&self.status).last_error = Some(message.clone());
+                    tracing::warn!(%topic, error = %message, retry_in_ms = backoff.as_millis() as u64, "publishing failed; retrying");
+                    // Another producer may have announced meanwhile: resume from its offsets.
+                    let resynced = match self.producer.sync_with_announced().await {
+                        Ok(changed) => changed,
+                        Err(e) => {
+                            tracing::warn!(%topic, error = %e, "cannot read the announced state");
+                            false
+                        }
+                    };
+                    let now_announced = self.announced_offsets()?;
+                    if resynced && now_announced != announced {
+                        tracing::warn!(%topic, from = %announced, to = %now_announced, "another producer announced; resuming from its offsets");
+                        stop_fetchers(&fetchers);
+                        pending.clear();
+                        dead.clear();
+                        announced = now_announced;
+                        consumed = announced.clone();
+                        first_pending = None;
+                        lock(&self.status).announced = announced.clone();
+                        (fetchers, fetched) = self.start_fetchers(&announced).await?;
+                        retry_at = None;
+                    } else {
+                        if stopping {
+                            stop_fetchers(&fetchers);
+                            return Err(Error::Unpublished {
+                                topic,
+                                messages: announced.messages_until(&consumed),
+                                reason: message,
+                            });
+                        }
+                        retry_at = Some(Instant::now() + backoff);
+                        backoff = (backoff * 2).min(self.settings.max_backoff);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The offsets the producer's announced state contains.
+    fn announced_offsets(&self) -> Result<Offsets> {
+        match self.producer.state() {
+            Some(state) => {
+                Offsets::of_state(state, &self.settings.topic).map_err(|reason| Error::Offsets {
+                    topic: self.settings.topic.clone(),
+                    reason,
+                })
+            }
+            None => Ok(Offsets::default()),
+        }
+    }
+
+    /// Decodes and checks one message.
+    fn classify(
+        &self,
+        partition: i32,
+        r: RecordAndOffset,
+    ) -> std::result::Result<Pending<T>, DeadLetter> {
+        let offset = r.offset;
+        let record = r.record;
+        let bad = |reason: String, key: Option<Vec<u8>>, value: Option<Vec<u8>>| DeadLetter {
+            partition,
+            offset,
+            key,
+            value,
+            reason,
+        };
+        let Some(key) = record.key else {
+            return Err(bad("the message has no key".into(), None, record.value));
+        };
+        let parts = match self.settings.decoder.decode_key(&key, &self.shape) {
+            Ok(parts) => parts,
+            Err(reason) => return Err(bad(format!("bad key: {reason}"), Some(key), record.value)),
+        };
+        let op = match &record.value {
+            None => Op::Delete,
+            Some(value) => {
+                let decoded = self.settings.decoder.decode(value).and_then(|rec| {
+                    let own = self.shape.key_of(&rec)?;
+                    if own != parts {
+                        return Err(format!(
+                            "the message key {:?} is not the record's primary key ({})",
+                            String::from_utf8_lossy(&key),
+                            describe_key(&own)
+                        ));
+                    }
+                    self.settings.validators.iter().try_for_each(|v| v(&rec))?;
+                    Ok(rec)
+                });
+                match decoded {
+                    Ok(rec) => Op::Upsert(rec),
+                    Err(reason) => return Err(bad(reason, Some(key), record.value)),
+                }
+            }
+        };
+        Ok(Pending {
+            partition,
+            offset,
+            op,
+            parts,
+            key: Some(key),
+            value: record.value,
+        })
+    }
+
+    /// Dead-letters the bad messages, then runs a cycle with the pending ones and the
+    /// consumed offsets. A record the schema refuses turns into a dead letter and the cycle is
+    /// run again without it.
+    async fn publish(
+        &mut self,
+        pending: &mut Batch<T>,
+        dead: &mut Vec<DeadLetter>,
+        consumed: &Offsets,
+    ) -> std::result::Result<(), String> {
+        loop {
+            if !dead.is_empty() {
+                let letters = self
+                    .dead_letters
+                    .as_ref()
+                    .ok_or_else(|| "bad messages and no dead-letter topic".to_string())?;
+                letters.send(dead).await.map_err(|e| e.to_string())?;
+                let mut s = lock(&self.status);
+                s.dead_lettered += dead.len() as u64;
+                s.messages += dead.len() as u64;
+                metrics::counter!("hollow_kafka_messages_total", "outcome" => "dead_letter")
+                    .increment(dead.len() as u64);
+                dead.clear();
+            }
+            if pending.items.is_empty()
+                && *consumed == self.announced_offsets().map_err(|e| e.to_string())?
+            {
+                return Ok(());
+            }
+            let type_name = self.shape.type_name().to_string();
+            let tag = Offsets::tag_key(&self.settings.topic);
+            let offsets = consumed.to_string();
+            let mut refused: Vec<(usize, String)> = Vec::new();
+            let records: &[Pending<T>] = &pending.items;
+            let outcome = self
+                .producer
+                .run_incremental_cycle(|c| {
+                    for (i, p) in records.iter().enumerate() {
+                        match &p.op {
+                            Op::Upsert(rec) => {
+                                if let Err(e) = c.upsert(rec) {
+                                    refused.push((i, e.to_string()));
+                                }
+                            }
+                            Op::Delete => {
+                                let parts: Vec<_> =
+                                    p.parts.iter().map(OwnedKeyPart::as_part).collect();
+                                c.delete_key_parts(&type_name, &parts)?;
+                            }
+                        }
+                    }
+                    if !refused.is_empty() {
+                        return Err(hollow_core::Error::Write(format!(
+                            "{} records do not fit the schema",
+                            refused.len()
+                        )));
+                    }
+                    c.set_tag(tag, offsets);
+                    Ok(())
+                })
+                .await;
+            if !refused.is_empty() {
+                // Out of the cycle, into the dead letters; then again without them.
+                let indices: Vec<usize> = refused.iter().map(|(i, _)| *i).collect();
+                for (p, (_, reason)) in pending.take(&indices).into_iter().zip(refused) {
+                    dead.push(DeadLetter {
+                        partition: p.partition,
+                        offset: p.offset,
+                        key: p.key,
+                        value: p.value,
+                        reason: format!("the record does not fit the schema: {reason}"),
+                    });
+                }
+                if self.dead_letters.is_none() {
+                    return Err(dead[0].to_error(&self.settings.topic).to_string());
+                }
+                continue;
+            }
+            return match outcome {
+                Ok(outcome) => {
+                    let (upserts, deletes) = (pending.upserts, pending.deletes);
+                    metrics::counter!("hollow_kafka_messages_total", "outcome" => "upsert")
+                        .increment(upserts);
+                    metrics::counter!("hollow_kafka_messages_total", "outcome" => "delete")
+                        .increment(deletes);
+                    let mut s = lock(&self.status);
+                    s.messages += upserts + deletes;
+                    s.upserts += upserts;
+                    s.deletes += deletes;
+                    if let CycleOutcome::Published(report) = &outcome {
+                        s.cycles += 1;
+                        tracing::debug!(
+                            version = report.version,
+                            messages = pending.messages(),
+                            "published"
+                        );
+                    }
+                    pending.clear();
+                    Ok(())
+                }
+                Err(e) => Err(format!("cycle failed: {e}")),
+            };
+        }
+    }
+
+    /// One fetching task per partition, from the offsets given (the earliest offset for a
+    /// partition they do not name).
+    async fn start_fetchers(
+        &self,
+        from: &Offsets,
+    ) -> Result<(Vec<tokio::task::JoinHandle<()>>, mpsc::Receiver<Fetched>)> {
+        let (tx, rx) = mpsc::channel(4 * self.partitions.len().max(1));
+        let mut tasks = Vec::new();
+        for &partition in &self.partitions {
+            let client = self
+                .client
+                .partition_client(&self.settings.topic, partition, UnknownTopicHandling::Retry)
+                .await
+                .map_err(|source| Error::Kafka {
+                    what: format!("connecting to {}/{partition}", self.settings.topic),
+                    bootstrap: self.bootstrap.clone(),
+                    source: Box::new(source),
+                })?;
+            tasks.push(tokio::spawn(fetch(
+                client,
+                from.next(partition),
+                self.settings.fetch_max_bytes,
+                self.settings.fetch_max_wait,
+                self.settings.max_backoff,
+                tx.clone(),
+            )));
+        }
+        Ok((tasks, rx))
+    }
+}
+
+fn stop_fetchers(tasks: &[tokio::task::JoinHandle<()>]) {
+    tasks.iter().for_each(|t| t.abort());
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn describe_key(parts: &[OwnedKeyPart]) -> String {
+    parts
+        .iter()
+        .map(|p| match p {
+            OwnedKeyPart::Null => "null".to_string(),
+            OwnedKeyPart::Int(v) => v.to_string(),
+            OwnedKeyPart::Float(bits) => f64::from_bits(*bits).to_string(),
+            OwnedKeyPart::Bytes(b) => format!("{:?}", String::from_utf8_lossy(b)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Fetches one partition from `next` (its earliest offset when `None`) and sends each
+/// non-empty batch; retries failures with backoff, reporting each.
+async fn fetch(
+    client: PartitionClient,
+    next: Option<i64>,
+    max_bytes: i32,
+    max_wait: Duration,
+    max_backoff: Duration,
+    tx: mpsc::Sender<Fetched>,
+) {
+    let partition = client.partition();
+    let mut backoff = Duration::from_millis(100);
+    let mut next = next;
+    loop {
+        let offset = match next {
+            Some(o) => o,
+            None => match client.get_offset(OffsetAt::Earliest).await {
+                Ok(o) => {
+                    next = Some(o);
+                    o
+                }
+                Err(e) => {
+                    let message = format!("{}/{partition}: earliest offset: {e}", client.topic());
+                    if tx
+                        .send(Err((partition, FetchError::Failed(message))))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(max_backoff);
+                    continue;
+                }
+            },
+        };
+        match client
+            .fetch_records(offset, 1..max_bytes, max_wait.as_millis() as i32)
+            .await
+        {
+            Ok((records, _high_watermark)) => {
+                backoff = Duration::from_millis(100);
+                let records: Vec<RecordAndOffset> =
+                    records.into_iter().filter(|r| r.offset >= offset).collect();
+                if let Some(last) = records.last() {
+                    next = Some(last.offset + 1);
+                    if tx.send(Ok((partition, records))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(rskafka::client::error::Error::ServerError {
+                protocol_error: rskafka::client::error::ProtocolError::OffsetOutOfRange,
+                ..
+            }) => {
+                let earliest = client.get_offset(OffsetAt::Earliest).await.unwrap_or(-1);
+                let latest = client.get_offset(OffsetAt::Latest).await.unwrap_or(-1);
+                if offset == latest || (earliest >= 0 && offset >= earliest && offset <= latest) {
+                    // Raced with the log's end; nothing is missing.
+                    tokio::time::sleep(max_wait).await;
+                    continue;
+                }
+                let _ = tx
+                    .send(Err((
+                        partition,
+                        FetchError::Gone {
+                            next: offset,
+                            earliest,
+                            latest,
+                        },
+                    )))
+                    .await;
+                return;
+            }
+            Err(e) => {
+                let message = format!("{}/{partition}@{offset}: {e}", client.topic());
+                if tx
+                    .send(Err((partition, FetchError::Failed(message))))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(max_backoff);
+            }
+        }
+    }
+}

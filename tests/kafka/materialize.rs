@@ -1,0 +1,110 @@
+//! 200,000 keyed messages with updates and tombstones: every consumer equals the map built from
+//! the same messages.
+
+use std::time::Duration;
+
+use hollow_kafka::{ReadYourWrites, TopicWriter};
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: run .ci/kafka-job"]
+async fn every_consumer_equals_the_map_of_the_messages() {
+    let broker = broker();
+    let (topic, _) = topics(&broker, "materialize");
+    let dir = tempfile::tempdir().unwrap();
+    let writer = TopicWriter::connect(broker.bootstrap(), &topic)
+        .await
+        .unwrap();
+    let work = workload(200_000, 20_000, 7);
+    let (first, second) = work.split_at(150_000);
+
+    // A consumer that follows from the first state on, by deltas.
+    let mut tokens = Vec::new();
+    for chunk in as_messages(first).chunks(10_000) {
+        tokens.extend(writer.send_batch(chunk.to_vec()).await.unwrap());
+    }
+    let mut source = source(broker.bootstrap(), &topic, None, dir.path()).await;
+    let status = source.status();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        source
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+            .map(|_| source)
+    });
+    // The source publishes the first 150,000; a consumer starts and waits for them all.
+    let follower = {
+        let mut c = None;
+        for _ in 0..200 {
+            if let Ok(consumer) = hollow::consumer::ConsumerBuilder::local(dir.path(), "movies")
+                .unwrap()
+                .with_poll_interval(Duration::from_millis(20))
+                .build()
+                .await
+            {
+                c = Some(consumer);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        c.expect("a first state within 20 s")
+    };
+    let last_of = |tokens: &[hollow_kafka::WriteToken]| {
+        let mut last = std::collections::BTreeMap::new();
+        for t in tokens {
+            last.insert(t.partition, t.offset);
+        }
+        last.into_iter().collect::<Vec<_>>()
+    };
+    let state = follower
+        .wait_for_offsets(&topic, &last_of(&tokens), Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "the first 150,000 messages published: {:?}, consumer at {:?}, expecting {:?}",
+                status.lock().unwrap(),
+                follower.offsets(&topic),
+                last_of(&tokens)
+            )
+        });
+    assert_eq!(view_of(&state), fold(first));
+
+    let mut more = Vec::new();
+    for chunk in as_messages(second).chunks(5_000) {
+        more.extend(writer.send_batch(chunk.to_vec()).await.unwrap());
+    }
+    let state = follower
+        .wait_for_offsets(&topic, &last_of(&more), Duration::from_secs(60))
+        .await
+        .expect("all 200,000 messages published");
+    let expected = fold(&work);
+    assert_eq!(view_of(&state), expected);
+    // The follower got there by deltas; a new consumer from the snapshot chain agrees.
+    let fresh = consumer(dir.path()).await;
+    assert_eq!(view_of(&fresh.current().unwrap()), expected);
+    assert_eq!(
+        fresh.offsets(&topic).unwrap(),
+        follower.offsets(&topic).unwrap()
+    );
+
+    stop.send(()).unwrap();
+    let source = running.await.unwrap().unwrap();
+    let s = status.lock().unwrap().clone();
+    assert_eq!(s.messages, 200_000);
+    assert_eq!(s.upserts + s.deletes, 200_000);
+    assert_eq!(s.dead_lettered, 0);
+    assert!(s.cycles >= 2, "{s:?}");
+    assert_eq!(
+        source
+            .producer()
+            .state()
+            .unwrap()
+            .object("Movie")
+            .unwrap()
+            .len(),
+        expected.len() as u64
+    );
+}

@@ -2,6 +2,7 @@
 //! keyed messages, updates and tombstones, materialized by a `KafkaSource` and read by
 //! consumers. Ignored by `cargo test`; `.ci/kafka-job` runs them with a broker.
 
+mod bad_input;
 mod common;
 mod materialize;
 mod restarts;

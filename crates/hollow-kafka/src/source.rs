@@ -322,7 +322,7 @@ pub(crate) fn client_backoff(max_backoff: Duration) -> rskafka::BackoffConfig {
         init_backoff: Duration::from_millis(50),
         max_backoff: max_backoff.min(Duration::from_secs(2)),
         base: 2.0,
-        deadline: Some(Duration::from_secs(10)),
+        deadline: Some(Duration::from_secs(3)),
     }
 }
 
@@ -713,6 +713,9 @@ fn describe_key(parts: &[OwnedKeyPart]) -> String {
         .join(", ")
 }
 
+/// How long past its own wait a fetch may go unanswered before it counts as failed.
+const FETCH_ANSWER_BOUND: Duration = Duration::from_secs(3);
+
 /// Fetches one partition from `next` (its earliest offset when `None`) and sends each
 /// non-empty batch; retries failures with backoff, reporting each.
 async fn fetch(
@@ -749,10 +752,15 @@ async fn fetch(
                 }
             },
         };
-        match client
-            .fetch_records(offset, 1..max_bytes, max_wait.as_millis() as i32)
-            .await
-        {
+        // The client retries a broker that is away for a long while; a bound makes the outage
+        // show (in the status, the logs) while it lasts.
+        let fetched = tokio::time::timeout(
+            max_wait + FETCH_ANSWER_BOUND,
+            client.fetch_records(offset, 1..max_bytes, max_wait.as_millis() as i32),
+        )
+        .await
+        .unwrap_or_else(|_| Err(rskafka::client::error::Error::Timeout));
+        match fetched {
             Ok((records, _high_watermark)) => {
                 backoff = Duration::from_millis(100);
                 let records: Vec<RecordAndOffset> =

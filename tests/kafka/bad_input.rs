@@ -1,0 +1,219 @@
+//! Bad messages lose nothing and stop nothing silently: with a dead-letter topic they land there
+//! with the reason and their origin in headers, counted, and the stream goes on; without one the
+//! source stops with an error naming the partition and offset. A broker that goes away: readers
+//! keep serving, the source retries and catches up.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hollow::movies::SplitMix64;
+use hollow_kafka::{dead_letter_headers, Error, ReadYourWrites, TopicWriter};
+use rskafka::client::partition::UnknownTopicHandling;
+
+use crate::common::*;
+
+/// Every message of `topic` (all partitions), with its headers.
+async fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<rskafka::record::Record> {
+    let client = rskafka::client::ClientBuilder::new(vec![bootstrap.to_string()])
+        .build()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for p in 0..partitions {
+        let pc = client
+            .partition_client(topic, p, UnknownTopicHandling::Error)
+            .await
+            .unwrap();
+        let (records, _) = pc.fetch_records(0, 1..10 << 20, 100).await.unwrap();
+        out.extend(records.into_iter().map(|r| r.record));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: run .ci/kafka-job"]
+async fn bad_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on() {
+    let broker = broker();
+    let (topic, dead_topic) = topics(&broker, "poison");
+    let dir = tempfile::tempdir().unwrap();
+    let writer = TopicWriter::connect(broker.bootstrap(), &topic)
+        .await
+        .unwrap();
+    let mut r = SplitMix64::new(5);
+    let good = |id: i64, r: &mut SplitMix64| serde_json::to_vec(&movie(id, 1, r)).unwrap();
+    let messages: Vec<(Vec<u8>, Option<Vec<u8>>, Option<&str>)> = vec![
+        (b"1".to_vec(), Some(good(1, &mut r)), None),
+        (
+            b"2".to_vec(),
+            Some(b"{not json".to_vec()),
+            Some("not a valid record"),
+        ),
+        (
+            b"3".to_vec(),
+            Some(good(4, &mut r)),
+            Some("not the record's primary key"),
+        ),
+        (b"x".to_vec(), Some(good(5, &mut r)), Some("bad key")),
+        (
+            b"6".to_vec(),
+            Some(br#"{"id": 6}"#.to_vec()),
+            Some("missing field"),
+        ),
+        (b"7".to_vec(), Some(good(7, &mut r)), Some("rated too high")),
+        (b"8".to_vec(), Some(good(8, &mut r)), None),
+        (b"1".to_vec(), None, None),
+    ];
+    for (key, value, _) in &messages {
+        writer.send(key, value.as_deref()).await.unwrap();
+    }
+    let settings =
+        source_builder(broker.bootstrap(), &topic, Some(&dead_topic)).with_validator(|m| {
+            match m.id == 7 {
+                true => Err("rated too high".into()),
+                false => Ok(()),
+            }
+        });
+    let mut source = build_source(settings, dir.path()).await;
+    let status = source.status();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running =
+        tokio::spawn(async move { source.run_until(async { drop(stopped.await) }).await });
+    // After the bad ones, a good message still gets through.
+    let token = writer.send(b"9", Some(&good(9, &mut r))).await.unwrap();
+    let consumer = loop {
+        if let Ok(c) = hollow::consumer::ConsumerBuilder::local(dir.path(), "movies")
+            .unwrap()
+            .build()
+            .await
+        {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let state = consumer
+        .wait_for_write(&topic, token, Duration::from_secs(30))
+        .await
+        .expect("the stream goes on after bad messages");
+    let ids: Vec<i64> = view_of(&state).into_keys().collect();
+    assert_eq!(
+        ids,
+        vec![8, 9],
+        "1 was deleted by its tombstone; the bad ones are not in"
+    );
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    let s = status.lock().unwrap().clone();
+    assert_eq!((s.dead_lettered, s.upserts, s.deletes), (5, 3, 1), "{s:?}");
+
+    let dead = read_all(broker.bootstrap(), &dead_topic, 2).await;
+    let expected: BTreeMap<Vec<u8>, &str> = messages
+        .iter()
+        .filter_map(|(k, _, why)| Some((k.clone(), (*why)?)))
+        .collect();
+    assert_eq!(dead.len(), expected.len());
+    for d in &dead {
+        let key = d.key.clone().unwrap();
+        let reason = String::from_utf8(d.headers[dead_letter_headers::REASON].clone()).unwrap();
+        assert!(reason.contains(expected[&key]), "{reason}");
+        assert_eq!(d.headers[dead_letter_headers::TOPIC], topic.as_bytes());
+        let original = messages.iter().find(|m| m.0 == key).unwrap();
+        assert_eq!(d.value, original.1, "the message is kept as it was");
+        let offset: i64 = String::from_utf8_lossy(&d.headers[dead_letter_headers::OFFSET])
+            .parse()
+            .unwrap();
+        assert!(offset >= 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: run .ci/kafka-job"]
+async fn without_a_dead_letter_topic_a_bad_message_stops_the_source_naming_it() {
+    let broker = broker();
+    let (topic, _) = topics(&broker, "stop");
+    let dir = tempfile::tempdir().unwrap();
+    let writer = TopicWriter::connect(broker.bootstrap(), &topic)
+        .await
+        .unwrap();
+    let bad = writer.send(b"2", Some(b"{not json")).await.unwrap();
+    let mut source = source(broker.bootstrap(), &topic, None, dir.path()).await;
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        source.run_until(std::future::pending()),
+    )
+    .await
+    .expect("the source stops")
+    .unwrap_err();
+    match &err {
+        Error::BadMessage {
+            partition, offset, ..
+        } => assert_eq!((*partition, *offset), (bad.partition, bad.offset)),
+        other => panic!("{other}"),
+    }
+    assert!(err
+        .to_string()
+        .contains(&format!("{topic}/{}@{}", bad.partition, bad.offset)));
+    // Nothing was announced past it.
+    assert!(source.producer().state().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: run .ci/kafka-job"]
+async fn a_broker_that_goes_away_and_comes_back() {
+    // A broker of its own, to stop and start.
+    let broker = hollow_kafka::LocalBroker::start().unwrap();
+    let (topic, _) = topics(&broker, "outage");
+    let dir = tempfile::tempdir().unwrap();
+    let writer = TopicWriter::connect(broker.bootstrap(), &topic)
+        .await
+        .unwrap();
+    let work = workload(2_000, 500, 13);
+    let (before, after) = work.split_at(1_000);
+    let tokens = writer.send_batch(as_messages(before)).await.unwrap();
+    let mut source = source(broker.bootstrap(), &topic, None, dir.path()).await;
+    let status = source.status();
+    let running = tokio::spawn(async move { source.run_until(std::future::pending()).await });
+    let consumer = loop {
+        if let Ok(c) = hollow::consumer::ConsumerBuilder::local(dir.path(), "movies")
+            .unwrap()
+            .build()
+            .await
+        {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let last = tokens
+        .iter()
+        .map(|t| (t.partition, t.offset))
+        .collect::<Vec<_>>();
+    consumer
+        .wait_for_offsets(&topic, &last, Duration::from_secs(30))
+        .await
+        .unwrap();
+    drop(writer);
+
+    broker.stop().unwrap();
+    // Readers keep serving; the source says what is wrong.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let served = consumer.current().unwrap();
+    assert_eq!(view_of(&served), fold(before));
+    assert!(!running.is_finished());
+    let error = status.lock().unwrap().last_error.clone();
+    assert!(error.is_some(), "the outage shows in the source's status");
+
+    broker.restart().unwrap();
+    let writer = TopicWriter::connect(broker.bootstrap(), &topic)
+        .await
+        .unwrap();
+    let tokens = writer.send_batch(as_messages(after)).await.unwrap();
+    let last = tokens
+        .iter()
+        .map(|t| (t.partition, t.offset))
+        .collect::<Vec<_>>();
+    let state = consumer
+        .wait_for_offsets(&topic, &last, Duration::from_secs(60))
+        .await
+        .expect("the source catches up after the broker is back");
+    assert_eq!(view_of(&state), fold(&work));
+    running.abort();
+}

@@ -63,11 +63,19 @@ async fn the_service_answers_lookups_that_follow_the_announced_versions() {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = listener.local_addr().unwrap().to_string();
-    let app = routes::router(routes::Service { consumer, metrics });
+    let app = routes::router(routes::Service {
+        consumer,
+        metrics,
+        writes: None,
+    });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let (status, version, body) = get(&base, "/movies/5").await;
     assert_eq!((status, version), (200, Some(1)));
+    // Without a Kafka topic the service is read-only, and says so.
+    let (status, _, body_after) = get(&base, "/movies/5?after=0:1").await;
+    assert_eq!(status, 400, "{body_after}");
+    assert!(body_after.contains("--kafka"));
     assert_eq!(serde_json::from_str::<Movie>(&body).unwrap(), data[4]);
     assert_eq!(get(&base, "/movies/abc").await.0, 400);
     assert_eq!(get(&base, "/movies/99999999").await.0, 404);

@@ -5,4 +5,5 @@
 mod bad_input;
 mod common;
 mod materialize;
+mod read_your_writes;
 mod restarts;

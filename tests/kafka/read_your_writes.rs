@@ -1,0 +1,111 @@
+//! Read-your-writes through the lookup service over real HTTP: `PUT /movies/{id}` writes the
+//! movie to the topic and returns a token; `GET /movies/{id}?after=TOKEN` answers from a state
+//! that contains that write, while a Kafka source materializes the topic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hollow::movies::SplitMix64;
+use hollow_kafka::TopicWriter;
+
+use crate::common::*;
+
+#[path = "../../examples/service/routes.rs"]
+mod routes;
+
+/// One HTTP/1.1 request over a fresh connection: (status, headers, body).
+async fn request(base: &str, method: &str, path: &str, body: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(base).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {base}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head.to_string(), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: run .ci/kafka-job"]
+async fn a_write_is_visible_to_the_read_that_names_it() {
+    let broker = broker();
+    let (topic, _) = topics(&broker, "read-your-writes");
+    let dir = tempfile::tempdir().unwrap();
+    let writer = TopicWriter::connect(broker.bootstrap(), &topic)
+        .await
+        .unwrap();
+    // Some data first, so that the service has a state to serve.
+    writer
+        .send_batch(as_messages(&workload(1_000, 300, 17)))
+        .await
+        .unwrap();
+    let mut source = source(broker.bootstrap(), &topic, None, dir.path()).await;
+    let running = tokio::spawn(async move { source.run_until(std::future::pending()).await });
+    let consumer = loop {
+        if let Ok(c) = hollow::consumer::ConsumerBuilder::local(dir.path(), "movies")
+            .unwrap()
+            .build()
+            .await
+        {
+            if c.current().is_some() {
+                break c;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .build_recorder()
+        .handle();
+    let app = routes::router(routes::Service {
+        consumer: Arc::new(consumer),
+        metrics,
+        writes: Some(writer),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut r = SplitMix64::new(23);
+    for round in 0..20 {
+        let id = 1 + r.pick(400) as i64;
+        let mut m = movie(id, 10_000 + round, &mut r);
+        m.title = format!("Written in round {round}");
+        let body = serde_json::to_string(&m).unwrap();
+        let (status, head, answer) = request(&base, "PUT", &format!("/movies/{id}"), &body).await;
+        assert_eq!(status, 202, "{answer}");
+        let token: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        let token = token["token"].as_str().unwrap().to_string();
+        assert!(head
+            .to_lowercase()
+            .contains(&format!("x-hollow-write-token: {token}")));
+        // Read right after the write, naming it: the answer includes it.
+        let (status, _, answer) =
+            request(&base, "GET", &format!("/movies/{id}?after={token}"), "").await;
+        assert_eq!(status, 200, "{answer}");
+        let read: hollow::movies::Movie = serde_json::from_str(&answer).unwrap();
+        assert_eq!(read, m, "round {round}");
+        if round % 5 == 4 {
+            let (status, _, answer) = request(&base, "DELETE", &format!("/movies/{id}"), "").await;
+            assert_eq!(status, 202, "{answer}");
+            let token: serde_json::Value = serde_json::from_str(&answer).unwrap();
+            let token = token["token"].as_str().unwrap();
+            let (status, _, _) =
+                request(&base, "GET", &format!("/movies/{id}?after={token}"), "").await;
+            assert_eq!(status, 404, "deleted in round {round}");
+        }
+    }
+    // A body whose id is not the path's, and a token that is not one.
+    let (status, _, _) = request(&base, "PUT", "/movies/1", r#"{"id": 2}"#).await;
+    assert_eq!(status, 400);
+    let (status, _, _) = request(&base, "GET", "/movies/1?after=soon", "").await;
+    assert_eq!(status, 400);
+    // A write that never comes: the read gives up after its bound, saying so.
+    let (status, _, answer) = request(&base, "GET", "/movies/1?after=0:999999999", "").await;
+    assert_eq!(status, 504, "{answer}");
+    assert!(answer.contains("not visible"), "{answer}");
+    running.abort();
+}

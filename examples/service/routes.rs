@@ -44,14 +44,14 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
-fn movie_id(id: &str) -> Result<i64, Response> {
-    id.parse::<i64>().map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("movie id must be an integer, got {id:?}"),
-        )
-    })
+fn movie_id(id: &str) -> Result<i64, String> {
+    id.parse::<i64>()
+        .map_err(|_| format!("movie id must be an integer, got {id:?}"))
 }
+
+/// Why a write is refused by a read-only service.
+const READ_ONLY: &str =
+    "this service is read-only: start it with --kafka BOOTSTRAP to accept writes";
 
 /// The query of a read: `after`, a token a write returned.
 #[derive(serde::Deserialize)]
@@ -72,7 +72,7 @@ async fn movie(
     metrics::counter!("hollow_service_requests_total", "route" => "movie").increment(1);
     let id = match movie_id(&id) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let state = match query.after {
         None => s.consumer.current(),
@@ -129,15 +129,6 @@ fn written(token: WriteToken) -> Response {
     (StatusCode::ACCEPTED, headers, body).into_response()
 }
 
-fn writes(s: &Service) -> Result<&TopicWriter, Response> {
-    s.writes.as_ref().ok_or_else(|| {
-        error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "this service is read-only: start it with --kafka BOOTSTRAP to accept writes",
-        )
-    })
-}
-
 /// Writes the movie (JSON body, its `id` the path's) to the topic; 202 with a token that a
 /// read passes as `?after=` to see it. 400 for a body that is not a movie or another id, 502
 /// when the broker does not take it.
@@ -147,9 +138,12 @@ async fn put_movie(
     body: axum::body::Bytes,
 ) -> Response {
     metrics::counter!("hollow_service_requests_total", "route" => "put_movie").increment(1);
-    let (id, writer) = match (movie_id(&id), writes(&s)) {
-        (Ok(id), Ok(w)) => (id, w),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let Some(writer) = &s.writes else {
+        return error(StatusCode::METHOD_NOT_ALLOWED, READ_ONLY);
+    };
+    let id = match movie_id(&id) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let movie: Movie = match serde_json::from_slice(&body) {
         Ok(m) => m,
@@ -170,9 +164,12 @@ async fn put_movie(
 /// Deletes the movie: a tombstone to the topic; 202 with a token, as a put.
 async fn delete_movie(State(s): State<Service>, Path(id): Path<String>) -> Response {
     metrics::counter!("hollow_service_requests_total", "route" => "delete_movie").increment(1);
-    let (id, writer) = match (movie_id(&id), writes(&s)) {
-        (Ok(id), Ok(w)) => (id, w),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let Some(writer) = &s.writes else {
+        return error(StatusCode::METHOD_NOT_ALLOWED, READ_ONLY);
+    };
+    let id = match movie_id(&id) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     match writer.send_json::<Movie>(&id.to_string(), None).await {
         Ok(token) => written(token),

@@ -41,7 +41,9 @@ async fn bad_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on() {
         .unwrap();
     let mut r = SplitMix64::new(5);
     let good = |id: i64, r: &mut SplitMix64| serde_json::to_vec(&movie(id, 1, r)).unwrap();
-    let messages: Vec<(Vec<u8>, Option<Vec<u8>>, Option<&str>)> = vec![
+    // Key, value, and why it is bad (none: good).
+    type Case = (Vec<u8>, Option<Vec<u8>>, Option<&'static str>);
+    let messages: Vec<Case> = vec![
         (b"1".to_vec(), Some(good(1, &mut r)), None),
         (
             b"2".to_vec(),

@@ -166,6 +166,7 @@ async fn deployment_on_a_real_s3_server() {
     let app = routes::router(routes::Service {
         consumer: service_consumer.clone(),
         metrics,
+        writes: None,
     });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let http = reqwest::Client::new();

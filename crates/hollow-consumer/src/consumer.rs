@@ -206,26 +206,20 @@ impl ConsumerBuilder {
             max_delta_chain: self.max_delta_chain,
             listeners: self.listeners,
             missing_hint: Mutex::new(None),
+            watcher: Mutex::new(Watch::NotYet),
         });
         match shared.refresh().await {
             Ok(_) => {}
             Err(e) if e.is_no_announcement() => shared.failed(&e),
             Err(e) => return Err(e),
         }
-        let watcher = shared
-            .store
-            .dataset_folder()
-            .and_then(|folder| watch(&shared, folder));
+        shared.watch_dataset_folder();
         let task = tokio::spawn(follow(
             Arc::downgrade(&shared),
             self.poll_interval,
             self.max_backoff,
         ));
-        Ok(Consumer {
-            shared,
-            task,
-            _watcher: watcher,
-        })
+        Ok(Consumer { shared, task })
     }
 }
 
@@ -240,6 +234,9 @@ struct Shared {
     refreshing: tokio::sync::Mutex<Option<UpdateVersion>>,
     max_delta_chain: usize,
     listeners: Vec<Arc<dyn ConsumerListener>>,
+    /// Watches a local dataset folder for announcements, once the folder exists (a consumer may
+    /// start before its producer made it).
+    watcher: Mutex<Watch>,
     /// While nothing is announced: what was found nearby (looked up once).
     missing_hint: Mutex<Option<Option<String>>>,
     /// Hash indexes every state served keeps: (type, field paths).
@@ -460,6 +457,7 @@ async fn follow(shared: std::sync::Weak<Shared>, poll: Duration, max_backoff: Du
             let _ = tokio::time::timeout(wait, s.wake.notified()).await;
         }
         let Some(s) = shared.upgrade() else { return };
+        s.watch_dataset_folder();
         match s.refresh().await {
             Ok(_) => {
                 s.succeeded();
@@ -478,6 +476,33 @@ async fn follow(shared: std::sync::Weak<Shared>, poll: Duration, max_backoff: Du
             }
         }
     }
+}
+
+impl Shared {
+    /// Starts watching the local folder holding the announcement, if there is one, it exists,
+    /// and it is not watched yet.
+    fn watch_dataset_folder(self: &Arc<Self>) {
+        let mut watcher = lock(&self.watcher);
+        if !matches!(*watcher, Watch::NotYet) {
+            return;
+        }
+        if let Some(dir) = self.store.dataset_folder().filter(|d| d.is_dir()) {
+            *watcher = match watch(self, dir) {
+                Some(w) => Watch::Watching(w),
+                None => Watch::Failed,
+            };
+        }
+    }
+}
+
+/// File-system events on a local dataset folder.
+enum Watch {
+    /// Not a local folder, or one that does not exist yet.
+    NotYet,
+    /// Held for as long as the consumer lives: dropping it stops the events.
+    Watching(#[allow(dead_code)] notify::RecommendedWatcher),
+    /// Watching failed (and was logged): polling only.
+    Failed,
 }
 
 /// Watches the local folder holding the announcement; events wake the refresh loop.
@@ -511,7 +536,6 @@ fn watch(shared: &Arc<Shared>, dir: PathBuf) -> Option<notify::RecommendedWatche
 pub struct Consumer {
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
-    _watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl Drop for Consumer {

@@ -24,6 +24,10 @@ pub struct TopicWriter {
     partitions: Arc<Vec<PartitionClient>>,
 }
 
+/// The most bytes of records one produce request carries: below the broker's default
+/// `message.max.bytes` (1 MiB), which bounds a request's batch.
+pub const REQUEST_BYTES: usize = 512 << 10;
+
 /// A message to write: a key and a value, or no value (a tombstone, deleting the key).
 pub type Message = (Vec<u8>, Option<Vec<u8>>);
 
@@ -138,20 +142,33 @@ impl TopicWriter {
         Ok(tokens)
     }
 
-    /// Writes records to one partition; their offsets.
+    /// Writes records to one partition, in requests of at most [`REQUEST_BYTES`]; their offsets.
     pub(crate) async fn send_to(&self, partition: i32, records: Vec<Record>) -> Result<Vec<i64>> {
-        if records.is_empty() {
-            return Ok(Vec::new());
-        }
         let client = &self.partitions[partition as usize % self.partitions.len()];
-        client
-            .produce(records, Compression::NoCompression)
-            .await
-            .map_err(|source| Error::Kafka {
-                what: format!("writing to {}/{}", self.topic, client.partition()),
-                bootstrap: self.bootstrap.clone(),
-                source: Box::new(source),
-            })
+        let mut offsets = Vec::with_capacity(records.len());
+        let mut request = Vec::new();
+        let mut bytes = 0;
+        let mut records = records.into_iter().peekable();
+        while let Some(r) = records.next() {
+            bytes += r.approximate_size();
+            request.push(r);
+            let full = records
+                .peek()
+                .is_none_or(|next| bytes + next.approximate_size() > REQUEST_BYTES);
+            if full {
+                let sent = client
+                    .produce(std::mem::take(&mut request), Compression::NoCompression)
+                    .await
+                    .map_err(|source| Error::Kafka {
+                        what: format!("writing to {}/{}", self.topic, client.partition()),
+                        bootstrap: self.bootstrap.clone(),
+                        source: Box::new(source),
+                    })?;
+                offsets.extend(sent);
+                bytes = 0;
+            }
+        }
+        Ok(offsets)
     }
 
     /// Number of partitions.

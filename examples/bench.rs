@@ -3,7 +3,13 @@
 //!
 //! ```sh
 //! cargo run --release --example bench -- --records 1000000
+//! cargo run --release --example bench -- --records 1000000 --kafka   # and the Kafka figures
 //! ```
+
+#[path = "kafka/bench.rs"]
+mod kafka;
+#[path = "kafka/replay.rs"]
+mod replay;
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -15,12 +21,17 @@ use hollow::movies;
 struct Args {
     records: u64,
     lookups: usize,
+    kafka: bool,
+    /// Only the Kafka figures.
+    kafka_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         records: 1_000_000,
         lookups: 10_000_000,
+        kafka: false,
+        kafka_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -32,8 +43,23 @@ fn parse_args() -> Result<Args, String> {
         match a.as_str() {
             "--records" => args.records = value("--records")?,
             "--lookups" => args.lookups = value("--lookups")? as usize,
+            "--kafka" => args.kafka = true,
+            "--kafka-only" => (args.kafka, args.kafka_only) = (true, true),
+            kafka::CONSUMER_ARG => {
+                let (folder, topic) = (it.next(), it.next());
+                let (Some(folder), Some(topic)) = (folder, topic) else {
+                    return Err(format!("{a} needs a folder and a topic"));
+                };
+                if let Err(e) = kafka::consumer_process(&folder, &topic) {
+                    eprintln!("bench consumer: {e}");
+                    std::process::exit(1);
+                }
+                std::process::exit(0);
+            }
             "-h" | "--help" => {
-                println!("usage: bench [--records N (1000000)] [--lookups N (10000000)]");
+                println!("usage: bench [--records N (1000000)] [--lookups N (10000000)] [--kafka | --kafka-only]");
+                println!("--kafka also measures the Kafka pipeline, on the broker HOLLOW_KAFKA_BOOTSTRAP names or");
+                println!("one started by scripts/kafka-broker");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}; try --help")),
@@ -559,7 +585,15 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = run(&args) {
+    let result = match args.kafka_only {
+        true => Ok(()),
+        false => run(&args),
+    };
+    let result = result.and_then(|_| match args.kafka {
+        true => kafka::figures(args.records),
+        false => Ok(()),
+    });
+    if let Err(e) = result {
         eprintln!("bench: {e}");
         std::process::exit(1);
     }

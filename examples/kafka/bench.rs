@@ -73,6 +73,40 @@ pub fn consumer_process(folder: &str, topic: &str) -> Result<(), Box<dyn std::er
     })
 }
 
+/// Where the cycles' time goes: per stage, every duration.
+#[derive(Default)]
+struct Stages(Mutex<BTreeMap<&'static str, Vec<f64>>>);
+
+impl hollow::producer::ProducerListener for Stages {
+    fn on_published(&self, report: &hollow::producer::CycleReport) {
+        let mut stages = self.0.lock().unwrap();
+        for (stage, took) in &report.stages {
+            stages
+                .entry(stage)
+                .or_default()
+                .push(took.as_secs_f64() * 1e3);
+        }
+        stages
+            .entry("cycle")
+            .or_default()
+            .push(report.duration().as_secs_f64() * 1e3);
+    }
+}
+
+impl Stages {
+    fn print(&self) {
+        for (stage, times) in self.0.lock().unwrap().iter_mut().filter(|(_, t)| !t.is_empty()) {
+            times.sort_by(f64::total_cmp);
+            eprintln!(
+                "[bench]   {stage}: median {:.1} ms, p99 {:.1} ms over {} cycles",
+                percentile(times, 0.5),
+                percentile(times, 0.99),
+                times.len()
+            );
+        }
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -118,7 +152,10 @@ async fn run(n: u64) -> Result<(), Box<dyn std::error::Error>> {
     let store = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(
         dir.path(),
     )?);
+    let stages = Arc::new(Stages::default());
     let producer = ProducerBuilder::new(store, "movies", movies::schema()?)
+        .with_listener(stages.clone())
+        .with_snapshot_every(10)
         .build()
         .await?;
     let mut source = KafkaSourceBuilder::<Movie>::new(broker.bootstrap(), &topic)
@@ -174,7 +211,10 @@ async fn run(n: u64) -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
 
+    stages.print();
+    stages.0.lock().unwrap().clear();
     write_to_visible(&writer, &topic, dir.path(), n).await?;
+    stages.print();
     running.abort();
     Ok(())
 }

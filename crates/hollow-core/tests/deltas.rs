@@ -54,6 +54,35 @@ fn cycle(w: &mut WriteState, items: &BTreeMap<i64, Item>, version: u64) -> Blobs
     blobs
 }
 
+/// A cycle on top of `chain` (the committed state): also applies the delta to it and checks the
+/// result against the write state before committing, as a producer does when it writes no
+/// snapshot. Returns the blobs and the state the delta reaches.
+fn cycle_on(
+    w: &mut WriteState,
+    items: &BTreeMap<i64, Item>,
+    version: u64,
+    chain: &ReadState,
+) -> (Blobs, ReadState) {
+    for item in items.values() {
+        w.add(item).unwrap();
+    }
+    let blobs = Blobs {
+        snapshot: w.write_snapshot(version).unwrap(),
+        delta: Some(w.write_delta(version - 1, version).unwrap()),
+        reverse: Some(w.write_reverse_delta(version, version - 1).unwrap()),
+    };
+    let next = chain
+        .apply_delta(Bytes::from(blobs.delta.clone().unwrap()))
+        .unwrap();
+    w.verify_changes_in(&next).unwrap();
+    // The committed state is not the current one (unless nothing changed).
+    if w.has_changes() {
+        assert!(w.verify_changes_in(chain).is_err());
+    }
+    w.commit_cycle().unwrap();
+    (blobs, next)
+}
+
 fn load(blob: &[u8]) -> ReadState {
     ReadState::from_snapshot(Bytes::copy_from_slice(blob)).unwrap()
 }
@@ -288,9 +317,8 @@ proptest! {
                 }
             }
             let version = k as u64 + 2;
-            let blobs = cycle(&mut w, &items, version);
+            let (blobs, next) = cycle_on(&mut w, &items, version, &chain);
             let snapshot = load(&blobs.snapshot);
-            let next = chain.apply_delta(Bytes::from(blobs.delta.unwrap())).unwrap();
             prop_assert_eq!(next.checksum(), snapshot.checksum(), "forward at v{}", version);
             let back = next.apply_delta(Bytes::from(blobs.reverse.unwrap())).unwrap();
             prop_assert_eq!(back.checksum(), previous_checksum, "reverse at v{}", version);

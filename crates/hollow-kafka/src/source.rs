@@ -26,12 +26,17 @@ pub type RecordValidator<T> = Box<dyn Fn(&T) -> Result<(), String> + Send + Sync
 /// Builds a [`KafkaSource`].
 pub struct KafkaSourceBuilder<T, D = Json> {
     bootstrap: Vec<String>,
-    topic: String,
     decoder: D,
+    validators: Vec<RecordValidator<T>>,
+    settings: Settings,
+}
+
+/// How a source runs.
+struct Settings {
+    topic: String,
     max_delay: Duration,
     max_messages: usize,
     dead_letter_topic: Option<String>,
-    validators: Vec<RecordValidator<T>>,
     fetch_max_bytes: i32,
     fetch_max_wait: Duration,
     max_backoff: Duration,
@@ -50,15 +55,17 @@ where
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect(),
-            topic: topic.to_string(),
             decoder: Json,
-            max_delay: Duration::from_millis(100),
-            max_messages: 100_000,
-            dead_letter_topic: None,
             validators: Vec::new(),
-            fetch_max_bytes: 4 << 20,
-            fetch_max_wait: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(10),
+            settings: Settings {
+                topic: topic.to_string(),
+                max_delay: Duration::from_millis(100),
+                max_messages: 100_000,
+                dead_letter_topic: None,
+                fetch_max_bytes: 4 << 20,
+                fetch_max_wait: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(10),
+            },
         }
     }
 }
@@ -72,28 +79,22 @@ where
     pub fn with_decoder<D2: Decoder<T>>(self, decoder: D2) -> KafkaSourceBuilder<T, D2> {
         KafkaSourceBuilder {
             bootstrap: self.bootstrap,
-            topic: self.topic,
             decoder,
-            max_delay: self.max_delay,
-            max_messages: self.max_messages,
-            dead_letter_topic: self.dead_letter_topic,
             validators: self.validators,
-            fetch_max_bytes: self.fetch_max_bytes,
-            fetch_max_wait: self.fetch_max_wait,
-            max_backoff: self.max_backoff,
+            settings: self.settings,
         }
     }
 
     /// A cycle runs at most this long after the first message not yet published (default
     /// 100 ms): the bound on how stale readers are, on top of the cycle's own time.
     pub fn with_max_delay(mut self, delay: Duration) -> Self {
-        self.max_delay = delay;
+        self.settings.max_delay = delay;
         self
     }
 
     /// A cycle runs as soon as this many messages wait (default 100,000).
     pub fn with_max_messages(mut self, n: usize) -> Self {
-        self.max_messages = n.max(1);
+        self.settings.max_messages = n.max(1);
         self
     }
 
@@ -102,7 +103,7 @@ where
     /// where they came from in their headers, and the stream goes on. Without one, the source
     /// stops at the first bad message with an error naming its partition and offset.
     pub fn with_dead_letter_topic(mut self, topic: &str) -> Self {
-        self.dead_letter_topic = Some(topic.to_string());
+        self.settings.dead_letter_topic = Some(topic.to_string());
         self
     }
 
@@ -118,19 +119,19 @@ where
 
     /// The most bytes one fetch of a partition returns (default 4 MiB).
     pub fn with_fetch_max_bytes(mut self, bytes: i32) -> Self {
-        self.fetch_max_bytes = bytes.max(1024);
+        self.settings.fetch_max_bytes = bytes.max(1024);
         self
     }
 
     /// The longest a fetch waits for new messages on a quiet partition (default 200 ms).
     pub fn with_fetch_max_wait(mut self, wait: Duration) -> Self {
-        self.fetch_max_wait = wait;
+        self.settings.fetch_max_wait = wait;
         self
     }
 
     /// The longest wait between retries while the broker or the store fails (default 10 s).
     pub fn with_max_backoff(mut self, max: Duration) -> Self {
-        self.max_backoff = max;
+        self.settings.max_backoff = max;
         self
     }
 
@@ -144,20 +145,25 @@ where
             return Err(Error::Config("no bootstrap servers given".into()));
         }
         let status = Arc::new(Mutex::new(SourceStatus::default()));
-        let client = connect(&self.bootstrap, self.max_backoff, &status).await;
-        let partitions = topic_partitions(&client, &bootstrap, &self.topic).await?;
-        let dead_letters = match &self.dead_letter_topic {
+        let settings = self.settings;
+        let client = connect(&self.bootstrap, settings.max_backoff, &status).await;
+        let partitions = topic_partitions(&client, &bootstrap, &settings.topic).await?;
+        let dead_letters = match &settings.dead_letter_topic {
             Some(topic) => {
                 topic_partitions(&client, &bootstrap, topic).await?;
-                Some(DeadLetters::new(client.clone(), topic, &bootstrap, &self.topic).await?)
+                Some(DeadLetters::new(client.clone(), topic, &bootstrap, &settings.topic).await?)
             }
             None => None,
         };
         Ok(KafkaSource {
-            settings: self,
+            settings,
+            classifier: Arc::new(Classifier {
+                decoder: self.decoder,
+                shape,
+                validators: self.validators,
+            }),
             bootstrap,
             producer,
-            shape,
             client,
             partitions,
             dead_letters,
@@ -187,10 +193,10 @@ pub struct SourceStatus {
 
 /// Follows a topic and publishes it: see the crate docs.
 pub struct KafkaSource<T, D = Json> {
-    settings: KafkaSourceBuilder<T, D>,
+    settings: Settings,
+    classifier: Arc<Classifier<T, D>>,
     bootstrap: String,
     producer: Producer,
-    shape: KeyShape,
     client: Arc<Client>,
     partitions: Vec<i32>,
     dead_letters: Option<DeadLetters>,
@@ -273,8 +279,74 @@ impl<T> Batch<T> {
     }
 }
 
-/// A fetch result of one partition.
-type Fetched = std::result::Result<(i32, Vec<RecordAndOffset>), (i32, FetchError)>;
+/// Decodes and checks messages: the fetching tasks run it, so that decoding overlaps cycles
+/// and spreads over the partitions.
+struct Classifier<T, D> {
+    decoder: D,
+    shape: KeyShape,
+    validators: Vec<RecordValidator<T>>,
+}
+
+impl<T: Serialize, D: Decoder<T>> Classifier<T, D> {
+    /// Decodes and checks one message.
+    fn classify(
+        &self,
+        partition: i32,
+        r: RecordAndOffset,
+    ) -> std::result::Result<Pending<T>, DeadLetter> {
+        let offset = r.offset;
+        let record = r.record;
+        let bad = |reason: String, key: Option<Vec<u8>>, value: Option<Vec<u8>>| DeadLetter {
+            partition,
+            offset,
+            key,
+            value,
+            reason,
+        };
+        let Some(key) = record.key else {
+            return Err(bad("the message has no key".into(), None, record.value));
+        };
+        let parts = match self.decoder.decode_key(&key, &self.shape) {
+            Ok(parts) => parts,
+            Err(reason) => return Err(bad(format!("bad key: {reason}"), Some(key), record.value)),
+        };
+        let op = match &record.value {
+            None => Op::Delete,
+            Some(value) => {
+                let decoded = self.decoder.decode(value).and_then(|rec| {
+                    let own = self.shape.key_of(&rec)?;
+                    if own != parts {
+                        return Err(format!(
+                            "the message key {:?} is not the record's primary key ({})",
+                            String::from_utf8_lossy(&key),
+                            describe_key(&own)
+                        ));
+                    }
+                    self.validators.iter().try_for_each(|v| v(&rec))?;
+                    Ok(rec)
+                });
+                match decoded {
+                    Ok(rec) => Op::Upsert(rec),
+                    Err(reason) => return Err(bad(reason, Some(key), record.value)),
+                }
+            }
+        };
+        Ok(Pending {
+            partition,
+            offset,
+            op,
+            parts,
+            key: Some(key),
+            value: record.value,
+        })
+    }
+}
+
+/// A fetch result of one partition: its next offset and the messages, decoded and checked.
+type Fetched<T> = std::result::Result<(i32, i64, Vec<Classified<T>>), (i32, FetchError)>;
+
+/// A message ready for a cycle, or a bad one.
+type Classified<T> = std::result::Result<Pending<T>, DeadLetter>;
 
 enum FetchError {
     /// Transient: the fetcher retries.
@@ -399,35 +471,35 @@ where
             if !stopping && !publish_now {
                 tokio::select! {
                     _ = &mut stop => stopping = true,
-                    batch = fetched.recv(), if !full => match batch {
-                        Some(Ok((partition, records))) => {
-                            for r in records {
-                                consumed.set_next(partition, r.offset + 1);
-                                first_pending.get_or_insert_with(Instant::now);
-                                match self.classify(partition, r) {
-                                    Ok(p) => pending.push(p),
-                                    Err(d) => dead.push(d),
-                                }
-                            }
-                            if let Some(d) = dead.first().filter(|_| self.dead_letters.is_none()) {
-                                stop_fetchers(&fetchers);
-                                return Err(d.to_error(&topic));
-                            }
-                        }
-                        Some(Err((partition, FetchError::Failed(message)))) => {
-                            lock(&self.status).last_error = Some(message.clone());
-                            tracing::warn!(%topic, partition, error = %message, "fetching failed; retrying");
-                        }
-                        Some(Err((partition, FetchError::Gone { next, earliest, latest }))) => {
+                    batch = fetched.recv(), if !full => {
+                        let taken = self.take(batch, &mut consumed, &mut first_pending, &mut pending, &mut dead);
+                        if let Err(e) = taken {
                             stop_fetchers(&fetchers);
-                            return Err(Error::OffsetsGone { topic, partition, next, earliest, latest });
+                            return Err(e);
                         }
-                        None => unreachable!("the fetchers hold the sender until stopped"),
-                    },
+                    }
                     _ = sleep_until(due), if due.is_some() => {}
                 }
             }
             let due_now = due.is_some_and(|d| d <= Instant::now());
+            // Behind (batches already fetched): the cycle takes them too, up to the maximum, so
+            // that catching up runs fewer, larger cycles.
+            if due_now && retry_at.is_none() {
+                while pending.messages() as usize + dead.len() < self.settings.max_messages {
+                    let Ok(batch) = fetched.try_recv() else { break };
+                    let taken = self.take(
+                        Some(batch),
+                        &mut consumed,
+                        &mut first_pending,
+                        &mut pending,
+                        &mut dead,
+                    );
+                    if let Err(e) = taken {
+                        stop_fetchers(&fetchers);
+                        return Err(e);
+                    }
+                }
+            }
             if consumed == announced || !(full || due_now || stopping) {
                 if stopping {
                     stop_fetchers(&fetchers);
@@ -488,6 +560,55 @@ where
         }
     }
 
+    /// Takes a fetched batch into the unpublished messages; an error for what stops the source
+    /// (a bad message without a dead-letter topic, offsets the log no longer has).
+    fn take(
+        &self,
+        batch: Option<Fetched<T>>,
+        consumed: &mut Offsets,
+        first_pending: &mut Option<Instant>,
+        pending: &mut Batch<T>,
+        dead: &mut Vec<DeadLetter>,
+    ) -> Result<()> {
+        let topic = &self.settings.topic;
+        match batch {
+            Some(Ok((partition, next, messages))) => {
+                consumed.set_next(partition, next);
+                first_pending.get_or_insert_with(Instant::now);
+                for m in messages {
+                    match m {
+                        Ok(p) => pending.push(p),
+                        Err(d) => dead.push(d),
+                    }
+                }
+                match dead.first().filter(|_| self.dead_letters.is_none()) {
+                    Some(d) => Err(d.to_error(topic)),
+                    None => Ok(()),
+                }
+            }
+            Some(Err((partition, FetchError::Failed(message)))) => {
+                lock(&self.status).last_error = Some(message.clone());
+                tracing::warn!(%topic, partition, error = %message, "fetching failed; retrying");
+                Ok(())
+            }
+            Some(Err((
+                partition,
+                FetchError::Gone {
+                    next,
+                    earliest,
+                    latest,
+                },
+            ))) => Err(Error::OffsetsGone {
+                topic: topic.clone(),
+                partition,
+                next,
+                earliest,
+                latest,
+            }),
+            None => unreachable!("the fetchers hold the sender until stopped"),
+        }
+    }
+
     /// The offsets the producer's announced state contains.
     fn announced_offsets(&self) -> Result<Offsets> {
         match self.producer.state() {
@@ -499,59 +620,6 @@ where
             }
             None => Ok(Offsets::default()),
         }
-    }
-
-    /// Decodes and checks one message.
-    fn classify(
-        &self,
-        partition: i32,
-        r: RecordAndOffset,
-    ) -> std::result::Result<Pending<T>, DeadLetter> {
-        let offset = r.offset;
-        let record = r.record;
-        let bad = |reason: String, key: Option<Vec<u8>>, value: Option<Vec<u8>>| DeadLetter {
-            partition,
-            offset,
-            key,
-            value,
-            reason,
-        };
-        let Some(key) = record.key else {
-            return Err(bad("the message has no key".into(), None, record.value));
-        };
-        let parts = match self.settings.decoder.decode_key(&key, &self.shape) {
-            Ok(parts) => parts,
-            Err(reason) => return Err(bad(format!("bad key: {reason}"), Some(key), record.value)),
-        };
-        let op = match &record.value {
-            None => Op::Delete,
-            Some(value) => {
-                let decoded = self.settings.decoder.decode(value).and_then(|rec| {
-                    let own = self.shape.key_of(&rec)?;
-                    if own != parts {
-                        return Err(format!(
-                            "the message key {:?} is not the record's primary key ({})",
-                            String::from_utf8_lossy(&key),
-                            describe_key(&own)
-                        ));
-                    }
-                    self.settings.validators.iter().try_for_each(|v| v(&rec))?;
-                    Ok(rec)
-                });
-                match decoded {
-                    Ok(rec) => Op::Upsert(rec),
-                    Err(reason) => return Err(bad(reason, Some(key), record.value)),
-                }
-            }
-        };
-        Ok(Pending {
-            partition,
-            offset,
-            op,
-            parts,
-            key: Some(key),
-            value: record.value,
-        })
     }
 
     /// Dead-letters the bad messages, then runs a cycle with the pending ones and the
@@ -582,7 +650,7 @@ where
             {
                 return Ok(());
             }
-            let type_name = self.shape.type_name().to_string();
+            let type_name = self.classifier.shape.type_name().to_string();
             let tag = Offsets::tag_key(&self.settings.topic);
             let offsets = consumed.to_string();
             let mut refused: Vec<(usize, String)> = Vec::new();
@@ -663,7 +731,7 @@ where
     async fn start_fetchers(
         &self,
         from: &Offsets,
-    ) -> Result<(Vec<tokio::task::JoinHandle<()>>, mpsc::Receiver<Fetched>)> {
+    ) -> Result<(Vec<tokio::task::JoinHandle<()>>, mpsc::Receiver<Fetched<T>>)> {
         let (tx, rx) = mpsc::channel(4 * self.partitions.len().max(1));
         let mut tasks = Vec::new();
         for &partition in &self.partitions {
@@ -678,6 +746,7 @@ where
                 })?;
             tasks.push(tokio::spawn(fetch(
                 client,
+                self.classifier.clone(),
                 from.next(partition),
                 self.settings.fetch_max_bytes,
                 self.settings.fetch_max_wait,
@@ -718,13 +787,14 @@ const FETCH_ANSWER_BOUND: Duration = Duration::from_secs(3);
 
 /// Fetches one partition from `next` (its earliest offset when `None`) and sends each
 /// non-empty batch; retries failures with backoff, reporting each.
-async fn fetch(
+async fn fetch<T: Serialize, D: Decoder<T>>(
     client: PartitionClient,
+    classifier: Arc<Classifier<T, D>>,
     next: Option<i64>,
     max_bytes: i32,
     max_wait: Duration,
     max_backoff: Duration,
-    tx: mpsc::Sender<Fetched>,
+    tx: mpsc::Sender<Fetched<T>>,
 ) {
     let partition = client.partition();
     let mut backoff = Duration::from_millis(100);
@@ -766,8 +836,13 @@ async fn fetch(
                 let records: Vec<RecordAndOffset> =
                     records.into_iter().filter(|r| r.offset >= offset).collect();
                 if let Some(last) = records.last() {
-                    next = Some(last.offset + 1);
-                    if tx.send(Ok((partition, records))).await.is_err() {
+                    let after = last.offset + 1;
+                    next = Some(after);
+                    let messages = records
+                        .into_iter()
+                        .map(|r| classifier.classify(partition, r))
+                        .collect();
+                    if tx.send(Ok((partition, after, messages))).await.is_err() {
                         return;
                     }
                 }

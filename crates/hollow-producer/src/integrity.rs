@@ -1,19 +1,25 @@
 //! The integrity check of a cycle's blobs before anything is published.
 
 use bytes::Bytes;
-use hollow_core::ReadState;
+use hollow_core::{ReadState, WriteState};
 
 use crate::error::{Error, Result};
 
 /// The blobs of one cycle, held until published.
 pub(crate) struct CycleBlobs {
-    pub(crate) snapshot: Bytes,
+    /// Written only in a cycle that publishes it (or has no delta).
+    pub(crate) snapshot: Option<Bytes>,
     pub(crate) deltas: Option<(Bytes, Bytes)>,
 }
 
 /// Loads the cycle's snapshot and checks the deltas against it: the announced state
 /// (`previous`) plus the delta must equal the snapshot's state, and that plus the reverse delta
 /// the announced state. Returns the new state.
+///
+/// A cycle without a snapshot is checked in time proportional to its change: the announced
+/// state plus the delta must hold what `write` wrote (populations, and every record the cycle
+/// added: [`WriteState::verify_changes_in`]), and that plus the reverse delta the announced
+/// state.
 ///
 /// The forward chain runs on a second thread while the snapshot is loaded. The forward state
 /// must equal the snapshot's bit for bit, so the reverse delta applied to it stands for the
@@ -23,11 +29,34 @@ pub(crate) fn check_integrity(
     previous: Option<(&ReadState, u64)>,
     blobs: &CycleBlobs,
     version: u64,
+    write: &WriteState,
 ) -> Result<ReadState> {
+    let no_snapshot = || {
+        Error::Integrity(format!(
+            "version {version} has neither a snapshot nor a delta"
+        ))
+    };
     let Some(((previous, from), (delta, reverse))) = previous.zip(blobs.deltas.as_ref()) else {
         // A copy: states never hold on to the snapshot's buffer, which the next cycle reuses.
-        let snapshot = Bytes::copy_from_slice(&blobs.snapshot);
+        let snapshot = Bytes::copy_from_slice(blobs.snapshot.as_ref().ok_or_else(no_snapshot)?);
         return Ok(ReadState::from_snapshot(snapshot)?);
+    };
+    let Some(snapshot) = &blobs.snapshot else {
+        let forward = previous.apply_delta(delta.clone())?;
+        write.verify_changes_in(&forward).map_err(|difference| {
+            Error::Integrity(format!(
+                "version {from} plus its delta differs from what version {version} wrote: {difference}"
+            ))
+        })?;
+        if !forward
+            .apply_delta(reverse.clone())?
+            .same_content_as(previous)
+        {
+            return Err(Error::Integrity(format!(
+                "version {version} plus its reverse delta differs from version {from}"
+            )));
+        }
+        return Ok(forward);
     };
     let (snapshot, chain) = std::thread::scope(|s| {
         let chain = s.spawn(|| -> hollow_core::Result<(ReadState, bool)> {
@@ -35,7 +64,7 @@ pub(crate) fn check_integrity(
             let back = forward.apply_delta(reverse.clone())?;
             Ok((forward, back.same_content_as(previous)))
         });
-        let snapshot = ReadState::from_snapshot_without_indexes(blobs.snapshot.clone());
+        let snapshot = ReadState::from_snapshot_without_indexes(snapshot.clone());
         let chain = chain
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -65,7 +94,7 @@ mod tests {
 
     /// Versions 1 and 2 of a dataset whose rows are named with `names`: the state of version 1
     /// and the blobs of the cycle to version 2.
-    fn cycle(names: [&str; 2]) -> (ReadState, CycleBlobs) {
+    fn cycle(names: [&str; 2]) -> (ReadState, CycleBlobs, WriteState) {
         let mut w = WriteState::new(schema());
         let rows = |v: i64| {
             (0..50).map(move |id| Row {
@@ -78,32 +107,65 @@ mod tests {
         w.commit_cycle().unwrap();
         w.add_all(&rows(2).collect::<Vec<_>>()).unwrap();
         let blobs = CycleBlobs {
-            snapshot: w.write_snapshot(2).unwrap().into(),
+            snapshot: Some(w.write_snapshot(2).unwrap().into()),
             deltas: Some((
                 w.write_delta(1, 2).unwrap().into(),
                 w.write_reverse_delta(2, 1).unwrap().into(),
             )),
         };
-        (v1, blobs)
+        (v1, blobs, w)
     }
 
     #[test]
     fn consistent_blobs_pass_and_give_the_snapshots_state() {
-        let (v1, blobs) = cycle(["a", "b"]);
-        let state = check_integrity(Some((&v1, 1)), &blobs, 2).unwrap();
+        let (v1, blobs, w) = cycle(["a", "b"]);
+        let state = check_integrity(Some((&v1, 1)), &blobs, 2, &w).unwrap();
         assert_eq!(state.version(), 2);
         assert_eq!(state.record_count("Row").unwrap(), 50);
     }
 
     #[test]
+    fn without_a_snapshot_the_deltas_are_checked_against_the_write_state() {
+        let (v1, mut blobs, w) = cycle(["a", "b"]);
+        blobs.snapshot = None;
+        let state = check_integrity(Some((&v1, 1)), &blobs, 2, &w).unwrap();
+        assert_eq!(state.version(), 2);
+        assert_eq!(state.record_count("Row").unwrap(), 50);
+
+        // A delta that reaches other records than the ones written.
+        let (_, other, _) = cycle(["a", "c"]);
+        let mixed = CycleBlobs {
+            snapshot: None,
+            deltas: other.deltas,
+        };
+        let e = check_integrity(Some((&v1, 1)), &mixed, 2, &w).unwrap_err();
+        assert!(
+            matches!(&e, Error::Integrity(m) if m.contains("differs from what version 2 wrote")),
+            "{e}"
+        );
+        // A reverse delta that does not lead back.
+        let (_, other, _) = cycle(["z", "b"]);
+        let (delta, _) = blobs.deltas.unwrap();
+        let mixed = CycleBlobs {
+            snapshot: None,
+            deltas: Some((delta, other.deltas.unwrap().1)),
+        };
+        let e = check_integrity(Some((&v1, 1)), &mixed, 2, &w).unwrap_err();
+        assert!(
+            matches!(&e, Error::Integrity(m) if m.contains("reverse delta")),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_snapshot_that_the_delta_does_not_reach_fails() {
-        let (v1, blobs) = cycle(["a", "b"]);
-        let (_, other) = cycle(["a", "c"]);
+        let (v1, blobs, w) = cycle(["a", "b"]);
+        let (_, other, _) = cycle(["a", "c"]);
         let mixed = CycleBlobs {
             snapshot: other.snapshot,
             deltas: blobs.deltas,
         };
-        let e = check_integrity(Some((&v1, 1)), &mixed, 2).unwrap_err();
+        let e = check_integrity(Some((&v1, 1)), &mixed, 2, &w).unwrap_err();
         assert!(
             matches!(&e, Error::Integrity(m) if m.contains("plus its delta")),
             "{e}"
@@ -112,15 +174,15 @@ mod tests {
 
     #[test]
     fn a_reverse_delta_that_does_not_lead_back_fails() {
-        let (v1, blobs) = cycle(["a", "b"]);
-        let (_, other) = cycle(["z", "b"]);
+        let (v1, blobs, w) = cycle(["a", "b"]);
+        let (_, other, _) = cycle(["z", "b"]);
         let (delta, _) = blobs.deltas.unwrap();
         let (_, wrong_reverse) = other.deltas.unwrap();
         let mixed = CycleBlobs {
             snapshot: blobs.snapshot,
             deltas: Some((delta, wrong_reverse)),
         };
-        let e = check_integrity(Some((&v1, 1)), &mixed, 2).unwrap_err();
+        let e = check_integrity(Some((&v1, 1)), &mixed, 2, &w).unwrap_err();
         assert!(
             matches!(&e, Error::Integrity(m) if m.contains("reverse delta")),
             "{e}"

@@ -230,9 +230,19 @@ impl Producer {
         let t = Instant::now();
         let id = StateId::new(version, random_tag());
         let origin = self.announced.as_ref().map(|a| a.state.id());
-        let buffer = std::mem::take(&mut self.snapshot_buffer);
+        // A snapshot is written only when it is published (every Nth cycle, and the first):
+        // the other cycles cost in proportion to their change.
+        let publish_snapshot =
+            origin.is_none() || (self.published + 1) % self.settings.snapshot_every == 0;
+        let snapshot = match publish_snapshot {
+            true => {
+                let buffer = std::mem::take(&mut self.snapshot_buffer);
+                Some(Bytes::from(self.write.write_snapshot_into(id, buffer)?))
+            }
+            false => None,
+        };
         let blobs = CycleBlobs {
-            snapshot: Bytes::from(self.write.write_snapshot_into(id, buffer)?),
+            snapshot,
             deltas: match origin {
                 None => None,
                 Some(from) => Some((
@@ -248,7 +258,7 @@ impl Producer {
             .announced
             .as_ref()
             .map(|a| (&a.state, a.state.version()));
-        let state = check_integrity(previous, &blobs, version)?;
+        let state = check_integrity(previous, &blobs, version, &self.write)?;
         stage("integrity_check", t);
 
         let t = Instant::now();
@@ -267,13 +277,11 @@ impl Producer {
         stage("validate", t);
 
         let t = Instant::now();
-        let publish_snapshot =
-            origin.is_none() || (self.published + 1) % self.settings.snapshot_every == 0;
         // Every blob is named by the states it joins, random tags included, so the blobs of two
         // producers racing for one version never collide; the announcement decides which wins.
-        if publish_snapshot {
+        if let Some(snapshot) = &blobs.snapshot {
             self.store
-                .put(BlobName::Snapshot(id), blobs.snapshot.clone())
+                .put(BlobName::Snapshot(id), snapshot.clone())
                 .await?;
         }
         if let (Some(from), Some((delta, reverse))) = (origin, &blobs.deltas) {
@@ -306,13 +314,13 @@ impl Producer {
         let report = CycleReport {
             version,
             previous: origin.map(|o| o.version),
-            snapshot_bytes: publish_snapshot.then_some(blobs.snapshot.len()),
+            snapshot_bytes: blobs.snapshot.as_ref().map(Bytes::len),
             delta_bytes: blobs.deltas.as_ref().map(|(d, r)| (d.len(), r.len())),
             stages,
         };
         // Nothing holds the snapshot any more, unless the store keeps it (as an in-memory one
         // does): then the next cycle allocates anew.
-        if let Ok(mut buffer) = blobs.snapshot.try_into_mut() {
+        if let Some(Ok(mut buffer)) = blobs.snapshot.map(Bytes::try_into_mut) {
             buffer.clear();
             self.snapshot_buffer = buffer.into();
         }

@@ -9,6 +9,7 @@ mod slot_table;
 mod snapshot;
 mod sweep;
 mod tape;
+mod verify;
 
 use std::sync::Arc;
 

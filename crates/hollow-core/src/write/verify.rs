@@ -1,0 +1,74 @@
+//! Checking a state reached by a delta against the write state that wrote the delta, in time
+//! proportional to the change rather than the dataset: for a cycle whose snapshot is neither
+//! published nor written.
+
+use super::WriteState;
+use crate::read::ReadState;
+use crate::schema::TypeId;
+
+impl WriteState {
+    /// Checks `state` (the committed state with this cycle's delta applied) against the current
+    /// state: the same schema and tags, every type's population, and every record added in this
+    /// cycle (all records of a type the cycle replaced) value by value, strings by content. The
+    /// records that carried over are not compared: the reverse delta's check covers the path
+    /// back, and a full comparison with a snapshot runs whenever one is written. Returns what
+    /// differs first.
+    pub fn verify_changes_in(&self, state: &ReadState) -> Result<(), String> {
+        if **state.schema() != *self.schema {
+            return Err("the schema differs".into());
+        }
+        if *state.tags() != self.tags {
+            return Err("the tags differ".into());
+        }
+        for (i, (def, tw)) in self.schema.types().iter().zip(&self.types).enumerate() {
+            let data = state.type_data(TypeId(i as u32));
+            let name = def.name();
+            let present = tw.records.present();
+            if !present.iter().eq(data.population.iter()) {
+                return Err(format!(
+                    "{name}: the populations differ ({} records written, {} read)",
+                    present.iter().count(),
+                    data.population.iter().count()
+                ));
+            }
+            let previous = tw.records.previous();
+            let changed = present
+                .iter()
+                .filter(|&o| self.replaced[i] || !previous.contains(o));
+            for o in changed {
+                let record = tw.records.get(o as u32);
+                let rows = data.row_range(o);
+                let words = tw.shape.row_words.max(1);
+                if (rows.end - rows.start) as usize * words != record.len() {
+                    return Err(format!("{name} {o}: the number of rows differs"));
+                }
+                for (row, written) in rows.zip(record.chunks(words)) {
+                    for c in 0..data.columns.len() {
+                        let null =
+                            tw.shape.mask_words > 0 && (written[c / 64] >> (c % 64)) & 1 == 1;
+                        let value = written.get(tw.shape.mask_words + c).copied();
+                        let same = match (data.value(row, c), null, &data.dicts[c]) {
+                            (None, true, _) => true,
+                            (Some(read), false, None) => Some(read) == value,
+                            (Some(read), false, Some(dict)) => {
+                                let bytes = tw.dicts[c]
+                                    .as_ref()
+                                    .zip(value)
+                                    .map(|(d, e)| d.get(e as u32));
+                                dict.get(read) == bytes
+                            }
+                            _ => false,
+                        };
+                        if !same {
+                            return Err(format!(
+                                "{name} {o}: column {} differs",
+                                def.columns()[c].name
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

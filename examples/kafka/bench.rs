@@ -95,7 +95,13 @@ impl hollow::producer::ProducerListener for Stages {
 
 impl Stages {
     fn print(&self) {
-        for (stage, times) in self.0.lock().unwrap().iter_mut().filter(|(_, t)| !t.is_empty()) {
+        for (stage, times) in self
+            .0
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .filter(|(_, t)| !t.is_empty())
+        {
             times.sort_by(f64::total_cmp);
             eprintln!(
                 "[bench]   {stage}: median {:.1} ms, p99 {:.1} ms over {} cycles",

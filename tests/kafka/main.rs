@@ -7,3 +7,4 @@ mod common;
 mod materialize;
 mod read_your_writes;
 mod restarts;
+mod standbys;

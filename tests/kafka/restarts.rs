@@ -6,7 +6,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use hollow::movies::SplitMix64;
-use hollow_kafka::{ReadYourWrites, TopicWriter, WriteToken};
+use hollow_kafka::{ReadYourWrites, TopicWriter};
 
 use crate::common::*;
 
@@ -52,18 +52,9 @@ async fn restarts_lose_and_repeat_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let bootstrap = broker.bootstrap().to_string();
 
-    // Messages keep coming, 200 every 25 ms, over 2,000 keys; each with where it landed.
+    // Messages keep coming, 200 every 25 ms, over 2,000 keys.
     let writer = TopicWriter::connect(&bootstrap, &topic).await.unwrap();
-    let work = workload(40_000, 2_000, 11);
-    let writing = tokio::spawn(async move {
-        let mut written: Vec<(WriteToken, (i64, Option<hollow::movies::Movie>))> = Vec::new();
-        for chunk in work.chunks(200) {
-            let tokens = writer.send_batch(as_messages(chunk)).await.unwrap();
-            written.extend(tokens.into_iter().zip(chunk.iter().cloned()));
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        written
-    });
+    let writing = write_steadily(writer, workload(40_000, 2_000, 11));
 
     let mut r = SplitMix64::new(3);
     for _ in 0..20 {
@@ -77,13 +68,8 @@ async fn restarts_lose_and_repeat_nothing() {
     // A last run catches up with every message.
     let mut child = spawn_child(&bootstrap, &topic, dir.path());
     let consumer = consumer(dir.path()).await;
-    let mut last = std::collections::BTreeMap::new();
-    for (t, _) in &written {
-        last.insert(t.partition, t.offset);
-    }
-    let last: Vec<(i32, i64)> = last.into_iter().collect();
     let caught_up = consumer
-        .wait_for_offsets(&topic, &last, Duration::from_secs(120))
+        .wait_for_offsets(&topic, &last_offsets(&written), Duration::from_secs(120))
         .await;
     child.kill().unwrap();
     child.wait().unwrap();
@@ -91,35 +77,11 @@ async fn restarts_lose_and_repeat_nothing() {
     let all: Vec<_> = written.iter().map(|(_, m)| m.clone()).collect();
     assert_eq!(view_of(&caught_up), fold(&all));
 
-    // Every announced version holds exactly the messages before its offsets.
-    let latest = caught_up.version();
-    let mut checked = 0;
-    let mut previous = hollow_kafka::Offsets::default();
-    for v in 1..=latest {
-        // A version spent by a cycle that was killed before announcing has no blobs.
-        if consumer.pin(v).await.is_err() {
-            continue;
-        }
-        let state = consumer.current().unwrap();
-        assert_eq!(state.version(), v);
-        let offsets = offsets(&state, &topic);
-        for (p, next) in previous.iter() {
-            assert!(
-                offsets.next(p).unwrap_or(0) >= next,
-                "v{v}: offsets went back"
-            );
-        }
-        let contained = written
-            .iter()
-            .filter(|(t, _)| offsets.contains(t.partition, t.offset))
-            .map(|(_, m)| m);
-        assert_eq!(view_of(&state), fold(contained), "version {v} ({offsets})");
-        previous = offsets;
-        checked += 1;
-    }
-    assert!(checked >= 20, "only {checked} versions were announced");
-    eprintln!(
-        "{checked} announced versions checked, {} messages",
-        written.len()
+    let states = every_version(&consumer).await;
+    assert_states_exact(&states, &topic, &written);
+    assert!(
+        states.len() >= 20,
+        "only {} versions were announced",
+        states.len()
     );
 }

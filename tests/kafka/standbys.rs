@@ -1,0 +1,113 @@
+//! Hot standbys: two sources follow the same topic into the same store (one with
+//! compare-and-swap), racing for every version; one of them crashes midway and a third joins
+//! late. Every version announced holds exactly the messages before its offsets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hollow::consumer::ConsumerBuilder;
+use hollow::movies;
+use hollow::producer::ProducerBuilder;
+use hollow_kafka::{ReadYourWrites, TopicWriter};
+use object_store::memory::InMemory;
+use object_store::ObjectStore;
+
+use crate::common::*;
+
+/// A source publishing into `store`, running; and its status.
+async fn standby(
+    bootstrap: &str,
+    topic: &str,
+    store: &Arc<dyn ObjectStore>,
+) -> (
+    tokio::task::JoinHandle<hollow_kafka::Result<()>>,
+    Arc<std::sync::Mutex<hollow_kafka::SourceStatus>>,
+) {
+    let producer = ProducerBuilder::new(store.clone(), "movies", movies::schema().unwrap())
+        .without_retention()
+        .build()
+        .await
+        .unwrap();
+    let mut source = source_builder(bootstrap, topic, None)
+        .with_fetch_max_bytes(16 << 10)
+        .build(producer)
+        .await
+        .unwrap();
+    let status = source.status();
+    let running = tokio::spawn(async move {
+        source
+            .run_until(tokio::time::sleep(Duration::from_secs(60)))
+            .await
+    });
+    (running, status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: run .ci/kafka-job"]
+async fn racing_standbys_publish_every_message_exactly_once() {
+    let broker = broker();
+    let (topic, _) = topics(&broker, "standbys");
+    let bootstrap = broker.bootstrap().to_string();
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let writer = TopicWriter::connect(&bootstrap, &topic).await.unwrap();
+    let writing = write_steadily(writer, workload(20_000, 1_000, 29));
+
+    let (first, first_status) = standby(&bootstrap, &topic, &store).await;
+    let (second, second_status) = standby(&bootstrap, &topic, &store).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.abort(); // a crash: whatever it had consumed and not announced is gone with it
+    let (third, third_status) = standby(&bootstrap, &topic, &store).await;
+    // Every state a consumer serves is an announced one: it keeps them all.
+    let consumer = Arc::new(loop {
+        let c = ConsumerBuilder::new(store.clone(), "movies")
+            .with_poll_interval(Duration::from_millis(5))
+            .build()
+            .await
+            .unwrap();
+        if c.current().is_some() {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    });
+    let observing = {
+        let consumer = consumer.clone();
+        tokio::spawn(async move {
+            let mut seen = vec![consumer.current().unwrap()];
+            loop {
+                let last = seen.last().unwrap().version();
+                match consumer
+                    .wait_until(|s| s.version() > last, Duration::from_secs(5))
+                    .await
+                {
+                    Some(state) => seen.push(state),
+                    None => return seen,
+                }
+            }
+        })
+    };
+    let written = writing.await.unwrap();
+    let state = consumer
+        .wait_for_offsets(&topic, &last_offsets(&written), Duration::from_secs(60))
+        .await
+        .expect("the standbys publish every message");
+    let all: Vec<_> = written.iter().map(|(_, m)| m.clone()).collect();
+    assert_eq!(view_of(&state), fold(&all));
+    second.abort();
+    third.abort();
+    let cycles: Vec<u64> = [first_status, second_status, third_status]
+        .iter()
+        .map(|s| s.lock().unwrap().cycles)
+        .collect();
+    eprintln!("versions announced by each standby: {cycles:?}");
+    assert!(
+        cycles.iter().filter(|&&c| c > 0).count() >= 2,
+        "the standbys did not share the work: {cycles:?}"
+    );
+    let states = observing.await.unwrap();
+    assert_states_exact(&states, &topic, &written);
+    assert!(
+        states.len() >= 10,
+        "only {} versions were seen",
+        states.len()
+    );
+}

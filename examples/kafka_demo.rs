@@ -128,7 +128,11 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
     let store = std::sync::Arc::new(object_store::local::LocalFileSystem::new_with_prefix(
         &folder,
     )?);
+    // A snapshot every 10 versions, written after announcing: cycles cost about what their
+    // change costs, and a new reader applies at most 9 deltas to the latest snapshot.
     let producer = ProducerBuilder::new(store, "movies", movies::schema()?)
+        .with_snapshot_every(10)
+        .with_snapshots_in_background()
         .build()
         .await?;
     let mut source = KafkaSourceBuilder::<Movie>::new(broker.bootstrap(), &o.topic)

@@ -117,6 +117,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// The source's settings: a cycle at most 20 ms after a message.
+fn source_settings(bootstrap: &str, topic: &str) -> KafkaSourceBuilder<Movie> {
+    KafkaSourceBuilder::new(bootstrap, topic)
+        .with_max_delay(Duration::from_millis(20))
+        .with_fetch_max_wait(Duration::from_millis(20))
+}
+
 /// Every Kafka figure, with `n` keys.
 pub fn figures(n: u64) -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -162,19 +169,22 @@ async fn run(n: u64) -> Result<(), Box<dyn std::error::Error>> {
     let producer = ProducerBuilder::new(store, "movies", movies::schema()?)
         .with_listener(stages.clone())
         .with_snapshot_every(10)
+        .with_snapshots_in_background()
         .build()
         .await?;
-    let mut source = KafkaSourceBuilder::<Movie>::new(broker.bootstrap(), &topic)
-        .with_max_delay(Duration::from_millis(20))
-        .with_fetch_max_wait(Duration::from_millis(20))
+    let mut source = source_settings(broker.bootstrap(), &topic)
         .build(producer)
         .await?;
     let status = source.status();
     let t = Instant::now();
-    let running = tokio::spawn(async move { source.run_until(std::future::pending()).await });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        let r = source.run_until(async { drop(stopped.await) }).await;
+        r.map(|_| source)
+    });
     while status.lock().unwrap().announced != end {
         if running.is_finished() {
-            return Err(format!("the source stopped: {:?}", running.await?).into());
+            return Err(format!("the source stopped: {:?}", running.await?.err()).into());
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -189,6 +199,16 @@ async fn run(n: u64) -> Result<(), Box<dyn std::error::Error>> {
         status.lock().unwrap().cycles,
         took
     );
+    stages.print();
+    stages.0.lock().unwrap().clear();
+    stop.send(()).ok();
+    let mut producer = running.await??.into_producer();
+    if let Some(snapshot) = producer.wait_for_background_snapshot().await {
+        eprintln!(
+            "[bench]   the last background snapshot: {:?}",
+            snapshot.map(|s| s.version)
+        );
+    }
 
     progress("kafka: a new reader from the snapshot");
     let t = Instant::now();
@@ -217,8 +237,10 @@ async fn run(n: u64) -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
 
-    stages.print();
-    stages.0.lock().unwrap().clear();
+    let mut source = source_settings(broker.bootstrap(), &topic)
+        .build(producer)
+        .await?;
+    let running = tokio::spawn(async move { source.run_until(std::future::pending()).await });
     write_to_visible(&writer, &topic, dir.path(), n).await?;
     stages.print();
     running.abort();

@@ -75,6 +75,12 @@ fn cycle_on(
         .apply_delta(Bytes::from(blobs.delta.clone().unwrap()))
         .unwrap();
     w.verify_changes_in(&next).unwrap();
+    // The state reached by the delta writes a snapshot of itself that reads back the same.
+    let rewritten = ReadState::from_snapshot(Bytes::from(next.write_snapshot())).unwrap();
+    assert_eq!(rewritten.id(), next.id());
+    assert_eq!(rewritten.tags(), next.tags());
+    assert!(rewritten.same_content_as(&next));
+    assert_eq!(rewritten.checksum(), next.checksum());
     // The committed state is not the current one (unless nothing changed).
     if w.has_changes() {
         assert!(w.verify_changes_in(chain).is_err());

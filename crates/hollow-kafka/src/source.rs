@@ -432,6 +432,11 @@ where
         &self.producer
     }
 
+    /// The producer, once the source is done with it (after [`KafkaSource::run_until`]).
+    pub fn into_producer(self) -> Producer {
+        self.producer
+    }
+
     /// A handle on what the source has done, updated as it runs.
     pub fn status(&self) -> Arc<Mutex<SourceStatus>> {
         self.status.clone()

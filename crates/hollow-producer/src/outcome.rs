@@ -11,7 +11,8 @@ pub struct CycleReport {
     pub version: u64,
     /// The version it follows, if any.
     pub previous: Option<u64>,
-    /// Bytes of the snapshot, when one was published this cycle.
+    /// Bytes of the snapshot, when one was published in this cycle (not one written in the
+    /// background after it).
     pub snapshot_bytes: Option<usize>,
     /// Bytes of the delta and of the reverse delta, when there is a previous version.
     pub delta_bytes: Option<(usize, usize)>,

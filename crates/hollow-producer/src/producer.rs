@@ -34,6 +34,8 @@ pub struct Producer {
     /// Set when the producer may no longer be at the announced state (an announcement it lost
     /// or could not confirm, a panic): the next cycle first restores from the store.
     needs_restore: bool,
+    /// The snapshot being written and published in the background, if any.
+    background_snapshot: Option<tokio::task::JoinHandle<Result<StateId>>>,
 }
 
 impl Producer {
@@ -48,7 +50,70 @@ impl Producer {
             settings,
             snapshot_buffer: Vec::new(),
             needs_restore: false,
+            background_snapshot: None,
         }
+    }
+
+    /// Waits for the snapshot being published in the background (see
+    /// [`ProducerBuilder::with_snapshots_in_background`](crate::ProducerBuilder::with_snapshots_in_background)),
+    /// if any: the state it is of, or why it failed (it is then written again at the next
+    /// snapshot cycle).
+    pub async fn wait_for_background_snapshot(&mut self) -> Option<Result<StateId>> {
+        let job = self.background_snapshot.take()?;
+        Some(job.await.unwrap_or_else(|e| {
+            Err(Error::Panicked {
+                message: format!("the background snapshot task failed: {e}"),
+            })
+        }))
+    }
+
+    /// Writes the snapshot of `state` from it, checks that it reads back as `state`, and
+    /// publishes it, on other threads. One at a time: while one is under way, the next is
+    /// skipped (and written at the next snapshot cycle).
+    fn publish_snapshot_in_background(&mut self, state: ReadState) {
+        if self
+            .background_snapshot
+            .as_ref()
+            .is_some_and(|j| !j.is_finished())
+        {
+            tracing::info!(state = %state.id(), "a background snapshot is still under way; this one is skipped");
+            return;
+        }
+        let store = self.store.clone();
+        self.background_snapshot = Some(tokio::spawn(async move {
+            let id = state.id();
+            let result = async {
+                let blob = tokio::task::spawn_blocking(move || -> Result<Bytes> {
+                    let blob = Bytes::from(state.write_snapshot());
+                    let back = ReadState::from_snapshot_without_indexes(blob.clone())?;
+                    if !back.same_content_as(&state) {
+                        return Err(Error::Integrity(format!(
+                            "the snapshot written from version {} differs from it",
+                            state.version()
+                        )));
+                    }
+                    Ok(blob)
+                })
+                .await
+                .map_err(|e| Error::Panicked {
+                    message: format!("writing a snapshot in the background: {e}"),
+                })??;
+                store.put(BlobName::Snapshot(id), blob).await?;
+                Ok(id)
+            }
+            .await;
+            let outcome = if result.is_ok() {
+                "published"
+            } else {
+                "failed"
+            };
+            metrics::counter!("hollow_producer_background_snapshots_total", "outcome" => outcome)
+                .increment(1);
+            if let Err(e) = &result {
+                tracing::warn!(state = %id, error = %e, "background snapshot failed; the next snapshot cycle writes one again");
+            }
+            result
+        }));
     }
 
     /// The announced version, if any.
@@ -232,9 +297,11 @@ impl Producer {
         let origin = self.announced.as_ref().map(|a| a.state.id());
         // A snapshot is written only when it is published (every Nth cycle, and the first):
         // the other cycles cost in proportion to their change.
-        let publish_snapshot =
+        let snapshot_cycle =
             origin.is_none() || (self.published + 1) % self.settings.snapshot_every == 0;
-        let snapshot = match publish_snapshot {
+        let in_background =
+            snapshot_cycle && origin.is_some() && self.settings.snapshots_in_background;
+        let snapshot = match snapshot_cycle && !in_background {
             true => {
                 let buffer = std::mem::take(&mut self.snapshot_buffer);
                 Some(Bytes::from(self.write.write_snapshot_into(id, buffer)?))
@@ -297,6 +364,9 @@ impl Producer {
         stage("announce", t);
 
         self.write.commit_cycle()?;
+        if in_background {
+            self.publish_snapshot_in_background(state.clone());
+        }
         self.announced = Some(Announced {
             state,
             announcement,

@@ -116,6 +116,28 @@ impl ReadState {
         Ok(state)
     }
 
+    /// Writes this state as a snapshot blob, as its producer would have: the same identity,
+    /// schema, tags and records at the same ordinals, each type's buffers copied as they are.
+    /// A state reached by deltas can so be snapshotted without its write state, off the path
+    /// of the cycle that made it.
+    pub fn write_snapshot(&self) -> Vec<u8> {
+        let mut blob = format::BlobWriter::new(format::BlobHeader {
+            kind: BlobKind::Snapshot,
+            origin: StateId::default(),
+            destination: self.id,
+        });
+        let mut schema = format::io::ByteWriter::new();
+        self.schema.encode(&mut schema);
+        blob.section(SectionKind::Schema, 0, schema);
+        format::tags_section(&self.tags, &mut blob);
+        for (i, data) in self.types.iter().enumerate() {
+            let mut w = format::io::ByteWriter::new();
+            data.to_section().encode(&mut w);
+            blob.section(SectionKind::TypeData, i as u32, w);
+        }
+        blob.finish()
+    }
+
     /// The version this state is.
     pub fn version(&self) -> u64 {
         self.id.version

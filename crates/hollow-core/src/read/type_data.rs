@@ -20,6 +20,12 @@ pub(crate) struct ColumnLayout {
     pub(crate) kind: Kind,
 }
 
+/// The bytes a section stores for `bits` packed bits (a buffer in memory may hold padding).
+fn exact(bits: &PackedBits, len: u64) -> Bytes {
+    bits.bytes()
+        .slice(..crate::packed::packed_len_bytes(len) as usize)
+}
+
 /// A column's dictionary of byte strings.
 #[derive(Clone, Debug)]
 pub(crate) struct Dictionary {
@@ -79,6 +85,16 @@ impl Dictionary {
             && self.pool == other.pool
     }
 
+    /// The dictionary as stored: the inverse of `from_section`, sharing its buffers.
+    fn to_section(&self) -> DictSection {
+        DictSection {
+            population: self.population.clone(),
+            ends_width: self.ends.width(),
+            ends: exact(self.ends.bits(), self.ends.len() * self.ends.width() as u64),
+            pool: self.pool.clone(),
+        }
+    }
+
     /// Number of entry slots.
     pub(crate) fn len(&self) -> u64 {
         self.ends.len()
@@ -134,6 +150,27 @@ impl TypeData {
     }
 
     /// Validates a decoded section against its type definition.
+    /// The type as stored, to write into a snapshot: the inverse of `from_section`, sharing
+    /// its buffers.
+    pub(crate) fn to_section(&self) -> TypeSection {
+        TypeSection {
+            population: self.population.clone(),
+            encodings: self.columns.iter().map(|c| c.encoding).collect(),
+            row_count: self.row_count,
+            rows: exact(&self.rows, self.row_count * self.row_bits),
+            ends: self
+                .ends
+                .as_ref()
+                .map(|e| (e.width(), exact(e.bits(), e.len() * e.width() as u64))),
+            dicts: self
+                .dicts
+                .iter()
+                .flatten()
+                .map(Dictionary::to_section)
+                .collect(),
+        }
+    }
+
     pub(crate) fn from_section(s: TypeSection, def: &TypeDef) -> Result<Self> {
         let name = def.name();
         let slots = s.population.len();

@@ -24,7 +24,7 @@ impl WriteState {
             let data = state.type_data(TypeId(i as u32));
             let name = def.name();
             let present = tw.records.present();
-            if !present.iter().eq(data.population.iter()) {
+            if *present != data.population {
                 return Err(format!(
                     "{name}: the populations differ ({} records written, {} read)",
                     present.iter().count(),

@@ -1,6 +1,7 @@
 //! What a cycle's closure gets: a [`Populator`] adding the whole dataset, or [`Changes`]
 //! upserting and deleting records by primary key on top of the announced state.
 
+use hollow_core::schema::TypeId;
 use hollow_core::{AddBatch, ReadState, WriteState};
 use serde::{Deserialize, Serialize};
 
@@ -30,9 +31,11 @@ pub struct Changes<'a> {
     pub(crate) write: &'a mut WriteState,
     pub(crate) announced: Option<&'a ReadState>,
     /// Per type: keys upserted in this cycle (encoded) and the ordinal they got.
-    pub(crate) upserted: std::collections::HashMap<(String, Vec<u8>), u32>,
+    pub(crate) upserted: foldhash::HashMap<(TypeId, EncodedKey), u32>,
     /// Keys (as in `upserted`) whose record of the announced state was removed this cycle.
-    pub(crate) deleted: std::collections::HashSet<(String, Vec<u8>)>,
+    pub(crate) deleted: foldhash::HashSet<(TypeId, EncodedKey)>,
+    /// Where keys are encoded, reused.
+    pub(crate) scratch: Vec<u8>,
     /// The types of the upserts staged in the write state and not applied yet, in order.
     pub(crate) staged: Vec<hollow_core::schema::TypeId>,
 }
@@ -44,9 +47,17 @@ fn no_primary_key(type_name: &str) -> hollow_core::Error {
 /// Upserts are staged and added together up to this many at a time.
 const STAGED_UPSERTS: usize = 4096;
 
-/// A key's parts as bytes, to remember keys across the borrow of the write state.
-fn encode_key(parts: &[hollow_core::KeyPart<'_>]) -> Vec<u8> {
-    let mut out = Vec::new();
+/// A key's parts as bytes, to remember keys across the borrow of the write state: inline when
+/// short (an integer key takes 9 bytes), so that remembering 100,000 upserts allocates nothing
+/// per key.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) enum EncodedKey {
+    Short(u8, [u8; 22]),
+    Long(Box<[u8]>),
+}
+
+fn encode_key(parts: &[hollow_core::KeyPart<'_>], out: &mut Vec<u8>) -> EncodedKey {
+    out.clear();
     for p in parts {
         match *p {
             hollow_core::KeyPart::Null => out.push(0),
@@ -65,7 +76,13 @@ fn encode_key(parts: &[hollow_core::KeyPart<'_>]) -> Vec<u8> {
             }
         }
     }
-    out
+    if out.len() <= 22 {
+        let mut short = [0u8; 22];
+        short[..out.len()].copy_from_slice(out);
+        EncodedKey::Short(out.len() as u8, short)
+    } else {
+        EncodedKey::Long(out.as_slice().into())
+    }
 }
 
 impl Changes<'_> {
@@ -101,7 +118,7 @@ impl Changes<'_> {
                 .write
                 .key_of(type_name, ordinal)?
                 .ok_or_else(|| no_primary_key(type_name))?;
-            let key = (type_name.to_string(), encode_key(&parts));
+            let key = (ty, encode_key(&parts, &mut self.scratch));
             let before = match self.deleted.contains(&key) {
                 true => None, // removed already this cycle
                 false => self.find_committed(type_name, &parts)?,
@@ -150,7 +167,8 @@ impl Changes<'_> {
         parts: &[hollow_core::KeyPart<'_>],
     ) -> hollow_core::Result<bool> {
         self.apply_staged()?;
-        let encoded = (type_name.to_string(), encode_key(parts));
+        let ty = self.write.schema().require(type_name)?;
+        let encoded = (ty, encode_key(parts, &mut self.scratch));
         let mut found = false;
         if !self.deleted.contains(&encoded) {
             if let Some(o) = self.find_committed(type_name, parts)? {

@@ -256,8 +256,9 @@ impl Producer {
             let mut c = Changes {
                 write,
                 announced,
-                upserted: std::collections::HashMap::new(),
-                deleted: std::collections::HashSet::new(),
+                upserted: Default::default(),
+                deleted: Default::default(),
+                scratch: Vec::new(),
                 staged: Vec::new(),
             };
             changes(&mut c)?;

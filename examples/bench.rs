@@ -8,6 +8,8 @@
 
 #[path = "kafka/bench.rs"]
 mod kafka;
+#[path = "kafka/movies_topic.rs"]
+mod movies_topic;
 #[path = "kafka/replay.rs"]
 mod replay;
 

@@ -9,6 +9,8 @@
 //! cargo run --release --example kafka_demo -- --help
 //! ```
 
+#[path = "kafka/movies_topic.rs"]
+mod movies_topic;
 #[path = "kafka/replay.rs"]
 mod replay;
 
@@ -103,22 +105,8 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
     let writer = TopicWriter::connect(broker.bootstrap(), &o.topic).await?;
     let data = movies::state1(o.records);
     let t = Instant::now();
-    let mut written = std::collections::BTreeMap::new();
-    for chunk in data.chunks(20_000) {
-        let messages = chunk
-            .iter()
-            .map(|m| {
-                (
-                    m.id.to_string().into_bytes(),
-                    Some(serde_json::to_vec(m).unwrap()),
-                )
-            })
-            .collect();
-        for token in writer.send_batch(messages).await? {
-            written.insert(token.partition, token.offset);
-        }
-    }
-    let written: Vec<(i32, i64)> = written.into_iter().collect();
+    let end = movies_topic::write_movies(&writer, &data).await?;
+    let written: Vec<(i32, i64)> = end.iter().map(|(p, next)| (p, next - 1)).collect();
     println!("   written in {}", ms(t.elapsed()));
 
     println!(

@@ -14,6 +14,7 @@ use hollow::movies::{self, Movie};
 use hollow::producer::ProducerBuilder;
 use hollow_kafka::{KafkaSourceBuilder, LocalBroker, Offsets, ReadYourWrites, TopicWriter};
 
+use super::movies_topic::write_movies;
 use super::replay::replay;
 use super::{figure, progress};
 
@@ -142,23 +143,7 @@ async fn run(n: u64) -> Result<(), Box<dyn std::error::Error>> {
     progress(&format!(
         "kafka: writing {n} JSON movies to {topic} (4 partitions)"
     ));
-    let mut end = Offsets::default();
-    for chunk in movies::state1(n).chunks(50_000) {
-        let messages = chunk
-            .iter()
-            .map(|m| {
-                (
-                    m.id.to_string().into_bytes(),
-                    Some(serde_json::to_vec(m).unwrap()),
-                )
-            })
-            .collect();
-        for t in writer.send_batch(messages).await? {
-            if end.next(t.partition).is_none_or(|next| next <= t.offset) {
-                end.set_next(t.partition, t.offset + 1);
-            }
-        }
-    }
+    let end = write_movies(&writer, &movies::state1(n)).await?;
 
     let dir = tempfile::tempdir()?;
     progress("kafka: materializing the topic (source from offset 0 to announced)");

@@ -82,16 +82,7 @@ async fn bad_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on() {
         tokio::spawn(async move { source.run_until(async { drop(stopped.await) }).await });
     // After the bad ones, a good message still gets through.
     let token = writer.send(b"9", Some(&good(9, &mut r))).await.unwrap();
-    let consumer = loop {
-        if let Ok(c) = hollow::consumer::ConsumerBuilder::local(dir.path(), "movies")
-            .unwrap()
-            .build()
-            .await
-        {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let consumer = consumer(dir.path()).await;
     let state = consumer
         .wait_for_write(&topic, token, Duration::from_secs(30))
         .await
@@ -174,16 +165,7 @@ async fn a_broker_that_goes_away_and_comes_back() {
     let mut source = source(broker.bootstrap(), &topic, None, dir.path()).await;
     let status = source.status();
     let running = tokio::spawn(async move { source.run_until(std::future::pending()).await });
-    let consumer = loop {
-        if let Ok(c) = hollow::consumer::ConsumerBuilder::local(dir.path(), "movies")
-            .unwrap()
-            .build()
-            .await
-        {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let consumer = consumer(dir.path()).await;
     let last = tokens
         .iter()
         .map(|t| (t.partition, t.offset))

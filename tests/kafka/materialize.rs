@@ -36,22 +36,7 @@ async fn every_consumer_equals_the_map_of_the_messages() {
             .map(|_| source)
     });
     // The source publishes the first 150,000; a consumer starts and waits for them all.
-    let follower = {
-        let mut c = None;
-        for _ in 0..200 {
-            if let Ok(consumer) = hollow::consumer::ConsumerBuilder::local(dir.path(), "movies")
-                .unwrap()
-                .with_poll_interval(Duration::from_millis(20))
-                .build()
-                .await
-            {
-                c = Some(consumer);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        c.expect("a first state within 20 s")
-    };
+    let follower = consumer(dir.path()).await;
     let last_of = |tokens: &[hollow_kafka::WriteToken]| {
         let mut last = std::collections::BTreeMap::new();
         for t in tokens {

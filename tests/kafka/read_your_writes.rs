@@ -45,18 +45,11 @@ async fn a_write_is_visible_to_the_read_that_names_it() {
         .unwrap();
     let mut source = source(broker.bootstrap(), &topic, None, dir.path()).await;
     let running = tokio::spawn(async move { source.run_until(std::future::pending()).await });
-    let consumer = loop {
-        if let Ok(c) = hollow::consumer::ConsumerBuilder::local(dir.path(), "movies")
-            .unwrap()
-            .build()
-            .await
-        {
-            if c.current().is_some() {
-                break c;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let consumer = consumer(dir.path()).await;
+    consumer
+        .wait_until(|_| true, Duration::from_secs(30))
+        .await
+        .expect("a first state");
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .build_recorder()
         .handle();

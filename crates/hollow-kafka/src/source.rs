@@ -805,88 +805,71 @@ async fn fetch<T: Serialize, D: Decoder<T>>(
     let mut backoff = Duration::from_millis(100);
     let mut next = next;
     loop {
-        let offset = match next {
-            Some(o) => o,
+        let failure = match next {
             None => match client.get_offset(OffsetAt::Earliest).await {
                 Ok(o) => {
                     next = Some(o);
-                    o
-                }
-                Err(e) => {
-                    let message = format!("{}/{partition}: earliest offset: {e}", client.topic());
-                    if tx
-                        .send(Err((partition, FetchError::Failed(message))))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(max_backoff);
                     continue;
                 }
+                Err(e) => format!("{}/{partition}: earliest offset: {e}", client.topic()),
             },
-        };
-        // The client retries a broker that is away for a long while; a bound makes the outage
-        // show (in the status, the logs) while it lasts.
-        let fetched = tokio::time::timeout(
-            max_wait + FETCH_ANSWER_BOUND,
-            client.fetch_records(offset, 1..max_bytes, max_wait.as_millis() as i32),
-        )
-        .await
-        .unwrap_or_else(|_| Err(rskafka::client::error::Error::Timeout));
-        match fetched {
-            Ok((records, _high_watermark)) => {
-                backoff = Duration::from_millis(100);
-                let records: Vec<RecordAndOffset> =
-                    records.into_iter().filter(|r| r.offset >= offset).collect();
-                if let Some(last) = records.last() {
-                    let after = last.offset + 1;
-                    next = Some(after);
-                    let messages = records
-                        .into_iter()
-                        .map(|r| classifier.classify(partition, r))
-                        .collect();
-                    if tx.send(Ok((partition, after, messages))).await.is_err() {
-                        return;
+            // The client retries a broker that is away for a long while; a bound makes the
+            // outage show (in the status, the logs) while it lasts.
+            Some(offset) => match tokio::time::timeout(
+                max_wait + FETCH_ANSWER_BOUND,
+                client.fetch_records(offset, 1..max_bytes, max_wait.as_millis() as i32),
+            )
+            .await
+            .unwrap_or(Err(rskafka::client::error::Error::Timeout))
+            {
+                Ok((records, _high_watermark)) => {
+                    backoff = Duration::from_millis(100);
+                    let records: Vec<RecordAndOffset> =
+                        records.into_iter().filter(|r| r.offset >= offset).collect();
+                    if let Some(last) = records.last() {
+                        let after = last.offset + 1;
+                        next = Some(after);
+                        let messages = records
+                            .into_iter()
+                            .map(|r| classifier.classify(partition, r))
+                            .collect();
+                        if tx.send(Ok((partition, after, messages))).await.is_err() {
+                            return;
+                        }
                     }
-                }
-            }
-            Err(rskafka::client::error::Error::ServerError {
-                protocol_error: rskafka::client::error::ProtocolError::OffsetOutOfRange,
-                ..
-            }) => {
-                let earliest = client.get_offset(OffsetAt::Earliest).await.unwrap_or(-1);
-                let latest = client.get_offset(OffsetAt::Latest).await.unwrap_or(-1);
-                if offset == latest || (earliest >= 0 && offset >= earliest && offset <= latest) {
-                    // Raced with the log's end; nothing is missing.
-                    tokio::time::sleep(max_wait).await;
                     continue;
                 }
-                let _ = tx
-                    .send(Err((
-                        partition,
-                        FetchError::Gone {
-                            next: offset,
-                            earliest,
-                            latest,
-                        },
-                    )))
-                    .await;
-                return;
-            }
-            Err(e) => {
-                let message = format!("{}/{partition}@{offset}: {e}", client.topic());
-                if tx
-                    .send(Err((partition, FetchError::Failed(message))))
-                    .await
-                    .is_err()
-                {
+                Err(rskafka::client::error::Error::ServerError {
+                    protocol_error: rskafka::client::error::ProtocolError::OffsetOutOfRange,
+                    ..
+                }) => {
+                    let earliest = client.get_offset(OffsetAt::Earliest).await.unwrap_or(-1);
+                    let latest = client.get_offset(OffsetAt::Latest).await.unwrap_or(-1);
+                    if offset == latest || (earliest >= 0 && offset >= earliest && offset <= latest)
+                    {
+                        // Raced with the log's end; nothing is missing.
+                        tokio::time::sleep(max_wait).await;
+                        continue;
+                    }
+                    let gone = FetchError::Gone {
+                        next: offset,
+                        earliest,
+                        latest,
+                    };
+                    let _ = tx.send(Err((partition, gone))).await;
                     return;
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(max_backoff);
-            }
+                Err(e) => format!("{}/{partition}@{offset}: {e}", client.topic()),
+            },
+        };
+        if tx
+            .send(Err((partition, FetchError::Failed(failure))))
+            .await
+            .is_err()
+        {
+            return;
         }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(max_backoff);
     }
 }

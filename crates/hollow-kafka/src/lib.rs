@@ -42,6 +42,33 @@
 //! assert!(state.is_some());
 //! # Ok(()) }
 //! ```
+//!
+//! Without a broker: how message keys map to primary keys, and what a state's offsets say.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use hollow_kafka::{KeyShape, Offsets, OwnedKeyPart, WriteToken};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Price { sku: String, region: String, cents: u32 }
+//!
+//! let schema = hollow_core::SchemaBuilder::new()
+//!     .add::<Price>()
+//!     .primary_key("Price", &["sku", "region"])
+//!     .build()?;
+//! let shape = KeyShape::of::<Price>(&schema)?;
+//! let key = shape.parse(br#"{"sku": "A-1", "region": "fr"}"#)?;
+//! let price = Price { sku: "A-1".into(), region: "fr".into(), cents: 250 };
+//! assert_eq!(shape.key_of(&price)?, key);
+//! assert_eq!(key[1], OwnedKeyPart::Bytes(b"fr".to_vec()));
+//!
+//! // A state whose offsets tag says "0=120,1=98" contains the message at 1:97, not 1:98.
+//! let offsets: Offsets = "0=120,1=98".parse()?;
+//! let token: WriteToken = "1:97".parse()?;
+//! assert!(offsets.contains(token.partition, token.offset));
+//! assert!(!offsets.contains(1, 98));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
 

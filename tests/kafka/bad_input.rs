@@ -201,3 +201,38 @@ async fn a_broker_that_goes_away_and_comes_back() {
     assert_eq!(view_of(&state), fold(&work));
     running.abort();
 }
+
+/// A misconfigured source says so at once, naming what is wrong: no broker at the address (no
+/// broker needed for this test), or no such topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_broker_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = free.local_addr().unwrap().to_string();
+    drop(free);
+    let started = std::time::Instant::now();
+    let err = source_builder(&address, "movies", None)
+        .build(producer(dir.path()).await)
+        .await
+        .err()
+        .expect("no broker there");
+    assert!(matches!(err, Error::Kafka { .. }), "{err}");
+    assert!(err.to_string().contains(&address), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: run .ci/kafka-job"]
+async fn a_missing_topic_is_an_error_naming_it() {
+    let broker = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = fresh_topic("never-created");
+    let err = source_builder(broker.bootstrap(), &topic, None)
+        .build(producer(dir.path()).await)
+        .await
+        .err()
+        .expect("no such topic");
+    assert!(matches!(err, Error::TopicMissing { .. }), "{err}");
+    assert!(err.to_string().contains(&topic), "{err}");
+}

@@ -136,8 +136,10 @@ where
     }
 
     /// The source, publishing through `producer`, which must have the record type `T` with a
-    /// primary key in its schema. Connects to the cluster (retrying with backoff while it is
-    /// unreachable) and checks that the topics exist.
+    /// primary key in its schema. Connects to the cluster and checks that the topics exist: a
+    /// cluster unreachable for a few seconds, or a topic missing, is an error naming them (a
+    /// misconfiguration should not look like a quiet topic). Once running, the source rides out
+    /// outages.
     pub async fn build(self, producer: Producer) -> Result<KafkaSource<T, D>> {
         let shape = KeyShape::of::<T>(producer.schema()).map_err(Error::Config)?;
         let bootstrap = self.bootstrap.join(",");
@@ -146,7 +148,16 @@ where
         }
         let status = Arc::new(Mutex::new(SourceStatus::default()));
         let settings = self.settings;
-        let client = connect(&self.bootstrap, settings.max_backoff, &status).await;
+        let client = ClientBuilder::new(self.bootstrap.clone())
+            .backoff_config(client_backoff(settings.max_backoff))
+            .build()
+            .await
+            .map(Arc::new)
+            .map_err(|source| Error::Kafka {
+                what: "connecting".into(),
+                bootstrap: bootstrap.clone(),
+                source: Box::new(source),
+            })?;
         let partitions = topic_partitions(&client, &bootstrap, &settings.topic).await?;
         let dead_letters = match &settings.dead_letter_topic {
             Some(topic) => {
@@ -361,30 +372,6 @@ enum FetchError {
 
 fn lock(status: &Mutex<SourceStatus>) -> std::sync::MutexGuard<'_, SourceStatus> {
     status.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-async fn connect(
-    bootstrap: &[String],
-    max_backoff: Duration,
-    status: &Mutex<SourceStatus>,
-) -> Arc<Client> {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match ClientBuilder::new(bootstrap.to_vec())
-            .backoff_config(client_backoff(max_backoff))
-            .build()
-            .await
-        {
-            Ok(client) => return Arc::new(client),
-            Err(e) => {
-                let message = format!("cannot reach Kafka at {}: {e}", bootstrap.join(","));
-                tracing::warn!(error = %message, retry_in_ms = backoff.as_millis() as u64, "kafka source");
-                lock(status).last_error = Some(message);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(max_backoff);
-            }
-        }
-    }
 }
 
 /// The client's own retries give up after a while, so that failures surface (in the status,

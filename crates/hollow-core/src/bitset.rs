@@ -140,18 +140,15 @@ impl Bitset {
         words
             .iter()
             .enumerate()
-            .map(move |(i, &w)| (first + i, w))
-            .flat_map(|(wi, w)| {
-                let mut w = w;
-                std::iter::from_fn(move || {
-                    if w == 0 {
-                        return None;
-                    }
-                    let bit = w.trailing_zeros() as u64;
-                    w &= w - 1;
-                    Some(wi as u64 * 64 + bit)
-                })
-            })
+            .flat_map(move |(i, &w)| elements_of_word(first + i, w))
+    }
+
+    /// The elements not in `other`, ascending, a word at a time: for the records new in a
+    /// cycle (present, not previous) without visiting every record.
+    pub fn iter_minus<'a>(&'a self, other: &'a Bitset) -> impl Iterator<Item = u64> + 'a {
+        self.words.iter().enumerate().flat_map(move |(wi, &w)| {
+            elements_of_word(wi, w & !other.words.get(wi).copied().unwrap_or(0))
+        })
     }
 
     /// Adds every element of `other`, growing the set if needed.
@@ -181,9 +178,36 @@ impl Bitset {
     }
 }
 
+/// The elements word `wi` holds, ascending.
+fn elements_of_word(wi: usize, mut w: u64) -> impl Iterator<Item = u64> {
+    std::iter::from_fn(move || {
+        if w == 0 {
+            return None;
+        }
+        let bit = w.trailing_zeros() as u64;
+        w &= w - 1;
+        Some(wi as u64 * 64 + bit)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elements_not_in_another_set() {
+        let mut a = Bitset::with_len(10);
+        let mut b = Bitset::with_len(70);
+        for i in [1, 5, 63, 64, 200, 300] {
+            a.insert(i);
+        }
+        for i in [5, 64, 65] {
+            b.insert(i);
+        }
+        assert_eq!(a.iter_minus(&b).collect::<Vec<_>>(), vec![1, 63, 200, 300]);
+        assert_eq!(b.iter_minus(&a).collect::<Vec<_>>(), vec![65]);
+        assert_eq!(a.iter_minus(&a).count(), 0);
+    }
 
     #[test]
     fn insert_iterate_and_round_trip() {

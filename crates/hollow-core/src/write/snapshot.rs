@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::{TypeWriter, WriteState};
+use crate::bitset::Bitset;
 use crate::encoding::{ColumnEncoding, ValueRange};
 use crate::error::Result;
 use crate::format::io::ByteWriter;
@@ -103,9 +104,10 @@ impl RowPacking {
 }
 
 /// The value range of each column over the present records that `skip` does not exclude.
-fn column_ranges(tw: &TypeWriter, def: &TypeDef, skip: impl Fn(u64) -> bool) -> Vec<ValueRange> {
+/// The range of each column's values over the present records that `skip` does not hold.
+fn column_ranges(tw: &TypeWriter, def: &TypeDef, skip: &Bitset) -> Vec<ValueRange> {
     let mut ranges = vec![ValueRange::default(); def.columns().len()];
-    for o in tw.records.present().iter().filter(|&o| !skip(o)) {
+    for o in tw.records.present().iter_minus(skip) {
         for row in tw.records.get(o as u32).chunks_exact(tw.shape.row_words) {
             for (c, col) in def.columns().iter().enumerate() {
                 if !is_null(row, tw.shape.mask_words, c) {
@@ -144,7 +146,7 @@ pub(super) fn choose_encodings(tw: &mut TypeWriter, def: &TypeDef) -> Result<Vec
     });
     if let Some(committed) = committed {
         let previous = tw.records.previous();
-        let new = column_ranges(tw, def, |o| previous.contains(o));
+        let new = column_ranges(tw, def, previous);
         let all_fit = def
             .columns()
             .iter()
@@ -160,7 +162,7 @@ pub(super) fn choose_encodings(tw: &mut TypeWriter, def: &TypeDef) -> Result<Vec
         }
     }
     let ncols = def.columns().len();
-    let ranges = column_ranges(tw, def, |_| false);
+    let ranges = column_ranges(tw, def, &Bitset::default());
     let mut out = Vec::with_capacity(ncols);
     for (c, col) in def.columns().iter().enumerate() {
         let mut enc = match tw.encodings[c] {

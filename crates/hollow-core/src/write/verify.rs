@@ -31,11 +31,13 @@ impl WriteState {
                     data.population.iter().count()
                 ));
             }
-            let previous = tw.records.previous();
-            let changed = present
-                .iter()
-                .filter(|&o| self.replaced[i] || !previous.contains(o));
-            for o in changed {
+            let none = crate::bitset::Bitset::default();
+            let carried = if self.replaced[i] {
+                &none
+            } else {
+                tw.records.previous()
+            };
+            for o in present.iter_minus(carried) {
                 let record = tw.records.get(o as u32);
                 let rows = data.row_range(o);
                 let words = tw.shape.row_words.max(1);

@@ -51,6 +51,8 @@ pub struct Interner<T> {
     previous_slots: u32,
     /// Ordinals free to hand out, highest first so `pop` gives the lowest.
     free: Vec<u32>,
+    /// Ordinals handed out in the current cycle: none of them is in the previous state.
+    fresh: Vec<u32>,
     /// Arena elements belonging to removed values.
     garbage: usize,
 }
@@ -65,6 +67,7 @@ impl<T> Default for Interner<T> {
             previous: Bitset::default(),
             previous_slots: 0,
             free: Vec::new(),
+            fresh: Vec::new(),
             garbage: 0,
         }
     }
@@ -155,6 +158,7 @@ impl<T: Copy + Eq + Hash> Interner<T> {
         }
         self.table.insert(span.slot(ordinal));
         self.present.insert(ordinal as u64);
+        self.fresh.push(ordinal);
         ordinal
     }
 
@@ -237,14 +241,14 @@ impl<T: Copy + Eq + Hash> Interner<T> {
         self.previous_slots
     }
 
-    /// Ends the cycle: the current state becomes the previous one. Values not present in it are
-    /// dropped and their ordinals freed for the next cycle.
+    /// Ends the cycle: the current state becomes the previous one. Values not present in it
+    /// (of the previous state, or added and taken out again in this cycle) are dropped and
+    /// their ordinals freed for the next cycle.
     pub fn commit(&mut self) {
-        let removed: Vec<u32> = self
-            .previous
-            .iter()
-            .filter(|&o| !self.present.contains(o))
-            .map(|o| o as u32)
+        let fresh = std::mem::take(&mut self.fresh);
+        let removed: Vec<u32> = (self.previous.iter().map(|o| o as u32))
+            .chain(fresh)
+            .filter(|&o| !self.present.contains(o as u64))
             .collect();
         self.drop_values(removed);
         self.previous_slots = self.present_slots();
@@ -254,12 +258,7 @@ impl<T: Copy + Eq + Hash> Interner<T> {
 
     /// Abandons the cycle: values added in it are dropped, the previous state stays.
     pub fn abandon(&mut self) {
-        let added: Vec<u32> = self
-            .present
-            .iter()
-            .filter(|&o| !self.previous.contains(o))
-            .map(|o| o as u32)
-            .collect();
+        let added = std::mem::take(&mut self.fresh);
         self.drop_values(added);
         self.present.clear();
     }
@@ -301,6 +300,7 @@ impl<T: Copy + Eq + Hash> Interner<T> {
             + self.present.heap_bytes()
             + self.previous.heap_bytes()
             + self.free.capacity() * 4
+            + self.fresh.capacity() * 4
     }
 }
 
@@ -330,6 +330,31 @@ mod tests {
         assert_eq!(t.get(d), b"delta");
         assert_eq!(t.intern(b"gamma"), g);
         assert_eq!(t.intern(b"alpha"), 3, "alpha comes back as a new record");
+    }
+
+    /// A value added and taken out again within one cycle (an incremental cycle upserting a
+    /// key twice) belongs to no state: its ordinal is free after the cycle, whether it is
+    /// committed or abandoned, rather than a hole every later state carries.
+    #[test]
+    fn values_added_and_removed_within_a_cycle_free_their_ordinals() {
+        let mut t = Interner::<u8>::default();
+        let kept = t.intern(b"kept");
+        for v in [&b"one"[..], b"two", b"three"] {
+            let o = t.intern(v);
+            t.unmark(o);
+        }
+        t.commit();
+        assert_eq!(t.previous().iter().collect::<Vec<_>>(), vec![kept as u64]);
+        assert_eq!(
+            t.intern(b"next"),
+            1,
+            "the lowest freed ordinal is handed out"
+        );
+        let o = t.intern(b"gone");
+        t.unmark(o);
+        t.abandon();
+        assert_eq!(t.intern(b"after"), 1);
+        assert_eq!(t.intern(b"and"), 2);
     }
 
     #[test]

@@ -141,47 +141,25 @@ impl KeyShape {
 }
 
 fn text_part(text: &str, kind: Kind) -> Result<OwnedKeyPart, String> {
-    let bad = |what: &str| format!("{text:?} is not {what}");
+    fn parse<N: std::str::FromStr>(text: &str, what: &str) -> Result<N, String> {
+        text.trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not {what}"))
+    }
     Ok(match kind {
-        Kind::I32 | Kind::I64 => {
-            OwnedKeyPart::Int(text.trim().parse().map_err(|_| bad("an integer"))?)
+        Kind::I32 | Kind::I64 => OwnedKeyPart::Int(parse(text, "an integer")?),
+        Kind::U64 => OwnedKeyPart::Int(parse::<u64>(text, "an unsigned integer")? as i64),
+        Kind::I128 => {
+            OwnedKeyPart::Bytes(parse::<i128>(text, "an integer")?.to_le_bytes().to_vec())
         }
-        Kind::U64 => OwnedKeyPart::Int(
-            text.trim()
-                .parse::<u64>()
-                .map_err(|_| bad("an unsigned integer"))? as i64,
-        ),
-        Kind::I128 => OwnedKeyPart::Bytes(
-            text.trim()
-                .parse::<i128>()
-                .map_err(|_| bad("an integer"))?
-                .to_le_bytes()
-                .to_vec(),
-        ),
         Kind::U128 => OwnedKeyPart::Bytes(
-            text.trim()
-                .parse::<u128>()
-                .map_err(|_| bad("an unsigned integer"))?
+            parse::<u128>(text, "an unsigned integer")?
                 .to_le_bytes()
                 .to_vec(),
         ),
-        Kind::F32 => OwnedKeyPart::Float(
-            text.trim()
-                .parse::<f32>()
-                .map_err(|_| bad("a number"))?
-                .to_bits() as u64,
-        ),
-        Kind::F64 => OwnedKeyPart::Float(
-            text.trim()
-                .parse::<f64>()
-                .map_err(|_| bad("a number"))?
-                .to_bits(),
-        ),
-        Kind::Bool => OwnedKeyPart::Int(match text.trim() {
-            "true" => 1,
-            "false" => 0,
-            _ => return Err(bad("true or false")),
-        }),
+        Kind::F32 => OwnedKeyPart::Float(parse::<f32>(text, "a number")?.to_bits() as u64),
+        Kind::F64 => OwnedKeyPart::Float(parse::<f64>(text, "a number")?.to_bits()),
+        Kind::Bool => OwnedKeyPart::Int(parse::<bool>(text, "true or false")? as i64),
         Kind::String | Kind::Bytes => OwnedKeyPart::Bytes(text.as_bytes().to_vec()),
         Kind::Reference(_) => return Err("a key field that is a reference".into()),
     })

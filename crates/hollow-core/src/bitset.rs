@@ -164,7 +164,7 @@ impl Bitset {
         let mut out = Self::with_len(len);
         let n = out.words.len().min(self.words.len());
         out.words[..n].copy_from_slice(&self.words[..n]);
-        if len % 64 != 0 {
+        if !len.is_multiple_of(64) {
             if let Some(last) = out.words.last_mut() {
                 *last &= (1u64 << (len % 64)) - 1;
             }

@@ -42,7 +42,7 @@ impl PackedBits {
     /// Wraps `bytes` holding `bits` bits of data plus the padding word. Returns `None` when the
     /// bytes are too short.
     pub fn new(bytes: Bytes, bits: u64) -> Option<Self> {
-        (bytes.len() as u64 >= packed_len_bytes(bits) && bytes.len() % 8 == 0)
+        (bytes.len() as u64 >= packed_len_bytes(bits) && bytes.len().is_multiple_of(8))
             .then_some(Self { bytes })
     }
 
@@ -153,7 +153,7 @@ impl BitWriter {
         w.words.iter_mut().for_each(|x| *x = u64::from_le(*x));
         let data_words = bits.div_ceil(64) as usize;
         if let Some(last) = w.words.get_mut(data_words.saturating_sub(1)) {
-            if bits % 64 != 0 && data_words > 0 {
+            if !bits.is_multiple_of(64) && data_words > 0 {
                 *last &= low_mask((bits % 64) as u8);
             }
         }

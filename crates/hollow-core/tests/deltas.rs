@@ -111,7 +111,7 @@ fn item(id: i64, seed: u64) -> Item {
     Item {
         id,
         name: format!("item {}", seed % 50),
-        price: (seed % 7 != 0).then_some((seed % 1000) as i32 - 10),
+        price: (!seed.is_multiple_of(7)).then_some((seed % 1000) as i32 - 10),
         tags: (0..seed % 4)
             .map(|t| format!("tag{}", seed.wrapping_add(t) % 9))
             .collect(),
@@ -124,7 +124,7 @@ fn item(id: i64, seed: u64) -> Item {
         attrs: (0..seed % 3)
             .map(|a| (format!("k{a}"), (seed as i64).wrapping_shl(a as u32)))
             .collect(),
-        flag: seed % 2 == 0,
+        flag: seed.is_multiple_of(2),
     }
 }
 

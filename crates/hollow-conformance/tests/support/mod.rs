@@ -294,7 +294,10 @@ impl FaultyStore {
             return Some(*self.fault.lock().unwrap());
         }
         let every = self.lose_put_replies_every.load(Ordering::SeqCst);
-        if op == "put" && every > 0 && (self.puts.fetch_add(1, Ordering::SeqCst) + 1) % every == 0 {
+        if op == "put"
+            && every > 0
+            && (self.puts.fetch_add(1, Ordering::SeqCst) + 1).is_multiple_of(every)
+        {
             return Some(Fault::LoseReply);
         }
         None

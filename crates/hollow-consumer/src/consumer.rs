@@ -23,6 +23,10 @@ pub struct Health {
     pub current: Option<u64>,
     /// The version the store announces (as last read).
     pub announced: Option<u64>,
+    /// The leadership epoch of the producer that wrote the announcement as last read (0 for
+    /// producers without leader election; a new leader's fence raises it before its first
+    /// version): which producer the consumer follows.
+    pub announced_epoch: Option<u64>,
     /// The version pinned, if any.
     pub pinned: Option<u64>,
     /// The last refresh error, cleared by the next success.
@@ -281,7 +285,9 @@ impl Shared {
                 // Pinned: the announcement is still read, so that health shows what a consumer
                 // would serve once unpinned (and that it is still following).
                 if let Ok(Some(Some(a))) = self.store.announcement_if_changed(None).await {
-                    lock(&self.health).announced = Some(a.version());
+                    let mut health = lock(&self.health);
+                    health.announced = Some(a.version());
+                    health.announced_epoch = Some(a.epoch);
                 }
                 if current_id.is_some_and(|c| c.version == version) {
                     return Ok(None);
@@ -296,12 +302,20 @@ impl Shared {
                     Ok(None) => return Ok(None),
                     Ok(Some(None)) => {
                         *known = None;
-                        lock(&self.health).announced = None;
+                        {
+                            let mut health = lock(&self.health);
+                            health.announced = None;
+                            health.announced_epoch = None;
+                        }
                         return Err(self.no_announcement().await.into());
                     }
                     Ok(Some(Some(a))) => {
                         *lock(&self.missing_hint) = None;
-                        lock(&self.health).announced = Some(a.version());
+                        {
+                            let mut health = lock(&self.health);
+                            health.announced = Some(a.version());
+                            health.announced_epoch = Some(a.epoch);
+                        }
                         if let Some(c) = current_id.filter(|c| c.version > a.state.version) {
                             *known = None;
                             return Err(Error::WouldGoBack {

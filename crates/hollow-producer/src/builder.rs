@@ -2,12 +2,14 @@
 //! with safe defaults.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hollow_core::Schema;
 use hollow_store::BlobStore;
 use object_store::ObjectStore;
 
 use crate::error::{Error, Result};
+use crate::leadership::Elector;
 use crate::outcome::ProducerListener;
 use crate::producer::Producer;
 use crate::restore::restore;
@@ -26,6 +28,8 @@ pub(crate) struct Settings {
     pub(crate) retain_versions: Option<u64>,
     /// Announce states whose schema breaks readers of the announced one.
     pub(crate) allow_breaking_schema_changes: bool,
+    /// Leader election: this producer's id and the lease duration.
+    pub(crate) leader_election: Option<(String, Duration)>,
 }
 
 /// Configures and starts a [`Producer`].
@@ -54,6 +58,7 @@ impl ProducerBuilder {
                 listeners: Vec::new(),
                 retain_versions: Some(DEFAULT_RETAINED_VERSIONS),
                 allow_breaking_schema_changes: false,
+                leader_election: None,
             },
         }
     }
@@ -129,6 +134,27 @@ impl ProducerBuilder {
         self
     }
 
+    /// Elects one leader among the producers of this dataset that are configured alike, on the
+    /// store itself (see [`crate::leadership`] for how, and what it assumes of clocks): only
+    /// the leader runs cycles; the others are hot standbys that take over within about one
+    /// `lease` duration after the leader stops renewing (killed, machine gone, store
+    /// unreachable from it), or at once when it steps down ([`Producer::step_down`]). Every
+    /// announcement carries the leader's epoch, and a producer that lost the lease can never
+    /// announce after a newer leader took over ([`Error::NotLeader`]).
+    ///
+    /// `id` names this producer in the lease, logs and health (1 to 128 characters, no control
+    /// characters; the host name and a process id make a good one). The lease lasts `lease`
+    /// (at least 20 ms; a second or more suits stores across a network) and is renewed every
+    /// third of it. The store needs conditional updates (S3, MinIO, GCS, Azure, in-memory) or
+    /// to be a local folder ([`BlobStore::local`]): [`ProducerBuilder::build`] refuses any other.
+    ///
+    /// The built producer is a standby until it leads: call
+    /// [`Producer::wait_for_leadership`] before running cycles.
+    pub fn with_leader_election(mut self, id: &str, lease: Duration) -> Self {
+        self.settings.leader_election = Some((id.to_string(), lease));
+        self
+    }
+
     /// Starts the producer. If the store already announces a version, that state is restored
     /// (from its snapshot and deltas) and the next cycle continues its delta chain; versions
     /// continue after the highest one any blob in the store names.
@@ -148,12 +174,51 @@ impl ProducerBuilder {
                 "zero versions would delete the announced one (use without_retention to keep all)",
             );
         }
+        let elector = match &self.settings.leader_election {
+            None => None,
+            Some((id, lease)) => {
+                if let Err(reason) = hollow_store::Lease::valid_holder(id) {
+                    return invalid("leader election", &reason);
+                }
+                if *lease < Duration::from_millis(20) {
+                    return invalid(
+                        "leader election",
+                        &format!("a lease of {lease:?} is shorter than the 20 ms minimum"),
+                    );
+                }
+                if !self.store.has_safe_swap().await? {
+                    return invalid(
+                        "leader election",
+                        &format!(
+                            "the store {} has no conditional updates and is not a local folder \
+                             (BlobStore::local): nothing there can keep two producers from \
+                             taking the lease at once",
+                            self.store.location("")
+                        ),
+                    );
+                }
+                Some((id.clone(), *lease))
+            }
+        };
         let restored = restore(
             &self.store,
             self.schema,
             self.settings.allow_breaking_schema_changes,
         )
         .await?;
-        Ok(Producer::start(self.store, restored, self.settings))
+        let elector = elector.map(|(id, lease)| {
+            Elector::start(
+                self.store.clone(),
+                id,
+                lease,
+                self.settings.listeners.clone(),
+            )
+        });
+        Ok(Producer::start(
+            self.store,
+            restored,
+            self.settings,
+            elector,
+        ))
     }
 }

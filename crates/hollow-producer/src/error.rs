@@ -37,6 +37,23 @@ pub enum Error {
         /// The version the store announces now, if it could be read.
         found: Option<u64>,
     },
+    /// This producer does not lead (leader election): it is a standby, its lease ran out, or
+    /// a newer leader fenced the announcement before this producer could announce. Nothing was
+    /// announced; the producer restores the announced state when it leads again (see
+    /// `Producer::wait_for_leadership`).
+    #[error(
+        "not the leader: this producer's epoch is {epoch}, the current one {current_epoch}{}; \
+         nothing was announced",
+        holder.as_deref().map(|h| format!(" (held by {h})")).unwrap_or_default()
+    )]
+    NotLeader {
+        /// The epoch this producer announces with (0 if it never led).
+        epoch: u64,
+        /// The epoch of the leader as last seen.
+        current_epoch: u64,
+        /// The leader's id as last seen, if any.
+        holder: Option<String>,
+    },
     /// A cycle panicked (a bug, or an input no check caught). Nothing was announced; the
     /// producer restores the announced state before its next cycle.
     #[error("a cycle panicked: {message}")]
@@ -73,8 +90,8 @@ impl From<hollow_store::Error> for Error {
         match e {
             hollow_store::Error::AnnouncementConflict { state, found, .. } => {
                 Error::AnnouncementConflict {
-                    version: state.version,
-                    found: found.map(|f| f.version),
+                    version: state.map_or(0, |s| s.version),
+                    found: found.and_then(|f| f.state).map(|f| f.version),
                 }
             }
             e => Error::Store(e),

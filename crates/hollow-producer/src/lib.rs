@@ -36,6 +36,7 @@ mod builder;
 mod changes;
 mod error;
 mod integrity;
+pub mod leadership;
 mod outcome;
 mod producer;
 mod restore;
@@ -50,6 +51,7 @@ pub use error::{Error, Result};
 pub use hollow_core as core;
 pub use hollow_store as store;
 pub use hollow_store::BlobStore;
+pub use leadership::Leadership;
 pub use outcome::{CycleOutcome, CycleReport, ProducerListener};
 pub use producer::Producer;
 pub use validate::{

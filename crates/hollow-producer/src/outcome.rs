@@ -42,4 +42,8 @@ pub trait ProducerListener: Send + Sync {
     fn on_published(&self, _report: &CycleReport) {}
     /// A cycle failed: nothing was announced.
     fn on_failed(&self, _version: u64, _error: &Error) {}
+    /// This producer became the leader in `epoch` (leader election).
+    fn on_leadership_gained(&self, _epoch: u64) {}
+    /// This producer no longer leads in `epoch`, for `reason` (leader election).
+    fn on_leadership_lost(&self, _epoch: u64, _reason: &str) {}
 }

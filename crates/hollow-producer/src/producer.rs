@@ -7,16 +7,18 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::FutureExt;
 use hollow_core::{ReadState, StateId, WriteState};
+use hollow_store::layout::AnnouncementBody;
 use hollow_store::layout::BlobName;
-use hollow_store::{Announcement, BlobStore};
+use hollow_store::{AnnouncementObject, BlobStore};
 use tracing::Instrument;
 
 use crate::builder::Settings;
 use crate::changes::{Changes, Populator};
 use crate::error::{Error, Result};
 use crate::integrity::{check_integrity, CycleBlobs};
+use crate::leadership::{Elector, Leadership};
 use crate::outcome::{CycleOutcome, CycleReport};
-use crate::restore::{random_tag, restore, Announced, Restored};
+use crate::restore::{random_tag, restore, Restored};
 use crate::retention::apply_retention;
 use crate::validate::ValidationContext;
 
@@ -24,7 +26,15 @@ use crate::validate::ValidationContext;
 pub struct Producer {
     store: BlobStore,
     write: WriteState,
-    announced: Option<Announced>,
+    /// The announced state, if any.
+    announced: Option<ReadState>,
+    /// The announcement object as last seen (to compare-and-swap against).
+    announcement: Option<AnnouncementObject>,
+    /// The leadership epoch this producer announces with: the one it leads in, or (without
+    /// leader election) the one of the announcement it continues from.
+    epoch: u64,
+    /// Campaigns for the lease, with leader election.
+    elector: Option<Elector>,
     next_version: u64,
     published: u64,
     settings: Settings,
@@ -40,16 +50,25 @@ pub struct Producer {
 
 impl Producer {
     /// A producer continuing from what the store holds.
-    pub(crate) fn start(store: BlobStore, restored: Restored, settings: Settings) -> Self {
+    pub(crate) fn start(
+        store: BlobStore,
+        restored: Restored,
+        settings: Settings,
+        elector: Option<Elector>,
+    ) -> Self {
         Self {
             store,
             write: restored.write,
+            epoch: restored.announcement.as_ref().map_or(0, |a| a.body.epoch),
             announced: restored.announced,
+            announcement: restored.announcement,
+            // A leader restores again once it leads (the announcement then carries its fence).
+            needs_restore: elector.is_some(),
+            elector,
             next_version: restored.next_version,
             published: 0,
             settings,
             snapshot_buffer: Vec::new(),
-            needs_restore: false,
             background_snapshot: None,
         }
     }
@@ -118,17 +137,90 @@ impl Producer {
 
     /// The announced version, if any.
     pub fn version(&self) -> Option<u64> {
-        self.announced.as_ref().map(|a| a.state.version())
+        self.announced.as_ref().map(ReadState::version)
     }
 
     /// The announced state's identity (version and tag), if any.
     pub fn state_id(&self) -> Option<StateId> {
-        self.announced.as_ref().map(|a| a.state.id())
+        self.announced.as_ref().map(ReadState::id)
     }
 
     /// The announced state, if any.
     pub fn state(&self) -> Option<&ReadState> {
-        self.announced.as_ref().map(|a| &a.state)
+        self.announced.as_ref()
+    }
+
+    /// With leader election (see
+    /// [`ProducerBuilder::with_leader_election`](crate::ProducerBuilder::with_leader_election)):
+    /// whether this producer leads, in which epoch, who leads otherwise, and what went wrong
+    /// last. `None` without leader election.
+    pub fn leadership(&self) -> Option<Leadership> {
+        self.elector.as_ref().map(Elector::leadership)
+    }
+
+    /// True when this producer may run cycles: it leads, or it runs without leader election.
+    pub fn is_leader(&self) -> bool {
+        self.elector
+            .as_ref()
+            .is_none_or(|e| e.leading_epoch().is_some())
+    }
+
+    /// The leadership epoch this producer announces with (0 without leader election, unless
+    /// it continues a dataset that had one).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Waits until this producer leads (at once without leader election), then brings it to
+    /// the announced state (the one the previous leader announced last). The epoch it leads in.
+    /// Standbys call this in their loop before running cycles; a cycle run by a standby fails
+    /// with [`Error::NotLeader`] at once.
+    pub async fn wait_for_leadership(&mut self) -> Result<u64> {
+        let Some(elector) = &mut self.elector else {
+            return Ok(self.epoch);
+        };
+        let epoch = elector.wait_until_leader().await;
+        self.take_office(epoch).await?;
+        Ok(epoch)
+    }
+
+    /// Hands the lease over at once, so that a standby takes it without waiting for it to run
+    /// out (a clean shutdown), and stops campaigning: this producer never leads again. Without
+    /// leader election, nothing.
+    pub async fn step_down(&mut self) -> Result<()> {
+        if let Some(elector) = &mut self.elector {
+            elector.step_down().await?;
+        }
+        Ok(())
+    }
+
+    /// Checks that this producer leads; the first time in a new epoch, restores the state the
+    /// announcement names (the fence carries it).
+    async fn take_office(&mut self, epoch: u64) -> Result<()> {
+        if self.epoch != epoch {
+            self.epoch = epoch;
+            self.needs_restore = true;
+        }
+        if self.needs_restore {
+            self.restore().await?;
+        }
+        Ok(())
+    }
+
+    /// The error for a producer that does not lead (now).
+    fn not_leader(&self) -> Error {
+        let l = self.leadership().unwrap_or_else(|| Leadership {
+            id: String::new(),
+            is_leader: false,
+            epoch: self.epoch,
+            holder: None,
+            last_error: None,
+        });
+        Error::NotLeader {
+            epoch: self.epoch,
+            current_epoch: l.epoch.max(self.epoch),
+            holder: l.holder,
+        }
     }
 
     /// The schema of the next cycle.
@@ -163,6 +255,12 @@ impl Producer {
     where
         F: FnOnce(&mut WriteState, Option<&ReadState>) -> hollow_core::Result<()>,
     {
+        if let Some(elector) = &self.elector {
+            match elector.leading_epoch() {
+                Some(epoch) => self.take_office(epoch).await?,
+                None => return Err(self.not_leader()),
+            }
+        }
         if self.needs_restore {
             self.restore().await?;
         }
@@ -212,8 +310,8 @@ impl Producer {
     /// first; a caller that derives its input from the announced state, as a Kafka source
     /// resuming from the offsets it records, calls it after a failed cycle.)
     pub async fn sync_with_announced(&mut self) -> Result<bool> {
-        let announced = self.store.announcement().await?.map(|a| a.state);
-        if !self.needs_restore && announced == self.state_id() {
+        let announced = self.store.announcement_object().await?;
+        if !self.needs_restore && announced == self.announcement {
             return Ok(false);
         }
         let before = self.state_id();
@@ -233,11 +331,12 @@ impl Producer {
         .await?;
         tracing::warn!(
             from = ?self.state_id().map(|s| s.to_string()),
-            to = ?restored.announced.as_ref().map(|a| a.state.id().to_string()),
-            "restored the announced state after a cycle that did not announce"
+            to = ?restored.announced.as_ref().map(|a| a.id().to_string()),
+            "restored the announced state"
         );
         self.write = restored.write;
         self.announced = restored.announced;
+        self.announcement = restored.announcement;
         self.next_version = self.next_version.max(restored.next_version);
         self.needs_restore = false;
         Ok(())
@@ -283,8 +382,7 @@ impl Producer {
         };
 
         let t = Instant::now();
-        let announced = self.announced.as_ref().map(|a| &a.state);
-        populate(&mut self.write, announced).map_err(Error::Populate)?;
+        populate(&mut self.write, self.announced.as_ref()).map_err(Error::Populate)?;
         stage("populate", t);
         if !self.write.has_changes() {
             self.write.abandon_cycle();
@@ -295,11 +393,11 @@ impl Producer {
 
         let t = Instant::now();
         let id = StateId::new(version, random_tag());
-        let origin = self.announced.as_ref().map(|a| a.state.id());
+        let origin = self.announced.as_ref().map(ReadState::id);
         // A snapshot is written only when it is published (every Nth cycle, and the first):
         // the other cycles cost in proportion to their change.
         let snapshot_cycle =
-            origin.is_none() || (self.published + 1) % self.settings.snapshot_every == 0;
+            origin.is_none() || (self.published + 1).is_multiple_of(self.settings.snapshot_every);
         let in_background =
             snapshot_cycle && origin.is_some() && self.settings.snapshots_in_background;
         let snapshot = match snapshot_cycle && !in_background {
@@ -322,10 +420,7 @@ impl Producer {
         stage("write_blobs", t);
 
         let t = Instant::now();
-        let previous = self
-            .announced
-            .as_ref()
-            .map(|a| (&a.state, a.state.version()));
+        let previous = self.announced.as_ref().map(|a| (a, a.version()));
         let state = check_integrity(previous, &blobs, version, &self.write)?;
         stage("integrity_check", t);
 
@@ -333,7 +428,7 @@ impl Producer {
         let ctx = ValidationContext {
             version,
             state: &state,
-            previous: self.announced.as_ref().map(|a| &a.state),
+            previous: self.announced.as_ref(),
         };
         for v in &self.settings.validators {
             v.validate(&ctx).map_err(|message| Error::Validation {
@@ -361,17 +456,14 @@ impl Producer {
         stage("publish", t);
 
         let t = Instant::now();
-        let announcement = self.announce(id).await?;
+        self.announcement = Some(self.announce(id).await?);
         stage("announce", t);
 
         self.write.commit_cycle()?;
         if in_background {
             self.publish_snapshot_in_background(state.clone());
         }
-        self.announced = Some(Announced {
-            state,
-            announcement,
-        });
+        self.announced = Some(state);
         self.published += 1;
         if let Some(keep) = self.settings.retain_versions {
             let t = Instant::now();
@@ -398,30 +490,46 @@ impl Producer {
         Ok(CycleOutcome::Published(report))
     }
 
-    /// Announces `id` over the announcement this producer last saw. When that fails (another
-    /// producer won, or the store's reply was lost), the announcement is read again: if it names
-    /// `id`, the write landed and the cycle is published; otherwise the producer restores the
-    /// announced state before its next cycle, so it never stays wedged on a stale announcement.
-    async fn announce(&mut self, id: StateId) -> Result<Announcement> {
-        let previous = self.announced.as_ref().map(|a| &a.announcement);
-        let error = match self.store.announce(id, previous).await {
-            Ok(object_version) => {
-                return Ok(Announcement {
-                    state: id,
-                    object_version,
-                })
+    /// Announces `id` over the announcement this producer last saw, with its epoch. When that
+    /// fails (another producer won, a newer leader fenced it, or the store's reply was lost),
+    /// the announcement is read again: if it names `id`, the write landed and the cycle is
+    /// published; otherwise the producer restores the announced state before its next cycle,
+    /// so it never stays wedged on a stale announcement.
+    async fn announce(&mut self, id: StateId) -> Result<AnnouncementObject> {
+        if let Some(elector) = &self.elector {
+            if !elector.leads_in(self.epoch) {
+                self.needs_restore = true;
+                return Err(self.not_leader());
             }
+        }
+        let body = AnnouncementBody {
+            state: Some(id),
+            epoch: self.epoch,
+        };
+        let error = match self
+            .store
+            .swap_announcement(body, self.announcement.as_ref())
+            .await
+        {
+            Ok(object) => return Ok(object),
             Err(e) => e,
         };
-        match self.store.announcement().await {
-            Ok(Some(a)) if a.state == id => {
+        self.needs_restore = true;
+        match self.store.announcement_object().await {
+            Ok(Some(a)) if a.body == body => {
                 tracing::warn!(error = %error, state = %id, "the announcement landed although its write reported a failure");
+                self.needs_restore = false;
                 Ok(a)
             }
-            _ => {
-                self.needs_restore = true;
-                Err(error.into())
+            Ok(Some(a)) if a.body.epoch > self.epoch => {
+                tracing::warn!(epoch = self.epoch, current_epoch = a.body.epoch, state = %id, "fenced: a newer leader took over; not announced");
+                Err(Error::NotLeader {
+                    epoch: self.epoch,
+                    current_epoch: a.body.epoch,
+                    holder: self.leadership().and_then(|l| l.holder),
+                })
             }
+            _ => Err(error.into()),
         }
     }
 }

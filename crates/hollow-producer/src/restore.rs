@@ -3,20 +3,16 @@
 
 use hollow_core::{ReadState, Schema, WriteState};
 use hollow_store::layout::BlobName;
-use hollow_store::{Announcement, BlobStore};
+use hollow_store::{AnnouncementObject, BlobStore};
 
 use crate::error::{Error, Result};
 
-/// The announced state, and the announcement that names it.
-pub(crate) struct Announced {
-    pub(crate) state: ReadState,
-    pub(crate) announcement: Announcement,
-}
-
-/// What a producer continues from: the state the store announces and a write state whose
-/// committed state it is.
+/// What a producer continues from: the state the store announces, the announcement object as
+/// read (to compare-and-swap against; it may be a leader's fence without a state), and a write
+/// state whose committed state the announced one is.
 pub(crate) struct Restored {
-    pub(crate) announced: Option<Announced>,
+    pub(crate) announced: Option<ReadState>,
+    pub(crate) announcement: Option<AnnouncementObject>,
     pub(crate) write: WriteState,
     pub(crate) next_version: u64,
 }
@@ -34,33 +30,30 @@ pub(crate) async fn restore(
         .map(BlobName::newest_version)
         .max()
         .unwrap_or(0);
-    let announced = match store.announcement().await? {
+    let announcement = store.announcement_object().await?;
+    let announced = match announcement.as_ref().and_then(|a| a.body.state) {
         None => None,
-        Some(announcement) => {
-            let (state, plan) =
-                hollow_store::load(store, None, announcement.state, usize::MAX).await?;
-            tracing::info!(state = %announcement.state, plan = %plan.describe(), "restored the announced state");
-            Some(Announced {
-                state,
-                announcement,
-            })
+        Some(id) => {
+            let (state, plan) = hollow_store::load(store, None, id, usize::MAX).await?;
+            tracing::info!(state = %id, plan = %plan.describe(), "restored the announced state");
+            Some(state)
         }
     };
     let write = match &announced {
         None => WriteState::new(schema),
         Some(a) => {
-            let mut w = WriteState::restore(&a.state);
-            if **a.state.schema() != schema {
-                let conflicts = a.state.schema().breaking_changes_to(&schema);
+            let mut w = WriteState::restore(a);
+            if **a.schema() != schema {
+                let conflicts = a.schema().breaking_changes_to(&schema);
                 if !conflicts.is_empty() {
                     if !allow_breaking {
                         return Err(Error::IncompatibleSchema {
-                            announced: a.state.id(),
+                            announced: a.id(),
                             conflicts,
                         });
                     }
                     tracing::warn!(
-                        announced = %a.state.id(),
+                        announced = %a.id(),
                         conflicts = %hollow_core::SchemaConflict::join(&conflicts),
                         "publishing a schema that breaks readers of the announced one, as allowed"
                     );
@@ -70,9 +63,10 @@ pub(crate) async fn restore(
             w
         }
     };
-    let announced_version = announced.as_ref().map_or(0, |a| a.state.version());
+    let announced_version = announced.as_ref().map_or(0, ReadState::version);
     Ok(Restored {
         announced,
+        announcement,
         write,
         next_version: highest.max(announced_version) + 1,
     })

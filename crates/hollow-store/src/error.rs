@@ -2,6 +2,8 @@
 
 use hollow_core::StateId;
 
+use crate::layout::AnnouncementBody;
+
 /// What went wrong while reading or writing a dataset in its store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -47,14 +49,50 @@ pub enum Error {
         reason: String,
     },
     /// The announcement changed while this producer was announcing: another producer won.
-    #[error("the announcement at {path} changed (now {found:?}); {state} was not announced")]
+    #[error("the announcement at {path} changed (now {found:?}); {state:?} was not announced")]
     AnnouncementConflict {
         /// Where the announcement is.
         path: String,
-        /// The state that was not announced.
-        state: StateId,
+        /// The state that was not announced (none: a leader's fence).
+        state: Option<StateId>,
         /// What the store announces now, if it could be read.
-        found: Option<StateId>,
+        found: Option<AnnouncementBody>,
+    },
+    /// The leader lease is damaged or not a lease.
+    #[error("the leader lease at {path} is rejected: {reason}")]
+    BadLease {
+        /// Where the lease is.
+        path: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The leader lease changed since this producer last read it: another producer renewed or
+    /// took it.
+    #[error("the leader lease at {path} changed (now held by {found:?})")]
+    LeaseConflict {
+        /// Where the lease is.
+        path: String,
+        /// Its holder and epoch now, if it could be read.
+        found: Option<(String, u64)>,
+    },
+    /// The lock file that makes a local folder's compare-and-swap safe between processes could
+    /// not be taken.
+    #[error("the lock file {path}: {source}")]
+    Lock {
+        /// The lock file.
+        path: String,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The store accepted an update conditional on an object version that cannot exist: it
+    /// ignores conditions, so nothing can keep two producers from writing at once.
+    #[error(
+        "the store {store} ignores conditional updates (it accepted one against a version that \
+         does not exist): it cannot keep two producers from announcing at once"
+    )]
+    BrokenConditionalUpdate {
+        /// The store.
+        store: String,
     },
 }
 

@@ -5,15 +5,20 @@
 //! delta/<from>-<to>           from state `from` to the newer state `to`
 //! reversedelta/<from>-<to>    from state `from` back to the older state `to`
 //! announced.version           the state consumers should serve, checksummed
+//! leader.lease                who leads the producers, when they elect one (see `Lease`)
 //! ```
 //! A state is written `<version>.<tag>`, the tag as 16 hex digits (`5.9b0c1d2e3f405162`): two
 //! producers that mint the same version never write the same name, so their blobs never mix.
 
 use hollow_core::StateId;
-use xxhash_rust::xxh3::xxh3_64;
+
+use crate::sealed_text;
 
 /// The announcement's name under the prefix.
 pub const ANNOUNCEMENT: &str = "announced.version";
+
+/// The leader lease's name under the prefix.
+pub const LEASE: &str = "leader.lease";
 
 /// One blob of a dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,7 +56,7 @@ fn parse_version(digits: &str) -> Option<u64> {
 }
 
 /// A tag as exactly 16 lower-case hex digits.
-fn parse_tag(hex: &str) -> Option<u64> {
+pub(crate) fn parse_tag(hex: &str) -> Option<u64> {
     let ok = hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     ok.then(|| u64::from_str_radix(hex, 16).ok()).flatten()
 }
@@ -128,10 +133,24 @@ impl std::fmt::Display for BlobName {
     }
 }
 
-const ANNOUNCEMENT_HEADER: &str = "hollow-announcement 1\n";
+/// What an announcement says: the state consumers should serve (none before the first version
+/// of a dataset whose leader has fenced it) and the leadership epoch of the producer that wrote
+/// it (0 for producers without leader election).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnnouncementBody {
+    /// The announced state, if any.
+    pub state: Option<StateId>,
+    /// The leadership epoch of the writer.
+    pub epoch: u64,
+}
 
-/// The announcement's content for `state`: a header line, the state, and a checksum of the lines
-/// before it, so that a damaged or cut read is rejected whole.
+/// The first format: a state and no epoch (still written when the epoch is 0, so that readers
+/// of that format keep reading what producers without leader election write).
+const HEADER_V1: &str = "hollow-announcement 1";
+/// The second: a state or `none`, and the writer's leadership epoch.
+const HEADER_V2: &str = "hollow-announcement 2";
+
+/// The announcement's content for `state`, written by a producer without leader election.
 ///
 /// ```text
 /// hollow-announcement 1
@@ -139,39 +158,77 @@ const ANNOUNCEMENT_HEADER: &str = "hollow-announcement 1\n";
 /// checksum 1f2e3d4c5b6a7988
 /// ```
 pub fn announcement(state: StateId) -> Vec<u8> {
-    let body = format!("{ANNOUNCEMENT_HEADER}state {}\n", state_name(state));
-    format!("{body}checksum {:016x}\n", xxh3_64(body.as_bytes())).into_bytes()
+    announcement_of(AnnouncementBody {
+        state: Some(state),
+        epoch: 0,
+    })
 }
 
-/// Reads an announcement. It is untrusted input: anything but what [`announcement`] writes is an
-/// error saying what is wrong.
-pub fn parse_announcement(bytes: &[u8]) -> Result<StateId, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
-    let at = text
-        .rfind("checksum ")
-        .ok_or_else(|| format!("no checksum line in {:?}", preview(text)))?;
-    let (body, tail) = text.split_at(at);
-    let stored = tail
-        .strip_prefix("checksum ")
-        .and_then(|t| t.strip_suffix('\n'))
-        .and_then(parse_tag)
-        .ok_or_else(|| format!("a malformed checksum line {:?}", preview(tail)))?;
-    let computed = xxh3_64(body.as_bytes());
-    if stored != computed {
-        return Err(format!(
-            "checksum {stored:016x} does not match the content ({computed:016x}): a damaged read"
-        ));
+/// The announcement's content for `body`: a header line, the state, the epoch (from format 2
+/// on), and a checksum of the lines before it, so that a damaged or cut read is rejected whole.
+///
+/// ```text
+/// hollow-announcement 2
+/// state 5.9b0c1d2e3f405162
+/// epoch 3
+/// checksum 1f2e3d4c5b6a7988
+/// ```
+pub fn announcement_of(body: AnnouncementBody) -> Vec<u8> {
+    let state = body.state.map_or("none".to_string(), state_name);
+    match body {
+        AnnouncementBody {
+            state: Some(_),
+            epoch: 0,
+        } => sealed_text::seal(&format!("{HEADER_V1}\nstate {state}\n")),
+        _ => sealed_text::seal(&format!(
+            "{HEADER_V2}\nstate {state}\nepoch {}\n",
+            body.epoch
+        )),
     }
-    let state = body
-        .strip_prefix(ANNOUNCEMENT_HEADER)
-        .and_then(|b| b.strip_prefix("state "))
-        .and_then(|b| b.strip_suffix('\n'))
-        .and_then(parse_state)
-        .ok_or_else(|| format!("not an announcement of this format: {:?}", preview(body)))?;
-    Ok(state)
 }
 
-fn preview(text: &str) -> &str {
+/// Reads an announcement of either format. It is untrusted input: anything but what
+/// [`announcement_of`] writes is an error saying what is wrong.
+pub fn parse_announcement(bytes: &[u8]) -> Result<AnnouncementBody, String> {
+    let body = sealed_text::unseal(bytes)?;
+    let malformed = || format!("not an announcement of a known format: {:?}", preview(body));
+    let mut lines = body.lines();
+    let header = lines.next().ok_or_else(malformed)?;
+    let state = lines
+        .next()
+        .and_then(|l| l.strip_prefix("state "))
+        .ok_or_else(malformed)?;
+    let (state, epoch) = match header {
+        HEADER_V1 => (Some(parse_state(state).ok_or_else(malformed)?), 0),
+        HEADER_V2 => {
+            let state = match state {
+                "none" => None,
+                s => Some(parse_state(s).ok_or_else(malformed)?),
+            };
+            let epoch = lines
+                .next()
+                .and_then(|l| l.strip_prefix("epoch "))
+                .and_then(parse_version_or_zero)
+                .ok_or_else(malformed)?;
+            (state, epoch)
+        }
+        _ => return Err(malformed()),
+    };
+    if lines.next().is_some() {
+        return Err(malformed());
+    }
+    Ok(AnnouncementBody { state, epoch })
+}
+
+/// A counter as decimal digits: `0`, or what [`parse_version`] reads.
+pub(crate) fn parse_version_or_zero(digits: &str) -> Option<u64> {
+    match digits {
+        "0" => Some(0),
+        d => parse_version(d),
+    }
+}
+
+pub(crate) fn preview(text: &str) -> &str {
     let end = text.char_indices().nth(80).map_or(text.len(), |(i, _)| i);
     &text[..end]
 }
@@ -216,7 +273,13 @@ mod tests {
     #[test]
     fn announcements_round_trip_and_reject_any_damage() {
         let good = announcement(B);
-        assert_eq!(parse_announcement(&good), Ok(B));
+        assert_eq!(
+            parse_announcement(&good),
+            Ok(AnnouncementBody {
+                state: Some(B),
+                epoch: 0
+            })
+        );
         // Any cut and any changed byte is rejected (a damaged "277" read as "3", say).
         for cut in 0..good.len() {
             assert!(parse_announcement(&good[..cut]).is_err(), "cut {cut}");
@@ -231,5 +294,46 @@ mod tests {
         for bad in [&b""[..], b"8\n", b"\xff", b"checksum 0000000000000000\n"] {
             assert!(parse_announcement(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn epochs_and_fences_round_trip() {
+        for body in [
+            AnnouncementBody {
+                state: Some(B),
+                epoch: 3,
+            },
+            AnnouncementBody {
+                state: None,
+                epoch: 1,
+            },
+            AnnouncementBody {
+                state: Some(A),
+                epoch: u64::MAX,
+            },
+        ] {
+            let bytes = announcement_of(body);
+            assert!(bytes.starts_with(b"hollow-announcement 2\n"));
+            assert_eq!(parse_announcement(&bytes), Ok(body));
+            for cut in 0..bytes.len() {
+                assert!(parse_announcement(&bytes[..cut]).is_err(), "cut {cut}");
+            }
+        }
+    }
+
+    /// An announcement as the first format wrote it (frozen bytes): still read, as epoch 0; and
+    /// a producer without leader election still writes exactly that format.
+    #[test]
+    fn the_first_format_still_reads_and_is_still_written() {
+        let frozen =
+            b"hollow-announcement 1\nstate 8.00000000000000b8\nchecksum 4f6e2fbf3637bbd1\n";
+        assert_eq!(
+            parse_announcement(frozen),
+            Ok(AnnouncementBody {
+                state: Some(B),
+                epoch: 0
+            })
+        );
+        assert_eq!(announcement(B), frozen.to_vec());
     }
 }

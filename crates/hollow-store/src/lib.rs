@@ -7,7 +7,8 @@
 //! - [`layout`]: blob names (`snapshot/<state>`, `delta/<from>-<to>`, …) and the checksummed
 //!   announcement.
 //! - [`BlobStore`]: create-only puts, fetches (with an optional cache folder), listing, the
-//!   announcement (read, conditional read, compare-and-swap) and retention deletes.
+//!   announcement (read, conditional read, compare-and-swap), the leader lease of producers
+//!   that elect one, and retention deletes.
 //! - [`plan()`] and [`load()`]: the way from one state to another, and bringing a state there.
 //!
 //! ```
@@ -40,14 +41,18 @@
 #![warn(missing_docs)]
 
 mod error;
+mod folder_lock;
 pub mod layout;
+mod lease;
 mod load;
 mod plan;
+mod sealed_text;
 mod store;
 
 pub use error::{Error, Result};
+pub use lease::{Lease, LeaseObject};
 pub use load::load;
 /// The object store crate, re-exported so that stores are named with the version hollow uses.
 pub use object_store;
 pub use plan::{plan, resolve_version, Plan};
-pub use store::{Announcement, BlobStore};
+pub use store::{Announcement, AnnouncementObject, BlobStore};

@@ -10,7 +10,8 @@ use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutPayload, UpdateVersion};
 
 use crate::error::{Error, Result};
-use crate::layout::{self, BlobName};
+use crate::folder_lock::FolderLock;
+use crate::layout::{self, AnnouncementBody, BlobName};
 
 /// What the store announces, and the store's version of the announcement object (for
 /// compare-and-swap and cheap conditional reads).
@@ -18,8 +19,40 @@ use crate::layout::{self, BlobName};
 pub struct Announcement {
     /// The announced state.
     pub state: StateId,
+    /// The leadership epoch of the producer that announced it (0 without leader election).
+    pub epoch: u64,
     /// The store's e-tag / version of the announcement object.
     pub object_version: UpdateVersion,
+}
+
+/// The announcement object as stored: what it says (a state, or only a leader's fence before
+/// the first version) and its object version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnnouncementObject {
+    /// What it says.
+    pub body: AnnouncementBody,
+    /// The store's e-tag / version of the object.
+    pub object_version: UpdateVersion,
+}
+
+impl AnnouncementObject {
+    /// The announcement it makes, if it names a state.
+    pub fn announcement(self) -> Option<Announcement> {
+        Some(Announcement {
+            state: self.body.state?,
+            epoch: self.body.epoch,
+            object_version: self.object_version,
+        })
+    }
+}
+
+/// Why a compare-and-swap did not write.
+#[derive(Debug)]
+pub(crate) enum Swap {
+    /// The object is not what the caller last saw.
+    Conflict,
+    /// The store failed.
+    Failed(Error),
 }
 
 impl Announcement {
@@ -133,7 +166,7 @@ impl BlobStore {
         self.location_of(&self.path(name))
     }
 
-    fn store_error(&self, name: &str, source: object_store::Error) -> Error {
+    pub(crate) fn store_error(&self, name: &str, source: object_store::Error) -> Error {
         Error::Store {
             path: self.location(name),
             source,
@@ -233,21 +266,60 @@ impl BlobStore {
     }
 
     /// The announcement, unless its object version is still `known` (a cheap conditional
-    /// request): `Ok(None)` = unchanged, `Ok(Some(None))` = nothing announced.
+    /// request): `Ok(None)` = unchanged, `Ok(Some(None))` = nothing announced (no object, or
+    /// only a leader's fence before the first version).
     pub async fn announcement_if_changed(
         &self,
         known: Option<&UpdateVersion>,
     ) -> Result<Option<Option<Announcement>>> {
-        let path = self.path(layout::ANNOUNCEMENT);
+        let object = self.announcement_object_if_changed(known).await?;
+        Ok(object.map(|o| o.and_then(AnnouncementObject::announcement)))
+    }
+
+    /// The announcement object as stored, fences included (what producers compare-and-swap
+    /// against); `None` when there is none.
+    pub async fn announcement_object(&self) -> Result<Option<AnnouncementObject>> {
+        self.announcement_object_if_changed(None)
+            .await
+            .map(|a| a.flatten())
+    }
+
+    async fn announcement_object_if_changed(
+        &self,
+        known: Option<&UpdateVersion>,
+    ) -> Result<Option<Option<AnnouncementObject>>> {
+        let Some(read) = self.read_if_changed(layout::ANNOUNCEMENT, known).await? else {
+            return Ok(None);
+        };
+        let Some((bytes, object_version)) = read else {
+            return Ok(Some(None));
+        };
+        let body = layout::parse_announcement(&bytes).map_err(|reason| Error::BadAnnouncement {
+            path: self.location(layout::ANNOUNCEMENT),
+            reason,
+        })?;
+        Ok(Some(Some(AnnouncementObject {
+            body,
+            object_version,
+        })))
+    }
+
+    /// A small object under the prefix, unless its object version is still `known`:
+    /// `Ok(None)` = unchanged, `Ok(Some(None))` = no such object.
+    pub(crate) async fn read_if_changed(
+        &self,
+        name: &str,
+        known: Option<&UpdateVersion>,
+    ) -> Result<Option<Option<(Bytes, UpdateVersion)>>> {
         let options = GetOptions {
             if_none_match: known.and_then(|k| k.e_tag.clone()),
             ..GetOptions::default()
         };
-        let result = match self.store.get_opts(&path, options).await {
+        let result = match self.store.get_opts(&self.path(name), options).await {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => return Ok(Some(None)),
             Err(object_store::Error::NotModified { .. }) => return Ok(None),
-            Err(e) => return Err(self.store_error(layout::ANNOUNCEMENT, e)),
+            Err(e) => return Err(self.store_error(name, e)),
         };
         let object_version = UpdateVersion {
             e_tag: result.meta.e_tag.clone(),
@@ -259,38 +331,83 @@ impl BlobStore {
         let bytes = result
             .bytes()
             .await
-            .map_err(|e| self.store_error(layout::ANNOUNCEMENT, e))?;
-        let state =
-            layout::parse_announcement(&bytes).map_err(|reason| Error::BadAnnouncement {
-                path: self.location(layout::ANNOUNCEMENT),
-                reason,
-            })?;
-        Ok(Some(Some(Announcement {
-            state,
-            object_version,
-        })))
+            .map_err(|e| self.store_error(name, e))?;
+        Ok(Some(Some((bytes, object_version))))
     }
 
-    /// Points the announcement at `state`. `previous` is the announcement this producer last
-    /// saw (`None`: it saw none). Where the store supports it, this is a compare-and-swap
-    /// against `previous`, so of two producers only one can win; on a store without
-    /// conditional updates (a local folder) it is a check followed by an atomic replace.
-    /// Returns the object version of the new announcement.
+    /// Points the announcement at `state` (epoch 0: a producer without leader election).
+    /// `previous` is the announcement this producer last saw (`None`: it saw none). See
+    /// [`BlobStore::swap_announcement`].
     pub async fn announce(
         &self,
         state: StateId,
         previous: Option<&Announcement>,
     ) -> Result<UpdateVersion> {
-        let path = self.path(layout::ANNOUNCEMENT);
-        let payload = PutPayload::from(layout::announcement(state));
-        let mode = match previous {
-            None => PutMode::Create,
-            Some(a) => PutMode::Update(a.object_version.clone()),
+        let body = AnnouncementBody {
+            state: Some(state),
+            epoch: previous.map_or(0, |p| p.epoch),
         };
-        let conflict = |found: Option<StateId>| Error::AnnouncementConflict {
-            path: self.location(layout::ANNOUNCEMENT),
-            state,
-            found,
+        let previous = previous.map(|p| AnnouncementObject {
+            body: AnnouncementBody {
+                state: Some(p.state),
+                epoch: p.epoch,
+            },
+            object_version: p.object_version.clone(),
+        });
+        let swapped = self.swap_announcement(body, previous.as_ref()).await?;
+        Ok(swapped.object_version)
+    }
+
+    /// Replaces the announcement `previous` (`None`: there was none) with `body`, or fails with
+    /// [`Error::AnnouncementConflict`] when the store holds anything else by then, so that of
+    /// two producers only one can win. Where the store supports it this is a compare-and-swap;
+    /// on a local folder it is a check and an atomic replace under an exclusive file lock
+    /// (between processes of one machine); on any other store without conditional updates, a
+    /// check followed by a replace (racy: two producers need leader election there, which
+    /// refuses such a store).
+    pub async fn swap_announcement(
+        &self,
+        body: AnnouncementBody,
+        previous: Option<&AnnouncementObject>,
+    ) -> Result<AnnouncementObject> {
+        let expected = previous.map(|p| (&p.object_version, layout::announcement_of(p.body)));
+        match self
+            .swap(
+                layout::ANNOUNCEMENT,
+                layout::announcement_of(body),
+                expected,
+            )
+            .await
+        {
+            Ok(object_version) => Ok(AnnouncementObject {
+                body,
+                object_version,
+            }),
+            Err(Swap::Conflict) => {
+                let found = self.announcement_object().await.ok().flatten();
+                Err(Error::AnnouncementConflict {
+                    path: self.location(layout::ANNOUNCEMENT),
+                    state: body.state,
+                    found: found.map(|f| f.body),
+                })
+            }
+            Err(Swap::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Writes `bytes` as the object `name` if it still is what the caller last saw: `expected`
+    /// is its object version and content, `None` when there was no object.
+    pub(crate) async fn swap(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        expected: Option<(&UpdateVersion, Vec<u8>)>,
+    ) -> Result<UpdateVersion, Swap> {
+        let path = self.path(name);
+        let payload = PutPayload::from(bytes);
+        let mode = match &expected {
+            None => PutMode::Create,
+            Some((version, _)) => PutMode::Update((*version).clone()),
         };
         match self
             .store
@@ -299,24 +416,75 @@ impl BlobStore {
         {
             Ok(r) => Ok(r.into()),
             Err(object_store::Error::NotImplemented { .. }) => {
-                let found = self.announcement().await?.map(|a| a.state);
-                if found != previous.map(|a| a.state) {
-                    return Err(conflict(found));
+                let content = expected.map(|e| e.1);
+                let _lock = match self.dataset_folder() {
+                    Some(folder) => Some(
+                        FolderLock::acquire(&folder)
+                            .await
+                            .map_err(|e| Swap::Failed(self.lock_error(&folder, e)))?,
+                    ),
+                    None => None,
+                };
+                let current = self
+                    .read_if_changed(name, None)
+                    .await
+                    .map_err(Swap::Failed)?
+                    .flatten();
+                if current.map(|c| c.0).as_deref() != content.as_deref() {
+                    return Err(Swap::Conflict);
                 }
                 self.store
                     .put_opts(&path, payload, PutMode::Overwrite.into())
                     .await
                     .map(Into::into)
-                    .map_err(|e| self.store_error(layout::ANNOUNCEMENT, e))
+                    .map_err(|e| Swap::Failed(self.store_error(name, e)))
             }
             Err(
                 object_store::Error::AlreadyExists { .. }
                 | object_store::Error::Precondition { .. },
-            ) => {
-                let found = self.announcement().await.ok().flatten().map(|a| a.state);
-                Err(conflict(found))
+            ) => Err(Swap::Conflict),
+            // An update of an object that is gone: someone else changed it.
+            Err(object_store::Error::NotFound { .. }) if expected.is_some() => Err(Swap::Conflict),
+            Err(e) => Err(Swap::Failed(self.store_error(name, e))),
+        }
+    }
+
+    /// True when a compare-and-swap through [`BlobStore`] is safe between processes: the store
+    /// has conditional updates, or it is a local folder (see [`BlobStore::swap_announcement`]).
+    /// Asks the store once (an update of an object that does not exist).
+    pub async fn has_safe_swap(&self) -> Result<bool> {
+        if self.dataset_folder().is_some() {
+            return Ok(true);
+        }
+        let probe = UpdateVersion {
+            e_tag: Some("hollow-probe".into()),
+            version: None,
+        };
+        let path = self.path(".hollow-conditional-update-probe");
+        match self
+            .store
+            .put_opts(&path, PutPayload::new(), PutMode::Update(probe).into())
+            .await
+        {
+            Err(object_store::Error::NotImplemented { .. }) => Ok(false),
+            Err(
+                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
+            ) => Ok(true),
+            Err(e) => Err(self.store_error(".hollow-conditional-update-probe", e)),
+            Ok(_) => {
+                // It wrote the probe: take it away again before saying so.
+                let _ = self.store.delete(&path).await;
+                Err(Error::BrokenConditionalUpdate {
+                    store: self.store.to_string(),
+                })
             }
-            Err(e) => Err(self.store_error(layout::ANNOUNCEMENT, e)),
+        }
+    }
+
+    fn lock_error(&self, folder: &std::path::Path, source: std::io::Error) -> Error {
+        Error::Lock {
+            path: folder.join(FolderLock::NAME).display().to_string(),
+            source,
         }
     }
 

@@ -145,7 +145,7 @@ impl ProducerBuilder {
     /// `id` names this producer in the lease, logs and health (1 to 128 characters, no control
     /// characters; the host name and a process id make a good one). The lease lasts `lease`
     /// (at least 20 ms; a second or more suits stores across a network) and is renewed every
-    /// third of it. The store needs conditional updates (S3, MinIO, GCS, Azure, in-memory) or
+    /// quarter of it. The store needs conditional updates (S3, MinIO, GCS, Azure, in-memory) or
     /// to be a local folder ([`BlobStore::local`]): [`ProducerBuilder::build`] refuses any other.
     ///
     /// The built producer is a standby until it leads: call

@@ -20,9 +20,10 @@
 //!   [`Error::NotLeader`](crate::Error::NotLeader); it never overwrites anything, and blobs are
 //!   create-only anyway. The new leader then restores the announced state and continues its
 //!   delta chain.
-//! - **Renewal.** The leader renews every third of the lease duration. It counts itself leader
-//!   until three quarters of the duration after it *sent* its last successful renewal, and
-//!   checks that before every announcement; past that it becomes a standby and says why.
+//! - **Renewal.** The leader renews every quarter of the lease duration (a failed renewal is
+//!   tried again every tenth). It counts itself leader until three quarters of the duration
+//!   after it *sent* its last successful renewal, and checks that before every announcement;
+//!   past that it becomes a standby and says why.
 //!
 //! # Clock assumptions
 //! No clocks are compared between machines: each producer measures durations with its own
@@ -32,9 +33,14 @@
 //! clock gone wrong), fencing still keeps a stale leader from announcing: the assumption buys
 //! liveness and quiet hand-overs, not safety.
 //!
+//! On a local folder, every compare-and-swap (of the lease or the announcement) holds the
+//! folder's lock file for the few milliseconds of a read and a rename. A producer paused
+//! inside that window holds the others' lease and announcement writes up until it goes on; the
+//! operating system releases the lock when the process dies.
+//!
 //! # Costs
 //! A cycle makes no store request for leadership: the leader checks its deadline locally and
-//! the fence is the announcement's own compare-and-swap. Renewals cost one request per third of
+//! the fence is the announcement's own compare-and-swap. Renewals cost one request per quarter of
 //! the lease; a standby one conditional read per quarter. A takeover after a leader dies takes
 //! between one and one and a quarter lease durations, plus restoring the state.
 
@@ -199,9 +205,21 @@ type StepDown = oneshot::Receiver<oneshot::Sender<Result<(), hollow_store::Error
 impl Campaign {
     async fn run(mut self, mut step_down: StepDown) {
         loop {
-            let pause = match self.held.is_some() {
-                true => self.hold().await,
-                false => self.campaign().await,
+            // No step waits on the store for longer than a lease: a hanging request must not
+            // keep a leader from noticing its lease ran out, nor a standby from campaigning.
+            let lease = self.lease;
+            let step = async {
+                match self.held.is_some() {
+                    true => self.hold().await,
+                    false => self.campaign().await,
+                }
+            };
+            let pause = match tokio::time::timeout(lease, step).await {
+                Ok(pause) => pause,
+                Err(_) => {
+                    self.set_error(format!("the store did not answer within {lease:?}"));
+                    Duration::ZERO
+                }
             };
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
@@ -390,7 +408,7 @@ impl Campaign {
         let Some(held) = &self.held else {
             return Duration::ZERO;
         };
-        let due = held.sent + self.lease / 3;
+        let due = held.sent + self.lease / 4;
         if now < due {
             return due - now;
         }
@@ -413,7 +431,7 @@ impl Campaign {
                 });
                 self.seen = Some(object);
                 self.status.send_modify(|st| st.leads_until = Some(until));
-                self.lease / 3
+                self.lease / 4
             }
             Ok(Err(hollow_store::Error::LeaseConflict { found, .. })) => {
                 // A renewal whose reply was lost looks like a conflict: the lease is then still
@@ -430,7 +448,7 @@ impl Campaign {
                             fenced: true,
                         });
                         self.status.send_modify(|st| st.leads_until = Some(until));
-                        return self.lease / 3;
+                        return self.lease / 4;
                     }
                 }
                 let by = found.map_or("nobody".into(), |(h, e)| format!("{h} (epoch {e})"));

@@ -59,7 +59,11 @@ impl Producer {
         Self {
             store,
             write: restored.write,
-            epoch: restored.announcement.as_ref().map_or(0, |a| a.body.epoch),
+            // With leader election, the epoch it leads in (none yet); without, the one it found.
+            epoch: match elector {
+                Some(_) => 0,
+                None => restored.announcement.as_ref().map_or(0, |a| a.body.epoch),
+            },
             announced: restored.announced,
             announcement: restored.announcement,
             // A leader restores again once it leads (the announcement then carries its fence).
@@ -207,19 +211,20 @@ impl Producer {
         Ok(())
     }
 
-    /// The error for a producer that does not lead (now).
-    fn not_leader(&self) -> Error {
-        let l = self.leadership().unwrap_or_else(|| Leadership {
-            id: String::new(),
-            is_leader: false,
-            epoch: self.epoch,
-            holder: None,
-            last_error: None,
-        });
+    /// The error for a producer that does not lead (now), with the leader as the store has it
+    /// (the elector's view may be a poll behind), or as last seen if the store cannot say.
+    async fn not_leader(&self) -> Error {
+        let (mut current_epoch, mut holder) = self
+            .leadership()
+            .map_or((self.epoch, None), |l| (l.epoch, l.holder));
+        if let Ok(Some(lease)) = self.store.lease().await {
+            current_epoch = lease.lease.epoch;
+            holder = (!lease.lease.released).then_some(lease.lease.holder);
+        }
         Error::NotLeader {
             epoch: self.epoch,
-            current_epoch: l.epoch.max(self.epoch),
-            holder: l.holder,
+            current_epoch: current_epoch.max(self.epoch),
+            holder,
         }
     }
 
@@ -258,7 +263,7 @@ impl Producer {
         if let Some(elector) = &self.elector {
             match elector.leading_epoch() {
                 Some(epoch) => self.take_office(epoch).await?,
-                None => return Err(self.not_leader()),
+                None => return Err(self.not_leader().await),
             }
         }
         if self.needs_restore {
@@ -499,7 +504,7 @@ impl Producer {
         if let Some(elector) = &self.elector {
             if !elector.leads_in(self.epoch) {
                 self.needs_restore = true;
-                return Err(self.not_leader());
+                return Err(self.not_leader().await);
             }
         }
         let body = AnnouncementBody {

@@ -228,6 +228,8 @@ pub struct FaultyStore {
     lose_put_replies_every: AtomicUsize,
     damage_announcement_reads: AtomicBool,
     lose_announcement_reply: AtomicBool,
+    freeze_at_announcement: AtomicBool,
+    frozen: tokio::sync::watch::Sender<bool>,
 }
 
 impl FaultyStore {
@@ -242,6 +244,8 @@ impl FaultyStore {
             lose_put_replies_every: AtomicUsize::new(0),
             damage_announcement_reads: AtomicBool::new(false),
             lose_announcement_reply: AtomicBool::new(false),
+            freeze_at_announcement: AtomicBool::new(false),
+            frozen: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -275,6 +279,19 @@ impl FaultyStore {
     /// The next write of an announcement that the store carries out loses its reply.
     pub fn lose_next_announcement_reply(&self) {
         self.lose_announcement_reply.store(true, Ordering::SeqCst);
+    }
+
+    /// The next write of an announcement freezes the store: it and every operation after it
+    /// wait (as in a process paused mid-cycle) until [`FaultyStore::thaw`]; true once frozen.
+    pub fn freeze_at_next_announcement(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.freeze_at_announcement.store(true, Ordering::SeqCst);
+        self.frozen.subscribe()
+    }
+
+    /// Lets frozen operations go on (and disarms a freeze not yet triggered).
+    pub fn thaw(&self) {
+        self.freeze_at_announcement.store(false, Ordering::SeqCst);
+        self.frozen.send_replace(false);
     }
 
     /// While set, reads of an announcement return its content damaged (a digit changed and
@@ -316,6 +333,8 @@ impl FaultyStore {
         op: &'static str,
         run: impl std::future::Future<Output = object_store::Result<T>>,
     ) -> object_store::Result<T> {
+        let mut frozen = self.frozen.subscribe();
+        let _ = frozen.wait_for(|f| !f).await;
         match self.check(op) {
             None => run.await,
             Some(Fault::Fail) => Err(self.injected(op)),
@@ -374,6 +393,11 @@ impl ObjectStore for FaultyStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
+        if location.filename() == Some("announced.version")
+            && self.freeze_at_announcement.swap(false, Ordering::SeqCst)
+        {
+            self.frozen.send_replace(true);
+        }
         let result = self
             .faulty("put", self.inner.put_opts(location, payload, opts))
             .await;

@@ -180,27 +180,32 @@ impl S3Server {
         }
     }
 
-    /// An object_store S3 client of this server (explicit credentials and region: nothing is
-    /// looked up from the environment or a metadata service).
+    /// An object_store S3 client of this server.
     pub fn store(&self) -> Arc<dyn ObjectStore> {
-        Arc::new(
-            object_store::aws::AmazonS3Builder::new()
-                .with_endpoint(&self.endpoint)
-                .with_bucket_name(BUCKET)
-                .with_access_key_id(ACCESS_KEY)
-                .with_secret_access_key(SECRET_KEY)
-                .with_region("us-east-1")
-                .with_allow_http(true)
-                // Fail fast instead of retrying for minutes: the tests look at failures.
-                .with_retry(object_store::RetryConfig {
-                    max_retries: 2,
-                    retry_timeout: std::time::Duration::from_secs(5),
-                    ..object_store::RetryConfig::default()
-                })
-                .build()
-                .unwrap(),
-        )
+        s3_client(&self.endpoint)
     }
+}
+
+/// An object_store S3 client of the test server at `endpoint` (explicit credentials and region:
+/// nothing is looked up from the environment or a metadata service); also from another process.
+pub fn s3_client(endpoint: &str) -> Arc<dyn ObjectStore> {
+    Arc::new(
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(endpoint)
+            .with_bucket_name(BUCKET)
+            .with_access_key_id(ACCESS_KEY)
+            .with_secret_access_key(SECRET_KEY)
+            .with_region("us-east-1")
+            .with_allow_http(true)
+            // Fail fast instead of retrying for minutes: the tests look at failures.
+            .with_retry(object_store::RetryConfig {
+                max_retries: 2,
+                retry_timeout: std::time::Duration::from_secs(5),
+                ..object_store::RetryConfig::default()
+            })
+            .build()
+            .unwrap(),
+    )
 }
 
 /// What a scheduled fault does to an operation.
@@ -230,6 +235,17 @@ pub struct FaultyStore {
     lose_announcement_reply: AtomicBool,
     freeze_at_announcement: AtomicBool,
     frozen: tokio::sync::watch::Sender<bool>,
+    halt: std::sync::Mutex<Option<Halt>>,
+}
+
+/// Where a [`FaultyStore`] halts for good (see [`FaultyStore::halt_at`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Halt {
+    /// Before the put of an object whose path has this folder or file name (`snapshot`,
+    /// `delta`, `reversedelta`, `announced.version`).
+    Before(&'static str),
+    /// Right after an announcement write landed.
+    AfterAnnouncement,
 }
 
 impl FaultyStore {
@@ -246,6 +262,7 @@ impl FaultyStore {
             lose_announcement_reply: AtomicBool::new(false),
             freeze_at_announcement: AtomicBool::new(false),
             frozen: tokio::sync::watch::Sender::new(false),
+            halt: std::sync::Mutex::new(None),
         })
     }
 
@@ -286,6 +303,41 @@ impl FaultyStore {
     pub fn freeze_at_next_announcement(&self) -> tokio::sync::watch::Receiver<bool> {
         self.freeze_at_announcement.store(true, Ordering::SeqCst);
         self.frozen.subscribe()
+    }
+
+    /// At the next put at `halt`, prints `AT <halt> <path>` (for an announcement that landed,
+    /// `AT announced <state>`) on stdout and never returns: the process is stuck there until its
+    /// parent kills it.
+    pub fn halt_at(&self, halt: Halt) {
+        *self.halt.lock().unwrap() = Some(halt);
+    }
+
+    async fn maybe_halt(&self, location: &Path, payload: &PutPayload, landed: bool) {
+        let halt = *self.halt.lock().unwrap();
+        let at = match halt {
+            Some(Halt::Before(name)) if !landed => location.parts().any(|p| p.as_ref() == name),
+            Some(Halt::AfterAnnouncement) if landed => {
+                location.filename() == Some("announced.version")
+            }
+            _ => false,
+        };
+        if !at {
+            return;
+        }
+        let what = match halt.unwrap() {
+            Halt::AfterAnnouncement => {
+                let body = hollow::store::layout::parse_announcement(&Bytes::from(payload.clone()));
+                format!("announced {}", body.unwrap().state.unwrap())
+            }
+            Halt::Before(name) => format!("{name} {location}"),
+        };
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "AT {what}");
+            let _ = out.flush();
+        }
+        std::future::pending::<()>().await;
     }
 
     /// Lets frozen operations go on (and disarms a freeze not yet triggered).
@@ -393,6 +445,8 @@ impl ObjectStore for FaultyStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
+        self.maybe_halt(location, &payload, false).await;
+        let landed_payload = payload.clone();
         if location.filename() == Some("announced.version")
             && self.freeze_at_announcement.swap(false, Ordering::SeqCst)
         {
@@ -401,6 +455,9 @@ impl ObjectStore for FaultyStore {
         let result = self
             .faulty("put", self.inner.put_opts(location, payload, opts))
             .await;
+        if result.is_ok() {
+            self.maybe_halt(location, &landed_payload, true).await;
+        }
         if result.is_ok()
             && location.filename() == Some("announced.version")
             && self.lose_announcement_reply.swap(false, Ordering::SeqCst)

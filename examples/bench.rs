@@ -4,8 +4,13 @@
 //! ```sh
 //! cargo run --release --example bench -- --records 1000000
 //! cargo run --release --example bench -- --records 1000000 --kafka   # and the Kafka figures
+//! cargo run --release --example bench -- --records 1000000 --failover   # and producer failover
 //! ```
 
+#[path = "failover/elected_producer.rs"]
+mod elected_producer;
+#[path = "failover/bench.rs"]
+mod failover;
 #[path = "kafka/bench.rs"]
 mod kafka;
 #[path = "kafka/movies_topic.rs"]
@@ -24,8 +29,9 @@ struct Args {
     records: u64,
     lookups: usize,
     kafka: bool,
-    /// Only the Kafka figures.
-    kafka_only: bool,
+    /// Only the figures asked for with `--kafka-only` / `--failover-only`, not the main ones.
+    extras_only: bool,
+    failover: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,7 +39,8 @@ fn parse_args() -> Result<Args, String> {
         records: 1_000_000,
         lookups: 10_000_000,
         kafka: false,
-        kafka_only: false,
+        extras_only: false,
+        failover: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -46,7 +53,17 @@ fn parse_args() -> Result<Args, String> {
             "--records" => args.records = value("--records")?,
             "--lookups" => args.lookups = value("--lookups")? as usize,
             "--kafka" => args.kafka = true,
-            "--kafka-only" => (args.kafka, args.kafka_only) = (true, true),
+            "--kafka-only" => (args.kafka, args.extras_only) = (true, true),
+            "--failover" => args.failover = true,
+            "--failover-only" => (args.failover, args.extras_only) = (true, true),
+            elected_producer::ARG => {
+                let rest: Vec<String> = it.by_ref().collect();
+                if let Err(e) = elected_producer::run(&rest) {
+                    eprintln!("bench producer: {e}");
+                    std::process::exit(1);
+                }
+                std::process::exit(0);
+            }
             kafka::CONSUMER_ARG => {
                 let (folder, topic) = (it.next(), it.next());
                 let (Some(folder), Some(topic)) = (folder, topic) else {
@@ -59,9 +76,12 @@ fn parse_args() -> Result<Args, String> {
                 std::process::exit(0);
             }
             "-h" | "--help" => {
-                println!("usage: bench [--records N (1000000)] [--lookups N (10000000)] [--kafka | --kafka-only]");
+                println!("usage: bench [--records N (1000000)] [--lookups N (10000000)] [--kafka | --kafka-only] [--failover | --failover-only]");
                 println!("--kafka also measures the Kafka pipeline, on the broker HOLLOW_KAFKA_BOOTSTRAP names or");
                 println!("one started by scripts/kafka-broker");
+                println!(
+                    "--failover also kills leader producers and times the takeovers (lease 1 s)"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}; try --help")),
@@ -587,12 +607,16 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let result = match args.kafka_only {
+    let result = match args.extras_only {
         true => Ok(()),
         false => run(&args),
     };
     let result = result.and_then(|_| match args.kafka {
         true => kafka::figures(args.records),
+        false => Ok(()),
+    });
+    let result = result.and_then(|_| match args.failover {
+        true => failover::figures(args.records),
         false => Ok(()),
     });
     if let Err(e) = result {

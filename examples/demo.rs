@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release --example demo                 # 8 cycles, 100,000 movies, 3 consumers
+//! cargo run --release --example demo -- --producers 2   # the leader is killed half way
 //! cargo run --release --example demo -- --help
 //! ```
 
@@ -18,6 +19,9 @@ use hollow::producer::{CycleOutcome, DuplicatePrimaryKeys, ProducerBuilder};
 use hollow::store::layout::BlobName;
 use hollow::store::BlobStore;
 
+#[path = "failover/elected_producer.rs"]
+mod elected_producer;
+
 const PREFIX: &str = "movies";
 
 struct Options {
@@ -27,6 +31,8 @@ struct Options {
     interval: Duration,
     folder: PathBuf,
     s3: bool,
+    /// More than one: producer processes electing a leader, which is killed half way.
+    producers: usize,
 }
 
 /// The dataset: under the local folder, or in S3 / MinIO from the environment (`--s3`).
@@ -101,15 +107,18 @@ fn holds_only_blobs(dir: &Path, under: &str) -> bool {
         if e.file_type().is_ok_and(|t| t.is_dir()) {
             holds_only_blobs(&e.path(), &format!("{name}/"))
         } else {
-            name == hollow::store::layout::ANNOUNCEMENT || BlobName::parse(&name).is_some()
+            use hollow::store::layout::{ANNOUNCEMENT, FOLDER_LOCK, LEASE};
+            [ANNOUNCEMENT, LEASE, FOLDER_LOCK].contains(&name.as_str())
+                || BlobName::parse(&name).is_some()
         }
     })
 }
 
 fn usage() -> ! {
     println!(
-        "usage: demo [--records N (100000)] [--cycles N (8)] [--consumers N (3)] [--interval-ms N (2000)] [--folder DIR | --s3]"
+        "usage: demo [--records N (100000)] [--cycles N (8)] [--consumers N (3)] [--interval-ms N (2000)] [--folder DIR | --s3] [--producers N (1)]"
     );
+    println!("--producers 2 or more: producer processes elect a leader (lease 1 s); the demo kills the leader half way and a standby takes over");
     println!("--s3 uses S3 or MinIO: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, HOLLOW_S3_BUCKET");
     std::process::exit(0)
 }
@@ -122,6 +131,7 @@ fn options() -> Result<Options, String> {
         interval: Duration::from_secs(2),
         folder: std::env::temp_dir().join("hollow-demo"),
         s3: false,
+        producers: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -136,6 +146,7 @@ fn options() -> Result<Options, String> {
             "--consumers" => o.consumers = number("--consumers")?.clamp(1, 8) as usize,
             "--interval-ms" => o.interval = Duration::from_millis(number("--interval-ms")?),
             "--s3" => o.s3 = true,
+            "--producers" => o.producers = number("--producers")?.clamp(1, 5) as usize,
             "--folder" => {
                 o.folder = args
                     .next()
@@ -159,7 +170,16 @@ fn kib(bytes: usize) -> String {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    if args.next().as_deref() == Some("--consumer") {
+    let first = args.next();
+    if first.as_deref() == Some(elected_producer::ARG) {
+        let rest: Vec<String> = args.collect();
+        if let Err(e) = elected_producer::run(&rest) {
+            eprintln!("[producer] error: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if first.as_deref() == Some("--consumer") {
         let (location, name) = (
             args.next().unwrap_or_default(),
             args.next().unwrap_or_default(),
@@ -178,7 +198,11 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = run_demo(&options) {
+    let run = match options.producers {
+        1 => run_demo(&options),
+        _ => run_failover_demo(&options),
+    };
+    if let Err(e) = run {
         eprintln!("demo: {e}");
         std::process::exit(1);
     }
@@ -324,6 +348,117 @@ fn run_demo(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// The demo with `--producers N`: N producer processes elect a leader on the local folder; the
+/// leader publishes a cycle every interval; half way through the demo kills it (SIGKILL) and a
+/// standby takes over while the consumers keep serving.
+fn run_failover_demo(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
+    if o.s3 {
+        return Err("--producers runs on a local folder (the failover tests cover S3)".into());
+    }
+    let folder = demo_folder(&o.folder)?;
+    let lease = Duration::from_secs(1);
+    println!(
+        "hollow demo: {} producer processes electing a leader (lease {} s) and {} consumers, a \
+         local folder as the blob store: {}.",
+        o.producers,
+        lease.as_secs(),
+        o.consumers,
+        folder.display()
+    );
+    println!(
+        "The leader publishes {} movies, then changes 100 of them every {:.1} s. After {} versions \
+         the demo kills it (SIGKILL); a standby takes over the lease once it runs out, restores \
+         the announced state and continues the chain, while the consumers keep serving.\n",
+        o.records,
+        o.interval.as_secs_f64(),
+        o.cycles / 2
+    );
+    let (tx, lines) = std::sync::mpsc::channel::<(usize, String)>();
+    let mut producers = Vec::new();
+    for p in 0..o.producers {
+        let mut child =
+            elected_producer::spawn(&folder, &format!("p{p}"), o.records, lease, o.interval)?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send((p, line)).is_err() {
+                    return;
+                }
+            }
+        });
+        producers.push(Some(child));
+    }
+    drop(tx);
+    let mut consumers: Vec<Child> = Vec::new();
+    let (mut published, mut leader, mut killed_at) = (0, None, None::<Instant>);
+    let deadline = Instant::now() + (o.interval + lease) * (o.cycles as u32 + 10) + Duration::from_secs(60);
+    while published < o.cycles {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok((p, line)) = lines.recv_timeout(left) else {
+            return Err("the producers published nothing for too long".into());
+        };
+        println!("[producer p{p}] {}", describe(&line));
+        if line.starts_with("LEADER") {
+            leader = Some(p);
+            if let Some(at) = killed_at.take() {
+                println!(
+                    "[demo] p{p} took over {} ms after the leader was killed",
+                    at.elapsed().as_millis()
+                );
+            }
+        }
+        if !line.starts_with("PUBLISHED") {
+            continue;
+        }
+        published += 1;
+        if published == 1 {
+            for i in 0..o.consumers {
+                let name = ((b'A' + i as u8) as char).to_string();
+                consumers.push(
+                    Command::new(std::env::current_exe()?)
+                        .arg("--consumer")
+                        .arg(&folder)
+                        .args([&name, &o.records.to_string()])
+                        .stdin(Stdio::piped())
+                        .spawn()?,
+                );
+            }
+        }
+        if published == o.cycles / 2 {
+            if let Some(child) = leader.and_then(|l| producers[l].as_mut()) {
+                println!("[demo] killing the leader p{} with SIGKILL", leader.unwrap_or(0));
+                let _ = child.kill();
+                let _ = child.wait();
+                killed_at = Some(Instant::now());
+            }
+        }
+    }
+    for mut c in consumers {
+        drop(c.stdin.take());
+        let _ = c.wait();
+    }
+    for mut p in producers.into_iter().flatten() {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    println!(
+        "\nDone. The dataset is in {} (the demo deletes nothing; remove the folder when you like).",
+        folder.join(PREFIX).display()
+    );
+    Ok(())
+}
+
+/// A producer process's line, for people.
+fn describe(line: &str) -> String {
+    let words: Vec<&str> = line.split(' ').collect();
+    match words[..] {
+        ["LEADER", epoch] => format!("leads (epoch {epoch})"),
+        ["PUBLISHED", version, epoch] => format!("announced version {version} (epoch {epoch})"),
+        _ => line.to_string(),
+    }
+}
+
 /// Remembers the last refresh so the main loop can say how the consumer got to its version.
 #[derive(Default)]
 struct LastRefresh(Mutex<Option<RefreshEvent>>);
@@ -396,10 +531,14 @@ fn run_consumer(
                 _ => format!("#{id} gone"),
             })
             .collect();
+        let epoch = match consumer.health().announced_epoch {
+            Some(e) if e > 0 => format!(", leader epoch {e}"),
+            _ => String::new(),
+        };
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
-            "    [consumer {name}] serving version {} ({how}); {} movies; {}",
+            "    [consumer {name}] serving version {} ({how}{epoch}); {} movies; {}",
             state.version(),
             state.record_count("Movie")?,
             lookups.join(", ")

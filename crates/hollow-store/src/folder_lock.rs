@@ -16,7 +16,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 impl FolderLock {
     /// The lock file's name in the dataset folder.
-    pub(crate) const NAME: &'static str = ".hollow.lock";
+    pub(crate) const NAME: &'static str = crate::layout::FOLDER_LOCK;
 
     /// Takes the lock of `folder` (created if missing), waiting up to ten seconds.
     pub(crate) async fn acquire(folder: &Path) -> std::io::Result<FolderLock> {

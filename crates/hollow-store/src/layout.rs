@@ -6,6 +6,7 @@
 //! reversedelta/<from>-<to>    from state `from` back to the older state `to`
 //! announced.version           the state consumers should serve, checksummed
 //! leader.lease                who leads the producers, when they elect one (see `Lease`)
+//! .hollow.lock                in a local folder only: the lock of its compare-and-swap
 //! ```
 //! A state is written `<version>.<tag>`, the tag as 16 hex digits (`5.9b0c1d2e3f405162`): two
 //! producers that mint the same version never write the same name, so their blobs never mix.
@@ -19,6 +20,10 @@ pub const ANNOUNCEMENT: &str = "announced.version";
 
 /// The leader lease's name under the prefix.
 pub const LEASE: &str = "leader.lease";
+
+/// In a local folder's dataset: the lock file that makes a compare-and-swap there safe between
+/// processes (it holds nothing).
+pub const FOLDER_LOCK: &str = ".hollow.lock";
 
 /// One blob of a dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

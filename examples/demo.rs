@@ -381,7 +381,10 @@ fn run_failover_demo(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let tx = tx.clone();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if tx.send((p, line)).is_err() {
                     return;
                 }
@@ -392,7 +395,8 @@ fn run_failover_demo(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
     drop(tx);
     let mut consumers: Vec<Child> = Vec::new();
     let (mut published, mut leader, mut killed_at) = (0, None, None::<Instant>);
-    let deadline = Instant::now() + (o.interval + lease) * (o.cycles as u32 + 10) + Duration::from_secs(60);
+    let deadline =
+        Instant::now() + (o.interval + lease) * (o.cycles as u32 + 10) + Duration::from_secs(60);
     while published < o.cycles {
         let left = deadline.saturating_duration_since(Instant::now());
         let Ok((p, line)) = lines.recv_timeout(left) else {
@@ -427,7 +431,10 @@ fn run_failover_demo(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
         }
         if published == o.cycles / 2 {
             if let Some(child) = leader.and_then(|l| producers[l].as_mut()) {
-                println!("[demo] killing the leader p{} with SIGKILL", leader.unwrap_or(0));
+                println!(
+                    "[demo] killing the leader p{} with SIGKILL",
+                    leader.unwrap_or(0)
+                );
                 let _ = child.kill();
                 let _ = child.wait();
                 killed_at = Some(Instant::now());

@@ -111,3 +111,108 @@ async fn racing_standbys_publish_every_message_exactly_once() {
         states.len()
     );
 }
+
+/// A source whose producer elects a leader among those of `store`, running; and its status.
+async fn elected_standby(
+    bootstrap: &str,
+    topic: &str,
+    store: &Arc<dyn ObjectStore>,
+    id: &str,
+) -> (
+    tokio::task::JoinHandle<hollow_kafka::Result<()>>,
+    Arc<std::sync::Mutex<hollow_kafka::SourceStatus>>,
+) {
+    let producer = ProducerBuilder::new(store.clone(), "movies", movies::schema().unwrap())
+        .with_leader_election(id, Duration::from_millis(500))
+        .without_retention()
+        .build()
+        .await
+        .unwrap();
+    let mut source = source_builder(bootstrap, topic, None)
+        .with_fetch_max_bytes(16 << 10)
+        .build(producer)
+        .await
+        .unwrap();
+    let status = source.status();
+    let running = tokio::spawn(async move {
+        source
+            .run_until(tokio::time::sleep(Duration::from_secs(60)))
+            .await
+    });
+    (running, status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: run .ci/kafka-job"]
+async fn elected_standbys_take_over_from_a_crashed_leader_exactly_once() {
+    let broker = broker();
+    let (topic, _) = topics(&broker, "elected");
+    let bootstrap = broker.bootstrap().to_string();
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let writer = TopicWriter::connect(&bootstrap, &topic).await.unwrap();
+    let writing = write_steadily(writer, workload(20_000, 1_000, 31));
+
+    let (first, first_status) = elected_standby(&bootstrap, &topic, &store, "first").await;
+    let (second, second_status) = elected_standby(&bootstrap, &topic, &store, "second").await;
+    let consumer = Arc::new(loop {
+        let c = ConsumerBuilder::new(store.clone(), "movies")
+            .with_poll_interval(Duration::from_millis(5))
+            .build()
+            .await
+            .unwrap();
+        if c.current().is_some() {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    });
+    let observing = {
+        let consumer = consumer.clone();
+        tokio::spawn(async move {
+            let mut seen = vec![consumer.current().unwrap()];
+            loop {
+                let last = seen.last().unwrap().version();
+                match consumer
+                    .wait_until(|s| s.version() > last, Duration::from_secs(5))
+                    .await
+                {
+                    Some(state) => seen.push(state),
+                    None => return seen,
+                }
+            }
+        })
+    };
+    // Only the leader publishes; then it crashes and the other takes over.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let cycles = |s: &Arc<std::sync::Mutex<hollow_kafka::SourceStatus>>| s.lock().unwrap().cycles;
+    let (leader, leader_status, standby_status) = match cycles(&first_status) > 0 {
+        true => (first, &first_status, &second_status),
+        false => (second, &second_status, &first_status),
+    };
+    assert_eq!(cycles(standby_status), 0, "a standby published");
+    leader.abort();
+    let led = cycles(leader_status);
+    let written = writing.await.unwrap();
+    let state = consumer
+        .wait_for_offsets(&topic, &last_offsets(&written), Duration::from_secs(60))
+        .await
+        .expect("the standby publishes every message after the takeover");
+    let all: Vec<_> = written.iter().map(|(_, m)| m.clone()).collect();
+    assert_eq!(view_of(&state), fold(&all));
+    assert!(cycles(standby_status) > 0, "the standby never took over");
+    eprintln!(
+        "versions: {led} by the crashed leader, {} by the standby after it",
+        cycles(standby_status)
+    );
+    let states = observing.await.unwrap();
+    assert_states_exact(&states, &topic, &written);
+    assert_eq!(store_epoch(&store).await, 2, "one takeover");
+}
+
+async fn store_epoch(store: &Arc<dyn ObjectStore>) -> u64 {
+    hollow::store::BlobStore::new(store.clone(), "movies")
+        .announcement()
+        .await
+        .unwrap()
+        .unwrap()
+        .epoch
+}

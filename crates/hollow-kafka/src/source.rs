@@ -438,9 +438,18 @@ where
     /// Broker and store failures are retried with backoff (and shown in the status); it returns
     /// an error only for what retrying cannot mend: a bad message when there is no dead-letter
     /// topic, offsets the log no longer has, a damaged offsets tag.
+    ///
+    /// With a producer that elects a leader (`ProducerBuilder::with_leader_election`), the source
+    /// consumes only while its producer leads: a standby waits (following the announced state),
+    /// and a leader that loses the lease drops what it consumed and did not publish, then waits
+    /// again; whoever leads resumes from the offsets the announced state records.
     pub async fn run_until(&mut self, stop: impl Future<Output = ()>) -> Result<()> {
         tokio::pin!(stop);
         let topic = self.settings.topic.clone();
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            led = self.producer.wait_for_leadership() => { led?; }
+        }
         let mut announced = self.announced_offsets()?;
         lock(&self.status).announced = announced.clone();
         let (mut fetchers, mut fetched) = self.start_fetchers(&announced).await?;
@@ -511,6 +520,31 @@ where
                     let mut s = lock(&self.status);
                     s.announced = announced.clone();
                     s.last_error = None;
+                }
+                Err(message) if !self.producer.is_leader() => {
+                    tracing::warn!(%topic, error = %message, "no longer the leader: dropping what was not published and waiting as a standby");
+                    stop_fetchers(&fetchers);
+                    lock(&self.status).last_error = Some(format!("standby: {message}"));
+                    if stopping {
+                        // What it consumed is the new leader's to publish.
+                        return Ok(());
+                    }
+                    pending.clear();
+                    dead.clear();
+                    first_pending = None;
+                    retry_at = None;
+                    tokio::select! {
+                        _ = &mut stop => return Ok(()),
+                        led = self.producer.wait_for_leadership() => { led?; }
+                    }
+                    announced = self.announced_offsets()?;
+                    consumed = announced.clone();
+                    {
+                        let mut s = lock(&self.status);
+                        s.announced = announced.clone();
+                        s.last_error = None;
+                    }
+                    (fetchers, fetched) = self.start_fetchers(&announced).await?;
                 }
                 Err(message) => {
                     lock(&self.status).last_error = Some(message.clone());

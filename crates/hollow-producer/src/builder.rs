@@ -204,6 +204,7 @@ impl ProducerBuilder {
             &self.store,
             self.schema,
             self.settings.allow_breaking_schema_changes,
+            None,
         )
         .await?;
         let elector = elector.map(|(id, lease)| {

@@ -73,7 +73,7 @@ pub struct Leadership {
 
 /// The elector's state: the public part, and the deadline of the lease it holds.
 #[derive(Clone, Debug)]
-struct Status {
+pub(crate) struct Status {
     leadership: Leadership,
     leads_until: Option<Instant>,
 }
@@ -81,6 +81,7 @@ struct Status {
 /// The elector of one producer: a task that campaigns for, holds and renews the lease.
 pub(crate) struct Elector {
     status: watch::Receiver<Status>,
+    lease: Duration,
     step_down: Option<oneshot::Sender<oneshot::Sender<Result<(), hollow_store::Error>>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -127,6 +128,7 @@ impl Elector {
         };
         Elector {
             status,
+            lease,
             step_down: Some(step_down),
             task: tokio::spawn(campaign.run(stepped)),
         }
@@ -151,17 +153,14 @@ impl Elector {
         self.leads_in(epoch).then_some(epoch)
     }
 
-    /// Waits until this producer leads; its epoch.
-    pub(crate) async fn wait_until_leader(&mut self) -> u64 {
-        loop {
-            if let Some(epoch) = self.leading_epoch() {
-                return epoch;
-            }
-            if self.status.changed().await.is_err() {
-                // The elector stopped (this producer stepped down): it never leads again.
-                std::future::pending::<()>().await;
-            }
-        }
+    /// A receiver that hears of every change of the leadership.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
+    /// The lease duration.
+    pub(crate) fn lease(&self) -> Duration {
+        self.lease
     }
 
     /// Gives the lease up at once (if held) and stops campaigning.

@@ -179,13 +179,48 @@ impl Producer {
     /// the announced state (the one the previous leader announced last). The epoch it leads in.
     /// Standbys call this in their loop before running cycles; a cycle run by a standby fails
     /// with [`Error::NotLeader`] at once.
+    ///
+    /// While it waits, the standby follows the announced state as a consumer does (by deltas,
+    /// every quarter of a lease), so that taking over costs the last delta or two, not a load
+    /// of the whole state.
     pub async fn wait_for_leadership(&mut self) -> Result<u64> {
-        let Some(elector) = &mut self.elector else {
+        let Some(elector) = &self.elector else {
             return Ok(self.epoch);
         };
-        let epoch = elector.wait_until_leader().await;
-        self.take_office(epoch).await?;
-        Ok(epoch)
+        let mut status = elector.subscribe();
+        let follow_every = elector.lease() / 4;
+        loop {
+            if let Some(epoch) = self.elector.as_ref().and_then(Elector::leading_epoch) {
+                self.take_office(epoch).await?;
+                return Ok(epoch);
+            }
+            if let Err(e) = self.follow_announced().await {
+                tracing::warn!(error = %e, "a standby could not follow the announced state");
+            }
+            if let Ok(Err(_)) = tokio::time::timeout(follow_every, status.changed()).await {
+                // The elector stopped (this producer stepped down): it never leads again.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// A standby's step: loads the announced state if it changed (by deltas from the one it
+    /// has); the write state is rebuilt from it when this producer takes office.
+    async fn follow_announced(&mut self) -> Result<()> {
+        let known = self.announcement.as_ref().map(|a| &a.object_version);
+        let Some(Some(object)) = self.store.announcement_object_if_changed(known).await? else {
+            return Ok(());
+        };
+        if let Some(target) = object.body.state.filter(|t| Some(*t) != self.state_id()) {
+            let (state, plan) =
+                hollow_store::load(&self.store, self.announced.as_ref(), target, usize::MAX)
+                    .await?;
+            tracing::debug!(state = %target, plan = %plan.describe(), "a standby follows the announced state");
+            self.announced = Some(state);
+            self.needs_restore = true;
+        }
+        self.announcement = Some(object);
+        Ok(())
     }
 
     /// Hands the lease over at once, so that a standby takes it without waiting for it to run
@@ -332,6 +367,7 @@ impl Producer {
             &self.store,
             schema,
             self.settings.allow_breaking_schema_changes,
+            self.announced.as_ref(),
         )
         .await?;
         tracing::warn!(

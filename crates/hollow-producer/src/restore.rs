@@ -17,12 +17,14 @@ pub(crate) struct Restored {
     pub(crate) next_version: u64,
 }
 
-/// Reads the announced state back from the store, and the highest version any blob names.
+/// Reads the announced state back from the store (by deltas from `current` where it can, or
+/// not at all when `current` is the announced state), and the highest version any blob names.
 /// Refuses a `schema` that breaks readers of the announced state's, unless `allow_breaking`.
 pub(crate) async fn restore(
     store: &BlobStore,
     schema: Schema,
     allow_breaking: bool,
+    current: Option<&ReadState>,
 ) -> Result<Restored> {
     let blobs = store.list().await?;
     let highest = blobs
@@ -34,7 +36,7 @@ pub(crate) async fn restore(
     let announced = match announcement.as_ref().and_then(|a| a.body.state) {
         None => None,
         Some(id) => {
-            let (state, plan) = hollow_store::load(store, None, id, usize::MAX).await?;
+            let (state, plan) = hollow_store::load(store, current, id, usize::MAX).await?;
             tracing::info!(state = %id, plan = %plan.describe(), "restored the announced state");
             Some(state)
         }

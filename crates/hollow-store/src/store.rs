@@ -284,7 +284,9 @@ impl BlobStore {
             .map(|a| a.flatten())
     }
 
-    async fn announcement_object_if_changed(
+    /// The announcement object, unless its object version is still `known` (a cheap
+    /// conditional request): `Ok(None)` = unchanged, `Ok(Some(None))` = none.
+    pub async fn announcement_object_if_changed(
         &self,
         known: Option<&UpdateVersion>,
     ) -> Result<Option<Option<AnnouncementObject>>> {

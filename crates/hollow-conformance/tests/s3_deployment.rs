@@ -7,106 +7,22 @@
 mod routes;
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hollow::consumer::{Consumer, ConsumerBuilder};
 use hollow::movies::{self, Movie};
 use hollow::producer::{CycleOutcome, Producer, ProducerBuilder};
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{ObjectStoreExt, PutPayload};
 use support::assert_serves;
 
-const ACCESS_KEY: &str = "hollow-ci";
-const SECRET_KEY: &str = "hollow-ci-secret-key-0123456789";
-const BUCKET: &str = "hollow";
-const ENDPOINT: &str = "http://127.0.0.1:8333";
+use support::{
+    weed_client as s3, Weed, WEED_ACCESS_KEY as ACCESS_KEY, WEED_ENDPOINT as ENDPOINT,
+    WEED_SECRET_KEY as SECRET_KEY,
+};
+
 const PREFIX: &str = "deploy/movies";
 const N: u64 = 2_000;
-
-/// A `weed mini` server on 127.0.0.1; stopped when dropped, whatever happens.
-struct Weed {
-    child: Option<Child>,
-    dir: std::path::PathBuf,
-}
-
-impl Weed {
-    fn start(dir: &std::path::Path) -> Weed {
-        let bin =
-            std::env::var("WEED_BIN").expect("WEED_BIN names the weed binary (see .ci/s3-job)");
-        let log = std::fs::File::create(dir.join("weed.log")).unwrap();
-        let child = Command::new(bin)
-            .arg("mini")
-            .arg(format!("-dir={}", dir.join("data").display()))
-            .args([
-                "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1",
-                "-admin.ui=false",
-                "-webdav=false",
-            ])
-            .arg(format!("-bucket={BUCKET}"))
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("weed starts");
-        Weed {
-            child: Some(child),
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// Waits until a signed PUT succeeds.
-    async fn wait_ready(&self, store: &Arc<dyn ObjectStore>) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let probe = object_store::path::Path::from("readiness-probe");
-            let error = match store.put(&probe, PutPayload::from_static(b"ok")).await {
-                Ok(_) => return,
-                Err(e) => e,
-            };
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.dir.join("weed.log")).unwrap_or_default();
-                panic!("SeaweedFS did not become ready ({error}):\n{log}");
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Weed {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn s3(access_key: &str, secret_key: &str) -> Arc<dyn ObjectStore> {
-    Arc::new(
-        object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(ENDPOINT)
-            .with_bucket_name(BUCKET)
-            .with_access_key_id(access_key)
-            .with_secret_access_key(secret_key)
-            .with_region("us-east-1")
-            .with_allow_http(true)
-            .with_retry(RetryConfig {
-                max_retries: 1,
-                retry_timeout: Duration::from_secs(2),
-                ..RetryConfig::default()
-            })
-            .build()
-            .unwrap(),
-    )
-}
 
 async fn producer() -> Producer {
     ProducerBuilder::new(

@@ -4,8 +4,10 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -43,6 +45,8 @@ pub enum Backend {
     Memory(Arc<object_store::memory::InMemory>),
     LocalFolder(tempfile::TempDir),
     S3(S3Server),
+    /// A store of a server outside the test process (SeaweedFS in the CI S3 job), and its name.
+    Remote(Arc<dyn ObjectStore>, &'static str),
 }
 
 impl Backend {
@@ -60,6 +64,7 @@ impl Backend {
             Backend::Memory(_) => "in-memory",
             Backend::LocalFolder(_) => "local folder",
             Backend::S3(_) => "S3 (s3s-fs over HTTP)",
+            Backend::Remote(_, name) => name,
         }
     }
 
@@ -71,6 +76,7 @@ impl Backend {
                 Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap())
             }
             Backend::S3(server) => server.store(),
+            Backend::Remote(store, _) => store.clone(),
         }
     }
 
@@ -201,6 +207,104 @@ pub fn s3_client(endpoint: &str) -> Arc<dyn ObjectStore> {
             .with_retry(object_store::RetryConfig {
                 max_retries: 2,
                 retry_timeout: std::time::Duration::from_secs(5),
+                ..object_store::RetryConfig::default()
+            })
+            .build()
+            .unwrap(),
+    )
+}
+
+pub const WEED_ACCESS_KEY: &str = "hollow-ci";
+pub const WEED_SECRET_KEY: &str = "hollow-ci-secret-key-0123456789";
+pub const WEED_BUCKET: &str = "hollow";
+pub const WEED_ENDPOINT: &str = "http://127.0.0.1:8333";
+
+/// SeaweedFS (`weed mini`, the binary `WEED_BIN` names; `.ci/s3-job` installs it): a real S3
+/// server for the CI S3 job.
+///
+/// A `weed mini` server on 127.0.0.1; stopped when dropped, whatever happens.
+pub struct Weed {
+    child: Option<Child>,
+    dir: std::path::PathBuf,
+}
+
+impl Weed {
+    pub fn start(dir: &std::path::Path) -> Weed {
+        let bin =
+            std::env::var("WEED_BIN").expect("WEED_BIN names the weed binary (see .ci/s3-job)");
+        let log = std::fs::File::create(dir.join("weed.log")).unwrap();
+        let child = Command::new(bin)
+            .arg("mini")
+            .arg(format!("-dir={}", dir.join("data").display()))
+            .args([
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-admin.ui=false",
+                "-webdav=false",
+            ])
+            .arg(format!("-bucket={WEED_BUCKET}"))
+            .env("AWS_ACCESS_KEY_ID", WEED_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", WEED_SECRET_KEY)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("weed starts");
+        Weed {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Waits until a signed PUT succeeds.
+    pub async fn wait_ready(&self, store: &Arc<dyn ObjectStore>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let probe = object_store::path::Path::from("readiness-probe");
+            let put = object_store::ObjectStoreExt::put(
+                store.as_ref(),
+                &probe,
+                PutPayload::from_static(b"ok"),
+            );
+            let error = match put.await {
+                Ok(_) => return,
+                Err(e) => e,
+            };
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("weed.log")).unwrap_or_default();
+                panic!("SeaweedFS did not become ready ({error}):\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An S3 client of the SeaweedFS server with these credentials.
+pub fn weed_client(access_key: &str, secret_key: &str) -> Arc<dyn ObjectStore> {
+    Arc::new(
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(WEED_ENDPOINT)
+            .with_bucket_name(WEED_BUCKET)
+            .with_access_key_id(access_key)
+            .with_secret_access_key(secret_key)
+            .with_region("us-east-1")
+            .with_allow_http(true)
+            .with_retry(object_store::RetryConfig {
+                max_retries: 1,
+                retry_timeout: Duration::from_secs(2),
                 ..object_store::RetryConfig::default()
             })
             .build()

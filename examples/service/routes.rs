@@ -187,6 +187,7 @@ async fn health(State(s): State<Service>) -> Response {
         "serving": h.current.is_some(),
         "current_version": h.current,
         "announced_version": h.announced,
+        "announced_epoch": h.announced_epoch,
         "pinned_version": h.pinned,
         "versions_behind": h.versions_behind(),
         "last_error": h.last_error,

@@ -5,6 +5,11 @@
 //! `object_store` backend: a local folder, S3, MinIO, GCS, Azure, in-memory) and then announces
 //! the new version, or announces nothing at all.
 //!
+//! Several producers of one dataset can elect a leader on the store itself
+//! ([`ProducerBuilder::with_leader_election`]; how it works, and what it assumes of clocks, is in
+//! [`leadership`]): only the leader runs cycles, standbys follow the announced state and take
+//! over when it stops renewing its lease, and a producer that lost the lease can never announce.
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! use std::sync::Arc;

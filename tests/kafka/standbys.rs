@@ -14,20 +14,23 @@ use object_store::ObjectStore;
 
 use crate::common::*;
 
-/// A source publishing into `store`, running; and its status.
+/// A source publishing into `store`, running (its producer elects a leader as `elected`, if
+/// given); and its status.
 async fn standby(
     bootstrap: &str,
     topic: &str,
     store: &Arc<dyn ObjectStore>,
+    elected: Option<&str>,
 ) -> (
     tokio::task::JoinHandle<hollow_kafka::Result<()>>,
     Arc<std::sync::Mutex<hollow_kafka::SourceStatus>>,
 ) {
-    let producer = ProducerBuilder::new(store.clone(), "movies", movies::schema().unwrap())
-        .without_retention()
-        .build()
-        .await
-        .unwrap();
+    let mut builder = ProducerBuilder::new(store.clone(), "movies", movies::schema().unwrap())
+        .without_retention();
+    if let Some(id) = elected {
+        builder = builder.with_leader_election(id, Duration::from_millis(500));
+    }
+    let producer = builder.build().await.unwrap();
     let mut source = source_builder(bootstrap, topic, None)
         .with_fetch_max_bytes(16 << 10)
         .build(producer)
@@ -42,22 +45,14 @@ async fn standby(
     (running, status)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a Kafka broker: run .ci/kafka-job"]
-async fn racing_standbys_publish_every_message_exactly_once() {
-    let broker = broker();
-    let (topic, _) = topics(&broker, "standbys");
-    let bootstrap = broker.bootstrap().to_string();
-    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let writer = TopicWriter::connect(&bootstrap, &topic).await.unwrap();
-    let writing = write_steadily(writer, workload(20_000, 1_000, 29));
-
-    let (first, first_status) = standby(&bootstrap, &topic, &store).await;
-    let (second, second_status) = standby(&bootstrap, &topic, &store).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    first.abort(); // a crash: whatever it had consumed and not announced is gone with it
-    let (third, third_status) = standby(&bootstrap, &topic, &store).await;
-    // Every state a consumer serves is an announced one: it keeps them all.
+/// A consumer of `store` once something is announced, and a task that keeps every state it
+/// serves (every one an announced one) until nothing new comes for five seconds.
+async fn observe(
+    store: &Arc<dyn ObjectStore>,
+) -> (
+    Arc<hollow::consumer::Consumer>,
+    tokio::task::JoinHandle<Vec<Arc<hollow::core::ReadState>>>,
+) {
     let consumer = Arc::new(loop {
         let c = ConsumerBuilder::new(store.clone(), "movies")
             .with_poll_interval(Duration::from_millis(5))
@@ -69,22 +64,39 @@ async fn racing_standbys_publish_every_message_exactly_once() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     });
-    let observing = {
-        let consumer = consumer.clone();
-        tokio::spawn(async move {
-            let mut seen = vec![consumer.current().unwrap()];
-            loop {
-                let last = seen.last().unwrap().version();
-                match consumer
-                    .wait_until(|s| s.version() > last, Duration::from_secs(5))
-                    .await
-                {
-                    Some(state) => seen.push(state),
-                    None => return seen,
-                }
+    let observed = consumer.clone();
+    let observing = tokio::spawn(async move {
+        let mut seen = vec![observed.current().unwrap()];
+        loop {
+            let last = seen.last().unwrap().version();
+            match observed
+                .wait_until(|s| s.version() > last, Duration::from_secs(5))
+                .await
+            {
+                Some(state) => seen.push(state),
+                None => return seen,
             }
-        })
-    };
+        }
+    });
+    (consumer, observing)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: run .ci/kafka-job"]
+async fn racing_standbys_publish_every_message_exactly_once() {
+    let broker = broker();
+    let (topic, _) = topics(&broker, "standbys");
+    let bootstrap = broker.bootstrap().to_string();
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let writer = TopicWriter::connect(&bootstrap, &topic).await.unwrap();
+    let writing = write_steadily(writer, workload(20_000, 1_000, 29));
+
+    let (first, first_status) = standby(&bootstrap, &topic, &store, None).await;
+    let (second, second_status) = standby(&bootstrap, &topic, &store, None).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.abort(); // a crash: whatever it had consumed and not announced is gone with it
+    let (third, third_status) = standby(&bootstrap, &topic, &store, None).await;
+    let (consumer, observing) = observe(&store).await;
     let written = writing.await.unwrap();
     let state = consumer
         .wait_for_offsets(&topic, &last_offsets(&written), Duration::from_secs(60))
@@ -112,36 +124,6 @@ async fn racing_standbys_publish_every_message_exactly_once() {
     );
 }
 
-/// A source whose producer elects a leader among those of `store`, running; and its status.
-async fn elected_standby(
-    bootstrap: &str,
-    topic: &str,
-    store: &Arc<dyn ObjectStore>,
-    id: &str,
-) -> (
-    tokio::task::JoinHandle<hollow_kafka::Result<()>>,
-    Arc<std::sync::Mutex<hollow_kafka::SourceStatus>>,
-) {
-    let producer = ProducerBuilder::new(store.clone(), "movies", movies::schema().unwrap())
-        .with_leader_election(id, Duration::from_millis(500))
-        .without_retention()
-        .build()
-        .await
-        .unwrap();
-    let mut source = source_builder(bootstrap, topic, None)
-        .with_fetch_max_bytes(16 << 10)
-        .build(producer)
-        .await
-        .unwrap();
-    let status = source.status();
-    let running = tokio::spawn(async move {
-        source
-            .run_until(tokio::time::sleep(Duration::from_secs(60)))
-            .await
-    });
-    (running, status)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Kafka broker: run .ci/kafka-job"]
 async fn elected_standbys_take_over_from_a_crashed_leader_exactly_once() {
@@ -152,35 +134,9 @@ async fn elected_standbys_take_over_from_a_crashed_leader_exactly_once() {
     let writer = TopicWriter::connect(&bootstrap, &topic).await.unwrap();
     let writing = write_steadily(writer, workload(20_000, 1_000, 31));
 
-    let (first, first_status) = elected_standby(&bootstrap, &topic, &store, "first").await;
-    let (second, second_status) = elected_standby(&bootstrap, &topic, &store, "second").await;
-    let consumer = Arc::new(loop {
-        let c = ConsumerBuilder::new(store.clone(), "movies")
-            .with_poll_interval(Duration::from_millis(5))
-            .build()
-            .await
-            .unwrap();
-        if c.current().is_some() {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    });
-    let observing = {
-        let consumer = consumer.clone();
-        tokio::spawn(async move {
-            let mut seen = vec![consumer.current().unwrap()];
-            loop {
-                let last = seen.last().unwrap().version();
-                match consumer
-                    .wait_until(|s| s.version() > last, Duration::from_secs(5))
-                    .await
-                {
-                    Some(state) => seen.push(state),
-                    None => return seen,
-                }
-            }
-        })
-    };
+    let (first, first_status) = standby(&bootstrap, &topic, &store, Some("first")).await;
+    let (second, second_status) = standby(&bootstrap, &topic, &store, Some("second")).await;
+    let (consumer, observing) = observe(&store).await;
     // Only the leader publishes; then it crashes and the other takes over.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let cycles = |s: &Arc<std::sync::Mutex<hollow_kafka::SourceStatus>>| s.lock().unwrap().cycles;

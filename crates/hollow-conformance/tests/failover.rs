@@ -9,29 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hollow::consumer::{ConsumerBuilder, ConsumerListener, RefreshEvent};
-use hollow::core::{SchemaBuilder, StateId};
+use hollow::core::StateId;
 use hollow::producer::{CycleOutcome, Error, Producer, ProducerBuilder};
 use hollow::store::layout::BlobName;
 use hollow::store::BlobStore;
 use object_store::ObjectStore;
-use serde::{Deserialize, Serialize};
-use support::{Backend, FaultyStore};
+use support::{rows_schema as schema, Backend, FaultyStore, Row};
 
 const PREFIX: &str = "rows";
-
-#[derive(Serialize, Deserialize)]
-struct Row {
-    id: i64,
-    value: u64,
-}
-
-fn schema() -> hollow::core::Schema {
-    SchemaBuilder::new()
-        .add::<Row>()
-        .primary_key("Row", &["id"])
-        .build()
-        .unwrap()
-}
 
 /// A producer of `backend`'s dataset through `store` (the backend's, or a wrapper of it),
 /// electing a leader as `id`.
@@ -160,15 +145,25 @@ async fn a_standby_takes_over_from_a_crashed_leader_and_a_clean_one_hands_over()
     }
 }
 
+/// Leader `a` (through a store that fails on command) that has published version 1, and
+/// standby `b` that knows it.
+async fn leader_and_standby(
+    backend: &Backend,
+    lease: Duration,
+) -> (Arc<FaultyStore>, Producer, Producer) {
+    let faulty = FaultyStore::new(backend.store());
+    let mut a = elected(backend, faulty.clone(), "a", lease).await;
+    lead(&mut a, Duration::from_secs(2)).await;
+    assert_eq!(published(cycle(&mut a, 1).await), 1, "{}", backend.name());
+    let b = elected(backend, backend.store(), "b", lease).await;
+    sees_leader(&b, "a").await;
+    (faulty, a, b)
+}
+
 async fn partitioned_on(backend: Backend) {
     let what = backend.name();
     let lease = Duration::from_millis(200);
-    let cut_off = FaultyStore::new(backend.store());
-    let mut a = elected(&backend, cut_off.clone(), "a", lease).await;
-    lead(&mut a, Duration::from_secs(2)).await;
-    assert_eq!(published(cycle(&mut a, 1).await), 1, "{what}");
-    let mut b = elected(&backend, backend.store(), "b", lease).await;
-    sees_leader(&b, "a").await;
+    let (cut_off, mut a, mut b) = leader_and_standby(&backend, lease).await;
 
     // The leader loses the store: it stops counting itself leader when its lease runs out,
     // and the standby takes over.
@@ -204,12 +199,7 @@ async fn a_partitioned_leader_becomes_a_standby_and_cannot_announce() {
 async fn paused_on(backend: Backend) {
     let what = backend.name();
     let lease = Duration::from_millis(200);
-    let paused = FaultyStore::new(backend.store());
-    let mut a = elected(&backend, paused.clone(), "a", lease).await;
-    lead(&mut a, Duration::from_secs(2)).await;
-    assert_eq!(published(cycle(&mut a, 1).await), 1, "{what}");
-    let mut b = elected(&backend, backend.store(), "b", lease).await;
-    sees_leader(&b, "a").await;
+    let (paused, mut a, mut b) = leader_and_standby(&backend, lease).await;
 
     // The leader stops just as it announces version 2 (checked it leads, published the blobs):
     // a pause longer than its lease, and it does not know.

@@ -14,32 +14,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hollow::consumer::{ConsumerBuilder, ConsumerListener, RefreshEvent};
-use hollow::core::{SchemaBuilder, StateId};
+use hollow::core::StateId;
 use hollow::producer::{CycleOutcome, Error, ProducerBuilder};
 use hollow::store::layout::{parse_state, BlobName};
 use hollow::store::BlobStore;
 use object_store::{ObjectStore, ObjectStoreExt};
-use serde::{Deserialize, Serialize};
-use support::{FaultyStore, Halt};
+use support::{rows_schema as schema, FaultyStore, Halt, Row};
 
 const PREFIX: &str = "rows";
 /// Set in the environment of a child producer: `local|FOLDER` or `s3|ENDPOINT`, then `|ID|HALT`.
 const CHILD: &str = "HOLLOW_FAILOVER_CHILD";
 const LEASE: Duration = Duration::from_millis(300);
-
-#[derive(Serialize, Deserialize)]
-struct Row {
-    id: i64,
-    value: u64,
-}
-
-fn schema() -> hollow::core::Schema {
-    SchemaBuilder::new()
-        .add::<Row>()
-        .primary_key("Row", &["id"])
-        .build()
-        .unwrap()
-}
 
 /// The dataset of `location` (`local|FOLDER` or `s3|ENDPOINT`) through `wrap`.
 fn dataset(

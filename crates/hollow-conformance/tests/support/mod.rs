@@ -40,6 +40,22 @@ pub async fn assert_serves(
     assert_eq!((state.version(), state.checksum()), expected, "{what}");
 }
 
+/// The records of the failover tests: 50 rows a cycle, all with the cycle's value.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Row {
+    pub id: i64,
+    pub value: u64,
+}
+
+/// The schema of [`Row`], keyed by `id`.
+pub fn rows_schema() -> hollow::core::Schema {
+    hollow::core::SchemaBuilder::new()
+        .add::<Row>()
+        .primary_key("Row", &["id"])
+        .build()
+        .unwrap()
+}
+
 /// A store kind every conformance test runs against.
 pub enum Backend {
     Memory(Arc<object_store::memory::InMemory>),

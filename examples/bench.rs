@@ -212,6 +212,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     figure("snapshot_write_ms", ms(t), "ms");
     figure("snapshot_bytes", blob.len(), "B");
     drop(writer);
+    compressed_figures("snapshot", &blob)?;
 
     let dir = std::env::temp_dir().join(format!("hollow-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -347,6 +348,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     figure("cycle_ms", ms(t), "ms");
     figure("delta_bytes", delta.len(), "B");
     figure("reverse_delta_bytes", reverse.len(), "B");
+    compressed_figures("delta", &delta)?;
     let snapshot2 = writer.write_snapshot(2)?;
     drop(writer);
 
@@ -406,6 +408,31 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Prints the time of each stage of a published cycle.
+/// With the `zstd` feature: the blob's bytes compressed at level 3 (what
+/// `ProducerBuilder::with_compression(3)` stores), and the time to compress and to read it back
+/// (checksum and decompression; a consumer pays this before parsing).
+#[cfg(feature = "zstd")]
+fn compressed_figures(kind: &str, blob: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+    use hollow::core::compressed;
+    let t = Instant::now();
+    let packed = compressed::compress(blob, 3)?;
+    figure(&format!("{kind}_zstd_compress_ms"), ms(t), "ms");
+    figure(&format!("{kind}_zstd_bytes"), packed.len(), "B");
+    let t = Instant::now();
+    let back = compressed::decompress_if_compressed(Bytes::from(packed))?;
+    figure(&format!("{kind}_zstd_decompress_ms"), ms(t), "ms");
+    assert_eq!(back.len(), blob.len());
+    Ok(())
+}
+
+#[cfg(not(feature = "zstd"))]
+fn compressed_figures(kind: &str, _blob: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+    progress(&format!(
+        "no {kind}_zstd figures: run the bench with --features zstd for them"
+    ));
+    Ok(())
+}
+
 fn print_stages(outcome: &hollow::producer::CycleOutcome) {
     if let hollow::producer::CycleOutcome::Published(report) = outcome {
         for (stage, took) in &report.stages {

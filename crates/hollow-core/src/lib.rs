@@ -53,6 +53,7 @@ mod state_id;
 mod write;
 
 pub use error::{Error, Result};
+pub use format::compressed;
 pub use format::{BlobKind, Tags};
 pub use hash_index::HashIndex;
 pub use index::{Key, KeyMismatch, KeyPart, PrimaryKeyIndex};

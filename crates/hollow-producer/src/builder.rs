@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hollow_core::Schema;
+use hollow_core::{BlobKind, Schema};
 use hollow_store::BlobStore;
 use object_store::ObjectStore;
 
@@ -30,6 +30,38 @@ pub(crate) struct Settings {
     pub(crate) allow_breaking_schema_changes: bool,
     /// Leader election: this producer's id and the lease duration.
     pub(crate) leader_election: Option<(String, Duration)>,
+    /// The zstd level of each blob kind's stored form (`None`: stored as written).
+    pub(crate) compression: Compression,
+}
+
+/// The zstd level of each blob kind, `None` for blobs stored uncompressed.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Compression {
+    pub(crate) snapshot: Option<i32>,
+    pub(crate) delta: Option<i32>,
+    pub(crate) reverse_delta: Option<i32>,
+}
+
+impl Compression {
+    /// The level for blobs of `kind`.
+    pub(crate) fn level(&self, kind: BlobKind) -> Option<i32> {
+        match kind {
+            BlobKind::Snapshot => self.snapshot,
+            BlobKind::Delta => self.delta,
+            BlobKind::ReverseDelta => self.reverse_delta,
+        }
+    }
+
+    /// The form of `blob` (of `kind`) to store: compressed at its kind's level, or as it is.
+    pub(crate) fn stored(&self, kind: BlobKind, blob: &bytes::Bytes) -> Result<bytes::Bytes> {
+        match self.level(kind) {
+            None => Ok(blob.clone()),
+            #[cfg(feature = "zstd")]
+            Some(level) => Ok(hollow_core::compressed::compress(blob, level)?.into()),
+            #[cfg(not(feature = "zstd"))]
+            Some(_) => unreachable!("levels are only set with the zstd feature"),
+        }
+    }
 }
 
 /// Configures and starts a [`Producer`].
@@ -59,6 +91,7 @@ impl ProducerBuilder {
                 retain_versions: Some(DEFAULT_RETAINED_VERSIONS),
                 allow_breaking_schema_changes: false,
                 leader_election: None,
+                compression: Compression::default(),
             },
         }
     }
@@ -134,6 +167,38 @@ impl ProducerBuilder {
         self
     }
 
+    /// Stores every blob compressed with zstd at `level` (1 to 22; 3 is zstd's default).
+    /// Bit-packed blobs are dense already: at level 3 the 1 M movies snapshot shrinks by 15%
+    /// (29.7 to 25.2 MB, 0.18 s to compress), its delta by 16%; level 19 gains 5% more for 15 s
+    /// per snapshot. It pays where storage or transfer costs. Consumers read compressed and plain
+    /// blobs alike, without configuration: a compressed blob says so in its envelope, whose
+    /// checksum covers what is stored (see `hollow_core::compressed`). Compression runs
+    /// after the integrity checks, on the publishing path. Out-of-range levels are an error at
+    /// [`ProducerBuilder::build`].
+    #[cfg(feature = "zstd")]
+    pub fn with_compression(mut self, level: i32) -> Self {
+        self.settings.compression = Compression {
+            snapshot: Some(level),
+            delta: Some(level),
+            reverse_delta: Some(level),
+        };
+        self
+    }
+
+    /// Stores the blobs of `kind` compressed with zstd at `level`, or uncompressed with `None`
+    /// (e.g. compress snapshots hard, leave small deltas as they are). See
+    /// [`ProducerBuilder::with_compression`].
+    #[cfg(feature = "zstd")]
+    pub fn with_compression_of(mut self, kind: BlobKind, level: Option<i32>) -> Self {
+        let c = &mut self.settings.compression;
+        match kind {
+            BlobKind::Snapshot => c.snapshot = level,
+            BlobKind::Delta => c.delta = level,
+            BlobKind::ReverseDelta => c.reverse_delta = level,
+        }
+        self
+    }
+
     /// Elects one leader among the producers of this dataset that are configured alike, on the
     /// store itself (see [`crate::leadership`] for how, and what it assumes of clocks): only
     /// the leader runs cycles; the others are hot standbys that take over within about one
@@ -173,6 +238,15 @@ impl ProducerBuilder {
                 "retention",
                 "zero versions would delete the announced one (use without_retention to keep all)",
             );
+        }
+        let c = self.settings.compression;
+        for level in [c.snapshot, c.delta, c.reverse_delta].into_iter().flatten() {
+            if !(1..=22).contains(&level) {
+                return invalid(
+                    "compression",
+                    &format!("zstd level {level} is outside 1 to 22"),
+                );
+            }
         }
         let elector = match &self.settings.leader_election {
             None => None,

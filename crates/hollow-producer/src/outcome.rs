@@ -16,6 +16,10 @@ pub struct CycleReport {
     pub snapshot_bytes: Option<usize>,
     /// Bytes of the delta and of the reverse delta, when there is a previous version.
     pub delta_bytes: Option<(usize, usize)>,
+    /// Bytes of the snapshot as stored (compressed, with `ProducerBuilder::with_compression`).
+    pub stored_snapshot_bytes: Option<usize>,
+    /// Bytes of the delta and of the reverse delta as stored.
+    pub stored_delta_bytes: Option<(usize, usize)>,
     /// Time of each stage, in order.
     pub stages: Vec<(&'static str, Duration)>,
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::FutureExt;
-use hollow_core::{ReadState, StateId, WriteState};
+use hollow_core::{BlobKind, ReadState, StateId, WriteState};
 use hollow_store::layout::AnnouncementBody;
 use hollow_store::layout::BlobName;
 use hollow_store::{AnnouncementObject, BlobStore};
@@ -103,6 +103,7 @@ impl Producer {
             return;
         }
         let store = self.store.clone();
+        let compression = self.settings.compression;
         self.background_snapshot = Some(tokio::spawn(async move {
             let id = state.id();
             let result = async {
@@ -115,7 +116,7 @@ impl Producer {
                             state.version()
                         )));
                     }
-                    Ok(blob)
+                    compression.stored(BlobKind::Snapshot, &blob)
                 })
                 .await
                 .map_err(|e| Error::Panicked {
@@ -483,16 +484,24 @@ impl Producer {
         let t = Instant::now();
         // Every blob is named by the states it joins, random tags included, so the blobs of two
         // producers racing for one version never collide; the announcement decides which wins.
+        let stored = |kind, blob| self.settings.compression.stored(kind, blob);
+        let mut stored_bytes = StoredBytes::default();
         if let Some(snapshot) = &blobs.snapshot {
-            self.store
-                .put(BlobName::Snapshot(id), snapshot.clone())
-                .await?;
+            let blob = stored(BlobKind::Snapshot, snapshot)?;
+            stored_bytes.snapshot = Some(blob.len());
+            self.store.put(BlobName::Snapshot(id), blob).await?;
         }
         if let (Some(from), Some((delta, reverse))) = (origin, &blobs.deltas) {
-            let forward = BlobName::Delta { from, to: id };
-            self.store.put(forward, delta.clone()).await?;
+            let (delta, reverse) = (
+                stored(BlobKind::Delta, delta)?,
+                stored(BlobKind::ReverseDelta, reverse)?,
+            );
+            stored_bytes.deltas = Some((delta.len(), reverse.len()));
+            self.store
+                .put(BlobName::Delta { from, to: id }, delta)
+                .await?;
             let back = BlobName::ReverseDelta { from: id, to: from };
-            self.store.put(back, reverse.clone()).await?;
+            self.store.put(back, reverse).await?;
         }
         stage("publish", t);
 
@@ -520,6 +529,8 @@ impl Producer {
             previous: origin.map(|o| o.version),
             snapshot_bytes: blobs.snapshot.as_ref().map(Bytes::len),
             delta_bytes: blobs.deltas.as_ref().map(|(d, r)| (d.len(), r.len())),
+            stored_snapshot_bytes: stored_bytes.snapshot,
+            stored_delta_bytes: stored_bytes.deltas,
             stages,
         };
         // Nothing holds the snapshot any more, unless the store keeps it (as an in-memory one
@@ -573,6 +584,13 @@ impl Producer {
             _ => Err(error.into()),
         }
     }
+}
+
+/// Bytes of the blobs as stored (compressed or not).
+#[derive(Default)]
+struct StoredBytes {
+    snapshot: Option<usize>,
+    deltas: Option<(usize, usize)>,
 }
 
 /// The message of a caught panic.

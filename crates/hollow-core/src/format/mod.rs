@@ -19,6 +19,7 @@
 //! Format 1 had a 40-byte header without the two tags (origin version | destination version |
 //! section count | 0); it is still read, its states with tag 0.
 
+pub mod compressed;
 pub mod delta_section;
 pub mod io;
 pub mod type_section;
@@ -318,6 +319,10 @@ fn magic_at(blob: &[u8], offset: usize) -> [u8; 8] {
 
 /// Reads only the header of a blob (magic, version, kind, states), without verifying checksums.
 pub fn read_header(blob: &[u8]) -> Result<BlobHeader> {
+    if compressed::is_compressed(blob) {
+        let inner = compressed::decompress_if_compressed(Bytes::copy_from_slice(blob))?;
+        return read_header_and_format(&inner).map(|(header, _)| header);
+    }
     read_header_and_format(blob).map(|(header, _)| header)
 }
 
@@ -376,8 +381,10 @@ fn read_header_and_format(blob: &[u8]) -> Result<(BlobHeader, u32)> {
     Ok((header, format))
 }
 
-/// Verifies a whole blob and splits it into sections (zero-copy slices of `blob`).
+/// Verifies a whole blob and splits it into sections (zero-copy slices of `blob`). A compressed
+/// blob (see [`compressed`]) is checked and decompressed first.
 pub fn parse(blob: Bytes) -> Result<ParsedBlob> {
+    let blob = compressed::decompress_if_compressed(blob)?;
     let (header, format) = read_header_and_format(&blob)?;
     let count_at = section_count_at(format);
     let header_len = count_at + 8;

@@ -107,6 +107,15 @@ pub enum Error {
     /// A record could not be written (serde reported a problem, or the value does not fit the schema).
     #[error("cannot write record: {0}")]
     Write(String),
+    /// A record or value of the cycle is past a limit of the format (see the README's limits):
+    /// the state is not written; abandon the cycle.
+    #[error("type {type_name}: {limit}; the state is not written")]
+    LimitExceeded {
+        /// The type.
+        type_name: String,
+        /// What was exceeded.
+        limit: String,
+    },
     /// A record could not be read back into the requested Rust type.
     #[error("cannot read record: {0}")]
     Read(String),

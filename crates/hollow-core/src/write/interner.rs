@@ -55,7 +55,24 @@ pub struct Interner<T> {
     fresh: Vec<u32>,
     /// Arena elements belonging to removed values.
     garbage: usize,
+    /// Values this table may hold (ordinals are `u32`, and `u32::MAX` marks an empty slot).
+    max_values: u32,
+    /// The limit a value of this cycle ran into, if any: the value was not added, and the
+    /// state cannot be written until the cycle is abandoned.
+    exceeded: Option<Limit>,
 }
+
+/// A limit of a value table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// More values (records of a type, or distinct values of a dictionary) than it can hold.
+    Values(u32),
+    /// A value longer than `u32::MAX` elements (words of a record, bytes of a string).
+    Length,
+}
+
+/// Values one table holds at most: `u32` ordinals, the largest reserved.
+pub const MAX_VALUES: u32 = u32::MAX - 1;
 
 impl<T> Default for Interner<T> {
     fn default() -> Self {
@@ -69,6 +86,8 @@ impl<T> Default for Interner<T> {
             free: Vec::new(),
             fresh: Vec::new(),
             garbage: 0,
+            max_values: MAX_VALUES,
+            exceeded: None,
         }
     }
 }
@@ -143,6 +162,14 @@ impl<T: Copy + Eq + Hash> Interner<T> {
             let ordinal = e.ordinal;
             self.present.insert(ordinal as u64);
             return ordinal;
+        }
+        let full = self.free.is_empty() && self.spans.len() >= self.max_values as usize;
+        if full || value.len() > u32::MAX as usize {
+            self.exceeded = Some(match full {
+                true => Limit::Values(self.max_values),
+                false => Limit::Length,
+            });
+            return 0;
         }
         let ordinal = self.free.pop().unwrap_or(self.spans.len() as u32);
         let span = Span {
@@ -256,8 +283,23 @@ impl<T: Copy + Eq + Hash> Interner<T> {
         self.present = Bitset::with_len(self.previous.len());
     }
 
+    /// The limit a value of this cycle ran into, if any (see [`Limit`]).
+    pub fn exceeded(&self) -> Option<Limit> {
+        self.exceeded
+    }
+
+    /// A table that holds at most `n` values, to test the limit.
+    #[cfg(test)]
+    pub fn with_max_values(n: u32) -> Self {
+        Self {
+            max_values: n,
+            ..Self::default()
+        }
+    }
+
     /// Abandons the cycle: values added in it are dropped, the previous state stays.
     pub fn abandon(&mut self) {
+        self.exceeded = None;
         let added = std::mem::take(&mut self.fresh);
         self.drop_values(added);
         self.present.clear();
@@ -386,5 +428,21 @@ mod tests {
             assert_eq!(t.get(o), &[4, i, i * 7]);
         }
         assert!(t.arena.len() <= 2000 * 3 * 2);
+    }
+
+    /// Past its limit a table adds nothing more and says so until the cycle is abandoned; a
+    /// value already there is still found.
+    #[test]
+    fn a_full_table_says_so_instead_of_wrapping_around() {
+        let mut t = Interner::<u8>::with_max_values(2);
+        let a = t.intern(b"a");
+        t.intern(b"b");
+        assert_eq!(t.exceeded(), None);
+        t.intern(b"c");
+        assert_eq!(t.exceeded(), Some(Limit::Values(2)));
+        assert_eq!(t.intern(b"a"), a);
+        assert_eq!(t.ordinal_count(), 2, "c was not added");
+        t.abandon();
+        assert_eq!(t.exceeded(), None);
     }
 }

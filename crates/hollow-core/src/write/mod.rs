@@ -501,6 +501,30 @@ impl WriteState {
         }
     }
 
+    /// An error if a record or value of this cycle ran into a limit (more records of a type,
+    /// or distinct values of a field, than `u32` ordinals can number; a value longer than 4 GiB):
+    /// such a state is never written. Abandoning the cycle clears it.
+    fn check_limits(&self) -> Result<()> {
+        for (t, def) in self.types.iter().zip(self.schema.types()) {
+            let tables = std::iter::once(t.records.exceeded())
+                .chain(t.dicts.iter().flatten().map(|d| d.exceeded()));
+            if let Some(limit) = tables.flatten().next() {
+                return Err(Error::LimitExceeded {
+                    type_name: def.name.clone(),
+                    limit: match limit {
+                        interner::Limit::Values(n) => format!(
+                            "more than {n} records, or distinct values of one field, in one type"
+                        ),
+                        interner::Limit::Length => {
+                            "a value (a record's row or a string) longer than 4 GiB".into()
+                        }
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Number of records of `type_name` in the current state.
     pub fn record_count(&self, type_name: &str) -> Result<u64> {
         let t = self.schema.require(type_name)?;
@@ -523,6 +547,7 @@ impl WriteState {
         buffer: Vec<u8>,
     ) -> Result<Vec<u8>> {
         self.add_held_back();
+        self.check_limits()?;
         snapshot::write(self, id.into(), buffer)
     }
 
@@ -535,6 +560,7 @@ impl WriteState {
         destination: impl Into<crate::StateId>,
     ) -> Result<Vec<u8>> {
         self.add_held_back();
+        self.check_limits()?;
         let (origin, destination) = (origin.into(), destination.into());
         delta::write(self, delta::Direction::Forward, origin, destination)
     }
@@ -547,6 +573,7 @@ impl WriteState {
         destination: impl Into<crate::StateId>,
     ) -> Result<Vec<u8>> {
         self.add_held_back();
+        self.check_limits()?;
         let (origin, destination) = (origin.into(), destination.into());
         delta::write(self, delta::Direction::Reverse, origin, destination)
     }
@@ -556,6 +583,7 @@ impl WriteState {
     /// this cycle are dropped and their ordinals become free for reuse.
     pub fn commit_cycle(&mut self) -> Result<()> {
         self.add_held_back();
+        self.check_limits()?;
         let schema = self.schema.clone();
         for (t, def) in self.types.iter_mut().zip(schema.types()) {
             t.previous_encodings = Some(snapshot::choose_encodings(t, def)?);

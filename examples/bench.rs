@@ -55,6 +55,14 @@ fn parse_args() -> Result<Args, String> {
             "--kafka" => args.kafka = true,
             "--kafka-only" => (args.kafka, args.extras_only) = (true, true),
             "--failover" => args.failover = true,
+            SIDE_ARG => {
+                let rest: Vec<String> = it.by_ref().collect();
+                if let Err(e) = side_process(&rest) {
+                    eprintln!("bench {SIDE_ARG}: {e}");
+                    std::process::exit(1);
+                }
+                std::process::exit(0);
+            }
             "--failover-only" => (args.failover, args.extras_only) = (true, true),
             elected_producer::ARG => {
                 let rest: Vec<String> = it.by_ref().collect();
@@ -110,6 +118,86 @@ fn rss_bytes() -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     pages * 4096
+}
+
+/// The peak resident memory of this process so far (`VmHWM`).
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// The argument that makes the bench one side in a process of its own, so that its peak
+/// memory is its own: `--side producer N FOLDER` or `--side consumer N FOLDER`.
+const SIDE_ARG: &str = "--side";
+
+/// One side alone. The producer publishes states 1 and 2 of `n` movies into `folder`,
+/// generating the movies as it adds them; the consumer starts from the announced state there,
+/// goes back to version 1 and forward again (a refresh each way). Each prints its peak
+/// resident memory.
+fn side_process(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    use hollow::consumer::ConsumerBuilder;
+    use hollow::producer::ProducerBuilder;
+    let [side, n, folder] = args else {
+        return Err(format!("{SIDE_ARG} needs producer|consumer N FOLDER").into());
+    };
+    let n: u64 = n.parse()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let store = hollow::store::BlobStore::local(folder, "movies")?;
+        match side.as_str() {
+            "producer" => {
+                let mut producer = ProducerBuilder::from_blob_store(store, movies::schema()?)
+                    .without_retention()
+                    .build()
+                    .await?;
+                for k in 0..2 {
+                    producer
+                        .run_cycle(|w| movies::for_each_in_state(n, k, |m| w.add(m)))
+                        .await?;
+                }
+                figure("producer_peak_rss_bytes", peak_rss_bytes(), "B");
+            }
+            _ => {
+                let consumer = ConsumerBuilder::from_blob_store(store).build().await?;
+                consumer.pin(1).await?;
+                consumer.unpin().await?;
+                if consumer.version() != Some(2) {
+                    return Err("the consumer did not come back to version 2".into());
+                }
+                let state = consumer.current().ok_or("no state")?;
+                figure(
+                    "consumer_state_and_index_bytes",
+                    state.heap_bytes() + state.index_heap_bytes(),
+                    "B",
+                );
+                figure("consumer_peak_rss_bytes", peak_rss_bytes(), "B");
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs the producer side, then the consumer side, each in a process of its own.
+fn side_figures(n: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    for side in ["producer", "consumer"] {
+        progress(&format!(
+            "{side} alone, in a process of its own (peak memory)"
+        ));
+        let status = std::process::Command::new(std::env::current_exe()?)
+            .args([SIDE_ARG, side, &n.to_string()])
+            .arg(dir.path())
+            .status()?;
+        if !status.success() {
+            return Err(format!("the {side} process failed: {status}").into());
+        }
+    }
+    Ok(())
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -636,7 +724,7 @@ fn main() {
     };
     let result = match args.extras_only {
         true => Ok(()),
-        false => run(&args),
+        false => run(&args).and_then(|_| side_figures(args.records)),
     };
     let result = result.and_then(|_| match args.kafka {
         true => kafka::figures(args.records),

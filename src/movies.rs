@@ -166,6 +166,34 @@ pub fn apply_cycle(movies: &mut Vec<Movie>, n: u64, k: u64) {
     movies.drain(..per.min(movies.len() as u64) as usize);
 }
 
+/// Calls `f` with every movie of state `k + 1` (k = 0: state 1; k = 1: state 2), in id order,
+/// generated as it goes: the same movies as [`state1`] and [`apply_cycle`] give, without
+/// holding them (a producer's memory, measured alone, is then its own).
+pub fn for_each_in_state<E>(
+    n: u64,
+    k: u64,
+    mut f: impl FnMut(&Movie) -> Result<(), E>,
+) -> Result<(), E> {
+    assert!(k <= 1, "streamed states are 1 and 2");
+    let mut movies = SplitMix64::new(42);
+    let mut changes = SplitMix64::new(1000 + k);
+    let per = if k == 0 { 0 } else { n / 1000 };
+    for i in 0..n {
+        let mut m = draw(&mut movies, i);
+        if k == 1 && m.id as u64 % 100 == 1 {
+            m.release_year = 1920 + changes.pick(105) as i32;
+            m.rating = changes.pick(100) as f32 / 10.0;
+        }
+        if i >= per {
+            f(&m)?;
+        }
+    }
+    for id in n + 1..=n + per {
+        f(&draw(&mut changes, id - 1))?;
+    }
+    Ok(())
+}
+
 /// The check value of the spec: Σ (id × 31 + release_year + cast length).
 pub fn checksum<'a>(movies: impl IntoIterator<Item = &'a Movie>) -> i64 {
     movies

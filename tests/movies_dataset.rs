@@ -82,3 +82,22 @@ fn the_dataset_goes_through_a_snapshot_and_a_delta_unchanged() {
     let snapshot2 = ReadState::from_snapshot(w.write_snapshot(2).unwrap().into()).unwrap();
     assert!(v2.same_content_as(&snapshot2));
 }
+
+/// The streamed states are the generated ones, movie for movie.
+#[test]
+fn streamed_states_are_the_generated_ones() {
+    let n = 20_000;
+    let mut state = movies::state1(n);
+    for k in 0..2 {
+        if k == 1 {
+            movies::apply_cycle(&mut state, n, 1);
+        }
+        let mut streamed: Vec<Movie> = Vec::new();
+        movies::for_each_in_state(n, k, |m| {
+            streamed.push(m.clone());
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(streamed, state, "state {}", k + 1);
+    }
+}

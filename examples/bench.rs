@@ -159,6 +159,11 @@ fn side_process(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                     producer
                         .run_cycle(|w| movies::for_each_in_state(n, k, |m| w.add(m)))
                         .await?;
+                    eprintln!(
+                        "[bench]   after cycle {k}: resident {} MB, peak {} MB",
+                        rss_bytes() >> 20,
+                        peak_rss_bytes() >> 20
+                    );
                 }
                 figure("producer_peak_rss_bytes", peak_rss_bytes(), "B");
             }

@@ -131,19 +131,30 @@ fn peak_rss_bytes() -> u64 {
         * 1024
 }
 
+/// The resident memory of this process that no file backs (`RssAnon`): its heap.
+fn anonymous_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
 /// The argument that makes the bench one side in a process of its own, so that its peak
-/// memory is its own: `--side producer N FOLDER` or `--side consumer N FOLDER`.
+/// memory is its own: `--side producer|consumer|mapped N FOLDER`.
 const SIDE_ARG: &str = "--side";
 
 /// One side alone. The producer publishes states 1 and 2 of `n` movies into `folder`,
 /// generating the movies as it adds them; the consumer starts from the announced state there,
-/// goes back to version 1 and forward again (a refresh each way). Each prints its peak
-/// resident memory.
+/// goes back to version 1 and forward again (a refresh each way); each prints its peak
+/// resident memory. The mapped consumer times a start from a memory-mapped blob cache.
 fn side_process(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     use hollow::consumer::ConsumerBuilder;
     use hollow::producer::ProducerBuilder;
     let [side, n, folder] = args else {
-        return Err(format!("{SIDE_ARG} needs producer|consumer N FOLDER").into());
+        return Err(format!("{SIDE_ARG} needs producer|consumer|mapped N FOLDER").into());
     };
     let n: u64 = n.parse()?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -166,6 +177,27 @@ fn side_process(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                     );
                 }
                 figure("producer_peak_rss_bytes", peak_rss_bytes(), "B");
+            }
+            "mapped" => {
+                // The cache filled by a first consumer, then a second one timed from its start
+                // to its first lookup.
+                let cache = std::path::Path::new(folder).join("mapped-cache");
+                let build = || {
+                    ConsumerBuilder::from_blob_store(store.clone())
+                        .with_mapped_blob_cache(&cache)
+                        .build()
+                };
+                drop(build().await?);
+                let t = Instant::now();
+                let consumer = build().await?;
+                let state = consumer.current().ok_or("no state")?;
+                black_box(lookups(&state, &movies::lookup_ids(n, 1))?);
+                figure("mmap_cold_start_ms", ms(t), "ms");
+                figure(
+                    "mmap_consumer_anonymous_rss_bytes",
+                    anonymous_rss_bytes(),
+                    "B",
+                );
             }
             _ => {
                 let consumer = ConsumerBuilder::from_blob_store(store).build().await?;
@@ -190,7 +222,7 @@ fn side_process(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
 /// Runs the producer side, then the consumer side, each in a process of its own.
 fn side_figures(n: u64) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    for side in ["producer", "consumer"] {
+    for side in ["producer", "consumer", "mapped"] {
         progress(&format!(
             "{side} alone, in a process of its own (peak memory)"
         ));

@@ -152,6 +152,15 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Like [`ConsumerBuilder::with_blob_cache`], with the cached blobs mapped into memory
+    /// instead of read into the heap (see `BlobStore::with_mapped_cache`): the data of the
+    /// types a delta does not change stays in the page cache, shared by the consumers of one
+    /// machine that share the folder.
+    pub fn with_mapped_blob_cache(mut self, folder: impl Into<PathBuf>) -> Self {
+        self.store = self.store.with_cache(folder).with_mapped_cache();
+        self
+    }
+
     /// The longest wait between retries after failures (they back off from 100 ms; default
     /// 30 s). Below 100 ms is an error at [`ConsumerBuilder::build`].
     pub fn with_max_backoff(mut self, max: Duration) -> Self {

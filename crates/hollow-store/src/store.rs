@@ -71,6 +71,8 @@ pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     cache: Option<PathBuf>,
+    /// Blobs in the cache are memory-mapped instead of read into the heap.
+    map_cache: bool,
     /// For a local folder: the folder the store is rooted at.
     folder: Option<PathBuf>,
 }
@@ -86,6 +88,17 @@ async fn write_atomically(file: &std::path::Path, bytes: &[u8]) -> std::io::Resu
     tokio::fs::rename(&tmp, file).await
 }
 
+/// `file` mapped into memory, read-only.
+fn map(file: &std::path::Path) -> std::io::Result<Bytes> {
+    let file = std::fs::File::open(file)?;
+    // SAFETY: the mapping is read-only and private to this process; hollow never changes a
+    // cache file in place (it renames complete files over them and unlinks them, which leaves
+    // this mapping on the old file), so the bytes do not change while `Bytes` holds the map.
+    // What another program could do to the file is documented at `with_mapped_cache`.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    Ok(Bytes::from_owner(map))
+}
+
 /// How many objects under the prefix a hint for a missing announcement looks at, at most.
 const HINT_LISTING_LIMIT: usize = 1000;
 
@@ -96,6 +109,7 @@ impl BlobStore {
             store,
             prefix: Path::from(prefix),
             cache: None,
+            map_cache: false,
             folder: None,
         }
     }
@@ -129,6 +143,24 @@ impl BlobStore {
     /// its checksums is deleted and fetched again.
     pub fn with_cache(mut self, folder: impl Into<PathBuf>) -> Self {
         self.cache = Some(folder.into());
+        self
+    }
+
+    /// Maps the blobs of the cache folder (see [`BlobStore::with_cache`]) into memory instead
+    /// of reading them into the heap: a state loaded from a cached snapshot keeps its data in
+    /// the page cache, which the operating system can drop and reload, and which consumers of
+    /// one machine sharing the folder share. Deltas still apply: a type they change is
+    /// rebuilt on the heap, the others stay mapped. A blob fetched from the store is written
+    /// to the cache first, then mapped.
+    ///
+    /// A mapped file must not change underneath: hollow only ever replaces cache files by
+    /// renaming a complete new file over them and deletes them by unlinking, both of which
+    /// leave an existing mapping intact (it keeps the old file until the state is dropped).
+    /// Another program truncating or rewriting a cached file in place would make reads of the
+    /// mapping fail (`SIGBUS`) or change under the checksums, which are verified when a blob is
+    /// loaded, not at every read.
+    pub fn with_mapped_cache(mut self) -> Self {
+        self.map_cache = true;
         self
     }
 
@@ -188,15 +220,23 @@ impl BlobStore {
             return self.fetch(blob).await;
         };
         let file = folder.join(blob.path());
-        if let Ok(bytes) = tokio::fs::read(&file).await {
+        let cached = match self.map_cache {
+            true => map(&file).ok(),
+            false => tokio::fs::read(&file).await.ok().map(Bytes::from),
+        };
+        if let Some(bytes) = cached {
             metrics::counter!("hollow_consumer_cache_hits_total").increment(1);
-            return Ok(Bytes::from(bytes));
+            return Ok(bytes);
         }
         let bytes = self.fetch(blob).await?;
         if let Err(e) = write_atomically(&file, &bytes).await {
             tracing::warn!(error = %e, file = %file.display(), "cannot cache a blob");
+            return Ok(bytes);
         }
-        Ok(bytes)
+        match self.map_cache {
+            true => Ok(map(&file).unwrap_or(bytes)),
+            false => Ok(bytes),
+        }
     }
 
     /// Drops the cached copy of `blob`, if there is one (it failed its checksums); true when a

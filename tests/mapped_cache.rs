@@ -76,17 +76,13 @@ async fn a_consumer_serves_and_follows_from_a_mapped_cache() {
     let expected = producer.state().unwrap().checksum();
     assert_eq!(state.checksum(), expected);
     let movies_index = state.index::<movies::Movie>().unwrap();
-    let mut seen = 0;
     for m in &data {
         let found = movies_index
             .get(&m.id)
             .unwrap()
             .expect("every movie is there");
         assert_eq!(found.title, m.title);
-        seen += 1;
     }
-    assert_eq!(seen, data.len());
-    drop(movies_index);
     drop((state, consumer));
 
     // A restart on the same cache: the delta is cached, the snapshot fetched again.

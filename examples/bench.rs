@@ -120,26 +120,25 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-/// The peak resident memory of this process so far (`VmHWM`).
-fn peak_rss_bytes() -> u64 {
+/// A memory figure of this process's `/proc/self/status` (`VmHWM`, `RssAnon`...) in bytes.
+fn status_bytes(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .unwrap_or(0)
         * 1024
 }
 
-/// The resident memory of this process that no file backs (`RssAnon`): its heap.
+/// The peak resident memory of this process so far.
+fn peak_rss_bytes() -> u64 {
+    status_bytes("VmHWM")
+}
+
+/// The resident memory of this process that no file backs: its heap.
 fn anonymous_rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
+    status_bytes("RssAnon")
 }
 
 /// The argument that makes the bench one side in a process of its own, so that its peak

@@ -91,7 +91,7 @@ async fn write_atomically(file: &std::path::Path, bytes: &[u8]) -> std::io::Resu
 /// `file` mapped into memory, read-only.
 fn map(file: &std::path::Path) -> std::io::Result<Bytes> {
     let file = std::fs::File::open(file)?;
-    // SAFETY: the mapping is read-only and private to this process; hollow never changes a
+    // SAFETY: the mapping is read-only (nothing writes through it); hollow never changes a
     // cache file in place (it renames complete files over them and unlinks them, which leaves
     // this mapping on the old file), so the bytes do not change while `Bytes` holds the map.
     // What another program could do to the file is documented at `with_mapped_cache`.

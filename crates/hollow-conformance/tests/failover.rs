@@ -8,13 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hollow::consumer::{ConsumerBuilder, ConsumerListener, RefreshEvent};
+use hollow::consumer::ConsumerBuilder;
 use hollow::core::StateId;
 use hollow::producer::{CycleOutcome, Error, Producer, ProducerBuilder};
-use hollow::store::layout::BlobName;
 use hollow::store::BlobStore;
 use object_store::ObjectStore;
-use support::{rows_schema as schema, Backend, FaultyStore, Row};
+use support::{rows_schema as schema, Backend, FaultyStore, Row, Served};
 
 const PREFIX: &str = "rows";
 
@@ -295,16 +294,6 @@ async fn keep_producing(
     }
 }
 
-/// Every consumer refresh, in order.
-#[derive(Default)]
-struct Served(Mutex<Vec<StateId>>);
-
-impl ConsumerListener for Served {
-    fn on_refresh(&self, event: &RefreshEvent) {
-        self.0.lock().unwrap().push(event.state);
-    }
-}
-
 async fn race_on(backend: Backend, lease: Duration, rounds: usize) {
     let what = backend.name();
     let stores: Vec<_> = (0..3).map(|_| FaultyStore::new(backend.store())).collect();
@@ -425,17 +414,8 @@ async fn race_on(backend: Backend, lease: Duration, rounds: usize) {
         by_epoch.len()
     );
     // One unbroken chain: each published state has a delta from the one before.
-    let blobs: BTreeSet<BlobName> = dataset.list().await.unwrap().into_iter().collect();
-    for w in log.windows(2) {
-        let delta = BlobName::Delta {
-            from: w[0].1,
-            to: w[1].1,
-        };
-        assert!(
-            blobs.contains(&delta),
-            "{what}: no {delta}: the chain is torn"
-        );
-    }
+    let states: Vec<StateId> = log.iter().map(|e| e.1).collect();
+    support::assert_unbroken_chain(&dataset, &states, what).await;
     // The consumer only ever moved forward through published states, and ends at the last.
     let last = *log.last().unwrap();
     let published: BTreeSet<StateId> = log.iter().map(|e| e.1).collect();

@@ -10,16 +10,16 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hollow::consumer::{ConsumerBuilder, ConsumerListener, RefreshEvent};
+use hollow::consumer::ConsumerBuilder;
 use hollow::core::StateId;
 use hollow::producer::{CycleOutcome, Error, ProducerBuilder};
 use hollow::store::layout::{parse_state, BlobName};
 use hollow::store::BlobStore;
 use object_store::{ObjectStore, ObjectStoreExt};
-use support::{rows_schema as schema, FaultyStore, Halt, Row};
+use support::{rows_schema as schema, FaultyStore, Halt, Row, Served};
 
 const PREFIX: &str = "rows";
 /// Set in the environment of a child producer: `local|FOLDER` or `s3|ENDPOINT`, then `|ID|HALT`.
@@ -191,15 +191,6 @@ impl Drop for ProducerProcess {
     }
 }
 
-#[derive(Default)]
-struct Served(Mutex<Vec<StateId>>);
-
-impl ConsumerListener for Served {
-    fn on_refresh(&self, event: &RefreshEvent) {
-        self.0.lock().unwrap().push(event.state);
-    }
-}
-
 /// One scenario: leader `a` killed at `halt`, standby `b` takes over.
 async fn kill_leader_at(location: &str, halt: &str) {
     let what = format!("{} killed at {halt}", location.split('|').next().unwrap());
@@ -247,17 +238,8 @@ async fn kill_leader_at(location: &str, halt: &str) {
     );
     // Complete and unbroken: every announced state has its snapshot, and a delta from the one
     // announced before it.
-    let blobs: BTreeSet<BlobName> = dataset.list().await.unwrap().into_iter().collect();
-    for w in announced.windows(2) {
-        let delta = BlobName::Delta {
-            from: w[0].0,
-            to: w[1].0,
-        };
-        assert!(
-            blobs.contains(&delta),
-            "{what}: no {delta}: the chain is torn"
-        );
-    }
+    let states: Vec<StateId> = announced.iter().map(|p| p.0).collect();
+    let blobs = support::assert_unbroken_chain(&dataset, &states, &what).await;
     for (state, _) in &announced {
         assert!(
             blobs.contains(&BlobName::Snapshot(*state)),

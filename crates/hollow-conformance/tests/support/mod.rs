@@ -56,6 +56,37 @@ pub fn rows_schema() -> hollow::core::Schema {
         .unwrap()
 }
 
+/// Every state a consumer swapped in, in order.
+#[derive(Default)]
+pub struct Served(pub std::sync::Mutex<Vec<hollow::core::StateId>>);
+
+impl hollow::consumer::ConsumerListener for Served {
+    fn on_refresh(&self, event: &hollow::consumer::RefreshEvent) {
+        self.0.lock().unwrap().push(event.state);
+    }
+}
+
+/// Asserts that each of `states` (announced, in order) has a delta from the one before it in
+/// `dataset`: one unbroken chain. The dataset's blobs, for more checks.
+pub async fn assert_unbroken_chain(
+    dataset: &BlobStore,
+    states: &[hollow::core::StateId],
+    what: &str,
+) -> std::collections::BTreeSet<hollow::store::layout::BlobName> {
+    let blobs: std::collections::BTreeSet<_> = dataset.list().await.unwrap().into_iter().collect();
+    for w in states.windows(2) {
+        let delta = hollow::store::layout::BlobName::Delta {
+            from: w[0],
+            to: w[1],
+        };
+        assert!(
+            blobs.contains(&delta),
+            "{what}: no {delta}: the chain is torn"
+        );
+    }
+    blobs
+}
+
 /// A store kind every conformance test runs against.
 pub enum Backend {
     Memory(Arc<object_store::memory::InMemory>),

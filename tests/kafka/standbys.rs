@@ -93,8 +93,14 @@ async fn racing_standbys_publish_every_message_exactly_once() {
 
     let (first, first_status) = standby(&bootstrap, &topic, &store, None).await;
     let (second, second_status) = standby(&bootstrap, &topic, &store, None).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    first.abort(); // a crash: whatever it had consumed and not announced is gone with it
+    // The first crashes once it has published (a fixed delay let the other win every race on
+    // a busy machine): whatever it had consumed and not announced is gone with it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while first_status.lock().unwrap().cycles == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.abort();
     let (third, third_status) = standby(&bootstrap, &topic, &store, None).await;
     let (consumer, observing) = observe(&store).await;
     let written = writing.await.unwrap();

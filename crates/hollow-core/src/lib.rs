@@ -58,8 +58,9 @@ pub use format::{BlobKind, Tags};
 pub use hash_index::HashIndex;
 pub use index::{Key, KeyMismatch, KeyPart, PrimaryKeyIndex};
 pub use read::{
-    BoolField, BytesField, CollectionReader, FloatField, IntField, ObjectReader, ReadState,
-    RefField, StrField, TypedIndex, UIntField, Value,
+    BoolField, BytesField, CollectionReader, DictionaryStats, Difference, FieldStats, FloatField,
+    IntField, ObjectReader, ReadState, RefField, StateDiff, StrField, TypeDiff, TypeStats,
+    TypedIndex, UIntField, Value,
 };
 pub use schema::{Schema, SchemaBuilder, SchemaConflict};
 pub use state_id::StateId;

@@ -41,6 +41,9 @@ pub(super) struct RecordDeserializer<'s, 'b> {
     ordinal: u32,
     depth: u32,
     budget: &'b Cell<u64>,
+    /// How many more references to object records are followed; past that, a reference reads
+    /// as a stub naming the record (see [`ReadState::value_of`]). `u32::MAX` follows all.
+    follow: u32,
 }
 
 impl<'s, 'b> RecordDeserializer<'s, 'b> {
@@ -53,6 +56,7 @@ impl<'s, 'b> RecordDeserializer<'s, 'b> {
             ordinal,
             depth: 0,
             budget: &budget.0,
+            follow: u32::MAX,
         }
     }
 
@@ -64,7 +68,14 @@ impl<'s, 'b> RecordDeserializer<'s, 'b> {
             ordinal,
             depth: 0,
             budget: &budget.0,
+            follow: u32::MAX,
         }
+    }
+
+    /// Follows at most `follow` references to object records; the ones past that read as
+    /// stubs.
+    pub(super) fn following(self, follow: u32) -> Self {
+        Self { follow, ..self }
     }
 
     /// The type and data of the record; for a root record, the type is the one the Rust type
@@ -135,15 +146,17 @@ impl<'s, 'b> RecordDeserializer<'s, 'b> {
         row: u64,
         column: usize,
     ) -> ValueDeserializer<'s, 'b> {
-        let ty = self.state.schema.get(id).columns()[column].ty;
+        let def = self.state.schema.get(id);
         ValueDeserializer {
             state: self.state,
             budget: self.budget,
             data,
             column,
-            kind: ty.kind,
+            kind: def.columns()[column].ty.kind,
             value: data.value(row, column),
             depth: self.depth,
+            follow: self.follow,
+            in_enum: def.kind() == TypeKind::Enum,
         }
     }
 }
@@ -478,6 +491,9 @@ struct ValueDeserializer<'s, 'b> {
     kind: Kind,
     value: Option<u64>,
     depth: u32,
+    follow: u32,
+    /// True for a column of an enum type: its data is part of the value, never a stub.
+    in_enum: bool,
 }
 
 impl<'s, 'b> ValueDeserializer<'s, 'b> {
@@ -533,7 +549,14 @@ impl<'s, 'b> ValueDeserializer<'s, 'b> {
             ordinal,
             depth: self.depth + 1,
             budget: self.budget,
+            follow: self.follow.saturating_sub(u32::from(self.is_hop(target))),
         })
+    }
+
+    /// True when a reference to `target` leads to another record (an object type), not to
+    /// a part of this one (a collection, an enum value, an enum variant's fields).
+    fn is_hop(&self, target: TypeId) -> bool {
+        !self.in_enum && self.state.schema.get(target).kind() == TypeKind::Object
     }
 }
 
@@ -556,6 +579,13 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de, '_> {
             Kind::Bool => visitor.visit_bool(v != 0),
             Kind::String => visitor.visit_borrowed_str(self.str()?),
             Kind::Bytes => visitor.visit_borrowed_bytes(self.bytes()?),
+            Kind::Reference(t) if self.follow == 0 && self.is_hop(t) => {
+                visitor.visit_map(StubAccess {
+                    type_name: self.state.schema.get(t).name(),
+                    ordinal: self.record(t)?.ordinal,
+                    next: 0,
+                })
+            }
             Kind::Reference(t) => self.record(t)?.deserialize_any(visitor),
         }
     }
@@ -656,5 +686,35 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de, '_> {
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u128 f32 f64 str string bytes byte_buf
         unit seq map identifier
+    }
+}
+
+/// A record not followed: `{"$ref": type name, "$ordinal": ordinal}`.
+struct StubAccess<'s> {
+    type_name: &'s str,
+    ordinal: u32,
+    next: u8,
+}
+
+impl<'de> de::MapAccess<'de> for StubAccess<'de> {
+    type Error = Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
+        let key = match self.next {
+            0 => "$ref",
+            1 => "$ordinal",
+            _ => return Ok(None),
+        };
+        seed.deserialize(de::value::BorrowedStrDeserializer::new(key))
+            .map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
+        self.next += 1;
+        if self.next == 1 {
+            seed.deserialize(de::value::BorrowedStrDeserializer::new(self.type_name))
+        } else {
+            seed.deserialize(de::value::U32Deserializer::new(self.ordinal))
+        }
     }
 }

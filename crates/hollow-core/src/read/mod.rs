@@ -4,7 +4,9 @@ mod accessor;
 mod apply;
 mod checksum;
 mod deserialize;
+mod diff;
 mod equality;
+mod stats;
 pub(crate) mod type_data;
 mod typed;
 mod value;
@@ -25,8 +27,10 @@ pub use accessor::{
     BoolField, BytesField, CollectionReader, FloatField, IntField, ObjectReader, RefField,
     StrField, UIntField,
 };
+pub use diff::{StateDiff, TypeDiff};
+pub use stats::{DictionaryStats, FieldStats, TypeStats};
 pub use typed::TypedIndex;
-pub use value::Value;
+pub use value::{Difference, Value};
 
 /// One whole, immutable version of the dataset: every type's records plus the primary key
 /// indexes, read in place from the snapshot bytes (a downloaded buffer or a memory-mapped file).
@@ -236,6 +240,36 @@ impl ReadState {
         T::deserialize(deserialize::RecordDeserializer::of(
             self, id, ordinal, &budget,
         ))
+    }
+
+    /// The record at `ordinal` of `type_name` as a [`Value`], following at most `follow`
+    /// references to records of object types (`None`: all of them). A reference not followed
+    /// reads as `{"$ref": type name, "$ordinal": ordinal}`; collections and enum values are
+    /// part of the record and always read whole. For tools that show records a level at a time.
+    ///
+    /// ```
+    /// # use hollow_core::{ReadState, SchemaBuilder, Value, WriteState};
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Studio { name: String }
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Movie { id: i64, studio: Studio }
+    ///
+    /// let mut w = WriteState::new(SchemaBuilder::new().add::<Movie>().build()?);
+    /// let heat = w.add(&Movie { id: 1, studio: Studio { name: "WB".into() } })?;
+    /// let state = ReadState::from_snapshot(w.write_snapshot(1)?.into())?;
+    /// let shallow = state.value_of("Movie", heat, Some(0))?;
+    /// assert_eq!(shallow.field("studio").and_then(|s| s.field("$ref")), Some(&Value::String("Studio".into())));
+    /// let deep = state.value_of("Movie", heat, None)?;
+    /// assert_eq!(deep.field("studio").and_then(|s| s.field("name")), Some(&Value::String("WB".into())));
+    /// # Ok::<(), hollow_core::Error>(())
+    /// ```
+    pub fn value_of(&self, type_name: &str, ordinal: u32, follow: Option<u32>) -> Result<Value> {
+        let id = self.schema.require(type_name)?;
+        let budget = deserialize::Budget::new(self);
+        Value::deserialize(
+            deserialize::RecordDeserializer::of(self, id, ordinal, &budget)
+                .following(follow.unwrap_or(u32::MAX)),
+        )
     }
 
     /// Every record of the type `T` names, in ordinal order.

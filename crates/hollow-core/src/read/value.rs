@@ -111,3 +111,102 @@ impl Value {
         }
     }
 }
+
+/// One difference between two values: where (a path of field names, map keys in brackets and
+/// list positions, e.g. `cast[2].name`; empty for the whole value) and the value on each side
+/// (`None` where that side has nothing there).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Difference {
+    /// Where the values differ.
+    pub path: String,
+    /// The value before, if there was one.
+    pub old: Option<Value>,
+    /// The value after, if there is one.
+    pub new: Option<Value>,
+}
+
+impl Value {
+    /// True when both values are the same: as `==`, except that floats compare by their bits
+    /// (a NaN is the same as itself, so an unchanged record never reads as changed).
+    pub fn same_as(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
+            (Value::List(a), Value::List(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y))
+            }
+            (Value::Map(a), Value::Map(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|((ka, va), (kb, vb))| ka.same_as(kb) && va.same_as(vb))
+            }
+            _ => self == other,
+        }
+    }
+
+    /// What changed from `self` to `new`, as few and as deep as the shapes allow: objects and
+    /// maps compare entry by entry (by field name or key), lists of the same length element
+    /// by element; a list whose length changed differs as a whole. Empty when the values are
+    /// [the same](Value::same_as).
+    ///
+    /// ```
+    /// use hollow_core::Value;
+    /// let s = |v: &str| Value::String(v.into());
+    /// let old = Value::Map(vec![(s("title"), s("Heat")), (s("year"), Value::Int(1995))]);
+    /// let new = Value::Map(vec![(s("title"), s("Heat")), (s("year"), Value::Int(1996))]);
+    /// let changes = old.differences(&new);
+    /// assert_eq!(changes.len(), 1);
+    /// assert_eq!((changes[0].path.as_str(), changes[0].new.clone()), ("year", Some(Value::Int(1996))));
+    /// ```
+    pub fn differences(&self, new: &Value) -> Vec<Difference> {
+        let mut out = Vec::new();
+        differ(String::new(), Some(self), Some(new), &mut out);
+        out
+    }
+}
+
+fn differ(path: String, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Difference>) {
+    match (old, new) {
+        (Some(a), Some(b)) if a.same_as(b) => {}
+        (Some(Value::Map(a)), Some(Value::Map(b))) => {
+            for (key, va) in a {
+                let vb = b.iter().find(|(k, _)| k.same_as(key)).map(|(_, v)| v);
+                differ(entry_path(&path, key), Some(va), vb, out);
+            }
+            for (key, vb) in b {
+                if !a.iter().any(|(k, _)| k.same_as(key)) {
+                    differ(entry_path(&path, key), None, Some(vb), out);
+                }
+            }
+        }
+        (Some(Value::List(a)), Some(Value::List(b))) if a.len() == b.len() => {
+            for (i, (va, vb)) in a.iter().zip(b).enumerate() {
+                differ(format!("{path}[{i}]"), Some(va), Some(vb), out);
+            }
+        }
+        _ => out.push(Difference {
+            path,
+            old: old.cloned(),
+            new: new.cloned(),
+        }),
+    }
+}
+
+/// The path of the entry `key` under `path`: `path.field` for a field name, `path[key]` for
+/// any other key.
+fn entry_path(path: &str, key: &Value) -> String {
+    match key {
+        Value::String(name) if !name.is_empty() && !name.contains(['.', '[', ']']) => {
+            if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}.{name}")
+            }
+        }
+        Value::String(s) => format!("{path}[{s:?}]"),
+        Value::Int(i) => format!("{path}[{i}]"),
+        Value::UInt(u) => format!("{path}[{u}]"),
+        other => format!("{path}[{other:?}]"),
+    }
+}

@@ -194,6 +194,8 @@ const EMPTY_BUCKET: Bucket = Bucket {
 /// let by_actor = state.hash_index("Movie", &["cast.id"])?;
 /// assert_eq!(by_actor.find(&8i64)?, &[heat, ran]);
 /// assert_eq!(by_actor.find(&9i64)?, &[] as &[u32]);
+/// // Keys known only at run time (a tool's arguments) are looked up part by part.
+/// assert_eq!(by_actor.find_parts(&[hollow_core::KeyPart::Int(8)])?, &[heat, ran]);
 /// # Ok::<(), hollow_core::Error>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -348,6 +350,35 @@ impl HashIndex {
         let classes = (0..K::ARITY.min(32)).fold(0, |c, i| c | part_class(&key.part(i)) << (2 * i));
         KeyMismatch::check((self.paths.len(), self.classes), (K::ARITY, classes))?;
         Ok(&[])
+    }
+
+    /// [`HashIndex::find`] with the key given as one part per field, for keys known only at
+    /// run time (a tool's command line).
+    pub fn find_parts(&self, parts: &[KeyPart<'_>]) -> Result<&[u32], KeyMismatch> {
+        if parts.len() == self.paths.len() {
+            let h = parts
+                .iter()
+                .fold([0x9E37_79B9_7F4A_7C15, 0x243F_6A88_85A3_08D3], |h, p| {
+                    combined(h, part_hash(*p))
+                });
+            let h = finished(h);
+            let shard = &self.shards[shard_of(h, self.shard_bits)];
+            if let Some(run) = shard.run(h, self.shard_bits) {
+                return Ok(run);
+            }
+        }
+        let classes = parts
+            .iter()
+            .take(32)
+            .enumerate()
+            .fold(0, |c, (i, p)| c | part_class(p) << (2 * i));
+        KeyMismatch::check((self.paths.len(), self.classes), (parts.len(), classes))?;
+        Ok(&[])
+    }
+
+    /// The kind of the values each field path reaches, in the order of [`HashIndex::fields`].
+    pub fn kinds(&self) -> impl Iterator<Item = crate::schema::Kind> + '_ {
+        self.paths.iter().map(|p| p.kind)
     }
 
     /// The indexed type.

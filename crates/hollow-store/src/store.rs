@@ -280,18 +280,28 @@ impl BlobStore {
 
     /// Every blob of the dataset (objects under the prefix that are not blobs are ignored).
     pub async fn list(&self) -> Result<Vec<BlobName>> {
+        Ok(self
+            .list_with_sizes()
+            .await?
+            .into_iter()
+            .map(|(blob, _)| blob)
+            .collect())
+    }
+
+    /// Every blob of the dataset with its size in bytes as stored, sorted by name.
+    pub async fn list_with_sizes(&self) -> Result<Vec<(BlobName, u64)>> {
         let metas: Vec<_> = self
             .store
             .list(Some(&self.prefix))
             .try_collect()
             .await
             .map_err(|e| self.store_error("", e))?;
-        let mut blobs: Vec<BlobName> = metas
+        let mut blobs: Vec<(BlobName, u64)> = metas
             .iter()
             .filter_map(|m| {
                 let rest: Vec<_> = m.location.prefix_match(&self.prefix)?.collect();
                 let name: Vec<&str> = rest.iter().map(|p| p.as_ref()).collect();
-                BlobName::parse(&name.join("/"))
+                Some((BlobName::parse(&name.join("/"))?, m.size))
             })
             .collect();
         blobs.sort();

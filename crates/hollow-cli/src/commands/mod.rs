@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod diff;
+pub mod history;
+pub mod records;
+pub mod stats;
+pub mod verify;
+pub mod versions;

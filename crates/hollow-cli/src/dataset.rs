@@ -34,14 +34,20 @@ impl Dataset {
             store,
             name: location.to_string(),
         };
-        let blobs = dataset.blobs().await?;
+        let blobs = dataset.blobs().await.with_context(|| {
+            let settings = match location.starts_with("s3") {
+                true => " (S3 settings come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL; AWS_ALLOW_HTTP=true for a plain-HTTP endpoint)",
+                false => "",
+            };
+            format!("cannot reach {location}{settings}")
+        })?;
         if blobs.is_empty() && dataset.store.announcement_object().await?.is_none() {
-            let hint = dataset
-                .store
-                .hint_for_missing_announcement()
-                .await
-                .map(|h| format!(" ({h})"))
-                .unwrap_or_default();
+            let hint = match dataset.store.dataset_folder() {
+                Some(folder) => datasets_below(&folder),
+                None => dataset.store.hint_for_missing_announcement().await,
+            }
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
             bail!(
                 "no dataset at {}: no announcement and no blobs under {}{hint}",
                 dataset.name,
@@ -105,6 +111,18 @@ impl Dataset {
         spinner.finish_and_clear();
         loaded
     }
+}
+
+/// For a folder that holds no dataset: the folders below it that do.
+fn datasets_below(folder: &Path) -> Option<String> {
+    let found: Vec<String> = std::fs::read_dir(folder)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join(hollow_store::layout::ANNOUNCEMENT).is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    (!found.is_empty()).then(|| format!("datasets are in {}", found.join(", ")))
 }
 
 /// The store `location` names.

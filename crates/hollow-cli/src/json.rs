@@ -12,9 +12,15 @@ pub fn to_json(value: &Value) -> Json {
         Value::Null => Json::Null,
         Value::Int(i) => Json::from(*i),
         Value::UInt(u) => Json::from(*u),
-        Value::I128(i) => i64::try_from(*i).map_or_else(|_| Json::String(i.to_string()), Json::from),
-        Value::U128(u) => u64::try_from(*u).map_or_else(|_| Json::String(u.to_string()), Json::from),
-        Value::Float(f) => Number::from_f64(*f).map_or_else(|| Json::String(f.to_string()), Json::Number),
+        Value::I128(i) => {
+            i64::try_from(*i).map_or_else(|_| Json::String(i.to_string()), Json::from)
+        }
+        Value::U128(u) => {
+            u64::try_from(*u).map_or_else(|_| Json::String(u.to_string()), Json::from)
+        }
+        Value::Float(f) => {
+            Number::from_f64(*f).map_or_else(|| Json::String(f.to_string()), Json::Number)
+        }
         Value::Bool(b) => Json::Bool(*b),
         Value::String(s) => Json::String(s.clone()),
         Value::Bytes(b) => Json::Array(b.iter().map(|&x| Json::from(x)).collect()),
@@ -53,4 +59,13 @@ fn key_text(key: &Value) -> Option<String> {
 /// `value` as compact JSON text.
 pub fn text(value: &Value) -> String {
     to_json(value).to_string()
+}
+
+/// `value` as compact JSON text of at most `max` characters (cut with `…`).
+pub fn text_cut(value: &Value, max: usize) -> String {
+    let text = text(value);
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
 }

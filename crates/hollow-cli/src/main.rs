@@ -32,7 +32,7 @@ use dataset::Dataset;
 /// STORE is a folder path, a file:// URL, or s3://bucket/prefix (credentials, region and
 /// endpoint from the usual AWS_* variables; AWS_ALLOW_HTTP=true for a plain-HTTP MinIO).
 #[derive(Parser)]
-#[command(name = "hollow", version, propagate_version = true)]
+#[command(name = "hollow", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -284,5 +284,15 @@ async fn run(command: Command) -> anyhow::Result<Outcome> {
             explore::serve(Dataset::open(&store).await?, listen).await?;
             Ok(Outcome::Done)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

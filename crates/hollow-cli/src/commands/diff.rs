@@ -16,15 +16,18 @@ pub struct Options {
     pub limit: usize,
 }
 
-/// `name=value` of the primary key fields of a record (its ordinal without a key).
+/// How a record is named in listings: `name=value` of its primary key fields, or (a type
+/// without one) its fields, references not followed, cut at 120 characters.
 pub fn key_text(state: &ReadState, type_name: &str, ordinal: u32) -> String {
-    let Ok(id) = state.schema().require(type_name) else {
-        return format!("#{ordinal}");
-    };
-    let def = state.schema().get(id);
     let Ok(record) = state.value_of(type_name, ordinal, Some(0)) else {
         return format!("#{ordinal}");
     };
+    let def = state
+        .schema()
+        .get(state.schema().require(type_name).expect("read above"));
+    if def.primary_key().is_empty() {
+        return json::text_cut(&record, 120);
+    }
     let parts: Vec<String> = def
         .primary_key()
         .iter()
@@ -34,11 +37,7 @@ pub fn key_text(state: &ReadState, type_name: &str, ordinal: u32) -> String {
             format!("{name}={value}")
         })
         .collect();
-    if parts.is_empty() {
-        format!("#{ordinal}")
-    } else {
-        parts.join(" ")
-    }
+    parts.join(" ")
 }
 
 /// The field-level differences of a changed record.
@@ -56,11 +55,20 @@ pub fn differences(
 /// A difference as one line of text: `path: old → new`.
 pub fn difference_text(d: &Difference) -> String {
     let side = |v: &Option<hollow_core::Value>| v.as_ref().map_or("(none)".into(), json::text);
-    let path = if d.path.is_empty() { "(record)" } else { &d.path };
+    let path = if d.path.is_empty() {
+        "(record)"
+    } else {
+        &d.path
+    };
     format!("{path}: {} → {}", side(&d.old), side(&d.new))
 }
 
-pub async fn run(dataset: &Dataset, v1: u64, v2: u64, options: &Options) -> anyhow::Result<Outcome> {
+pub async fn run(
+    dataset: &Dataset,
+    v1: u64,
+    v2: u64,
+    options: &Options,
+) -> anyhow::Result<Outcome> {
     let from_id = dataset.resolve(Some(v1)).await?;
     let to_id = dataset.resolve(Some(v2)).await?;
     let (from, _) = dataset.load(None, from_id).await?;

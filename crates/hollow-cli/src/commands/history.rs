@@ -18,7 +18,12 @@ enum Event {
     Changed(Value, Value),
 }
 
-pub async fn run(dataset: &Dataset, type_name: &str, key: &[String], as_json: bool) -> anyhow::Result<Outcome> {
+pub async fn run(
+    dataset: &Dataset,
+    type_name: &str,
+    key: &[String],
+    as_json: bool,
+) -> anyhow::Result<Outcome> {
     let names = dataset.blob_names().await?;
     let announced = dataset.announced().await?.map(|a| a.state);
     let mut states: Vec<_> = match announced {
@@ -69,11 +74,17 @@ pub async fn run(dataset: &Dataset, type_name: &str, key: &[String], as_json: bo
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         if events.is_empty() {
-            println!("no {type_name} with key {} in any retained version", key.join(" "));
+            println!(
+                "no {type_name} with key {} in any retained version",
+                key.join(" ")
+            );
         }
         for (version, e) in &events {
             match e {
-                Event::Present(v) => println!("version {version}: present (the oldest retained version) {}", json::text(v)),
+                Event::Present(v) => println!(
+                    "version {version}: present (the oldest retained version) {}",
+                    json::text(v)
+                ),
                 Event::Added(v) => println!("version {version}: added {}", json::text(v)),
                 Event::Removed => println!("version {version}: removed"),
                 Event::Changed(a, b) => {
@@ -85,5 +96,9 @@ pub async fn run(dataset: &Dataset, type_name: &str, key: &[String], as_json: bo
             }
         }
     }
-    Ok(if events.is_empty() { Outcome::Found } else { Outcome::Done })
+    Ok(if events.is_empty() {
+        Outcome::Found
+    } else {
+        Outcome::Done
+    })
 }

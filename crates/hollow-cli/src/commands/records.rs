@@ -16,7 +16,10 @@ pub fn lookup(state: &ReadState, type_name: &str, key: &[String]) -> anyhow::Res
         bail!("{type_name} has no primary key; look records up with `hollow find`");
     }
     if key.len() != fields.len() {
-        let names: Vec<&str> = fields.iter().map(|&c| def.columns()[c].name.as_str()).collect();
+        let names: Vec<&str> = fields
+            .iter()
+            .map(|&c| def.columns()[c].name.as_str())
+            .collect();
         bail!(
             "the key of {type_name} has {} fields ({}); {} values were given",
             fields.len(),

@@ -55,13 +55,18 @@ pub async fn run(dataset: &Dataset) -> anyhow::Result<Outcome> {
         // Every way to the state: deltas from states already reached, and its snapshot.
         let mut reached: Vec<(BlobName, ReadState)> = Vec::new();
         for &(blob, _) in &blobs {
-            let BlobName::Delta { from, to } = blob else { continue };
+            let BlobName::Delta { from, to } = blob else {
+                continue;
+            };
             if to != state {
                 continue;
             }
             bar.inc(1);
             let Some(origin) = known.get(&from) else {
-                report.skipped.push(format!("{}: its origin state {from} cannot be loaded", blob.path()));
+                report.skipped.push(format!(
+                    "{}: its origin state {from} cannot be loaded",
+                    blob.path()
+                ));
                 continue;
             };
             if let Some(s) = open(dataset, &mut report, blob, |b| origin.apply_delta(b)).await {
@@ -92,15 +97,25 @@ pub async fn run(dataset: &Dataset) -> anyhow::Result<Outcome> {
                 ));
             }
         }
-        for (key, index) in first.schema().types().iter().filter(|t| !t.primary_key().is_empty()).map(|t| (t.name(), first.primary_key_index(t.name()))) {
+        for (key, index) in first
+            .schema()
+            .types()
+            .iter()
+            .filter(|t| !t.primary_key().is_empty())
+            .map(|t| (t.name(), first.primary_key_index(t.name())))
+        {
             if let Ok(Some((a, b))) = index.map(|i| i.first_duplicate()) {
-                report.problem(format!("state {state}: records {a} and {b} of {key} have the same primary key"));
+                report.problem(format!(
+                    "state {state}: records {a} and {b} of {key} have the same primary key"
+                ));
             }
         }
         known.insert(state, first.clone());
         // Reverse deltas from here lead back to states reached before.
         for &(blob, _) in &blobs {
-            let BlobName::ReverseDelta { from, to } = blob else { continue };
+            let BlobName::ReverseDelta { from, to } = blob else {
+                continue;
+            };
             if from != state {
                 continue;
             }
@@ -111,10 +126,16 @@ pub async fn run(dataset: &Dataset) -> anyhow::Result<Outcome> {
                     Some(expected) => {
                         report.compared += 1;
                         if !back.same_content_as(expected) {
-                            report.problem(format!("{} leads to a state {to} other than the one reached before", blob.path()));
+                            report.problem(format!(
+                                "{} leads to a state {to} other than the one reached before",
+                                blob.path()
+                            ));
                         }
                     }
-                    None => report.skipped.push(format!("{}: state {to} was not reached otherwise, nothing to compare with", blob.path())),
+                    None => report.skipped.push(format!(
+                        "{}: state {to} was not reached otherwise, nothing to compare with",
+                        blob.path()
+                    )),
                 }
             }
         }
@@ -173,7 +194,10 @@ async fn open(
             Some(state)
         }
         Ok(state) => {
-            report.problem(format!("{path} holds state {}, not the one its name says", state.id()));
+            report.problem(format!(
+                "{path} holds state {}, not the one its name says",
+                state.id()
+            ));
             None
         }
         Err(e) => {

@@ -20,12 +20,19 @@ struct StateRow {
 }
 
 /// Whether a state can be loaded, and whether it is on the announced line.
-fn status(state: StateId, announced: Option<StateId>, line: &HashSet<StateId>, reachable: bool) -> &'static str {
+fn status(
+    state: StateId,
+    announced: Option<StateId>,
+    line: &HashSet<StateId>,
+    reachable: bool,
+) -> &'static str {
     match () {
         _ if Some(state) == announced => "announced",
         _ if announced.is_some() && !line.contains(&state) => "not on the announced line",
         _ if !reachable => "unreachable: no snapshot leads to it",
-        _ if announced.is_some_and(|a| state.version > a.version) => "newer than the announced (not announced)",
+        _ if announced.is_some_and(|a| state.version > a.version) => {
+            "newer than the announced (not announced)"
+        }
         _ => "retained",
     }
 }
@@ -78,7 +85,12 @@ pub async fn run(dataset: &Dataset, as_json: bool) -> anyhow::Result<Outcome> {
         .iter()
         .map(|(&state, row)| {
             let reachable = hollow_store::plan(&names, None, state, usize::MAX).is_ok();
-            (state, row, reachable, status(state, announced, &line, reachable))
+            (
+                state,
+                row,
+                reachable,
+                status(state, announced, &line, reachable),
+            )
         })
         .collect();
     if as_json {
@@ -112,7 +124,10 @@ pub async fn run(dataset: &Dataset, as_json: bool) -> anyhow::Result<Outcome> {
         Some(a) => println!(
             "announced: version {} (state {a}{})",
             a.version,
-            epoch.filter(|&e| e > 0).map(|e| format!(", leader epoch {e}")).unwrap_or_default()
+            epoch
+                .filter(|&e| e > 0)
+                .map(|e| format!(", leader epoch {e}"))
+                .unwrap_or_default()
         ),
         None => println!("announced: nothing"),
     }

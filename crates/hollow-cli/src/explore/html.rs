@@ -59,7 +59,9 @@ pub fn value(v: &Value, version: &str) -> String {
         Value::Null => "<i>null</i>".into(),
         Value::String(s) => escape(s),
         Value::Map(entries) => {
-            if let (Some(Value::String(ty)), Some(Value::UInt(o))) = (v.field("$ref"), v.field("$ordinal")) {
+            if let (Some(Value::String(ty)), Some(Value::UInt(o))) =
+                (v.field("$ref"), v.field("$ordinal"))
+            {
                 return format!(
                     "<a href=\"/types/{}/{o}{version}\">{} #{o}</a>",
                     url_part(ty),
@@ -68,13 +70,22 @@ pub fn value(v: &Value, version: &str) -> String {
             }
             let rows: String = entries
                 .iter()
-                .map(|(k, val)| format!("<tr><th>{}</th><td>{}</td></tr>", key(k, version), value(val, version)))
+                .map(|(k, val)| {
+                    format!(
+                        "<tr><th>{}</th><td>{}</td></tr>",
+                        key(k, version),
+                        value(val, version)
+                    )
+                })
                 .collect();
             format!("<table>{rows}</table>")
         }
         Value::List(items) if items.is_empty() => "<i>empty</i>".into(),
         Value::List(items) => {
-            let rows: String = items.iter().map(|i| format!("<li>{}</li>", value(i, version))).collect();
+            let rows: String = items
+                .iter()
+                .map(|i| format!("<li>{}</li>", value(i, version)))
+                .collect();
             format!("<ol start=\"0\">{rows}</ol>")
         }
         other => escape(&crate::json::text(other)),
@@ -96,8 +107,17 @@ mod tests {
     fn record_text_cannot_inject_markup() {
         let s = |t: &str| Value::String(t.into());
         let hostile = Value::Map(vec![
-            (s("<script>x</script>"), s("\"><img src=x onerror=alert(1)>")),
-            (s("ref"), Value::Map(vec![(s("$ref"), s("A\"><script>")), (s("$ordinal"), Value::UInt(3))])),
+            (
+                s("<script>x</script>"),
+                s("\"><img src=x onerror=alert(1)>"),
+            ),
+            (
+                s("ref"),
+                Value::Map(vec![
+                    (s("$ref"), s("A\"><script>")),
+                    (s("$ordinal"), Value::UInt(3)),
+                ]),
+            ),
         ]);
         let html = value(&hostile, "");
         assert!(!html.contains('<') || !html.contains("<script"), "{html}");

@@ -62,7 +62,13 @@ impl From<anyhow::Error> for PageError {
 
 impl From<hollow_core::Error> for PageError {
     fn from(e: hollow_core::Error) -> Self {
-        PageError(StatusCode::BAD_REQUEST, e.to_string())
+        let status = match e {
+            hollow_core::Error::UnknownType(_) | hollow_core::Error::NoSuchOrdinal { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        PageError(status, e.to_string())
     }
 }
 
@@ -71,12 +77,20 @@ type PageResult = Result<Response, PageError>;
 /// The headers of every page: HTML, no scripts, no framing, no sniffing.
 fn headers() -> [(header::HeaderName, HeaderValue); 4] {
     [
-        (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        ),
         (
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+            ),
         ),
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
     ]
 }
@@ -106,7 +120,10 @@ pub async fn serve(dataset: Dataset, listen: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    eprintln!("hollow explorer on http://{} (read-only; Ctrl-C stops it)", listener.local_addr()?);
+    eprintln!(
+        "hollow explorer on http://{} (read-only; Ctrl-C stops it)",
+        listener.local_addr()?
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -139,7 +156,9 @@ impl Explorer {
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!(
                         "no state loaded yet: {}",
-                        health.last_error.unwrap_or_else(|| "nothing announced".into())
+                        health
+                            .last_error
+                            .unwrap_or_else(|| "nothing announced".into())
                     ),
                 )
             });
@@ -147,7 +166,11 @@ impl Explorer {
         if let Some(s) = live.as_ref().filter(|s| s.version() == v) {
             return Ok((**s).clone());
         }
-        let target = self.dataset.resolve(Some(v)).await.map_err(|e| PageError(StatusCode::NOT_FOUND, format!("{e:#}")))?;
+        let target = self
+            .dataset
+            .resolve(Some(v))
+            .await
+            .map_err(|e| PageError(StatusCode::NOT_FOUND, format!("{e:#}")))?;
         if let Some(s) = self.versions.lock().expect("versions").get(&target) {
             return Ok(s.clone());
         }
@@ -169,7 +192,11 @@ fn version_line(state: &ReadState, explorer: &Explorer) -> String {
         Some(v) => format!(" · live version is <a href=\"/\">{v}</a>"),
         None => String::new(),
     };
-    format!("<p>Version <b>{}</b> (state <code>{}</code>){note}</p>", state.version(), state.id())
+    format!(
+        "<p>Version <b>{}</b> (state <code>{}</code>){note}</p>",
+        state.version(),
+        state.id()
+    )
 }
 
 async fn overview(State(x): State<Arc<Explorer>>, Query(at): Query<At>) -> PageResult {
@@ -179,13 +206,26 @@ async fn overview(State(x): State<Arc<Explorer>>, Query(at): Query<At>) -> PageR
     let mut body = version_line(&state, &x);
     let health = x.consumer.health();
     if let Some(e) = health.last_error {
-        let _ = write!(body, "<p class=\"del\">Last refresh failed: {}</p>", escape(&e));
+        let _ = write!(
+            body,
+            "<p class=\"del\">Last refresh failed: {}</p>",
+            escape(&e)
+        );
     }
-    let _ = write!(body, "<p>Store: <code>{}</code></p>", escape(&x.dataset.store.location("")));
+    let _ = write!(
+        body,
+        "<p>Store: <code>{}</code></p>",
+        escape(&x.dataset.store.location(""))
+    );
     body.push_str("<h2>Types</h2><table><tr><th>type</th><th>kind</th><th>records</th><th>bytes</th><th>share</th></tr>");
     for t in &types {
         let name = if t.kind == hollow_core::schema::TypeKind::Object {
-            format!("<a href=\"/types/{}{}\">{}</a>", url_part(&t.name), at.query(), escape(&t.name))
+            format!(
+                "<a href=\"/types/{}{}\">{}</a>",
+                url_part(&t.name),
+                at.query(),
+                escape(&t.name)
+            )
         } else {
             escape(&t.name)
         };
@@ -227,36 +267,68 @@ struct Browse {
     q: Option<String>,
 }
 
-async fn browse(State(x): State<Arc<Explorer>>, Path(type_name): Path<String>, Query(b): Query<Browse>) -> PageResult {
+async fn browse(
+    State(x): State<Arc<Explorer>>,
+    Path(type_name): Path<String>,
+    Query(b): Query<Browse>,
+) -> PageResult {
     let at = At { v: b.v };
     let mut state = x.state(&at).await?;
     let reader = state.object(&type_name)?;
     let total = reader.len();
     let key_fields: Vec<String> = {
         let def = state.schema().get(state.schema().require(&type_name)?);
-        def.primary_key().iter().map(|&c| def.columns()[c].name.clone()).collect()
+        def.primary_key()
+            .iter()
+            .map(|&c| def.columns()[c].name.clone())
+            .collect()
     };
-    let (ordinals, heading): (Vec<u32>, String) = match b.q.as_deref().filter(|q| !q.trim().is_empty()) {
-        Some(q) => {
-            let (field, value) = q.split_once('=').ok_or_else(|| PageError(StatusCode::BAD_REQUEST, format!("{q:?} is not FIELD=VALUE")))?;
-            let (field, value) = (field.trim(), value.trim());
-            state.add_hash_index(&type_name, &[field])?;
-            let index = state.hash_index(&type_name, &[field])?;
-            let kind = index.kinds().next().expect("one field");
-            let parsed = keys::parse(value, kind, false, field)?;
-            let found = index.find_parts(&[parsed.part()]).map_err(hollow_core::Error::from)?;
-            (found.iter().copied().take(PAGE).collect(), format!("{} records where {} = {}", found.len(), escape(field), escape(value)))
-        }
-        None => {
-            let page = b.page.unwrap_or(0);
-            let reader = state.object(&type_name)?;
-            (reader.ordinals().skip(page * PAGE).take(PAGE).collect(), format!("{total} records, page {} of {}", page + 1, (total as usize).div_ceil(PAGE).max(1)))
-        }
-    };
+    let (ordinals, heading): (Vec<u32>, String) =
+        match b.q.as_deref().filter(|q| !q.trim().is_empty()) {
+            Some(q) => {
+                let (field, value) = q.split_once('=').ok_or_else(|| {
+                    PageError(StatusCode::BAD_REQUEST, format!("{q:?} is not FIELD=VALUE"))
+                })?;
+                let (field, value) = (field.trim(), value.trim());
+                state.add_hash_index(&type_name, &[field])?;
+                let index = state.hash_index(&type_name, &[field])?;
+                let kind = index.kinds().next().expect("one field");
+                let parsed = keys::parse(value, kind, false, field)?;
+                let found = index
+                    .find_parts(&[parsed.part()])
+                    .map_err(hollow_core::Error::from)?;
+                (
+                    found.iter().copied().take(PAGE).collect(),
+                    format!(
+                        "{} records where {} = {}",
+                        found.len(),
+                        escape(field),
+                        escape(value)
+                    ),
+                )
+            }
+            None => {
+                let page = b.page.unwrap_or(0);
+                let reader = state.object(&type_name)?;
+                (
+                    reader.ordinals().skip(page * PAGE).take(PAGE).collect(),
+                    format!(
+                        "{total} records, page {} of {}",
+                        page + 1,
+                        (total as usize).div_ceil(PAGE).max(1)
+                    ),
+                )
+            }
+        };
     let mut body = version_line(&state, &x);
-    let v_field = at.v.map(|v| format!("<input type=\"hidden\" name=\"v\" value=\"{v}\">")).unwrap_or_default();
+    let v_field =
+        at.v.map(|v| format!("<input type=\"hidden\" name=\"v\" value=\"{v}\">"))
+            .unwrap_or_default();
     if !key_fields.is_empty() {
-        let inputs: String = key_fields.iter().map(|f| format!("{} <input name=\"k\" size=\"12\"> ", escape(f))).collect();
+        let inputs: String = key_fields
+            .iter()
+            .map(|f| format!("{} <input name=\"k\" size=\"12\"> ", escape(f)))
+            .collect();
         let _ = write!(body, "<form action=\"/types/{}/key\" method=\"get\">Look up by key: {inputs}{v_field}<button>go</button></form>", url_part(&type_name));
     }
     let _ = write!(
@@ -267,17 +339,33 @@ async fn browse(State(x): State<Arc<Explorer>>, Path(type_name): Path<String>, Q
     );
     for o in ordinals {
         let summary = summary(&state, &type_name, o)?;
-        let _ = write!(body, "<tr><td><a href=\"/types/{}/{o}{}\">{o}</a></td><td>{}</td></tr>", url_part(&type_name), at.query(), escape(&summary));
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/types/{}/{o}{}\">{o}</a></td><td>{}</td></tr>",
+            url_part(&type_name),
+            at.query(),
+            escape(&summary)
+        );
     }
     body.push_str("</table>");
     if b.q.is_none() {
         let page = b.page.unwrap_or(0);
         let v = at.v.map(|v| format!("&v={v}")).unwrap_or_default();
         if page > 0 {
-            let _ = write!(body, "<a href=\"/types/{}?page={}{v}\">previous</a> ", url_part(&type_name), page - 1);
+            let _ = write!(
+                body,
+                "<a href=\"/types/{}?page={}{v}\">previous</a> ",
+                url_part(&type_name),
+                page - 1
+            );
         }
         if (page + 1) * PAGE < total as usize {
-            let _ = write!(body, "<a href=\"/types/{}?page={}{v}\">next</a>", url_part(&type_name), page + 1);
+            let _ = write!(
+                body,
+                "<a href=\"/types/{}?page={}{v}\">next</a>",
+                url_part(&type_name),
+                page + 1
+            );
         }
     }
     html(&type_name, &body)
@@ -285,11 +373,10 @@ async fn browse(State(x): State<Arc<Explorer>>, Path(type_name): Path<String>, Q
 
 /// A record in one line: its fields, references not followed, cut at 200 characters.
 fn summary(state: &ReadState, type_name: &str, ordinal: u32) -> anyhow::Result<String> {
-    let text = crate::json::text(&state.value_of(type_name, ordinal, Some(0))?);
-    Ok(match text.char_indices().nth(200) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    })
+    Ok(crate::json::text_cut(
+        &state.value_of(type_name, ordinal, Some(0))?,
+        200,
+    ))
 }
 
 /// The query of a lookup by key: one `k` per key field.
@@ -300,19 +387,38 @@ struct ByKey {
     k: Vec<String>,
 }
 
-async fn by_key(State(x): State<Arc<Explorer>>, Path(type_name): Path<String>, axum::extract::RawQuery(query): axum::extract::RawQuery) -> PageResult {
+async fn by_key(
+    State(x): State<Arc<Explorer>>,
+    Path(type_name): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> PageResult {
     let q: ByKey = parse_query(query.as_deref().unwrap_or(""))?;
     let at = At { v: q.v };
     let state = x.state(&at).await?;
     match lookup(&state, &type_name, &q.k)? {
-        Some(o) => Ok(Redirect::to(&format!("/types/{}/{o}{}", url_part(&type_name), at.query())).into_response()),
-        None => Err(PageError(StatusCode::NOT_FOUND, format!("no {type_name} with key {} in version {}", q.k.join(" "), state.version()))),
+        Some(o) => Ok(Redirect::to(&format!(
+            "/types/{}/{o}{}",
+            url_part(&type_name),
+            at.query()
+        ))
+        .into_response()),
+        None => Err(PageError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no {type_name} with key {} in version {}",
+                q.k.join(" "),
+                state.version()
+            ),
+        )),
     }
 }
 
 /// A query string with repeated keys (`k=1&k=2`), which axum's `Query` does not collect.
 fn parse_query(query: &str) -> Result<ByKey, PageError> {
-    let mut out = ByKey { v: None, k: Vec::new() };
+    let mut out = ByKey {
+        v: None,
+        k: Vec::new(),
+    };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = url::form_urlencoded::parse(format!("x={value}").as_bytes())
@@ -322,7 +428,12 @@ fn parse_query(query: &str) -> Result<ByKey, PageError> {
         match name {
             "k" => out.k.push(value),
             "v" if !value.is_empty() => {
-                out.v = Some(value.parse().map_err(|_| PageError(StatusCode::BAD_REQUEST, format!("version {value:?} is not a number")))?)
+                out.v = Some(value.parse().map_err(|_| {
+                    PageError(
+                        StatusCode::BAD_REQUEST,
+                        format!("version {value:?} is not a number"),
+                    )
+                })?)
             }
             _ => {}
         }
@@ -330,10 +441,20 @@ fn parse_query(query: &str) -> Result<ByKey, PageError> {
     Ok(out)
 }
 
-async fn record(State(x): State<Arc<Explorer>>, Path((type_name, ordinal)): Path<(String, u32)>, Query(at): Query<At>) -> PageResult {
+async fn record(
+    State(x): State<Arc<Explorer>>,
+    Path((type_name, ordinal)): Path<(String, u32)>,
+    Query(at): Query<At>,
+) -> PageResult {
     let state = x.state(&at).await?;
     if !state.object(&type_name)?.contains(ordinal) {
-        return Err(PageError(StatusCode::NOT_FOUND, format!("no {type_name} at ordinal {ordinal} in version {}", state.version())));
+        return Err(PageError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no {type_name} at ordinal {ordinal} in version {}",
+                state.version()
+            ),
+        ));
     }
     let value = state.value_of(&type_name, ordinal, Some(0))?;
     let mut body = version_line(&state, &x);
@@ -365,7 +486,11 @@ async fn diff(State(x): State<Arc<Explorer>>, Query(q): Query<DiffQuery>) -> Pag
         Some(t) => vec![from.diff_type(&to, t)?],
         None => from.diff(&to)?.types,
     };
-    let mut body = format!("<p>From version {} to version {}.</p>", from.version(), to.version());
+    let mut body = format!(
+        "<p>From version {} to version {}.</p>",
+        from.version(),
+        to.version()
+    );
     for t in types.iter().filter(|t| !t.is_empty()) {
         let name = &t.type_name;
         let _ = write!(
@@ -376,26 +501,57 @@ async fn diff(State(x): State<Arc<Explorer>>, Query(q): Query<DiffQuery>) -> Pag
             t.removed.len(),
             t.changed.len(),
             t.unchanged,
-            if t.by_primary_key { "" } else { " (no primary key: a changed record is removed and added)" }
+            if t.by_primary_key {
+                ""
+            } else {
+                " (no primary key: a changed record is removed and added)"
+            }
         );
         let link = |state: &ReadState, o: u32| {
-            format!("<a href=\"/types/{}/{o}?v={}\">{}</a>", url_part(name), state.version(), escape(&key_text(state, name, o)))
+            format!(
+                "<a href=\"/types/{}/{o}?v={}\">{}</a>",
+                url_part(name),
+                state.version(),
+                escape(&key_text(state, name, o))
+            )
         };
         for &o in t.added.iter().take(DIFF_LIMIT) {
-            let _ = write!(body, "<tr class=\"add\"><td>+ added</td><td>{}</td><td></td></tr>", link(&to, o));
+            let _ = write!(
+                body,
+                "<tr class=\"add\"><td>+ added</td><td>{}</td><td></td></tr>",
+                link(&to, o)
+            );
         }
         for &o in t.removed.iter().take(DIFF_LIMIT) {
-            let _ = write!(body, "<tr class=\"del\"><td>− removed</td><td>{}</td><td></td></tr>", link(&from, o));
+            let _ = write!(
+                body,
+                "<tr class=\"del\"><td>− removed</td><td>{}</td><td></td></tr>",
+                link(&from, o)
+            );
         }
         for &pair in t.changed.iter().take(DIFF_LIMIT) {
-            let lines: Vec<String> = differences(&from, &to, name, pair)?.iter().map(|d| escape(&difference_text(d))).collect();
-            let _ = write!(body, "<tr><td>~ changed</td><td>{}</td><td>{}</td></tr>", link(&to, pair.1), lines.join("<br>"));
+            let lines: Vec<String> = differences(&from, &to, name, pair)?
+                .iter()
+                .map(|d| escape(&difference_text(d)))
+                .collect();
+            let _ = write!(
+                body,
+                "<tr><td>~ changed</td><td>{}</td><td>{}</td></tr>",
+                link(&to, pair.1),
+                lines.join("<br>")
+            );
         }
         body.push_str("</table>");
-        let listed = t.added.len().min(DIFF_LIMIT) + t.removed.len().min(DIFF_LIMIT) + t.changed.len().min(DIFF_LIMIT);
+        let listed = t.added.len().min(DIFF_LIMIT)
+            + t.removed.len().min(DIFF_LIMIT)
+            + t.changed.len().min(DIFF_LIMIT);
         let all = t.added.len() + t.removed.len() + t.changed.len();
         if listed < all {
-            let _ = write!(body, "<p>… {} more (see <code>hollow diff</code>)</p>", all - listed);
+            let _ = write!(
+                body,
+                "<p>… {} more (see <code>hollow diff</code>)</p>",
+                all - listed
+            );
         }
     }
     if types.iter().all(|t| t.is_empty()) {

@@ -40,7 +40,8 @@ const DIFF_LIMIT: usize = 100;
 struct Explorer {
     dataset: Dataset,
     consumer: Consumer,
-    /// Other versions loaded on demand.
+    /// States of recent pages: other versions loaded on demand, and states with the hash
+    /// indexes searches built.
     versions: Mutex<HashMap<StateId, ReadState>>,
 }
 
@@ -146,13 +147,15 @@ impl At {
 }
 
 impl Explorer {
-    /// The state to show: the live one, or version `v`.
+    /// The state to show: the live one, or version `v`. A state kept from an earlier page
+    /// (with the hash indexes its searches built) is used again.
     async fn state(&self, at: &At) -> Result<ReadState, PageError> {
         let live = self.consumer.current();
-        let Some(v) = at.v else {
-            let health = self.consumer.health();
-            return live.map(|s| (*s).clone()).ok_or_else(|| {
-                PageError(
+        let target = match (at.v, &live) {
+            (None, Some(s)) => s.id(),
+            (None, None) => {
+                let health = self.consumer.health();
+                return Err(PageError(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!(
                         "no state loaded yet: {}",
@@ -160,27 +163,36 @@ impl Explorer {
                             .last_error
                             .unwrap_or_else(|| "nothing announced".into())
                     ),
-                )
-            });
+                ));
+            }
+            (Some(v), Some(s)) if s.version() == v => s.id(),
+            (Some(v), _) => self
+                .dataset
+                .resolve(Some(v))
+                .await
+                .map_err(|e| PageError(StatusCode::NOT_FOUND, format!("{e:#}")))?,
         };
-        if let Some(s) = live.as_ref().filter(|s| s.version() == v) {
-            return Ok((**s).clone());
-        }
-        let target = self
-            .dataset
-            .resolve(Some(v))
-            .await
-            .map_err(|e| PageError(StatusCode::NOT_FOUND, format!("{e:#}")))?;
         if let Some(s) = self.versions.lock().expect("versions").get(&target) {
             return Ok(s.clone());
         }
-        let (state, _) = self.dataset.load(live.as_deref(), target).await?;
+        let state = match live.filter(|s| s.id() == target) {
+            Some(s) => (*s).clone(),
+            None => {
+                let live = self.consumer.current();
+                self.dataset.load(live.as_deref(), target).await?.0
+            }
+        };
+        self.keep(&state);
+        Ok(state)
+    }
+
+    /// Keeps `state` for the next pages (replacing an earlier copy of the same state).
+    fn keep(&self, state: &ReadState) {
         let mut kept = self.versions.lock().expect("versions");
-        if kept.len() >= KEPT_VERSIONS {
+        if kept.len() >= KEPT_VERSIONS && !kept.contains_key(&state.id()) {
             kept.clear();
         }
-        kept.insert(target, state.clone());
-        Ok(state)
+        kept.insert(state.id(), state.clone());
     }
 }
 
@@ -291,6 +303,7 @@ async fn browse(
                 })?;
                 let (field, value) = (field.trim(), value.trim());
                 state.add_hash_index(&type_name, &[field])?;
+                x.keep(&state);
                 let index = state.hash_index(&type_name, &[field])?;
                 let kind = index.kinds().next().expect("one field");
                 let parsed = keys::parse(value, kind, false, field)?;

@@ -61,11 +61,46 @@ pub fn text(value: &Value) -> String {
     to_json(value).to_string()
 }
 
-/// `value` as compact JSON text of at most `max` characters (cut with `…`).
-pub fn text_cut(value: &Value, max: usize) -> String {
-    let text = text(value);
+/// `value` as compact JSON text for people (listings, diffs, pages), at most `max` characters
+/// (cut with `…`): as [`text`], except that a float that is exactly an `f32` (an `f32` field,
+/// read widened) shows as that `f32` does, `3.9` rather than `3.9000000953674316`. Data
+/// outputs (`get`, `find`, `dump`, `--json`) use [`text`], which is exact.
+pub fn human(value: &Value, max: usize) -> String {
+    let text = text(&narrowed(value));
     match text.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text,
+    }
+}
+
+/// `value` with every float that is exactly an `f32` replaced by the `f64` nearest to that
+/// `f32`'s shortest decimal form.
+fn narrowed(value: &Value) -> Value {
+    match value {
+        Value::Float(f) if f64::from(*f as f32) == *f => {
+            Value::Float((*f as f32).to_string().parse().unwrap_or(*f))
+        }
+        Value::List(items) => Value::List(items.iter().map(narrowed).collect()),
+        Value::Map(entries) => Value::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (narrowed(k), narrowed(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn people_see_f32_values_as_written_and_data_stays_exact() {
+        let widened = Value::Float(f64::from(3.9f32));
+        assert_eq!(text(&widened), "3.9000000953674316");
+        assert_eq!(human(&widened, 100), "3.9");
+        assert_eq!(human(&Value::Float(0.1), 100), "0.1");
+        assert_eq!(human(&Value::String("abcdef".into()), 3), "\"ab…");
     }
 }

@@ -195,17 +195,29 @@ pub enum Outcome {
     Found,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli.command).await {
-        Ok(Outcome::Done) => ExitCode::SUCCESS,
-        Ok(Outcome::Found) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+fn main() -> ExitCode {
+    // A reader that stops early (`hollow diff ... | head`) ends the output quietly, as for
+    // other command-line tools, instead of a panic at the next `println!`.
+    #[cfg(unix)]
+    // SAFETY: `signal` with SIG_DFL only restores SIGPIPE's default disposition (which Rust's
+    // runtime set to ignore); it runs before any other thread exists, so nothing races with it.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    let cli = Cli::parse();
+    tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(cli.command)))
+        .map_or_else(
+            |e| {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            },
+            |outcome| match outcome {
+                Outcome::Done => ExitCode::SUCCESS,
+                Outcome::Found => ExitCode::from(1),
+            },
+        )
 }
 
 async fn run(command: Command) -> anyhow::Result<Outcome> {

@@ -309,3 +309,25 @@ fn every_subcommand_has_help() {
         );
     }
 }
+
+#[tokio::test]
+async fn output_cut_short_by_a_reader_ends_quietly() {
+    let d = dataset().await;
+    // Far more output than a pipe holds (5,000 records), so that the writer meets the
+    // closed pipe.
+    let keys = vec!["1"; 5000].join(" ");
+    let script = format!(
+        "{} get {} Movie {keys} | head -c 10 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+        env!("CARGO_BIN_EXE_hollow"),
+        d.arg()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Ended by SIGPIPE (141 in bash), as other tools are; never a panic (101).
+    let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(status, "141");
+}

@@ -26,14 +26,16 @@ pub fn key_text(state: &ReadState, type_name: &str, ordinal: u32) -> String {
         .schema()
         .get(state.schema().require(type_name).expect("read above"));
     if def.primary_key().is_empty() {
-        return json::text_cut(&record, 120);
+        return json::human(&record, 120);
     }
     let parts: Vec<String> = def
         .primary_key()
         .iter()
         .map(|&c| {
             let name = &def.columns()[c].name;
-            let value = record.field(name).map_or("?".into(), json::text);
+            let value = record
+                .field(name)
+                .map_or("?".into(), |v| json::human(v, usize::MAX));
             format!("{name}={value}")
         })
         .collect();
@@ -54,7 +56,10 @@ pub fn differences(
 
 /// A difference as one line of text: `path: old → new`.
 pub fn difference_text(d: &Difference) -> String {
-    let side = |v: &Option<hollow_core::Value>| v.as_ref().map_or("(none)".into(), json::text);
+    let side = |v: &Option<hollow_core::Value>| {
+        v.as_ref()
+            .map_or("(none)".into(), |v| json::human(v, usize::MAX))
+    };
     let path = if d.path.is_empty() {
         "(record)"
     } else {

@@ -83,9 +83,11 @@ pub async fn run(
             match e {
                 Event::Present(v) => println!(
                     "version {version}: present (the oldest retained version) {}",
-                    json::text(v)
+                    json::human(v, usize::MAX)
                 ),
-                Event::Added(v) => println!("version {version}: added {}", json::text(v)),
+                Event::Added(v) => {
+                    println!("version {version}: added {}", json::human(v, usize::MAX))
+                }
                 Event::Removed => println!("version {version}: removed"),
                 Event::Changed(a, b) => {
                     println!("version {version}: changed");

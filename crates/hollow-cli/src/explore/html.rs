@@ -53,8 +53,9 @@ code,pre{{font-family:ui-monospace,monospace}}form{{margin:.5em 0}}</style></hea
 }
 
 /// A record value as nested HTML: objects and maps as tables, lists as ordered lists,
-/// references not followed (`{"$ref": .., "$ordinal": ..}`) as links, `v` the version query.
-pub fn value(v: &Value, version: &str) -> String {
+/// references not followed (`{"$ref": .., "$ordinal": ..}`) as links named by `label` (of
+/// the type and ordinal; escaped here), `version` the version query of the links.
+pub fn value(v: &Value, version: &str, label: &dyn Fn(&str, u32) -> String) -> String {
     match v {
         Value::Null => "<i>null</i>".into(),
         Value::String(s) => escape(s),
@@ -63,9 +64,9 @@ pub fn value(v: &Value, version: &str) -> String {
                 (v.field("$ref"), v.field("$ordinal"))
             {
                 return format!(
-                    "<a href=\"/types/{}/{o}{version}\">{} #{o}</a>",
+                    "<a href=\"/types/{}/{o}{version}\">{}</a>",
                     url_part(ty),
-                    escape(ty)
+                    escape(&label(ty, *o as u32))
                 );
             }
             let rows: String = entries
@@ -73,8 +74,8 @@ pub fn value(v: &Value, version: &str) -> String {
                 .map(|(k, val)| {
                     format!(
                         "<tr><th>{}</th><td>{}</td></tr>",
-                        key(k, version),
-                        value(val, version)
+                        key(k, version, label),
+                        value(val, version, label)
                     )
                 })
                 .collect();
@@ -84,18 +85,18 @@ pub fn value(v: &Value, version: &str) -> String {
         Value::List(items) => {
             let rows: String = items
                 .iter()
-                .map(|i| format!("<li>{}</li>", value(i, version)))
+                .map(|i| format!("<li>{}</li>", value(i, version, label)))
                 .collect();
             format!("<ol start=\"0\">{rows}</ol>")
         }
-        other => escape(&crate::json::text(other)),
+        other => escape(&crate::json::human(other, usize::MAX)),
     }
 }
 
-fn key(k: &Value, version: &str) -> String {
+fn key(k: &Value, version: &str, label: &dyn Fn(&str, u32) -> String) -> String {
     match k {
         Value::String(s) => escape(s),
-        other => value(other, version),
+        other => value(other, version, label),
     }
 }
 
@@ -119,11 +120,15 @@ mod tests {
                 ]),
             ),
         ]);
-        let html = value(&hostile, "");
+        let html = value(&hostile, "", &|ty, o| format!("{ty} #{o} <b>"));
         assert!(!html.contains('<') || !html.contains("<script"), "{html}");
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(html.contains("/types/A%22%3E%3Cscript%3E/3"), "{html}");
+        assert!(
+            html.contains("#3 &lt;b&gt;") && !html.contains("<b>"),
+            "{html}"
+        );
         assert_eq!(escape("a&'b"), "a&amp;&#39;b");
     }
 }

@@ -386,7 +386,7 @@ async fn browse(
 
 /// A record in one line: its fields, references not followed, cut at 200 characters.
 fn summary(state: &ReadState, type_name: &str, ordinal: u32) -> anyhow::Result<String> {
-    Ok(crate::json::text_cut(
+    Ok(crate::json::human(
         &state.value_of(type_name, ordinal, Some(0))?,
         200,
     ))
@@ -478,7 +478,10 @@ async fn record(
         at.query(),
         escape(&type_name),
         escape(&key_text(&state, &type_name, ordinal)),
-        html::value(&value, &at.query())
+        html::value(&value, &at.query(), &|ty, o| format!(
+            "{ty} {}",
+            key_text(&state, ty, o)
+        ))
     );
     html(&format!("{type_name} #{ordinal}"), &body)
 }
@@ -528,6 +531,18 @@ async fn diff(State(x): State<Arc<Explorer>>, Query(q): Query<DiffQuery>) -> Pag
                 escape(&key_text(state, name, o))
             )
         };
+        for &pair in t.changed.iter().take(DIFF_LIMIT) {
+            let lines: Vec<String> = differences(&from, &to, name, pair)?
+                .iter()
+                .map(|d| escape(&difference_text(d)))
+                .collect();
+            let _ = write!(
+                body,
+                "<tr><td>~ changed</td><td>{}</td><td>{}</td></tr>",
+                link(&to, pair.1),
+                lines.join("<br>")
+            );
+        }
         for &o in t.added.iter().take(DIFF_LIMIT) {
             let _ = write!(
                 body,
@@ -540,18 +555,6 @@ async fn diff(State(x): State<Arc<Explorer>>, Query(q): Query<DiffQuery>) -> Pag
                 body,
                 "<tr class=\"del\"><td>− removed</td><td>{}</td><td></td></tr>",
                 link(&from, o)
-            );
-        }
-        for &pair in t.changed.iter().take(DIFF_LIMIT) {
-            let lines: Vec<String> = differences(&from, &to, name, pair)?
-                .iter()
-                .map(|d| escape(&difference_text(d)))
-                .collect();
-            let _ = write!(
-                body,
-                "<tr><td>~ changed</td><td>{}</td><td>{}</td></tr>",
-                link(&to, pair.1),
-                lines.join("<br>")
             );
         }
         body.push_str("</table>");

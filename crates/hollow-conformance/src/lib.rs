@@ -28,6 +28,9 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "s3-server")]
+pub mod s3_server;
+
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;

@@ -88,25 +88,37 @@ impl Dataset {
     }
 }
 
-pub async fn dataset() -> Dataset {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(
-        hollow::object_store::local::LocalFileSystem::new_with_prefix(dir.path()).expect("store"),
-    );
+/// A producer of `movies` into `store` under `prefix` that has published the three versions.
+pub async fn producer_with_versions(
+    store: Arc<dyn hollow::object_store::ObjectStore>,
+    prefix: &str,
+) -> Producer {
     let schema = SchemaBuilder::new()
         .add::<Movie>()
         .primary_key("Movie", &["id"])
         .build()
         .expect("schema");
-    let producer = ProducerBuilder::new(store, "movies", schema)
+    let mut producer = ProducerBuilder::new(store, prefix, schema)
         .build()
         .await
         .expect("producer");
-    let mut dataset = Dataset { dir, producer };
     for v in versions() {
-        dataset.publish(&v).await;
+        producer
+            .run_cycle(|w| v.iter().try_for_each(|m| w.add(m).map(|_| ())))
+            .await
+            .expect("cycle");
     }
-    dataset
+    producer
+}
+
+/// A local folder holding the three versions.
+pub async fn dataset() -> Dataset {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(
+        hollow::object_store::local::LocalFileSystem::new_with_prefix(dir.path()).expect("store"),
+    );
+    let producer = producer_with_versions(store, "movies").await;
+    Dataset { dir, producer }
 }
 
 /// The `hollow` binary.
@@ -116,11 +128,20 @@ pub fn hollow() -> Command {
 
 /// Runs `hollow ARGS`: (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
+    run_with_env(args, &[])
+}
+
+/// Runs `hollow ARGS` with the environment variables `env` set: (exit code, stdout, stderr).
+pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let Output {
         status,
         stdout,
         stderr,
-    } = hollow().args(args).output().expect("runs");
+    } = hollow()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("runs");
     (
         status.code().expect("exit code"),
         String::from_utf8(stdout).expect("utf-8"),

@@ -126,7 +126,7 @@ fn datasets_below(folder: &Path) -> Option<String> {
 }
 
 /// The store `location` names.
-fn store_of(location: &str) -> anyhow::Result<BlobStore> {
+pub fn store_of(location: &str) -> anyhow::Result<BlobStore> {
     if !location.contains("://") {
         return local(Path::new(location));
     }

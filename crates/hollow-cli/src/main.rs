@@ -166,6 +166,14 @@ enum Command {
         #[arg(long)]
         depth: Option<u32>,
     },
+    /// Checks that a store does what hollow relies on before a dataset is trusted to it
+    /// (create-only writes, compare-and-swap, conditional reads, listing, deletes, a producer
+    /// and consumer round trip with racing producers). It writes only under
+    /// PREFIX/hollow-conformance-<random>/ and deletes what it wrote. Exit status 1 on a failure.
+    CheckStore {
+        /// The store and prefix: a folder, file:///path or s3://bucket/prefix.
+        store: String,
+    },
     /// A read-only web explorer of the dataset that follows new announcements live.
     Explore {
         /// The dataset: a folder, file:///path or s3://bucket/prefix.
@@ -292,6 +300,7 @@ async fn run(command: Command) -> anyhow::Result<Outcome> {
             let state = Dataset::open(&store).await?.state(version).await?;
             commands::records::dump(&state, &type_name, format, depth)
         }
+        Command::CheckStore { store } => commands::check_store::run(&store).await,
         Command::Explore { store, listen } => {
             explore::serve(Dataset::open(&store).await?, listen).await?;
             Ok(Outcome::Done)

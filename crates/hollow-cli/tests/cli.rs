@@ -298,7 +298,16 @@ async fn bad_stores_and_versions_are_clear_errors() {
 #[test]
 fn every_subcommand_has_help() {
     for sub in [
-        "versions", "schema", "stats", "get", "find", "diff", "history", "verify", "dump",
+        "versions",
+        "schema",
+        "stats",
+        "get",
+        "find",
+        "diff",
+        "history",
+        "verify",
+        "dump",
+        "check-store",
         "explore",
     ] {
         let (code, out, _) = run(&[sub, "--help"]);
@@ -330,4 +339,19 @@ async fn output_cut_short_by_a_reader_ends_quietly() {
     // Ended by SIGPIPE (141 in bash), as other tools are; never a panic (101).
     let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert_eq!(status, "141");
+}
+
+#[test]
+fn check_store_in_a_folder_leaves_it_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mine.txt"), "not the tool's").unwrap();
+    let (code, out, err) = run(&["check-store", &dir.path().display().to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("a dataset published and read back"), "{out}");
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["mine.txt"]);
 }

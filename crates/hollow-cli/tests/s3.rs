@@ -69,3 +69,24 @@ async fn the_tool_reads_a_dataset_in_s3() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_store_runs_the_conformance_suite_and_leaves_nothing() {
+    let server = S3Server::start();
+    let (code, out, err) = hollow_on(
+        &server,
+        SECRET_KEY,
+        &["check-store", &format!("s3://{BUCKET}/team")],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("ok") && out.contains("compare-and-swap"),
+        "{out}"
+    );
+    let left: Vec<_> =
+        futures::TryStreamExt::try_collect::<Vec<_>>(s3_client(&server.endpoint).list(None))
+            .await
+            .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}

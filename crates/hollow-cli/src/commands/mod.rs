@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod check_store;
 pub mod diff;
 pub mod history;
 pub mod records;

@@ -18,8 +18,8 @@ use xxhash_rust::xxh3::xxh3_128;
 use crate::error::{Error, Result};
 use crate::index::{combine, kind_class, mix, part_class, Key, KeyMismatch, KeyPart};
 use crate::key_path::KeyPath;
-use crate::read::ReadState;
 use crate::schema::{TypeId, TypeKind};
+use crate::type_data::StateTypes;
 
 /// The ordinals of one type that a delta removed, and those it added.
 pub(crate) type Patched = (Vec<u32>, Vec<u32>);
@@ -200,8 +200,8 @@ const EMPTY_BUCKET: Bucket = Bucket {
 /// ```
 #[derive(Clone, Debug)]
 pub struct HashIndex {
-    type_name: String,
-    fields: Vec<String>,
+    pub(crate) type_name: String,
+    pub(crate) fields: Vec<String>,
     paths: Vec<KeyPath>,
     /// The kind class of each field's values, 2 bits each (as in the primary key index).
     classes: u64,
@@ -233,7 +233,7 @@ struct KeyScratch {
 
 impl HashIndex {
     /// Builds the index of `type_name` of `state` on `fields` (paths such as `cast.id`).
-    pub(crate) fn build(state: &ReadState, type_name: &str, fields: &[&str]) -> Result<Self> {
+    pub(crate) fn build(state: &impl StateTypes, type_name: &str, fields: &[&str]) -> Result<Self> {
         let schema = state.schema();
         let id = schema.require(type_name)?;
         if schema.get(id).kind() != TypeKind::Object {
@@ -270,7 +270,7 @@ impl HashIndex {
     /// Fills the empty index from the records of type `id`: every (key, ordinal) pair is
     /// collected in ordinal order and sorted, so that the table is filled front to back and the
     /// postings written in one sequential pass.
-    fn fill(&mut self, state: &ReadState, id: TypeId) {
+    fn fill(&mut self, state: &impl StateTypes, id: TypeId) {
         let data = state.type_data(id).clone();
         // The keys of pieces of the ordinals, on the machine's cores.
         let words = (data.population.len() as usize).div_ceil(64);
@@ -306,7 +306,7 @@ impl HashIndex {
 
     /// The keys of record `ordinal` into `scratch.keys`: every combination of the values its
     /// fields reach.
-    fn keys_of(&self, state: &ReadState, ordinal: u32, scratch: &mut KeyScratch) {
+    fn keys_of(&self, state: &impl StateTypes, ordinal: u32, scratch: &mut KeyScratch) {
         scratch.keys.clear();
         scratch
             .keys
@@ -419,10 +419,10 @@ impl HashIndex {
     /// The index of `new`, a state reached from `old` (whose index this is) by a delta that
     /// removed and added the records `removed` and `added` of the indexed type. `None` when the
     /// paths no longer resolve alike or the table needs rebuilding: then build it afresh.
-    pub(crate) fn updated(
+    pub(crate) fn updated<S: StateTypes>(
         &self,
-        old: &ReadState,
-        new: &ReadState,
+        old: &S,
+        new: &S,
         removed: &[u32],
         added: &[u32],
     ) -> Option<Self> {
@@ -681,71 +681,13 @@ fn merge_run(
     out.extend(arrived);
 }
 
-impl ReadState {
-    /// Builds the hash index of `type_name` on `fields` (paths such as `country` or `cast.id`)
-    /// and keeps it with the state; states reached from this one by deltas carry it, updated.
-    /// Adding an index the state has already does nothing.
-    pub fn add_hash_index(&mut self, type_name: &str, fields: &[&str]) -> Result<()> {
-        if self.hash_indexes.iter().any(|i| i.is(type_name, fields)) {
-            return Ok(());
-        }
-        let index = HashIndex::build(self, type_name, fields)?;
-        self.hash_indexes.push(Arc::new(index));
-        Ok(())
-    }
-
-    /// The hash index of `type_name` on `fields`, added with [`ReadState::add_hash_index`].
-    pub fn hash_index(&self, type_name: &str, fields: &[&str]) -> Result<&HashIndex> {
-        self.hash_indexes
-            .iter()
-            .find(|i| i.is(type_name, fields))
-            .map(|i| &**i)
-            .ok_or_else(|| {
-                Error::Schema(format!(
-                    "no hash index of {type_name} on ({}) was added to this state",
-                    fields.join(", ")
-                ))
-            })
-    }
-
-    /// The hash indexes of this state, carried to `next` (reached by a delta that changed the
-    /// records in `patched` per type): updated where the indexed type changed, rebuilt where
-    /// that cannot be done.
-    pub(crate) fn carry_hash_indexes(
-        &self,
-        next: &ReadState,
-        patched: &[(TypeId, Patched)],
-    ) -> Result<Vec<Arc<HashIndex>>> {
-        let mut out = Vec::with_capacity(self.hash_indexes.len());
-        for index in &self.hash_indexes {
-            let fields: Vec<&str> = index.fields.iter().map(String::as_str).collect();
-            let id = next.schema().type_id(&index.type_name);
-            let same_type = id.and_then(|b| next.schema().counterpart_in(b, self.schema()));
-            let changes = id.and_then(|b| patched.iter().find(|p| p.0 == b));
-            let carried = match (same_type, changes) {
-                // A delta that keeps the schema shares it (see apply_delta).
-                (Some(_), None) if Arc::ptr_eq(next.schema(), self.schema()) => Some(index.clone()),
-                (Some(_), Some((_, (removed, added)))) => {
-                    index.updated(self, next, removed, added).map(Arc::new)
-                }
-                _ => None,
-            };
-            out.push(match carried {
-                Some(i) => i,
-                None => Arc::new(HashIndex::build(next, &index.type_name, &fields)?),
-            });
-        }
-        Ok(out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
     use serde::{Deserialize, Serialize};
 
     use super::*;
-    use crate::{SchemaBuilder, WriteState};
+    use crate::{ReadState, SchemaBuilder, WriteState};
 
     #[derive(Serialize, Deserialize)]
     struct Movie {

@@ -11,9 +11,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{Error, Result};
 use crate::packed::{bits_needed, low_mask, BitWriter, PackedBits};
-use crate::read::type_data::TypeData;
-use crate::read::ReadState;
 use crate::schema::{Kind, TypeId};
+use crate::type_data::{StateTypes, TypeData};
 
 /// Hash bits kept in each bucket beside the ordinal.
 const TAG_BITS: u8 = 4;
@@ -273,7 +272,7 @@ impl PrimaryKeyIndex {
     /// Random inserts would cost a dependent cache miss each; instead every record's home bucket
     /// is computed in one sequential pass, the entries are radix-sorted by home bucket, and placed
     /// in that order, so the table is written front to back.
-    pub(crate) fn build(state: &ReadState, id: TypeId) -> Self {
+    pub(crate) fn build(state: &impl StateTypes, id: TypeId) -> Self {
         let data = state.type_data(id).clone();
         let def = state.schema().get(id);
         let key_columns = def.primary_key().to_vec();

@@ -5,8 +5,8 @@
 
 use crate::error::{Error, Result};
 use crate::index::{stored_part, KeyPart};
-use crate::read::ReadState;
 use crate::schema::{Kind, Schema, TypeId, TypeKind};
+use crate::type_data::StateTypes;
 
 /// One step of a resolved path: read `column` of type `ty`, in the record's row (an object) or
 /// in each of its rows (a list or set, whose elements are passed through).
@@ -116,18 +116,18 @@ impl KeyPath {
     /// Calls `f` with each value the path reaches from record `ordinal` of its root type (nulls
     /// are left out).
     #[inline]
-    pub(crate) fn for_each<'s>(
+    pub(crate) fn for_each<'s, S: StateTypes>(
         &self,
-        state: &'s ReadState,
+        state: &'s S,
         ordinal: u32,
         f: &mut impl FnMut(KeyPart<'s>),
     ) {
         self.walk(state, 0, ordinal as u64, f);
     }
 
-    fn walk<'s>(
+    fn walk<'s, S: StateTypes>(
         &self,
-        state: &'s ReadState,
+        state: &'s S,
         hop: usize,
         ordinal: u64,
         f: &mut impl FnMut(KeyPart<'s>),

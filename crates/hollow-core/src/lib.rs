@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod bitset;
+mod byte_io;
 mod encoding;
 mod error;
 mod format;
@@ -50,6 +51,7 @@ pub mod raw;
 mod read;
 pub mod schema;
 mod state_id;
+mod type_data;
 mod write;
 
 pub use error::{Error, Result};

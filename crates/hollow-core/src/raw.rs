@@ -7,9 +7,9 @@
 //! see [`parse`] and [`BlobWriter`].
 
 pub use crate::bitset::Bitset;
+pub use crate::byte_io::{ByteReader, ByteWriter};
 pub use crate::encoding::ColumnEncoding;
 pub use crate::format::delta_section::{DictDelta, TypeDelta};
-pub use crate::format::io::{ByteReader, ByteWriter};
 pub use crate::format::type_section::{max_zero_width_rows, DictSection, TypeSection};
 pub use crate::format::{
     parse, read_header, tags_section, BlobHeader, BlobWriter, ParsedBlob, Section, SectionKind,

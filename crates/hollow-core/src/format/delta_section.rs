@@ -18,11 +18,11 @@
 
 use bytes::Bytes;
 
-use super::io::{ByteReader, ByteWriter};
 use super::type_section::{
     check_row_count, dictionary_columns, packed_len_bytes_checked, read_count, read_encodings,
     read_width, write_encodings,
 };
+use crate::byte_io::{ByteReader, ByteWriter};
 use crate::encoding::ColumnEncoding;
 use crate::error::{Error, Result};
 use crate::schema::TypeDef;

@@ -21,15 +21,14 @@
 
 pub mod compressed;
 pub mod delta_section;
-pub mod io;
 pub mod type_section;
 
 use bytes::Bytes;
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::byte_io::{ByteReader, ByteWriter};
 use crate::error::{Error, Result};
 use crate::StateId;
-use io::{ByteReader, ByteWriter};
 
 /// Magic bytes at the start of every blob.
 pub const MAGIC: [u8; 8] = *b"HOLLOWRS";

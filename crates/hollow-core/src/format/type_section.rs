@@ -16,8 +16,8 @@
 
 use bytes::Bytes;
 
-use super::io::{ByteReader, ByteWriter};
 use crate::bitset::Bitset;
+use crate::byte_io::{ByteReader, ByteWriter};
 use crate::encoding::ColumnEncoding;
 use crate::error::{Error, Result};
 use crate::packed::packed_len_bytes;

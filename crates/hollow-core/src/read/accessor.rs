@@ -21,7 +21,7 @@
 use crate::error::{Error, Result};
 use crate::schema::{Kind, TypeDef};
 
-use super::type_data::{Dictionary, TypeData};
+use crate::type_data::{Dictionary, TypeData};
 
 /// Reads the records of one object type.
 #[derive(Clone, Copy, Debug)]

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::type_data::{Dictionary, TypeData};
 use super::ReadState;
 use crate::bitset::Bitset;
 use crate::encoding::ColumnEncoding;
@@ -18,6 +17,7 @@ use crate::hash_index::Patched;
 use crate::index::PrimaryKeyIndex;
 use crate::packed::{bits_needed, pack_values, BitWriter, PackedArray, PackedBits};
 use crate::schema::{TypeDef, TypeId};
+use crate::type_data::{Dictionary, TypeData};
 
 /// The population after the delta, checked against the one before.
 ///

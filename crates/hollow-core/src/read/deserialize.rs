@@ -5,10 +5,10 @@ use std::cell::Cell;
 
 use serde::de::{self, DeserializeSeed, Visitor};
 
-use super::type_data::TypeData;
 use super::ReadState;
 use crate::error::{Error, Result};
 use crate::schema::{schema_name, Kind, TypeId, TypeKind};
+use crate::type_data::TypeData;
 
 /// Records nest at most this deep; deeper means a reference cycle in a hostile blob.
 const MAX_DEPTH: u32 = 128;

@@ -9,12 +9,12 @@
 
 use std::collections::HashMap;
 
-use super::type_data::TypeData;
 use super::ReadState;
 use crate::bitset::Bitset;
 use crate::error::Result;
 use crate::index::{stored_part, KeyPart};
 use crate::schema::{Kind, TypeDef, TypeId, TypeKind};
+use crate::type_data::TypeData;
 use crate::StateId;
 
 /// The records that changed between two states ([`ReadState::diff`]).

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use super::type_data::TypeData;
 use super::ReadState;
+use crate::type_data::TypeData;
 
 fn same_type(a: &Arc<TypeData>, b: &Arc<TypeData>) -> bool {
     if Arc::ptr_eq(a, b) {

@@ -6,8 +6,8 @@ mod checksum;
 mod deserialize;
 mod diff;
 mod equality;
+mod hash_indexes;
 mod stats;
-pub(crate) mod type_data;
 mod typed;
 mod value;
 
@@ -20,8 +20,8 @@ use crate::error::{Error, Result};
 use crate::format::{self, BlobKind, SectionKind};
 use crate::index::PrimaryKeyIndex;
 use crate::schema::{Schema, TypeId};
+use crate::type_data::{StateTypes, TypeData};
 use crate::StateId;
-use type_data::TypeData;
 
 pub use accessor::{
     BoolField, BytesField, CollectionReader, FloatField, IntField, ObjectReader, RefField,
@@ -130,12 +130,12 @@ impl ReadState {
             origin: StateId::default(),
             destination: self.id,
         });
-        let mut schema = format::io::ByteWriter::new();
+        let mut schema = crate::byte_io::ByteWriter::new();
         self.schema.encode(&mut schema);
         blob.section(SectionKind::Schema, 0, schema);
         format::tags_section(&self.tags, &mut blob);
         for (i, data) in self.types.iter().enumerate() {
-            let mut w = format::io::ByteWriter::new();
+            let mut w = crate::byte_io::ByteWriter::new();
             data.to_section().encode(&mut w);
             blob.section(SectionKind::TypeData, i as u32, w);
         }
@@ -300,5 +300,15 @@ impl ReadState {
     /// Bytes held by the primary key indexes.
     pub fn index_heap_bytes(&self) -> usize {
         self.indexes.iter().flatten().map(|i| i.heap_bytes()).sum()
+    }
+}
+
+impl StateTypes for ReadState {
+    fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    fn type_data(&self, id: TypeId) -> &Arc<TypeData> {
+        &self.types[id.index()]
     }
 }

@@ -1,8 +1,8 @@
 //! Where a state's memory goes, type by type and field by field.
 
-use super::type_data::TypeData;
 use super::ReadState;
 use crate::schema::TypeKind;
+use crate::type_data::TypeData;
 
 /// The size of one type of a state ([`ReadState::type_stats`]).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! The binary form of a schema inside a blob.
 
 use super::{Column, Kind, Schema, TypeDef, TypeId, TypeKind, ValueType};
+use crate::byte_io::{ByteReader, ByteWriter};
 use crate::error::{Error, Result};
-use crate::format::io::{ByteReader, ByteWriter};
 
 impl Schema {
     /// Appends the binary form of the schema.

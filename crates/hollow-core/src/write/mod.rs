@@ -4,6 +4,7 @@
 mod batch;
 mod delta;
 mod interner;
+mod known_names;
 mod serialize;
 mod slot_table;
 mod snapshot;

@@ -5,9 +5,9 @@ use bytes::Bytes;
 
 use super::{TypeWriter, WriteState};
 use crate::bitset::Bitset;
+use crate::byte_io::ByteWriter;
 use crate::encoding::{ColumnEncoding, ValueRange};
 use crate::error::Result;
-use crate::format::io::ByteWriter;
 use crate::format::type_section::{DictSection, TypeSection};
 use crate::format::{BlobHeader, BlobKind, BlobWriter, SectionKind};
 use crate::packed::{bits_needed, pack_values, BitWriter};

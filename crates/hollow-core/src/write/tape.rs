@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use super::serialize::KnownNames;
+use super::known_names::KnownNames;
 use super::{RowShape, TypeWriter};
 use crate::schema::{Kind, Schema, TypeId, TypeKind};
 

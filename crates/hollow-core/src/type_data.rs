@@ -1,6 +1,8 @@
 //! One type's records in a read state: decoded from a type section, validated once, then read
 //! without further checks beyond an ordinal bounds test.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::bitset::Bitset;
@@ -8,7 +10,7 @@ use crate::encoding::{decode, ColumnEncoding};
 use crate::error::{Error, Result};
 use crate::format::type_section::{DictSection, TypeSection};
 use crate::packed::{PackedArray, PackedBits};
-use crate::schema::{Kind, TypeDef};
+use crate::schema::{Kind, Schema, TypeDef, TypeId};
 
 /// Where a column lives in a row and how to decode it.
 #[derive(Clone, Copy, Debug)]
@@ -323,4 +325,14 @@ impl TypeData {
                 .map(|d| d.heap_bytes())
                 .sum::<usize>()
     }
+}
+
+/// The records of every type of one state: what the indexes are built and walked from. The
+/// read state implements it, so the indexes depend on this layer and not on the state engine
+/// that holds them.
+pub(crate) trait StateTypes: Sync {
+    /// The state's schema.
+    fn schema(&self) -> &Arc<Schema>;
+    /// The records of type `id`.
+    fn type_data(&self, id: TypeId) -> &Arc<TypeData>;
 }

@@ -1,0 +1,67 @@
+//! The hash indexes a state keeps: added on demand, carried (updated) to the states deltas
+//! reach from it.
+
+use std::sync::Arc;
+
+use super::ReadState;
+use crate::error::{Error, Result};
+use crate::hash_index::{HashIndex, Patched};
+use crate::schema::TypeId;
+
+impl ReadState {
+    /// Builds the hash index of `type_name` on `fields` (paths such as `country` or `cast.id`)
+    /// and keeps it with the state; states reached from this one by deltas carry it, updated.
+    /// Adding an index the state has already does nothing.
+    pub fn add_hash_index(&mut self, type_name: &str, fields: &[&str]) -> Result<()> {
+        if self.hash_indexes.iter().any(|i| i.is(type_name, fields)) {
+            return Ok(());
+        }
+        let index = HashIndex::build(self, type_name, fields)?;
+        self.hash_indexes.push(Arc::new(index));
+        Ok(())
+    }
+
+    /// The hash index of `type_name` on `fields`, added with [`ReadState::add_hash_index`].
+    pub fn hash_index(&self, type_name: &str, fields: &[&str]) -> Result<&HashIndex> {
+        self.hash_indexes
+            .iter()
+            .find(|i| i.is(type_name, fields))
+            .map(|i| &**i)
+            .ok_or_else(|| {
+                Error::Schema(format!(
+                    "no hash index of {type_name} on ({}) was added to this state",
+                    fields.join(", ")
+                ))
+            })
+    }
+
+    /// The hash indexes of this state, carried to `next` (reached by a delta that changed the
+    /// records in `patched` per type): updated where the indexed type changed, rebuilt where
+    /// that cannot be done.
+    pub(crate) fn carry_hash_indexes(
+        &self,
+        next: &ReadState,
+        patched: &[(TypeId, Patched)],
+    ) -> Result<Vec<Arc<HashIndex>>> {
+        let mut out = Vec::with_capacity(self.hash_indexes.len());
+        for index in &self.hash_indexes {
+            let fields: Vec<&str> = index.fields.iter().map(String::as_str).collect();
+            let id = next.schema().type_id(&index.type_name);
+            let same_type = id.and_then(|b| next.schema().counterpart_in(b, self.schema()));
+            let changes = id.and_then(|b| patched.iter().find(|p| p.0 == b));
+            let carried = match (same_type, changes) {
+                // A delta that keeps the schema shares it (see apply_delta).
+                (Some(_), None) if Arc::ptr_eq(next.schema(), self.schema()) => Some(index.clone()),
+                (Some(_), Some((_, (removed, added)))) => {
+                    index.updated(self, next, removed, added).map(Arc::new)
+                }
+                _ => None,
+            };
+            out.push(match carried {
+                Some(i) => i,
+                None => Arc::new(HashIndex::build(next, &index.type_name, &fields)?),
+            });
+        }
+        Ok(out)
+    }
+}

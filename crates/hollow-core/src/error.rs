@@ -54,9 +54,9 @@ pub enum Error {
     #[error("wrong blob kind: expected {expected}, found {found}")]
     WrongBlobKind {
         /// Kind the operation needs.
-        expected: &'static str,
+        expected: crate::BlobKind,
         /// Kind found in the blob.
-        found: &'static str,
+        found: crate::BlobKind,
     },
     /// A delta was applied to another state than its origin (another version, or the same
     /// version made by another producer: another tag).
@@ -128,6 +128,28 @@ pub enum Error {
         expected: String,
         /// The kinds of the key given.
         found: String,
+    },
+    /// A primary key was needed of a type that declares none (to look records up, or to
+    /// upsert or delete them by key).
+    #[error("type {type_name} declares no primary key")]
+    NoPrimaryKey {
+        /// The type.
+        type_name: String,
+    },
+    /// The state was loaded without its primary key indexes
+    /// ([`ReadState::from_snapshot_without_indexes`](crate::ReadState::from_snapshot_without_indexes)).
+    #[error("the state was loaded without its primary key indexes; {type_name} has none")]
+    IndexesNotLoaded {
+        /// The type whose index was asked for.
+        type_name: String,
+    },
+    /// No hash index of the type on those fields was added to the state.
+    #[error("no hash index of {type_name} on ({}) was added to this state", fields.join(", "))]
+    NoHashIndex {
+        /// The type.
+        type_name: String,
+        /// The fields asked for.
+        fields: Vec<String>,
     },
     /// An ordinal is not populated in the type.
     #[error("type {type_name:?} has no record at ordinal {ordinal}")]

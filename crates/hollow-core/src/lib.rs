@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod bitset;
+mod blob_kind;
 mod byte_io;
 mod encoding;
 mod error;

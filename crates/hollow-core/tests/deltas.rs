@@ -229,9 +229,21 @@ fn a_delta_applies_only_to_its_origin() {
         "{e}"
     );
     let e = s1.apply_delta(Bytes::from(v2.snapshot)).unwrap_err();
-    assert!(matches!(e, Error::WrongBlobKind { .. }), "{e}");
+    assert_eq!(
+        e,
+        Error::WrongBlobKind {
+            expected: hollow_core::BlobKind::Delta,
+            found: hollow_core::BlobKind::Snapshot
+        }
+    );
     let e = ReadState::from_snapshot(Bytes::from(v2.delta.unwrap())).unwrap_err();
-    assert!(matches!(e, Error::WrongBlobKind { .. }), "{e}");
+    assert_eq!(
+        e,
+        Error::WrongBlobKind {
+            expected: hollow_core::BlobKind::Snapshot,
+            found: hollow_core::BlobKind::Delta
+        }
+    );
 }
 
 #[test]

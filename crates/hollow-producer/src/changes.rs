@@ -41,7 +41,9 @@ pub struct Changes<'a> {
 }
 
 fn no_primary_key(type_name: &str) -> hollow_core::Error {
-    hollow_core::Error::Schema(format!("{type_name} has no primary key to upsert by"))
+    hollow_core::Error::NoPrimaryKey {
+        type_name: type_name.to_string(),
+    }
 }
 
 /// Upserts are staged and added together up to this many at a time.

@@ -26,6 +26,7 @@ pub mod type_section;
 use bytes::Bytes;
 use xxhash_rust::xxh3::xxh3_64;
 
+pub use crate::blob_kind::BlobKind;
 use crate::byte_io::{ByteReader, ByteWriter};
 use crate::error::{Error, Result};
 use crate::StateId;
@@ -55,45 +56,6 @@ fn section_count_at(format: u32) -> usize {
 pub const SECTION_ENTRY_LEN: usize = 32;
 /// Bytes of the footer (magic, checksum u64).
 pub const FOOTER_LEN: usize = 16;
-
-/// What a blob holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BlobKind {
-    /// A whole state.
-    Snapshot,
-    /// The changes from the origin state to the destination state.
-    Delta,
-    /// The changes from a newer origin state back to an older destination state.
-    ReverseDelta,
-}
-
-impl BlobKind {
-    fn code(self) -> u32 {
-        match self {
-            BlobKind::Snapshot => 1,
-            BlobKind::Delta => 2,
-            BlobKind::ReverseDelta => 3,
-        }
-    }
-
-    fn from_code(code: u32) -> Result<Self> {
-        Ok(match code {
-            1 => BlobKind::Snapshot,
-            2 => BlobKind::Delta,
-            3 => BlobKind::ReverseDelta,
-            c => return Err(Error::Corrupt(format!("unknown blob kind {c}"))),
-        })
-    }
-
-    /// Lower-case name, for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            BlobKind::Snapshot => "snapshot",
-            BlobKind::Delta => "delta",
-            BlobKind::ReverseDelta => "reverse delta",
-        }
-    }
-}
 
 /// What a section holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -362,7 +324,8 @@ fn read_header_and_format(blob: &[u8]) -> Result<(BlobHeader, u32)> {
     if blob.len() < len {
         return Err(truncated_header(blob, len));
     }
-    let kind = BlobKind::from_code(kind)?;
+    let kind = BlobKind::from_code(kind)
+        .ok_or_else(|| Error::Corrupt(format!("unknown blob kind {kind}")))?;
     let mut r = ByteReader::new(Bytes::copy_from_slice(&blob[16..len]), 16);
     let header = if format == 1 {
         BlobHeader {

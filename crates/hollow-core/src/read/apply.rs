@@ -325,8 +325,8 @@ impl ReadState {
         let header = parsed.header;
         if header.kind == BlobKind::Snapshot {
             return Err(Error::WrongBlobKind {
-                expected: "delta or reverse delta",
-                found: header.kind.name(),
+                expected: BlobKind::Delta,
+                found: header.kind,
             });
         }
         if header.origin != self.id {

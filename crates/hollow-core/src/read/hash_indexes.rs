@@ -27,11 +27,9 @@ impl ReadState {
             .iter()
             .find(|i| i.is(type_name, fields))
             .map(|i| &**i)
-            .ok_or_else(|| {
-                Error::Schema(format!(
-                    "no hash index of {type_name} on ({}) was added to this state",
-                    fields.join(", ")
-                ))
+            .ok_or_else(|| Error::NoHashIndex {
+                type_name: type_name.to_string(),
+                fields: fields.iter().map(|f| f.to_string()).collect(),
             })
     }
 

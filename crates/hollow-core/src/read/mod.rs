@@ -78,8 +78,8 @@ impl ReadState {
         let parsed = format::parse(blob)?;
         if parsed.header.kind != BlobKind::Snapshot {
             return Err(Error::WrongBlobKind {
-                expected: BlobKind::Snapshot.name(),
-                found: parsed.header.kind.name(),
+                expected: BlobKind::Snapshot,
+                found: parsed.header.kind,
             });
         }
         let id = parsed.header.destination;
@@ -212,12 +212,12 @@ impl ReadState {
         let id = self.schema.require(type_name)?;
         match self.indexes.get(id.index()) {
             Some(Some(index)) => Ok(index),
-            Some(None) => Err(Error::Schema(format!(
-                "type {type_name} declares no primary key"
-            ))),
-            None => Err(Error::Schema(format!(
-                "the state was loaded without its primary key indexes; {type_name} has none"
-            ))),
+            Some(None) => Err(Error::NoPrimaryKey {
+                type_name: type_name.to_string(),
+            }),
+            None => Err(Error::IndexesNotLoaded {
+                type_name: type_name.to_string(),
+            }),
         }
     }
 

@@ -404,10 +404,9 @@ impl WriteState {
         };
         if self.schema.get(t).primary_key().is_empty() {
             self.tape.truncate(mark);
-            return Err(Error::Schema(format!(
-                "{} has no primary key to stage by",
-                self.schema.get(t).name()
-            )));
+            return Err(Error::NoPrimaryKey {
+                type_name: self.schema.get(t).name().to_string(),
+            });
         }
         self.staged.push(pending);
         Ok(t)

@@ -10,7 +10,8 @@ pub use crate::bitset::Bitset;
 pub use crate::byte_io::{ByteReader, ByteWriter};
 pub use crate::encoding::ColumnEncoding;
 pub use crate::format::delta_section::{DictDelta, TypeDelta};
-pub use crate::format::type_section::{max_zero_width_rows, DictSection, TypeSection};
+pub use crate::format::field_codec::max_zero_width_rows;
+pub use crate::format::type_section::{DictSection, TypeSection};
 pub use crate::format::{
     parse, read_header, tags_section, BlobHeader, BlobWriter, ParsedBlob, Section, SectionKind,
     SplitBlob, FOOTER_LEN, FOOTER_MAGIC, FORMAT_VERSION, HEADER_LEN, MAGIC, OLDEST_FORMAT_VERSION,

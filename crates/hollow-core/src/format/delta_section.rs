@@ -18,7 +18,7 @@
 
 use bytes::Bytes;
 
-use super::type_section::{
+use super::field_codec::{
     check_row_count, dictionary_columns, packed_len_bytes_checked, read_count, read_encodings,
     read_width, write_encodings,
 };

@@ -21,6 +21,7 @@
 
 pub mod compressed;
 pub mod delta_section;
+pub(crate) mod field_codec;
 pub mod type_section;
 
 use bytes::Bytes;

@@ -20,8 +20,12 @@ use crate::bitset::Bitset;
 use crate::byte_io::{ByteReader, ByteWriter};
 use crate::encoding::ColumnEncoding;
 use crate::error::{Error, Result};
-use crate::packed::packed_len_bytes;
 use crate::schema::TypeDef;
+
+use super::field_codec::{
+    check_row_count, dictionary_columns, packed_len_bytes_checked, read_count, read_encodings,
+    read_width, write_encodings,
+};
 
 /// A per-column dictionary of byte strings, as stored.
 #[derive(Clone, Debug)]
@@ -133,91 +137,6 @@ impl TypeSection {
             dicts: dict_sections,
         })
     }
-}
-
-/// Rows of zero bits take no bytes, so nothing in a blob bounds how many of them it claims; yet
-/// reading, checksumming or patching them costs work per row. A section may claim at most this
-/// many of them: eight per byte of the section (as if each took a bit) and a little slack. A
-/// writer never needs more, since the elements of collections take at least one bit and an
-/// object's rows are bounded by its population bitmap.
-pub fn max_zero_width_rows(section_len: usize) -> u64 {
-    8 * section_len as u64 + 4096
-}
-
-/// Rejects a row count that the section's bytes cannot justify.
-pub(super) fn check_row_count(row_count: u64, row_bits: u64, section_len: usize) -> Result<()> {
-    let limit = max_zero_width_rows(section_len);
-    if row_bits == 0 && row_count > limit {
-        return Err(Error::Corrupt(format!(
-            "{row_count} rows of zero bits claimed by a section of {section_len} bytes (limit {limit})"
-        )));
-    }
-    Ok(())
-}
-
-/// Number of string or bytes columns: the dictionaries a section of `def` holds.
-pub(super) fn dictionary_columns(def: &TypeDef) -> usize {
-    def.columns()
-        .iter()
-        .filter(|c| c.ty.kind.is_var_length())
-        .count()
-}
-
-/// Reads a slot or entry count (ordinals are `u32`).
-pub(super) fn read_count(r: &mut ByteReader, what: &'static str) -> Result<u64> {
-    let count = r.u64(what)?;
-    if count > u32::MAX as u64 {
-        return Err(Error::Corrupt(format!("{what} {count} exceeds 2^32")));
-    }
-    Ok(count)
-}
-
-/// Reads a bit width (at most 64) and its padding.
-pub(super) fn read_width(r: &mut ByteReader, what: &'static str) -> Result<u8> {
-    let width = r.u8(what)?;
-    r.align8(what)?;
-    if width > 64 {
-        return Err(Error::Corrupt(format!("{what} {width} exceeds 64")));
-    }
-    Ok(width)
-}
-
-/// Writes the column count and each column's encoding (read back by [`read_encodings`]).
-pub(super) fn write_encodings(w: &mut ByteWriter, encodings: &[ColumnEncoding]) {
-    w.u32(encodings.len() as u32);
-    w.u32(0);
-    for e in encodings {
-        w.u64(e.base);
-        w.u8(e.width);
-        w.align8();
-    }
-}
-
-/// Reads the column count (which must be the schema's) and each column's encoding.
-pub(super) fn read_encodings(r: &mut ByteReader, def: &TypeDef) -> Result<Vec<ColumnEncoding>> {
-    let columns = def.columns().len();
-    let stored = r.u32("column count")? as usize;
-    r.u32("reserved")?;
-    if stored != columns {
-        return Err(Error::Corrupt(format!(
-            "{}: {stored} columns stored, the schema has {columns}",
-            def.name()
-        )));
-    }
-    let mut encodings = Vec::with_capacity(columns);
-    for _ in 0..columns {
-        let base = r.u64("column base")?;
-        let width = read_width(r, "column width")?;
-        encodings.push(ColumnEncoding { base, width });
-    }
-    Ok(encodings)
-}
-
-pub(super) fn packed_len_bytes_checked(bits: u64) -> Result<u64> {
-    if bits > u64::MAX - 128 {
-        return Err(Error::Corrupt(format!("{bits} bits overflow")));
-    }
-    Ok(packed_len_bytes(bits))
 }
 
 fn read_population(r: &mut ByteReader, len: u64) -> Result<Bitset> {

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::interner::Interner;
-use super::snapshot::{choose_encodings, schema_section, type_section, RowPacking, Which};
+use super::type_packing::{choose_encodings, schema_section, type_section, RowPacking, Which};
 use super::{TypeWriter, WriteState};
 use crate::bitset::Bitset;
 use crate::byte_io::ByteWriter;

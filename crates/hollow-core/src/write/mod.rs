@@ -10,6 +10,7 @@ mod slot_table;
 mod snapshot;
 mod sweep;
 mod tape;
+mod type_packing;
 mod verify;
 
 use std::sync::Arc;
@@ -586,7 +587,7 @@ impl WriteState {
         self.check_limits()?;
         let schema = self.schema.clone();
         for (t, def) in self.types.iter_mut().zip(schema.types()) {
-            t.previous_encodings = Some(snapshot::choose_encodings(t, def)?);
+            t.previous_encodings = Some(type_packing::choose_encodings(t, def)?);
             t.records.commit();
             t.dicts.iter_mut().flatten().for_each(|d| d.commit());
         }

@@ -182,6 +182,11 @@ impl Weed {
                 "-ip.bind=127.0.0.1",
                 "-admin.ui=false",
                 "-webdav=false",
+                // A fixed number of small volumes: left to itself, weed sizes its volume
+                // count by the free disk space and, on a machine with little of it, has none
+                // to write to.
+                "-volume.max=8",
+                "-master.volumeSizeLimitMB=64",
             ])
             .arg(format!("-bucket={WEED_BUCKET}"))
             .env("AWS_ACCESS_KEY_ID", WEED_ACCESS_KEY)

@@ -10,7 +10,7 @@ use hollow::core::{ReadState, SchemaBuilder};
 use hollow::movies::{self, Movie};
 use hollow::producer::{Producer, ProducerBuilder};
 use object_store::memory::InMemory;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 fn by_actor(data: &[Movie]) -> BTreeMap<i64, BTreeSet<i64>> {
     let mut out: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
@@ -130,4 +130,19 @@ async fn a_state_its_index_cannot_be_built_on_is_not_served() {
         .last_error
         .unwrap()
         .contains("Movie(country)"));
+
+    // The refused state is not fetched and loaded again at every poll: with its blobs gone,
+    // the next refresh still answers why it was refused.
+    let blobs: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
+        .await
+        .unwrap();
+    for blob in blobs
+        .iter()
+        .filter(|m| !m.location.as_ref().ends_with("announced.version"))
+    {
+        store.delete(&blob.location).await.unwrap();
+    }
+    let again = consumer.refresh().await.unwrap_err();
+    assert!(matches!(again, ConsumerError::HashIndex { .. }), "{again}");
+    assert_eq!(consumer.version(), served);
 }

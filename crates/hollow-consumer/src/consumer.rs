@@ -209,7 +209,7 @@ impl ConsumerBuilder {
         let shared = Arc::new(Shared {
             reader,
             hash_indexes: self.hash_indexes,
-            unreadable: Mutex::new(None),
+            refused: Mutex::new(None),
             store: self.store,
             state: ArcSwapOption::empty(),
             health: Mutex::new(Health::default()),
@@ -256,8 +256,35 @@ struct Shared {
     hash_indexes: Vec<(String, Vec<String>)>,
     /// The schema of the Rust types the consumer reads, if it declared them.
     reader: Option<Schema>,
-    /// The last state found unreadable with them, and why: not loaded again.
-    unreadable: Mutex<Option<(StateId, Vec<SchemaConflict>)>>,
+    /// The last state refused (unreadable with the reader's types, or without a hash index it
+    /// must keep), and why: not fetched and loaded again at every poll, only when another
+    /// state is announced.
+    refused: Mutex<Option<(StateId, Refusal)>>,
+}
+
+/// Why a state was not swapped in, kept to answer again without loading it again.
+#[derive(Clone)]
+enum Refusal {
+    /// The reader's types cannot read it.
+    Unreadable(Vec<SchemaConflict>),
+    /// A hash index the consumer keeps cannot be built on it.
+    Unindexable {
+        index: String,
+        source: hollow_core::Error,
+    },
+}
+
+impl Refusal {
+    fn error(self, state: StateId) -> Error {
+        match self {
+            Refusal::Unreadable(conflicts) => Error::Unreadable { state, conflicts },
+            Refusal::Unindexable { index, source } => Error::HashIndex {
+                state,
+                index,
+                source: Box::new(source),
+            },
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -345,14 +372,11 @@ impl Shared {
             *known = announcement;
             return Ok(None);
         }
-        if let Some((state, conflicts)) = lock(&self.unreadable)
+        if let Some((state, why)) = lock(&self.refused)
             .as_ref()
             .filter(|(state, _)| *state == target)
         {
-            return Err(Error::Unreadable {
-                state: *state,
-                conflicts: conflicts.clone(),
-            });
+            return Err(why.clone().error(*state));
         }
         let (mut next, plan) = match load(
             &self.store,
@@ -373,25 +397,25 @@ impl Shared {
         if let Some(reader) = &self.reader {
             let conflicts = next.schema().unreadable_as(reader);
             if !conflicts.is_empty() {
-                *lock(&self.unreadable) = Some((target, conflicts.clone()));
-                return Err(Error::Unreadable {
-                    state: target,
-                    conflicts,
-                });
+                return Err(self.refuse(target, Refusal::Unreadable(conflicts)));
             }
         }
         for (type_name, fields) in &self.hash_indexes {
             let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-            next.add_hash_index(type_name, &fields)
-                .map_err(|source| Error::HashIndex {
-                    state: target,
-                    index: format!("{type_name}({})", fields.join(", ")),
-                    source: Box::new(source),
-                })?;
+            if let Err(source) = next.add_hash_index(type_name, &fields) {
+                let index = format!("{type_name}({})", fields.join(", "));
+                return Err(self.refuse(target, Refusal::Unindexable { index, source }));
+            }
         }
         let event = self.swap(current.map(|c| c.version()), next, &plan, started);
         *known = announcement;
         Ok(Some(event))
+    }
+
+    /// Remembers that `state` was refused and why; the error to return.
+    fn refuse(&self, state: StateId, why: Refusal) -> Error {
+        *lock(&self.refused) = Some((state, why.clone()));
+        why.error(state)
     }
 
     /// The error for a missing announcement. Its hint (a listing) is looked up once per stretch

@@ -148,11 +148,16 @@ impl Explorer {
                 ));
             }
             (Some(v), Some(s)) if s.version() == v => s.id(),
-            (Some(v), _) => self
-                .dataset
-                .resolve(Some(v))
-                .await
-                .map_err(|e| PageError(StatusCode::NOT_FOUND, format!("{e:#}")))?,
+            (Some(v), _) => {
+                // A version kept from an earlier page needs no request to the store.
+                if let Some(kept) = self.kept_version(v) {
+                    return Ok(kept);
+                }
+                self.dataset
+                    .resolve(Some(v))
+                    .await
+                    .map_err(|e| PageError(StatusCode::NOT_FOUND, format!("{e:#}")))?
+            }
         };
         if let Some(s) = self.versions.lock().expect("versions").get(&target) {
             return Ok(s.clone());
@@ -166,6 +171,12 @@ impl Explorer {
         };
         self.keep(&state);
         Ok(state)
+    }
+
+    /// The kept state of version `v`, if a page loaded it.
+    fn kept_version(&self, v: u64) -> Option<ReadState> {
+        let kept = self.versions.lock().expect("versions");
+        kept.values().find(|s| s.version() == v).cloned()
     }
 
     /// Keeps `state` for the next pages (replacing an earlier copy of the same state).

@@ -34,14 +34,20 @@ impl Dataset {
             store,
             name: location.to_string(),
         };
-        let blobs = dataset.blobs().await.with_context(|| {
+        let reach = || {
             let settings = match location.starts_with("s3") {
                 true => " (S3 settings come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL; AWS_ALLOW_HTTP=true for a plain-HTTP endpoint)",
                 false => "",
             };
             format!("cannot reach {location}{settings}")
-        })?;
-        if blobs.is_empty() && dataset.store.announcement_object().await?.is_none() {
+        };
+        // An announcement says a dataset is there; only without one is the store listed.
+        let announced = dataset
+            .store
+            .announcement_object()
+            .await
+            .with_context(reach)?;
+        if announced.is_none() && dataset.blobs().await.with_context(reach)?.is_empty() {
             let hint = match dataset.store.dataset_folder() {
                 Some(folder) => datasets_below(&folder),
                 None => dataset.store.hint_for_missing_announcement().await,
@@ -78,6 +84,19 @@ impl Dataset {
     /// The state of `version` (the announced one for `None`): on the line of the announced
     /// state when several states of that version are in the store.
     pub async fn resolve(&self, version: Option<u64>) -> anyhow::Result<StateId> {
+        match version {
+            None => self.resolve_in(&[], None).await,
+            Some(_) => self.resolve_in(&self.blob_names().await?, version).await,
+        }
+    }
+
+    /// [`Dataset::resolve`] among `blobs`, the store's blobs listed already (unused for the
+    /// announced state).
+    pub async fn resolve_in(
+        &self,
+        blobs: &[BlobName],
+        version: Option<u64>,
+    ) -> anyhow::Result<StateId> {
         let announced = self.announced().await?.map(|a| a.state);
         match version {
             None => announced.ok_or_else(|| {
@@ -87,15 +106,16 @@ impl Dataset {
                     self.name
                 )
             }),
-            Some(v) => hollow_store::resolve_version(&self.blob_names().await?, announced, v)
+            Some(v) => hollow_store::resolve_version(blobs, announced, v)
                 .map_err(|e| anyhow!("version {v}: {e} (see `hollow versions {}`)", self.name)),
         }
     }
 
-    /// The state of `version` (the announced one for `None`), loaded.
+    /// The state of `version` (the announced one for `None`), loaded, listing the store once.
     pub async fn state(&self, version: Option<u64>) -> anyhow::Result<ReadState> {
-        let target = self.resolve(version).await?;
-        Ok(self.load(None, target).await?.0)
+        let blobs = self.blob_names().await?;
+        let target = self.resolve_in(&blobs, version).await?;
+        Ok(self.load_in(&blobs, None, target).await?.0)
     }
 
     /// Loads `target`, from `current` by deltas when they lead there, showing progress.
@@ -104,8 +124,19 @@ impl Dataset {
         current: Option<&ReadState>,
         target: StateId,
     ) -> anyhow::Result<(ReadState, Plan)> {
+        self.load_in(&self.blob_names().await?, current, target)
+            .await
+    }
+
+    /// [`Dataset::load`] with `blobs`, the store's blobs listed already.
+    pub async fn load_in(
+        &self,
+        blobs: &[BlobName],
+        current: Option<&ReadState>,
+        target: StateId,
+    ) -> anyhow::Result<(ReadState, Plan)> {
         let spinner = progress::spinner(format!("loading version {}", target.version));
-        let loaded = hollow_store::load(&self.store, current, target, MAX_CHAIN)
+        let loaded = hollow_store::load_listed(&self.store, blobs, current, target, MAX_CHAIN)
             .await
             .with_context(|| format!("loading version {} from {}", target.version, self.name));
         spinner.finish_and_clear();

@@ -471,6 +471,14 @@ impl PrimaryKeyIndex {
         })
     }
 
+    /// The key of the record at `ordinal`, one part per key field, as lookups take it.
+    pub(crate) fn key_parts(&self, ordinal: u64) -> Vec<KeyPart<'_>> {
+        self.key_columns
+            .iter()
+            .map(|&c| self.record_part(ordinal, c))
+            .collect()
+    }
+
     /// True when the records at ordinals `a` and `b` have the same key.
     fn same_key(&self, a: u64, b: u64) -> bool {
         self.key_columns

@@ -18,8 +18,19 @@ pub async fn load(
     target: StateId,
     max_chain: usize,
 ) -> Result<(ReadState, Plan)> {
-    let blobs = store.list().await?;
-    let plan = plan(&blobs, current.map(ReadState::id), target, max_chain)?;
+    load_listed(store, &store.list().await?, current, target, max_chain).await
+}
+
+/// [`load`] with the store's blobs listed already (`blobs`, from [`BlobStore::list`]): for a
+/// tool that loads state after state of one listing, without listing the store each time.
+pub async fn load_listed(
+    store: &BlobStore,
+    blobs: &[BlobName],
+    current: Option<&ReadState>,
+    target: StateId,
+    max_chain: usize,
+) -> Result<(ReadState, Plan)> {
+    let plan = plan(blobs, current.map(ReadState::id), target, max_chain)?;
     let mut state = match (plan.snapshot, current) {
         (Some(id), _) => open(store, BlobName::Snapshot(id), ReadState::from_snapshot).await?,
         (None, Some(c)) => c.clone(),

@@ -74,10 +74,11 @@ pub async fn run(
     v2: u64,
     options: &Options,
 ) -> anyhow::Result<Outcome> {
-    let from_id = dataset.resolve(Some(v1)).await?;
-    let to_id = dataset.resolve(Some(v2)).await?;
-    let (from, _) = dataset.load(None, from_id).await?;
-    let (to, plan) = dataset.load(Some(&from), to_id).await?;
+    let blobs = dataset.blob_names().await?;
+    let from_id = dataset.resolve_in(&blobs, Some(v1)).await?;
+    let to_id = dataset.resolve_in(&blobs, Some(v2)).await?;
+    let (from, _) = dataset.load_in(&blobs, None, from_id).await?;
+    let (to, plan) = dataset.load_in(&blobs, Some(&from), to_id).await?;
     let types = match &options.type_name {
         Some(t) => vec![from.diff_type(&to, t)?],
         None => from.diff(&to)?.types,

@@ -36,7 +36,7 @@ pub async fn run(
     let mut before: Option<Value> = None;
     let mut events = Vec::new();
     for state in states {
-        let loaded = match dataset.load(current.as_ref(), state).await {
+        let loaded = match dataset.load_in(&names, current.as_ref(), state).await {
             Ok((loaded, _)) => loaded,
             // A state no snapshot leads to (older than the retained snapshots) is skipped.
             Err(_) if current.is_none() => continue,

@@ -53,10 +53,19 @@ pub async fn run(dataset: &Dataset) -> anyhow::Result<Outcome> {
     // a delta, or as where a reverse delta must lead back to. A state is dropped after that,
     // so memory holds the states a chain still needs, not every state of the store.
     let mut last_use: HashMap<StateId, StateId> = HashMap::new();
+    // Deltas by the state they reach; reverse deltas by the state they start from.
+    let mut deltas_into: HashMap<StateId, Vec<(StateId, BlobName)>> = HashMap::new();
+    let mut reverse_from: HashMap<StateId, Vec<(StateId, BlobName)>> = HashMap::new();
     for &(blob, _) in &blobs {
         let (needed, by) = match blob {
-            BlobName::Delta { from, to } => (from, to),
-            BlobName::ReverseDelta { from, to } => (to, from),
+            BlobName::Delta { from, to } => {
+                deltas_into.entry(to).or_default().push((from, blob));
+                (from, to)
+            }
+            BlobName::ReverseDelta { from, to } => {
+                reverse_from.entry(from).or_default().push((to, blob));
+                (to, from)
+            }
             BlobName::Snapshot(_) => continue,
         };
         let last = last_use.entry(needed).or_insert(by);
@@ -68,13 +77,7 @@ pub async fn run(dataset: &Dataset) -> anyhow::Result<Outcome> {
     for &state in &states {
         // Every way to the state: deltas from states already reached, and its snapshot.
         let mut reached: Vec<(BlobName, ReadState)> = Vec::new();
-        for &(blob, _) in &blobs {
-            let BlobName::Delta { from, to } = blob else {
-                continue;
-            };
-            if to != state {
-                continue;
-            }
+        for &(from, blob) in deltas_into.get(&state).into_iter().flatten() {
             bar.inc(1);
             let Some(origin) = known.get(&from) else {
                 report.skipped.push(format!(
@@ -127,13 +130,7 @@ pub async fn run(dataset: &Dataset) -> anyhow::Result<Outcome> {
         known.insert(state, first.clone());
         loaded.insert(state);
         // Reverse deltas from here lead back to states reached before.
-        for &(blob, _) in &blobs {
-            let BlobName::ReverseDelta { from, to } = blob else {
-                continue;
-            };
-            if from != state {
-                continue;
-            }
+        for &(to, blob) in reverse_from.get(&state).into_iter().flatten() {
             bar.inc(1);
             let here = &known[&state];
             if let Some(back) = open(dataset, &mut report, blob, |b| here.apply_delta(b)).await {

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use super::ReadState;
 use crate::bitset::Bitset;
 use crate::error::Result;
-use crate::index::{stored_part, KeyPart};
 use crate::schema::{Kind, TypeDef, TypeId, TypeKind};
 use crate::type_data::TypeData;
 use crate::StateId;
@@ -163,11 +162,11 @@ impl<'a> Sameness<'a> {
                 diff.unchanged += 1;
                 continue;
             }
-            let Some((_, to_index)) = keys else {
+            let Some((from_index, to_index)) = keys else {
                 diff.removed.push(o as u32);
                 continue;
             };
-            match to_index.find_parts(&key_parts(from, a, o)) {
+            match to_index.find_parts(&from_index.key_parts(o)) {
                 Ok(Some(p)) => {
                     let old = from.value_of(name, o as u32, None)?;
                     if old.same_as(&to.value_of(name, p, None)?) {
@@ -184,8 +183,8 @@ impl<'a> Sameness<'a> {
                 continue;
             }
             let matched = match keys {
-                Some((from_index, _)) => {
-                    matches!(from_index.find_parts(&key_parts(to, b, o)), Ok(Some(_)))
+                Some((from_index, to_index)) => {
+                    matches!(from_index.find_parts(&to_index.key_parts(o)), Ok(Some(_)))
                 }
                 None => false,
             };
@@ -293,21 +292,6 @@ fn key_names(state: &ReadState, t: TypeId) -> Vec<&str> {
     def.primary_key()
         .iter()
         .map(|&c| def.columns()[c].name.as_str())
-        .collect()
-}
-
-/// The primary key of record `o` of type `t`, as index lookups take it.
-fn key_parts(state: &ReadState, t: TypeId, o: u64) -> Vec<KeyPart<'_>> {
-    let def = state.schema.get(t);
-    let data = state.type_data(t);
-    def.primary_key()
-        .iter()
-        .map(|&c| match data.value(o, c) {
-            None => KeyPart::Null,
-            Some(v) => stored_part(def.columns()[c].ty.kind, v, |e| {
-                data.dicts[c].as_ref().and_then(|d| d.get(e))
-            }),
-        })
         .collect()
 }
 

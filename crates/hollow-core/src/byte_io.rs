@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::error::{Error, Result};
+use crate::error::{CorruptReason, Error, Result};
 
 /// Appends little-endian values to a byte buffer. Large byte arrays that exist already can be
 /// appended without a copy ([`ByteWriter::share`]): the output is then a list of parts.
@@ -141,6 +141,11 @@ impl ByteReader {
         self.pos
     }
 
+    /// Current position in the blob: `base` plus [`position`](Self::position).
+    pub fn blob_offset(&self) -> usize {
+        self.base + self.pos
+    }
+
     /// Bytes left.
     pub fn remaining(&self) -> usize {
         self.data.len() - self.pos
@@ -206,20 +211,23 @@ impl ByteReader {
                 return Ok(v);
             }
         }
-        Err(Error::Corrupt(format!(
-            "varint for {what} at offset {} overflows 64 bits",
-            self.base + self.pos
-        )))
+        Err(Error::corrupt(
+            format!("{what} at offset {}", self.blob_offset()),
+            CorruptReason::Overflow { what: "varint" },
+        ))
     }
 
     /// Reads a `u32`-length-prefixed UTF-8 string.
     pub fn str(&mut self, what: &'static str) -> Result<String> {
         let len = self.u32(what)?;
-        let at = self.base + self.pos;
+        let at = self.blob_offset();
         let s = self.take_slice(what, len as u64)?;
-        std::str::from_utf8(s)
-            .map(str::to_owned)
-            .map_err(|_| Error::Corrupt(format!("{what} at offset {at} is not UTF-8")))
+        std::str::from_utf8(s).map(str::to_owned).map_err(|_| {
+            Error::corrupt(
+                format!("{what} at offset {at}"),
+                CorruptReason::NotUtf8 { what: "string" },
+            )
+        })
     }
 
     /// Skips zero padding up to a multiple of 8 bytes (relative to the blob start).
@@ -232,11 +240,13 @@ impl ByteReader {
     /// Fails unless every byte was consumed.
     pub fn finish(&self, what: &'static str) -> Result<()> {
         if self.remaining() != 0 {
-            return Err(Error::Corrupt(format!(
-                "{what}: {} unexpected bytes at offset {}",
-                self.remaining(),
-                self.base + self.pos
-            )));
+            return Err(Error::corrupt(
+                format!("{what} at offset {}", self.blob_offset()),
+                CorruptReason::LeftOver {
+                    what,
+                    bytes: self.remaining() as u64,
+                },
+            ));
         }
         Ok(())
     }
@@ -282,6 +292,12 @@ mod tests {
     #[test]
     fn overlong_varint_is_corrupt() {
         let mut r = ByteReader::new(Bytes::from(vec![0xff; 11]), 0);
-        assert!(matches!(r.varint("v"), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            r.varint("v"),
+            Err(Error::Corrupt {
+                reason: CorruptReason::Overflow { what: "varint" },
+                ..
+            })
+        ));
     }
 }

@@ -47,9 +47,15 @@ pub enum Error {
         computed: u64,
     },
     /// The blob passed its checksums but describes something impossible (a count past the end,
-    /// offsets going backwards, an unknown code). Carries what was wrong.
-    #[error("corrupt blob: {0}")]
-    Corrupt(String),
+    /// offsets going backwards, an unknown code).
+    #[error("corrupt blob, {section}: {reason}")]
+    Corrupt {
+        /// Where: `header`, `schema`, `tags`, a type's name, `Type.field`, or the read that
+        /// failed with its offset.
+        section: String,
+        /// What is impossible there.
+        reason: CorruptReason,
+    },
     /// The blob is of another kind than the operation needs (a delta where a snapshot was expected).
     #[error("wrong blob kind: expected {expected}, found {found}")]
     WrongBlobKind {
@@ -78,9 +84,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// The same type name was derived twice with different shapes, or a key names no field.
-    #[error("schema error: {0}")]
-    Schema(String),
+    /// A schema cannot be built as declared: two Rust types share a name, a primary key or
+    /// hash index is declared where none can be.
+    #[error("schema of {type_name}: {problem}")]
+    InvalidSchema {
+        /// The type the problem is in.
+        type_name: String,
+        /// What is wrong with it.
+        problem: SchemaProblem,
+    },
     /// A type name is not in the schema.
     #[error("no type named {0:?} in the schema")]
     UnknownType(String),
@@ -107,6 +119,16 @@ pub enum Error {
     /// A record could not be written (serde reported a problem, or the value does not fit the schema).
     #[error("cannot write record: {0}")]
     Write(String),
+    /// An incremental cycle cannot start: the schema of a type changed since the last state,
+    /// so its records do not carry over. Run a full cycle (every record added again) first.
+    #[error(
+        "the schema of {type_name} changed since the last state, so its records do not carry \
+         over: run a full cycle (every record added again) before incremental ones"
+    )]
+    FullCycleRequired {
+        /// The type whose schema changed.
+        type_name: String,
+    },
     /// A record or value of the cycle is past a limit of the format (see the README's limits):
     /// the state is not written; abandon the cycle.
     #[error("type {type_name}: {limit}; the state is not written")]
@@ -151,6 +173,15 @@ pub enum Error {
         /// The fields asked for.
         fields: Vec<String>,
     },
+    /// Reading a record followed references deeper than the reader goes: a reference cycle
+    /// (which only a corrupt blob can hold) or data nested deeper than the limit.
+    #[error("records of {type_name} nest deeper than {limit} levels (a reference cycle?)")]
+    NestedTooDeep {
+        /// The type whose record was being read at the limit.
+        type_name: String,
+        /// The levels followed.
+        limit: u32,
+    },
     /// An ordinal is not populated in the type.
     #[error("type {type_name:?} has no record at ordinal {ordinal}")]
     NoSuchOrdinal {
@@ -159,6 +190,214 @@ pub enum Error {
         /// The ordinal asked for.
         ordinal: u32,
     },
+}
+
+/// Why a blob that passed its checksums cannot be read: the typed reason of [`Error::Corrupt`].
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CorruptReason {
+    /// A code of an enumeration (a type kind, a field kind, a section kind, a blob kind, a
+    /// compression codec, a flag) this reader does not know.
+    #[error("unknown {what} {code}")]
+    UnknownCode {
+        /// What the code names.
+        what: &'static str,
+        /// The code found.
+        code: u64,
+    },
+    /// Values that must strictly ascend do not (ordinals, offsets, tag names).
+    #[error("{what} out of order at #{at}")]
+    OutOfOrder {
+        /// What must ascend.
+        what: &'static str,
+        /// The position of the first value out of order.
+        at: u64,
+    },
+    /// Two figures the format ties together disagree (rows against ordinals, columns
+    /// against the schema, where a section starts against where the last one ended).
+    #[error("{what} is {found}, expected {expected}")]
+    Mismatch {
+        /// The figure.
+        what: &'static str,
+        /// What the rest of the blob implies.
+        expected: u64,
+        /// What is stored.
+        found: u64,
+    },
+    /// A figure is past what it may be (a dictionary entry past the dictionary, a bit width
+    /// over 64, a count over 2^32, a size over the decompression limit).
+    #[error("{what} {value} exceeds {limit}")]
+    OutOfRange {
+        /// The figure.
+        what: &'static str,
+        /// Its value.
+        value: u64,
+        /// The largest (or, for positions, the end) it may be.
+        limit: u64,
+    },
+    /// Arithmetic on stored sizes overflows 64 bits.
+    #[error("{what} overflows")]
+    Overflow {
+        /// What was computed.
+        what: &'static str,
+    },
+    /// Something the format requires is absent or shorter than its declared size (a
+    /// section, a dictionary, a column).
+    #[error("{what} missing or too short")]
+    Missing {
+        /// What is missing.
+        what: &'static str,
+    },
+    /// Bytes left over after everything declared was read.
+    #[error("{bytes} unexpected bytes after the {what}")]
+    LeftOver {
+        /// What was read.
+        what: &'static str,
+        /// How many bytes remain.
+        bytes: u64,
+    },
+    /// Bytes that must be UTF-8 (a name, a string, a dictionary entry) are not.
+    #[error("{what} is not UTF-8")]
+    NotUtf8 {
+        /// What is not.
+        what: &'static str,
+    },
+    /// Something where the format allows none (a second schema section, end offsets for a
+    /// type that is not a collection).
+    #[error("{what} where the format allows none")]
+    Unexpected {
+        /// What is there.
+        what: &'static str,
+    },
+    /// A delta names an ordinal that cannot change as it says.
+    #[error("ordinal {ordinal} {problem}")]
+    Ordinal {
+        /// The ordinal.
+        ordinal: u64,
+        /// What is wrong with its change.
+        problem: OrdinalProblem,
+    },
+    /// Compressed bytes do not decompress; the message is the decompressor's.
+    #[error("does not decompress: {message}")]
+    Decompression {
+        /// What the decompressor said.
+        message: String,
+    },
+    /// The schema section decodes to a schema that contradicts itself.
+    #[error("type {type_name}: {problem}")]
+    InvalidSchema {
+        /// The type the problem is in.
+        type_name: String,
+        /// What is wrong with it.
+        problem: SchemaProblem,
+    },
+}
+
+/// What is wrong with an ordinal a delta changes: see [`CorruptReason::Ordinal`].
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OrdinalProblem {
+    /// Removed, but it holds no record.
+    #[error("is removed but holds nothing")]
+    RemovedButEmpty,
+    /// Added, but it already holds a record.
+    #[error("is added but already taken")]
+    AddedButTaken,
+    /// Past the type's slot count.
+    #[error("is past the slot count {slot_count}")]
+    PastSlotCount {
+        /// The type's slot count.
+        slot_count: u64,
+    },
+    /// Past the new slot count, yet its record is kept.
+    #[error("is past the new slot count {slot_count} but not removed")]
+    KeptPastSlotCount {
+        /// The new slot count.
+        slot_count: u64,
+    },
+}
+
+/// What is wrong with a schema: see [`Error::InvalidSchema`] (declared by the user) and
+/// [`CorruptReason::InvalidSchema`] (decoded from a blob).
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SchemaProblem {
+    /// Two Rust types of different shapes have the same serde name.
+    #[error(
+        "two different shapes have this name: two Rust types share that serde name \
+         (give one another name with #[serde(rename = \"...\")])"
+    )]
+    ShapeClash,
+    /// The name is defined twice.
+    #[error("defined twice")]
+    DefinedTwice,
+    /// Collection types nest deeper than a name can be given to.
+    #[error("collections nest too deep to be named")]
+    NestedTooDeep,
+    /// A list or set needs one column, a map two.
+    #[error("a collection type with {columns} columns")]
+    CollectionColumns {
+        /// The columns it has.
+        columns: usize,
+    },
+    /// An enum type's first column must be the non-null string `variant`.
+    #[error("an enum type without its \"variant\" column first")]
+    EnumWithoutVariant,
+    /// A field references a type the schema does not have.
+    #[error("field {field} references type #{type_id} of {types}")]
+    DanglingReference {
+        /// The field.
+        field: String,
+        /// The type id it references.
+        type_id: u32,
+        /// How many types the schema has.
+        types: usize,
+    },
+    /// Primary keys are declared on object types only.
+    #[error("a primary key on a type that is not an object type")]
+    KeyOnNonObject,
+    /// A primary key with no fields.
+    #[error("a primary key that names no field")]
+    KeyWithoutFields,
+    /// A primary key names a column the type does not have.
+    #[error("a primary key naming column #{column}")]
+    KeyColumnMissing {
+        /// The column position named.
+        column: usize,
+    },
+    /// Key fields must be scalars or strings.
+    #[error("primary key field {field} is a reference; key fields must be scalars or strings")]
+    KeyFieldIsReference {
+        /// The field.
+        field: String,
+    },
+    /// Hash indexes are on object types only.
+    #[error("a hash index on a type that is not an object type")]
+    HashIndexOnNonObject,
+    /// A hash index needs 1 to 32 fields.
+    #[error("a hash index of {fields} fields; it needs 1 to 32")]
+    HashIndexFieldCount {
+        /// The fields given.
+        fields: usize,
+    },
+}
+
+impl Error {
+    /// [`Error::Corrupt`] of `section` for `reason`.
+    pub(crate) fn corrupt(section: impl Into<String>, reason: CorruptReason) -> Self {
+        Error::Corrupt {
+            section: section.into(),
+            reason,
+        }
+    }
+
+    /// [`Error::InvalidSchema`] of `type_name`.
+    pub(crate) fn invalid_schema(type_name: impl Into<String>, problem: SchemaProblem) -> Self {
+        Error::InvalidSchema {
+            type_name: type_name.into(),
+            problem,
+        }
+    }
 }
 
 /// `Result` with [`Error`].

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SchemaProblem};
 use crate::index::{combine, kind_class, mix, part_class, Key, KeyMismatch, KeyPart};
 use crate::key_path::KeyPath;
 use crate::schema::{TypeId, TypeKind};
@@ -237,15 +237,18 @@ impl HashIndex {
         let schema = state.schema();
         let id = schema.require(type_name)?;
         if schema.get(id).kind() != TypeKind::Object {
-            return Err(Error::Schema(format!(
-                "a hash index is on an object type; {type_name} is not one"
-            )));
+            return Err(Error::invalid_schema(
+                type_name,
+                SchemaProblem::HashIndexOnNonObject,
+            ));
         }
         if fields.is_empty() || fields.len() > 32 {
-            return Err(Error::Schema(format!(
-                "a hash index of {type_name} needs 1 to 32 fields, got {}",
-                fields.len()
-            )));
+            return Err(Error::invalid_schema(
+                type_name,
+                SchemaProblem::HashIndexFieldCount {
+                    fields: fields.len(),
+                },
+            ));
         }
         let paths = fields
             .iter()

@@ -55,7 +55,7 @@ mod state_id;
 mod type_data;
 mod write;
 
-pub use error::{Error, Result};
+pub use error::{CorruptReason, Error, OrdinalProblem, Result, SchemaProblem};
 pub use format::compressed;
 pub use format::{BlobKind, Tags};
 pub use hash_index::HashIndex;

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::bitset::Bitset;
 use crate::encoding::{decode, ColumnEncoding};
-use crate::error::{Error, Result};
+use crate::error::{CorruptReason, Error, Result};
 use crate::format::type_section::{DictSection, TypeSection};
 use crate::packed::{PackedArray, PackedBits};
 use crate::schema::{Kind, Schema, TypeDef, TypeId};
@@ -41,35 +41,62 @@ impl Dictionary {
     fn from_section(d: DictSection, utf8: bool, what: &str) -> Result<Self> {
         let entries = d.population.len();
         if d.population.end() != entries {
-            return Err(Error::Corrupt(format!(
-                "{what}: dictionary ends in unused entries"
-            )));
+            return Err(Error::corrupt(
+                what,
+                CorruptReason::Mismatch {
+                    what: "dictionary entries in use",
+                    expected: entries,
+                    found: d.population.end(),
+                },
+            ));
         }
-        let ends = PackedArray::new(d.ends, entries, d.ends_width)
-            .ok_or_else(|| Error::Corrupt(format!("{what}: dictionary ends too short")))?;
+        let ends = PackedArray::new(d.ends, entries, d.ends_width).ok_or_else(|| {
+            Error::corrupt(
+                what,
+                CorruptReason::Missing {
+                    what: "dictionary entry ends",
+                },
+            )
+        })?;
         let mut prev = 0u64;
         for e in 0..entries {
             let end = ends.get(e);
             if end < prev {
-                return Err(Error::Corrupt(format!(
-                    "{what}: dictionary entry {e} ends before it starts"
-                )));
+                return Err(Error::corrupt(
+                    what,
+                    CorruptReason::OutOfOrder {
+                        what: "dictionary entry ends",
+                        at: e,
+                    },
+                ));
             }
             if utf8 && end < d.pool.len() as u64 && (d.pool[end as usize] as i8) < -64 {
-                return Err(Error::Corrupt(format!(
-                    "{what}: dictionary entry {e} ends inside a UTF-8 character"
-                )));
+                return Err(Error::corrupt(
+                    format!("{what}, dictionary entry {e}"),
+                    CorruptReason::NotUtf8 {
+                        what: "the end of the entry",
+                    },
+                ));
             }
             prev = end;
         }
         if prev != d.pool.len() as u64 {
-            return Err(Error::Corrupt(format!(
-                "{what}: dictionary entries end at {prev}, pool holds {}",
-                d.pool.len()
-            )));
+            return Err(Error::corrupt(
+                what,
+                CorruptReason::Mismatch {
+                    what: "dictionary pool bytes",
+                    expected: prev,
+                    found: d.pool.len() as u64,
+                },
+            ));
         }
         if utf8 && std::str::from_utf8(&d.pool).is_err() {
-            return Err(Error::Corrupt(format!("{what}: string pool is not UTF-8")));
+            return Err(Error::corrupt(
+                what,
+                CorruptReason::NotUtf8 {
+                    what: "string pool",
+                },
+            ));
         }
         Ok(Self {
             population: d.population,
@@ -177,9 +204,14 @@ impl TypeData {
         let name = def.name();
         let slots = s.population.len();
         if s.population.end() != slots {
-            return Err(Error::Corrupt(format!(
-                "{name}: slot count {slots} ends in empty ordinals"
-            )));
+            return Err(Error::corrupt(
+                name,
+                CorruptReason::Mismatch {
+                    what: "ordinals in use",
+                    expected: slots,
+                    found: s.population.end(),
+                },
+            ));
         }
         let row_bits = s.row_bits();
         let mut offset = 0;
@@ -199,40 +231,69 @@ impl TypeData {
             })
             .collect();
         let rows = PackedBits::new(s.rows, s.row_count * row_bits)
-            .ok_or_else(|| Error::Corrupt(format!("{name}: rows too short")))?;
+            .ok_or_else(|| Error::corrupt(name, CorruptReason::Missing { what: "rows" }))?;
         let ends = match (def.is_collection(), s.ends) {
             (false, None) => {
                 if s.row_count != slots {
-                    return Err(Error::Corrupt(format!(
-                        "{name}: {} rows for {slots} ordinals",
-                        s.row_count
-                    )));
+                    return Err(Error::corrupt(
+                        name,
+                        CorruptReason::Mismatch {
+                            what: "row count",
+                            expected: slots,
+                            found: s.row_count,
+                        },
+                    ));
                 }
                 None
             }
-            (false, Some(_)) | (true, None) => {
-                return Err(Error::Corrupt(format!(
-                    "{name}: end offsets do not match the type kind"
-                )))
+            (false, Some(_)) => {
+                return Err(Error::corrupt(
+                    name,
+                    CorruptReason::Unexpected {
+                        what: "record end offsets of a type that is not a collection",
+                    },
+                ))
+            }
+            (true, None) => {
+                return Err(Error::corrupt(
+                    name,
+                    CorruptReason::Missing {
+                        what: "record end offsets",
+                    },
+                ))
             }
             (true, Some((width, bytes))) => {
-                let ends = PackedArray::new(bytes, slots, width)
-                    .ok_or_else(|| Error::Corrupt(format!("{name}: ends too short")))?;
+                let ends = PackedArray::new(bytes, slots, width).ok_or_else(|| {
+                    Error::corrupt(
+                        name,
+                        CorruptReason::Missing {
+                            what: "record end offsets",
+                        },
+                    )
+                })?;
                 let mut prev = 0;
                 for o in 0..slots {
                     let e = ends.get(o);
                     if e < prev {
-                        return Err(Error::Corrupt(format!(
-                            "{name}: record {o} ends before it starts"
-                        )));
+                        return Err(Error::corrupt(
+                            name,
+                            CorruptReason::OutOfOrder {
+                                what: "record end offsets",
+                                at: o,
+                            },
+                        ));
                     }
                     prev = e;
                 }
                 if prev != s.row_count {
-                    return Err(Error::Corrupt(format!(
-                        "{name}: records end at row {prev}, {} rows stored",
-                        s.row_count
-                    )));
+                    return Err(Error::corrupt(
+                        name,
+                        CorruptReason::Mismatch {
+                            what: "row count",
+                            expected: prev,
+                            found: s.row_count,
+                        },
+                    ));
                 }
                 Some(ends)
             }
@@ -242,9 +303,12 @@ impl TypeData {
         for col in def.columns() {
             dicts.push(match col.ty.kind {
                 k if k.is_var_length() => {
-                    let d = section_dicts
-                        .next()
-                        .ok_or_else(|| Error::Corrupt(format!("{name}: dictionary missing")))?;
+                    let d = section_dicts.next().ok_or_else(|| {
+                        Error::corrupt(
+                            format!("{name}.{}", col.name),
+                            CorruptReason::Missing { what: "dictionary" },
+                        )
+                    })?;
                     let what = format!("{name}.{}", col.name);
                     Some(Dictionary::from_section(
                         d,

@@ -15,7 +15,7 @@
 use bytes::Bytes;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::error::{Error, Result};
+use crate::error::{CorruptReason, Error, Result};
 
 /// Magic bytes at the start of a compressed blob.
 pub const MAGIC: [u8; 8] = *b"HOLLOWZS";
@@ -78,20 +78,34 @@ pub fn decompress_if_compressed(blob: Bytes) -> Result<Bytes> {
     let word = |at: usize| u32::from_le_bytes(blob[at..at + 4].try_into().expect("4 bytes"));
     let codec = word(8);
     if codec != ZSTD {
-        return Err(Error::Corrupt(format!(
-            "compressed blob: unknown codec {codec} (this reader knows 1 = zstd)"
-        )));
+        return Err(Error::corrupt(
+            "compressed blob header",
+            CorruptReason::UnknownCode {
+                what: "codec (this reader knows 1 = zstd)",
+                code: codec.into(),
+            },
+        ));
     }
     let length = u64::from_le_bytes(blob[16..24].try_into().expect("8 bytes"));
     if length > MAX_UNCOMPRESSED {
-        return Err(Error::Corrupt(format!(
-            "compressed blob: declares {length} bytes, more than the {MAX_UNCOMPRESSED} allowed"
-        )));
+        return Err(Error::corrupt(
+            "compressed blob header",
+            CorruptReason::OutOfRange {
+                what: "uncompressed length",
+                value: length,
+                limit: MAX_UNCOMPRESSED,
+            },
+        ));
     }
     let payload = &blob[HEADER_LEN..footer_at];
     let decoded = std::panic::catch_unwind(|| decode_zstd(payload, length));
     let out = decoded.unwrap_or_else(|_| Err("the decoder failed on it".into()));
-    let out = out.map_err(|reason| Error::Corrupt(format!("compressed blob: {reason}")))?;
+    let out = out.map_err(|message| {
+        Error::corrupt(
+            "compressed blob payload",
+            CorruptReason::Decompression { message },
+        )
+    })?;
     Ok(Bytes::from(out))
 }
 
@@ -212,6 +226,15 @@ mod tests {
         let mut codec = packed.clone();
         codec[8] = 9;
         let e = decompress_if_compressed(reseal(codec)).unwrap_err();
-        assert!(e.to_string().contains("unknown codec 9"), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::Corrupt {
+                    reason: CorruptReason::UnknownCode { code: 9, .. },
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

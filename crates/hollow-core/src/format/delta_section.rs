@@ -24,7 +24,7 @@ use super::field_codec::{
 };
 use crate::byte_io::{ByteReader, ByteWriter};
 use crate::encoding::ColumnEncoding;
-use crate::error::{Error, Result};
+use crate::error::{CorruptReason, Error, OrdinalProblem, Result};
 use crate::schema::TypeDef;
 
 /// Changes to one dictionary.
@@ -94,14 +94,24 @@ fn read_ordinals(r: &mut ByteReader, what: &'static str, slot_count: u64) -> Res
         let o = if i == 0 {
             gap
         } else {
-            prev.checked_add(gap)
-                .filter(|_| gap > 0)
-                .ok_or_else(|| Error::Corrupt(format!("{what}: ordinals not strictly ascending")))?
+            prev.checked_add(gap).filter(|_| gap > 0).ok_or_else(|| {
+                Error::corrupt(
+                    what,
+                    CorruptReason::OutOfOrder {
+                        what: "ordinals",
+                        at: i,
+                    },
+                )
+            })?
         };
         if o >= slot_count {
-            return Err(Error::Corrupt(format!(
-                "{what}: ordinal {o} past slot count {slot_count}"
-            )));
+            return Err(Error::corrupt(
+                what,
+                CorruptReason::Ordinal {
+                    ordinal: o,
+                    problem: OrdinalProblem::PastSlotCount { slot_count },
+                },
+            ));
         }
         out.push(o as u32);
         prev = o;
@@ -111,8 +121,9 @@ fn read_ordinals(r: &mut ByteReader, what: &'static str, slot_count: u64) -> Res
 }
 
 fn packed(r: &mut ByteReader, what: &'static str, bits: Option<u64>) -> Result<Bytes> {
-    let bits = bits.ok_or_else(|| Error::Corrupt(format!("{what}: size overflows")))?;
-    r.take(what, packed_len_bytes_checked(bits)?)
+    let bits =
+        bits.ok_or_else(|| Error::corrupt(what, CorruptReason::Overflow { what: "size" }))?;
+    r.take(what, packed_len_bytes_checked(what, bits)?)
 }
 
 impl TypeDelta {
@@ -157,7 +168,12 @@ impl TypeDelta {
         } else {
             (None, added.len() as u64)
         };
-        check_row_count(row_count, row_bits, r.position() + r.remaining())?;
+        check_row_count(
+            def.name(),
+            row_count,
+            row_bits,
+            r.position() + r.remaining(),
+        )?;
         let rows = packed(&mut r, "added rows", row_count.checked_mul(row_bits))?;
         let mut dict_deltas = Vec::new();
         for _ in 0..dictionary_columns(def) {

@@ -4,7 +4,7 @@
 
 use crate::byte_io::{ByteReader, ByteWriter};
 use crate::encoding::ColumnEncoding;
-use crate::error::{Error, Result};
+use crate::error::{CorruptReason, Error, Result};
 use crate::packed::packed_len_bytes;
 use crate::schema::TypeDef;
 
@@ -17,13 +17,23 @@ pub fn max_zero_width_rows(section_len: usize) -> u64 {
     8 * section_len as u64 + 4096
 }
 
-/// Rejects a row count that the section's bytes cannot justify.
-pub(crate) fn check_row_count(row_count: u64, row_bits: u64, section_len: usize) -> Result<()> {
+/// Rejects a row count that the bytes of `type_name`'s section cannot justify.
+pub(crate) fn check_row_count(
+    type_name: &str,
+    row_count: u64,
+    row_bits: u64,
+    section_len: usize,
+) -> Result<()> {
     let limit = max_zero_width_rows(section_len);
     if row_bits == 0 && row_count > limit {
-        return Err(Error::Corrupt(format!(
-            "{row_count} rows of zero bits claimed by a section of {section_len} bytes (limit {limit})"
-        )));
+        return Err(Error::corrupt(
+            type_name,
+            CorruptReason::OutOfRange {
+                what: "rows of zero bits",
+                value: row_count,
+                limit,
+            },
+        ));
     }
     Ok(())
 }
@@ -40,17 +50,32 @@ pub(crate) fn dictionary_columns(def: &TypeDef) -> usize {
 pub(crate) fn read_count(r: &mut ByteReader, what: &'static str) -> Result<u64> {
     let count = r.u64(what)?;
     if count > u32::MAX as u64 {
-        return Err(Error::Corrupt(format!("{what} {count} exceeds 2^32")));
+        return Err(Error::corrupt(
+            format!("{what} at offset {}", r.blob_offset() - 8),
+            CorruptReason::OutOfRange {
+                what,
+                value: count,
+                limit: u32::MAX as u64,
+            },
+        ));
     }
     Ok(count)
 }
 
 /// Reads a bit width (at most 64) and its padding.
 pub(crate) fn read_width(r: &mut ByteReader, what: &'static str) -> Result<u8> {
+    let at = r.blob_offset();
     let width = r.u8(what)?;
     r.align8(what)?;
     if width > 64 {
-        return Err(Error::Corrupt(format!("{what} {width} exceeds 64")));
+        return Err(Error::corrupt(
+            format!("{what} at offset {at}"),
+            CorruptReason::OutOfRange {
+                what,
+                value: width.into(),
+                limit: 64,
+            },
+        ));
     }
     Ok(width)
 }
@@ -72,10 +97,14 @@ pub(crate) fn read_encodings(r: &mut ByteReader, def: &TypeDef) -> Result<Vec<Co
     let stored = r.u32("column count")? as usize;
     r.u32("reserved")?;
     if stored != columns {
-        return Err(Error::Corrupt(format!(
-            "{}: {stored} columns stored, the schema has {columns}",
-            def.name()
-        )));
+        return Err(Error::corrupt(
+            def.name(),
+            CorruptReason::Mismatch {
+                what: "column count",
+                expected: columns as u64,
+                found: stored as u64,
+            },
+        ));
     }
     let mut encodings = Vec::with_capacity(columns);
     for _ in 0..columns {
@@ -86,10 +115,13 @@ pub(crate) fn read_encodings(r: &mut ByteReader, def: &TypeDef) -> Result<Vec<Co
     Ok(encodings)
 }
 
-/// The bytes `bits` packed bits take, or an error for a count that overflows.
-pub(crate) fn packed_len_bytes_checked(bits: u64) -> Result<u64> {
+/// The bytes `bits` packed bits of `what` take, or an error for a count that overflows.
+pub(crate) fn packed_len_bytes_checked(what: &'static str, bits: u64) -> Result<u64> {
     if bits > u64::MAX - 128 {
-        return Err(Error::Corrupt(format!("{bits} bits overflow")));
+        return Err(Error::corrupt(
+            what,
+            CorruptReason::Overflow { what: "bit count" },
+        ));
     }
     Ok(packed_len_bytes(bits))
 }

@@ -29,7 +29,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 pub use crate::blob_kind::BlobKind;
 use crate::byte_io::{ByteReader, ByteWriter};
-use crate::error::{Error, Result};
+use crate::error::{CorruptReason, Error, Result};
 use crate::StateId;
 
 /// Magic bytes at the start of every blob.
@@ -88,7 +88,15 @@ impl SectionKind {
             2 => SectionKind::TypeData,
             3 => SectionKind::TypeReplace,
             4 => SectionKind::Tags,
-            c => return Err(Error::Corrupt(format!("unknown section kind {c}"))),
+            c => {
+                return Err(Error::corrupt(
+                    "section table",
+                    CorruptReason::UnknownCode {
+                        what: "section kind",
+                        code: c.into(),
+                    },
+                ))
+            }
         })
     }
 }
@@ -134,7 +142,14 @@ impl ParsedBlob {
         let first = sections
             .next()
             .filter(|s| s.kind == SectionKind::Schema)
-            .ok_or_else(|| Error::Corrupt("the first section is not the schema".into()))?;
+            .ok_or_else(|| {
+                Error::corrupt(
+                    "section table",
+                    CorruptReason::Missing {
+                        what: "the schema section, first",
+                    },
+                )
+            })?;
         let mut r = ByteReader::new(first.data, first.offset);
         let schema = crate::schema::Schema::decode(&mut r)?;
         r.finish("schema section")?;
@@ -183,13 +198,17 @@ fn decode_tags(section: Section) -> Result<Tags> {
     let mut r = ByteReader::new(section.data, section.offset);
     let count = r.varint("tag count")?;
     let mut tags = Tags::new();
-    for _ in 0..count {
+    for at in 0..count {
         let key = r.str("tag key")?;
         let value = r.str("tag value")?;
         if tags.last_key_value().is_some_and(|(last, _)| *last >= key) {
-            return Err(Error::Corrupt(format!(
-                "tag {key:?} is out of order or repeated"
-            )));
+            return Err(Error::corrupt(
+                format!("tags, {key:?}"),
+                CorruptReason::OutOfOrder {
+                    what: "tag names",
+                    at,
+                },
+            ));
         }
         tags.insert(key, value);
     }
@@ -325,8 +344,15 @@ fn read_header_and_format(blob: &[u8]) -> Result<(BlobHeader, u32)> {
     if blob.len() < len {
         return Err(truncated_header(blob, len));
     }
-    let kind = BlobKind::from_code(kind)
-        .ok_or_else(|| Error::Corrupt(format!("unknown blob kind {kind}")))?;
+    let kind = BlobKind::from_code(kind).ok_or_else(|| {
+        Error::corrupt(
+            "header",
+            CorruptReason::UnknownCode {
+                what: "blob kind",
+                code: kind.into(),
+            },
+        )
+    })?;
     let mut r = ByteReader::new(Bytes::copy_from_slice(&blob[16..len]), 16);
     let header = if format == 1 {
         BlobHeader {
@@ -393,9 +419,14 @@ pub fn parse(blob: Bytes) -> Result<ParsedBlob> {
         let len = table.u64("section length")?;
         let stored = table.u64("section checksum")?;
         if offset != expected_offset {
-            return Err(Error::Corrupt(format!(
-                "section {i} starts at {offset}, expected {expected_offset}"
-            )));
+            return Err(Error::corrupt(
+                format!("section {i} ({kind:?}, type {type_id})"),
+                CorruptReason::Mismatch {
+                    what: "section offset",
+                    expected: expected_offset,
+                    found: offset,
+                },
+            ));
         }
         let end = offset.checked_add(len).filter(|&e| e <= footer_at as u64);
         let Some(end) = end else {
@@ -424,10 +455,13 @@ pub fn parse(blob: Bytes) -> Result<ParsedBlob> {
         expected_offset = end.next_multiple_of(8);
     }
     if expected_offset != footer_at as u64 {
-        return Err(Error::Corrupt(format!(
-            "{} bytes between the last section and the footer",
-            footer_at as u64 - expected_offset.min(footer_at as u64)
-        )));
+        return Err(Error::corrupt(
+            "section table",
+            CorruptReason::LeftOver {
+                what: "last section, before the footer",
+                bytes: footer_at as u64 - expected_offset.min(footer_at as u64),
+            },
+        ));
     }
     Ok(ParsedBlob { header, sections })
 }

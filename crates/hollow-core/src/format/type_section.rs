@@ -19,7 +19,7 @@ use bytes::Bytes;
 use crate::bitset::Bitset;
 use crate::byte_io::{ByteReader, ByteWriter};
 use crate::encoding::ColumnEncoding;
-use crate::error::{Error, Result};
+use crate::error::{CorruptReason, Error, Result};
 use crate::schema::TypeDef;
 
 use super::field_codec::{
@@ -97,13 +97,21 @@ impl TypeSection {
         let row_count = r.u64("row count")?;
         let row_bits: u64 = encodings.iter().map(|e| e.width as u64).sum();
         let bits = row_count.checked_mul(row_bits).ok_or_else(|| {
-            Error::Corrupt(format!("{row_count} rows of {row_bits} bits overflow"))
+            Error::corrupt(def.name(), CorruptReason::Overflow { what: "row bits" })
         })?;
-        check_row_count(row_count, row_bits, r.position() + r.remaining())?;
-        let rows = r.take("rows", packed_len_bytes_checked(bits)?)?;
+        check_row_count(
+            def.name(),
+            row_count,
+            row_bits,
+            r.position() + r.remaining(),
+        )?;
+        let rows = r.take("rows", packed_len_bytes_checked("rows", bits)?)?;
         let ends = if def.is_collection() {
             let width = read_width(&mut r, "ends width")?;
-            let bytes = r.take("ends", packed_len_bytes_checked(slot_count * width as u64)?)?;
+            let bytes = r.take(
+                "ends",
+                packed_len_bytes_checked("ends", slot_count * width as u64)?,
+            )?;
             Some((width, bytes))
         } else {
             None
@@ -116,7 +124,7 @@ impl TypeSection {
             let ends_width = read_width(&mut r, "dictionary ends width")?;
             let ends = r.take(
                 "dictionary ends",
-                packed_len_bytes_checked(entries * ends_width as u64)?,
+                packed_len_bytes_checked("dictionary ends", entries * ends_width as u64)?,
             )?;
             let pool = r.take("dictionary pool", pool_len)?;
             r.align8("dictionary pool padding")?;
@@ -140,8 +148,14 @@ impl TypeSection {
 }
 
 fn read_population(r: &mut ByteReader, len: u64) -> Result<Bitset> {
-    let at = r.position();
+    let at = r.blob_offset();
     let bytes = r.take_slice("population", len.div_ceil(64) * 8)?;
-    Bitset::from_le_bytes(bytes, len)
-        .ok_or_else(|| Error::Corrupt(format!("population at {at} has bits past its length {len}")))
+    Bitset::from_le_bytes(bytes, len).ok_or_else(|| {
+        Error::corrupt(
+            format!("population at offset {at}"),
+            CorruptReason::Unexpected {
+                what: "bits past the population's length",
+            },
+        )
+    })
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::ReadState;
 use crate::bitset::Bitset;
 use crate::encoding::ColumnEncoding;
-use crate::error::{Error, Result};
+use crate::error::{CorruptReason, Error, OrdinalProblem, Result};
 use crate::format::delta_section::{DictDelta, TypeDelta};
 use crate::format::type_section::{DictSection, TypeSection};
 use crate::format::{self, BlobKind, SectionKind};
@@ -40,9 +40,13 @@ fn patch_population(
     }
     for &r in removed {
         if !old.contains(r as u64) {
-            return Err(Error::Corrupt(format!(
-                "{what}: removes ordinal {r}, which holds nothing"
-            )));
+            return Err(Error::corrupt(
+                what,
+                CorruptReason::Ordinal {
+                    ordinal: r.into(),
+                    problem: OrdinalProblem::RemovedButEmpty,
+                },
+            ));
         }
     }
     if let Some(o) = old
@@ -50,9 +54,13 @@ fn patch_population(
         .skip_while(|&o| o < slots)
         .find(|&o| removed.binary_search(&(o as u32)).is_err())
     {
-        return Err(Error::Corrupt(format!(
-            "{what}: ordinal {o} is past the new slot count {slots} but not removed"
-        )));
+        return Err(Error::corrupt(
+            what,
+            CorruptReason::Ordinal {
+                ordinal: o,
+                problem: OrdinalProblem::KeptPastSlotCount { slot_count: slots },
+            },
+        ));
     }
     let mut population = old.clone_with_len(slots);
     for &r in removed {
@@ -60,9 +68,13 @@ fn patch_population(
     }
     for &a in added {
         if population.contains(a as u64) {
-            return Err(Error::Corrupt(format!(
-                "{what}: adds ordinal {a}, which is already taken"
-            )));
+            return Err(Error::corrupt(
+                what,
+                CorruptReason::Ordinal {
+                    ordinal: a.into(),
+                    problem: OrdinalProblem::AddedButTaken,
+                },
+            ));
         }
         population.insert(a as u64);
     }
@@ -121,7 +133,12 @@ impl<'a> RowCopier<'a> {
     }
 }
 
-fn patch_object(old: &TypeData, d: &TypeDelta, population: &Bitset) -> Result<(Bytes, u64)> {
+fn patch_object(
+    name: &str,
+    old: &TypeData,
+    d: &TypeDelta,
+    population: &Bitset,
+) -> Result<(Bytes, u64)> {
     let copier = RowCopier::new(old, &d.encodings);
     let row_bits = copier.row_bits;
     let slots = d.slot_count;
@@ -144,7 +161,7 @@ fn patch_object(old: &TypeData, d: &TypeDelta, population: &Bitset) -> Result<(B
         w
     };
     let delta_rows = PackedBits::new(d.rows.clone(), d.row_count * row_bits)
-        .ok_or_else(|| Error::Corrupt("delta rows too short".into()))?;
+        .ok_or_else(|| Error::corrupt(name, CorruptReason::Missing { what: "added rows" }))?;
     for (i, &a) in d.added.iter().enumerate() {
         w.copy_bits(
             a as u64 * row_bits,
@@ -157,6 +174,7 @@ fn patch_object(old: &TypeData, d: &TypeDelta, population: &Bitset) -> Result<(B
 }
 
 fn patch_collection(
+    name: &str,
     old: &TypeData,
     d: &TypeDelta,
     population: &Bitset,
@@ -166,22 +184,27 @@ fn patch_collection(
     let (sizes_width, sizes) = d
         .sizes
         .clone()
-        .ok_or_else(|| Error::Corrupt("collection delta without sizes".into()))?;
+        .ok_or_else(|| Error::corrupt(name, CorruptReason::Missing { what: "sizes" }))?;
     let sizes = PackedArray::new(sizes, d.added.len() as u64, sizes_width)
-        .ok_or_else(|| Error::Corrupt("delta sizes too short".into()))?;
+        .ok_or_else(|| Error::corrupt(name, CorruptReason::Missing { what: "sizes" }))?;
     // Checked: sizes that add up to the row count only modulo 2^64 would send the copy below
     // past the rows.
     let added_rows = (0..sizes.len())
         .try_fold(0u64, |sum, i| sum.checked_add(sizes.get(i)))
         .filter(|&sum| sum == d.row_count)
         .ok_or_else(|| {
-            Error::Corrupt(format!(
-                "delta sizes do not add up to the {} rows stored",
-                d.row_count
-            ))
+            Error::corrupt(
+                name,
+                CorruptReason::Mismatch {
+                    what: "row count",
+                    expected: (0..sizes.len())
+                        .fold(0u64, |sum, i| sum.saturating_add(sizes.get(i))),
+                    found: d.row_count,
+                },
+            )
         })?;
     let delta_rows = PackedBits::new(d.rows.clone(), d.row_count * row_bits)
-        .ok_or_else(|| Error::Corrupt("delta rows too short".into()))?;
+        .ok_or_else(|| Error::corrupt(name, CorruptReason::Missing { what: "added rows" }))?;
     let removed_rows: u64 = d
         .removed
         .iter()
@@ -237,7 +260,14 @@ fn patch_collection(
 fn patch_dictionary(old: &Dictionary, d: &DictDelta, what: &str) -> Result<DictSection> {
     let population = patch_population(&old.population, d.slot_count, &d.removed, &d.added, what)?;
     let lengths = PackedArray::new(d.lengths.clone(), d.added.len() as u64, d.lengths_width)
-        .ok_or_else(|| Error::Corrupt(format!("{what}: entry lengths too short")))?;
+        .ok_or_else(|| {
+            Error::corrupt(
+                what,
+                CorruptReason::Missing {
+                    what: "entry lengths",
+                },
+            )
+        })?;
     let mut pool = Vec::new();
     let mut ends = Vec::with_capacity(d.slot_count as usize);
     let (mut next_added, mut at) = (0usize, 0usize);
@@ -249,7 +279,12 @@ fn patch_dictionary(old: &Dictionary, d: &DictDelta, what: &str) -> Result<DictS
                     .checked_add(len)
                     .and_then(|end| d.pool.get(at..end))
                     .ok_or_else(|| {
-                        Error::Corrupt(format!("{what}: added entries run past their pool"))
+                        Error::corrupt(
+                            what,
+                            CorruptReason::Missing {
+                                what: "pool bytes of the added entries",
+                            },
+                        )
                     })?;
                 pool.extend_from_slice(bytes);
                 at += len;
@@ -261,10 +296,13 @@ fn patch_dictionary(old: &Dictionary, d: &DictDelta, what: &str) -> Result<DictS
         ends.push(pool.len() as u64);
     }
     if at != d.pool.len() {
-        return Err(Error::Corrupt(format!(
-            "{what}: {} pool bytes left over",
-            d.pool.len() - at
-        )));
+        return Err(Error::corrupt(
+            what,
+            CorruptReason::LeftOver {
+                what: "added entries",
+                bytes: (d.pool.len() - at) as u64,
+            },
+        ));
     }
     let ends_width = bits_needed(pool.len() as u64);
     Ok(DictSection {
@@ -282,19 +320,24 @@ fn patch_type(old: &TypeData, def: &TypeDef, d: TypeDelta) -> Result<TypeData> {
     let name = def.name();
     let population = patch_population(&old.population, d.slot_count, &d.removed, &d.added, name)?;
     let (rows, row_count, ends) = if def.is_collection() {
-        let (rows, count, ends) = patch_collection(old, &d, &population)?;
+        let (rows, count, ends) = patch_collection(name, old, &d, &population)?;
         (rows, count, Some(ends))
     } else {
-        let (rows, count) = patch_object(old, &d, &population)?;
+        let (rows, count) = patch_object(name, old, &d, &population)?;
         (rows, count, None)
     };
     let mut dicts = Vec::with_capacity(d.dicts.len());
     let mut deltas = d.dicts.iter();
     for (c, col) in def.columns().iter().enumerate() {
         if let Some(dict) = &old.dicts[c] {
-            let delta = deltas
-                .next()
-                .ok_or_else(|| Error::Corrupt(format!("{name}: dictionary delta missing")))?;
+            let delta = deltas.next().ok_or_else(|| {
+                Error::corrupt(
+                    format!("{name}.{}", col.name),
+                    CorruptReason::Missing {
+                        what: "dictionary delta",
+                    },
+                )
+            })?;
             dicts.push(patch_dictionary(
                 dict,
                 delta,
@@ -357,11 +400,33 @@ impl ReadState {
         let mut jobs = Vec::new();
         for s in sections {
             let t = s.type_id;
-            if t as usize >= schema.len() || last.is_some_and(|l| l >= t) {
-                return Err(Error::Corrupt(format!("unexpected section for type {t}")));
+            let section = || format!("section of type #{t}");
+            if t as usize >= schema.len() {
+                return Err(Error::corrupt(
+                    section(),
+                    CorruptReason::OutOfRange {
+                        what: "type id",
+                        value: t.into(),
+                        limit: schema.len() as u64,
+                    },
+                ));
+            }
+            if last.is_some_and(|l| l >= t) {
+                return Err(Error::corrupt(
+                    section(),
+                    CorruptReason::OutOfOrder {
+                        what: "type sections",
+                        at: t.into(),
+                    },
+                ));
             }
             if matches!(s.kind, SectionKind::Schema | SectionKind::Tags) {
-                return Err(Error::Corrupt(format!("a misplaced {:?} section", s.kind)));
+                return Err(Error::corrupt(
+                    section(),
+                    CorruptReason::Unexpected {
+                        what: "a schema or tags section among the types",
+                    },
+                ));
             }
             last = Some(t);
             jobs.push(s);

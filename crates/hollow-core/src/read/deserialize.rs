@@ -6,7 +6,7 @@ use std::cell::Cell;
 use serde::de::{self, DeserializeSeed, Visitor};
 
 use super::ReadState;
-use crate::error::{Error, Result};
+use crate::error::{CorruptReason, Error, Result};
 use crate::schema::{schema_name, Kind, TypeId, TypeKind};
 use crate::type_data::TypeData;
 
@@ -97,9 +97,10 @@ impl<'s, 'b> RecordDeserializer<'s, 'b> {
             });
         }
         if self.depth > MAX_DEPTH {
-            return Err(Error::Read(format!(
-                "records nest deeper than {MAX_DEPTH} levels (a reference cycle?)"
-            )));
+            return Err(Error::NestedTooDeep {
+                type_name: self.state.schema.get(id).name().to_string(),
+                limit: MAX_DEPTH,
+            });
         }
         let left = self.budget.get();
         if left == 0 {
@@ -151,6 +152,7 @@ impl<'s, 'b> RecordDeserializer<'s, 'b> {
             state: self.state,
             budget: self.budget,
             data,
+            ty: id,
             column,
             kind: def.columns()[column].ty.kind,
             value: data.value(row, column),
@@ -487,6 +489,7 @@ struct ValueDeserializer<'s, 'b> {
     state: &'s ReadState,
     budget: &'b Cell<u64>,
     data: &'s TypeData,
+    ty: TypeId,
     column: usize,
     kind: Kind,
     value: Option<u64>,
@@ -507,12 +510,25 @@ impl<'s, 'b> ValueDeserializer<'s, 'b> {
         let dict = self.data.dicts[self.column]
             .as_ref()
             .ok_or_else(|| Error::Read("string column without a dictionary".into()))?;
-        dict.get(entry).ok_or_else(|| {
-            Error::Corrupt(format!(
-                "dictionary entry {entry} past the end ({} entries)",
-                dict.len()
-            ))
+        dict.get(entry)
+            .ok_or_else(|| self.entry_past_the_end(entry, dict.len()))
+    }
+
+    fn entry_past_the_end(&self, entry: u64, entries: u64) -> Error {
+        self.corrupt(CorruptReason::OutOfRange {
+            what: "dictionary entry",
+            value: entry,
+            limit: entries,
         })
+    }
+
+    /// [`Error::Corrupt`] naming this value's field.
+    fn corrupt(&self, reason: CorruptReason) -> Error {
+        let def = self.state.schema.get(self.ty);
+        Error::corrupt(
+            format!("{}.{}", def.name(), def.columns()[self.column].name),
+            reason,
+        )
     }
 
     fn str(&self) -> Result<&'s str> {
@@ -520,29 +536,31 @@ impl<'s, 'b> ValueDeserializer<'s, 'b> {
         let dict = self.data.dicts[self.column]
             .as_ref()
             .ok_or_else(|| Error::Read("string column without a dictionary".into()))?;
-        dict.get_str(entry).ok_or_else(|| {
-            Error::Corrupt(format!(
-                "dictionary entry {entry} past the end ({} entries)",
-                dict.len()
-            ))
-        })
+        dict.get_str(entry)
+            .ok_or_else(|| self.entry_past_the_end(entry, dict.len()))
     }
 
     /// A 128-bit integer's 16 bytes.
     fn wide(&self) -> Result<[u8; 16]> {
         let bytes = self.bytes()?;
         bytes.try_into().map_err(|_| {
-            Error::Corrupt(format!(
-                "a 128-bit integer of {} bytes instead of 16",
-                bytes.len()
-            ))
+            self.corrupt(CorruptReason::Mismatch {
+                what: "bytes of a 128-bit integer",
+                expected: 16,
+                found: bytes.len() as u64,
+            })
         })
     }
 
     fn record(&self, target: TypeId) -> Result<RecordDeserializer<'s, 'b>> {
         let v = self.require()?;
-        let ordinal = u32::try_from(v)
-            .map_err(|_| Error::Corrupt(format!("reference to ordinal {v} exceeds 2^32")))?;
+        let ordinal = u32::try_from(v).map_err(|_| {
+            self.corrupt(CorruptReason::OutOfRange {
+                what: "referenced ordinal",
+                value: v,
+                limit: u32::MAX.into(),
+            })
+        })?;
         Ok(RecordDeserializer {
             state: self.state,
             ty: Some(target),

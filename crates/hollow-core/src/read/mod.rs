@@ -16,7 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{CorruptReason, Error, Result};
 use crate::format::{self, BlobKind, SectionKind};
 use crate::index::PrimaryKeyIndex;
 use crate::schema::{Schema, TypeId};
@@ -95,12 +95,22 @@ impl ReadState {
                 .next()
                 .filter(|s| s.kind == SectionKind::TypeData && s.type_id as usize == i)
                 .ok_or_else(|| {
-                    Error::Corrupt(format!("section for type {} missing", def.name()))
+                    Error::corrupt(
+                        def.name(),
+                        CorruptReason::Missing {
+                            what: "type section",
+                        },
+                    )
                 })?;
             types.push(Arc::new(TypeData::decode(s.data, s.offset, def)?));
         }
         if sections.next().is_some() {
-            return Err(Error::Corrupt("more type sections than types".into()));
+            return Err(Error::corrupt(
+                "section table",
+                CorruptReason::Unexpected {
+                    what: "a type section past the schema's types",
+                },
+            ));
         }
         let mut state = Self {
             id,

@@ -2,7 +2,7 @@
 
 use super::{Column, Kind, Schema, TypeDef, TypeId, TypeKind, ValueType};
 use crate::byte_io::{ByteReader, ByteWriter};
-use crate::error::{Error, Result};
+use crate::error::{CorruptReason, Error, Result};
 
 impl Schema {
     /// Appends the binary form of the schema.
@@ -60,9 +60,13 @@ impl Schema {
                 3 => TypeKind::Map,
                 4 => TypeKind::Enum,
                 k => {
-                    return Err(Error::Corrupt(format!(
-                        "type {name:?} has unknown kind {k}"
-                    )))
+                    return Err(Error::corrupt(
+                        format!("schema: type {name}"),
+                        CorruptReason::UnknownCode {
+                            what: "type kind",
+                            code: k.into(),
+                        },
+                    ))
                 }
             };
             let ncols = r.u32("column count")?;
@@ -74,9 +78,13 @@ impl Schema {
                     0 => false,
                     1 => true,
                     n => {
-                        return Err(Error::Corrupt(format!(
-                            "{name}.{cname} has nullability flag {n}"
-                        )))
+                        return Err(Error::corrupt(
+                            format!("schema: {name}.{cname}"),
+                            CorruptReason::UnknownCode {
+                                what: "nullability flag",
+                                code: n.into(),
+                            },
+                        ))
                     }
                 };
                 let kind = match code {
@@ -92,9 +100,13 @@ impl Schema {
                     9 => Kind::I128,
                     10 => Kind::U128,
                     k => {
-                        return Err(Error::Corrupt(format!(
-                            "{name}.{cname} has unknown kind {k}"
-                        )))
+                        return Err(Error::corrupt(
+                            format!("schema: {name}.{cname}"),
+                            CorruptReason::UnknownCode {
+                                what: "field kind",
+                                code: k.into(),
+                            },
+                        ))
                     }
                 };
                 columns.push(Column {
@@ -115,7 +127,10 @@ impl Schema {
             });
         }
         Schema::from_types(types).map_err(|e| match e {
-            Error::Schema(m) => Error::Corrupt(format!("schema: {m}")),
+            Error::InvalidSchema { type_name, problem } => Error::corrupt(
+                "schema",
+                CorruptReason::InvalidSchema { type_name, problem },
+            ),
             other => other,
         })
     }

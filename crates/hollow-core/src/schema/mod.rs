@@ -13,7 +13,7 @@ mod trace;
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SchemaProblem};
 
 pub use compat::SchemaConflict;
 pub(crate) use rust_names::{names_instance, record_type_name, schema_name};
@@ -166,7 +166,7 @@ impl Schema {
         let mut by_name = HashMap::with_capacity(types.len());
         for (i, t) in types.iter().enumerate() {
             if by_name.insert(t.name.clone(), TypeId(i as u32)).is_some() {
-                return Err(Error::Schema(format!("type {:?} is defined twice", t.name)));
+                return Err(Error::invalid_schema(&t.name, SchemaProblem::DefinedTwice));
             }
             let expected_columns = match t.kind {
                 TypeKind::Object | TypeKind::Enum => None,
@@ -174,11 +174,12 @@ impl Schema {
                 TypeKind::Map => Some(2),
             };
             if expected_columns.is_some_and(|n| n != t.columns.len()) {
-                return Err(Error::Schema(format!(
-                    "collection type {:?} has {} columns",
-                    t.name,
-                    t.columns.len()
-                )));
+                return Err(Error::invalid_schema(
+                    &t.name,
+                    SchemaProblem::CollectionColumns {
+                        columns: t.columns.len(),
+                    },
+                ));
             }
             let variant_column = ValueType {
                 kind: Kind::String,
@@ -190,42 +191,45 @@ impl Schema {
                     .first()
                     .is_some_and(|c| c.name == "variant" && c.ty == variant_column)
             {
-                return Err(Error::Schema(format!(
-                    "enum type {:?} does not start with a non-null string column \"variant\"",
-                    t.name
-                )));
+                return Err(Error::invalid_schema(
+                    &t.name,
+                    SchemaProblem::EnumWithoutVariant,
+                ));
             }
             if t.kind != TypeKind::Object && !t.primary_key.is_empty() {
-                return Err(Error::Schema(format!(
-                    "{:?} has a primary key but is not an object type",
-                    t.name
-                )));
+                return Err(Error::invalid_schema(
+                    &t.name,
+                    SchemaProblem::KeyOnNonObject,
+                ));
             }
             for c in &t.columns {
                 if let Kind::Reference(r) = c.ty.kind {
                     if r.index() >= types.len() {
-                        return Err(Error::Schema(format!(
-                            "{}.{} references type #{} of {}",
-                            t.name,
-                            c.name,
-                            r.0,
-                            types.len()
-                        )));
+                        return Err(Error::invalid_schema(
+                            &t.name,
+                            SchemaProblem::DanglingReference {
+                                field: c.name.clone(),
+                                type_id: r.0,
+                                types: types.len(),
+                            },
+                        ));
                     }
                 }
             }
             for &k in &t.primary_key {
                 let Some(c) = t.columns.get(k) else {
-                    return Err(Error::Schema(format!(
-                        "primary key of {:?} names column #{k}",
-                        t.name
-                    )));
+                    return Err(Error::invalid_schema(
+                        &t.name,
+                        SchemaProblem::KeyColumnMissing { column: k },
+                    ));
                 };
                 if matches!(c.ty.kind, Kind::Reference(_)) {
-                    return Err(Error::Schema(format!(
-                        "primary key field {}.{} is a reference; key fields must be scalars or strings",
-                        t.name, c.name
-                    )));
+                    return Err(Error::invalid_schema(
+                        &t.name,
+                        SchemaProblem::KeyFieldIsReference {
+                            field: c.name.clone(),
+                        },
+                    ));
                 }
             }
         }

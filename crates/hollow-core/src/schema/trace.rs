@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::rust_names::schema_name;
 use super::{Column, Kind, Schema, TypeDef, TypeId, TypeKind, ValueType};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SchemaProblem};
 
 /// Derives a [`Schema`] from Rust types. Every type reachable from the added ones becomes a type
 /// of the schema: structs and tuple structs become objects, tuples objects with fields `0`, `1`,
@@ -186,14 +186,16 @@ impl SchemaBuilder {
                 .ok_or_else(|| Error::UnknownType(type_name.clone()))?;
             let t = &mut types[i];
             if t.kind != TypeKind::Object {
-                return Err(Error::Schema(format!(
-                    "primary key declared on {type_name}, which is not an object type"
-                )));
+                return Err(Error::invalid_schema(
+                    type_name,
+                    SchemaProblem::KeyOnNonObject,
+                ));
             }
             if fields.is_empty() {
-                return Err(Error::Schema(format!(
-                    "primary key of {type_name} names no field"
-                )));
+                return Err(Error::invalid_schema(
+                    type_name,
+                    SchemaProblem::KeyWithoutFields,
+                ));
             }
             t.primary_key = fields
                 .iter()
@@ -327,11 +329,7 @@ impl SchemaBuilder {
     }
 
     fn shape_conflict(&self, id: TypeId) -> Error {
-        Error::Schema(format!(
-            "two different shapes are both named {:?}: two Rust types share that serde name \
-             (give one another name with #[serde(rename = \"...\")])",
-            self.drafts[id.index()].name
-        ))
+        Error::invalid_schema(&self.drafts[id.index()].name, SchemaProblem::ShapeClash)
     }
 
     /// Turns the drafts into schema types: enums without data become strings, sequences that
@@ -438,10 +436,7 @@ impl SchemaBuilder {
                     .zip(columns)
                     .all(|(a, b)| a.ty == remap(b.ty));
             if !same {
-                return Err(Error::Schema(format!(
-                    "two different shapes are both named {:?}",
-                    t.name
-                )));
+                return Err(Error::invalid_schema(&t.name, SchemaProblem::ShapeClash));
             }
         }
         Ok(types)
@@ -467,9 +462,7 @@ impl SchemaBuilder {
             return Ok(d.name.clone());
         }
         if depth > MAX_TRACE_DEPTH {
-            return Err(Error::Schema(
-                "collections nest too deep to be named".into(),
-            ));
+            return Err(Error::invalid_schema(&d.name, SchemaProblem::NestedTooDeep));
         }
         let columns = d.columns.as_deref().unwrap_or_default();
         let mut element = |i: usize| -> Result<String> {
@@ -1608,7 +1601,16 @@ MapOfI32ToNode = Map<i32, Node>
             y: two::Item,
         }
         let e = SchemaBuilder::new().add::<Both>().build().unwrap_err();
-        assert!(matches!(e, Error::Schema(_)), "{e}");
+        assert!(
+            matches!(
+                &e,
+                Error::InvalidSchema {
+                    type_name,
+                    problem: crate::SchemaProblem::ShapeClash
+                } if type_name == "Item"
+            ),
+            "{e}"
+        );
         let e = SchemaBuilder::new()
             .add::<one::Item>()
             .primary_key("Item", &["nope"])

@@ -181,11 +181,9 @@ impl WriteState {
         if let Some(t) = self.schema.types().iter().enumerate().find(|(i, t)| {
             self.committed && self.replaced[*i] && self.previous_schema.type_id(t.name()).is_some()
         }) {
-            return Err(Error::Write(format!(
-                "the schema of {} changed since the last state, so its records do not carry \
-                 over: run a full cycle (every record added again) before incremental ones",
-                t.1.name()
-            )));
+            return Err(Error::FullCycleRequired {
+                type_name: t.1.name().to_string(),
+            });
         }
         for t in &mut self.types {
             t.records.carry_over();

@@ -537,7 +537,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 /// (checksum and decompression; a consumer pays this before parsing).
 #[cfg(feature = "zstd")]
 fn compressed_figures(kind: &str, blob: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
-    use hollow::core::compressed;
+    use hollow::core::raw::compressed;
     let t = Instant::now();
     let packed = compressed::compress(blob, 3)?;
     figure(&format!("{kind}_zstd_compress_ms"), ms(t), "ms");

@@ -55,7 +55,7 @@ async fn compressed_on(backend: Backend) {
     assert_eq!(reverse, reports[1].delta_bytes.unwrap().1, "{what}");
     for blob in dataset.list().await.unwrap() {
         let bytes = dataset.get(blob).await.unwrap();
-        let compressed = hollow::core::compressed::is_compressed(&bytes);
+        let compressed = hollow::core::raw::compressed::is_compressed(&bytes);
         let expected = !matches!(blob, BlobName::ReverseDelta { .. });
         assert_eq!(compressed, expected, "{what}: {blob}");
     }

@@ -172,7 +172,7 @@ const EMPTY_BUCKET: Bucket = Bucket {
 
 /// A secondary index of one object type on one or more field paths: each key maps to the
 /// records that have it (a record with several values on a path, like a movie's cast, is found
-/// under each). Declare it on a state with [`ReadState::add_hash_index`] (a consumer does with
+/// under each). Declare it on a state with [`ReadState::add_hash_index`](crate::ReadState::add_hash_index) (a consumer does with
 /// `ConsumerBuilder::with_hash_index`); it is built once, then updated by each delta.
 ///
 /// ```

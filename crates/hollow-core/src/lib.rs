@@ -56,7 +56,6 @@ mod type_data;
 mod write;
 
 pub use error::{CorruptReason, Error, OrdinalProblem, Result, SchemaProblem};
-pub use format::compressed;
 pub use format::{BlobKind, Tags};
 pub use hash_index::HashIndex;
 pub use index::{Key, KeyMismatch, KeyPart, PrimaryKeyIndex};

@@ -9,6 +9,7 @@
 pub use crate::bitset::Bitset;
 pub use crate::byte_io::{ByteReader, ByteWriter};
 pub use crate::encoding::ColumnEncoding;
+pub use crate::format::compressed;
 pub use crate::format::delta_section::{DictDelta, TypeDelta};
 pub use crate::format::field_codec::max_zero_width_rows;
 pub use crate::format::type_section::{DictSection, TypeSection};

@@ -57,7 +57,7 @@ impl Compression {
         match self.level(kind) {
             None => Ok(blob.clone()),
             #[cfg(feature = "zstd")]
-            Some(level) => Ok(hollow_core::compressed::compress(blob, level)?.into()),
+            Some(level) => Ok(hollow_core::raw::compressed::compress(blob, level)?.into()),
             #[cfg(not(feature = "zstd"))]
             Some(_) => unreachable!("levels are only set with the zstd feature"),
         }

@@ -95,7 +95,7 @@ impl ReadState {
 
     /// What changed from this state to `to` in the object type `type_name` alone: records
     /// removed, added, and changed (same primary key, other content; compare them with
-    /// [`Value::differences`] on [`ReadState::value_of`]). A type only one state has is all
+    /// [`Value::differences`](crate::Value::differences) on [`ReadState::value_of`]). A type only one state has is all
     /// added or all removed.
     pub fn diff_type(&self, to: &ReadState, type_name: &str) -> Result<TypeDiff> {
         if self.schema.type_id(type_name).is_none() {

@@ -117,7 +117,7 @@ fn patch(tw: &mut TypeWriter, def: &TypeDef, dir: Direction) -> Result<Option<Ty
         added
             .iter()
             .map(|&o| {
-                let n = (tw.records.get(o).len() / tw.shape.row_words) as u64;
+                let n = tw.rows_of(o);
                 sizes.push(n);
                 n
             })
@@ -127,8 +127,9 @@ fn patch(tw: &mut TypeWriter, def: &TypeDef, dir: Direction) -> Result<Option<Ty
     };
     let mut rows = BitWriter::with_bits(row_count * packing.row_bits);
     let mut next_row = 0;
+    let mut words = Vec::new();
     for &o in &added {
-        let record = tw.records.get(o);
+        let record = tw.record(o, &mut words);
         packing.put_record(
             &mut rows,
             next_row,

@@ -1,37 +1,39 @@
 //! Content-addressed record tables: equal values get one ordinal, ordinals stay stable while the
 //! value is present, and freed ordinals are handed out again.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::ops::Range;
 
-use super::slot_table::{prefetch, Slot, SlotTable, FAR};
+use super::slot_table::{prefetch, Slot, SlotTable};
 use crate::bitset::Bitset;
 
+/// Bits of a [`Span`] that hold the value's length.
+const LENGTH_BITS: u32 = 24;
+/// The length a [`Span`] stores for a value of this many elements or more, whose length the
+/// interner keeps aside.
+const LONG: u64 = (1 << LENGTH_BITS) - 1;
+/// Elements an arena holds at most: a [`Span`]'s start has the other 40 bits.
+pub const MAX_ARENA: u64 = 1 << (64 - LENGTH_BITS);
+
+/// Where a value is in the arena: its start and length in one word, since a table of many
+/// small values spends as much on these as on the values. The span of a free ordinal is 0.
 #[derive(Clone, Copy, Debug, Default)]
-struct Span {
-    start: usize,
-    len: u32,
-    hash: u32,
-}
+struct Span(u64);
 
 impl Span {
-    /// The table slot of the value at `ordinal`: enough to compare a candidate with one memory
-    /// access (the arena), without first looking up its span.
-    fn slot(&self, ordinal: u32) -> Slot {
-        Slot {
-            ordinal,
-            hash: self.hash,
-            start: u32::try_from(self.start)
-                .ok()
-                .filter(|&s| s != FAR)
-                .unwrap_or(FAR),
-            len: self.len,
-        }
+    fn new(start: usize, len: usize) -> Self {
+        Span((start as u64) << LENGTH_BITS | (len as u64).min(LONG))
+    }
+
+    fn start(self) -> usize {
+        (self.0 >> LENGTH_BITS) as usize
     }
 }
 
-/// How many values ahead [`Interner::intern_many`] prefetches: the table slot of value `i + 2D`
-/// and the arena of value `i + D` load while value `i` is interned.
+/// How many values ahead [`Interner::intern_many`] prefetches: the table slot of value `i + 3D`,
+/// the span of its candidate at `i + 2D` and the arena of value `i + D` load while value `i`
+/// is interned.
 const PREFETCH_DISTANCE: usize = 8;
 
 /// A table and arena this small stay in the core's cache: prefetching them only costs.
@@ -42,6 +44,8 @@ const IN_CACHE_BYTES: usize = 256 << 10;
 pub struct Interner<T> {
     arena: Vec<T>,
     spans: Vec<Span>,
+    /// The lengths of values of [`LONG`] elements or more, by ordinal.
+    long_lengths: HashMap<u32, u32>,
     table: SlotTable,
     /// Ordinals added (or re-added) in the current cycle.
     present: Bitset,
@@ -69,6 +73,8 @@ pub enum Limit {
     Values(u32),
     /// A value longer than `u32::MAX` elements (words of a record, bytes of a string).
     Length,
+    /// More than [`MAX_ARENA`] elements (words of records, bytes of strings) in one table.
+    Arena,
 }
 
 /// Values one table holds at most: `u32` ordinals, the largest reserved.
@@ -79,6 +85,7 @@ impl<T> Default for Interner<T> {
         Self {
             arena: Vec::new(),
             spans: Vec::new(),
+            long_lengths: HashMap::new(),
             table: SlotTable::default(),
             present: Bitset::default(),
             previous: Bitset::default(),
@@ -98,22 +105,35 @@ impl<T: Copy + Eq + Hash> Interner<T> {
         (h ^ (h >> 32)) as u32
     }
 
-    /// The value at `ordinal` (empty for an ordinal never used).
+    /// The value at `ordinal` (empty for an ordinal never used or freed).
     #[inline]
     pub fn get(&self, ordinal: u32) -> &[T] {
         match self.spans.get(ordinal as usize) {
-            Some(s) => &self.arena[s.start..s.start + s.len as usize],
+            Some(&s) => &self.arena[self.range(ordinal, s)],
             None => &[],
         }
     }
 
-    /// Where the value of a slot starts in the arena.
+    /// Where the value of `ordinal`, whose span is `s`, is in the arena.
     #[inline]
-    fn start_of(&self, slot: &Slot) -> usize {
-        if slot.start == FAR {
-            self.spans[slot.ordinal as usize].start
+    fn range(&self, ordinal: u32, s: Span) -> Range<usize> {
+        let len = match s.0 & LONG {
+            LONG => self.long_lengths[&ordinal] as usize,
+            short => short as usize,
+        };
+        s.start()..s.start() + len
+    }
+
+    /// Sets the span of `ordinal` to `len` elements from `start`.
+    fn set_span(&mut self, ordinal: u32, start: usize, len: usize) {
+        let span = Span::new(start, len);
+        if len as u64 >= LONG {
+            self.long_lengths.insert(ordinal, len as u32);
+        }
+        if ordinal as usize == self.spans.len() {
+            self.spans.push(span);
         } else {
-            slot.start as usize
+            self.spans[ordinal as usize] = span;
         }
     }
 
@@ -132,19 +152,30 @@ impl<T: Copy + Eq + Hash> Interner<T> {
             .iter()
             .map(|r| Self::hash(&source[r.clone()]))
             .collect();
-        let in_cache =
-            self.table.heap_bytes() + self.arena.len() * std::mem::size_of::<T>() <= IN_CACHE_BYTES;
+        let in_cache = self.table.heap_bytes()
+            + self.spans.len() * std::mem::size_of::<Span>()
+            + self.arena.len() * std::mem::size_of::<T>()
+            <= IN_CACHE_BYTES;
         for (i, r) in values.iter().enumerate() {
             if in_cache {
                 out.push(self.intern_hashed(&source[r.clone()], hashes[i]));
                 continue;
             }
-            if let Some(&h) = hashes.get(i + 2 * PREFETCH_DISTANCE) {
+            if let Some(&h) = hashes.get(i + 3 * PREFETCH_DISTANCE) {
                 self.table.prefetch_home(h);
             }
-            if let Some(&h) = hashes.get(i + PREFETCH_DISTANCE) {
+            if let Some(&h) = hashes.get(i + 2 * PREFETCH_DISTANCE) {
                 if let Some(slot) = self.table.first_candidate(h) {
-                    prefetch(self.arena.as_ptr().wrapping_add(self.start_of(slot)));
+                    prefetch(self.spans.as_ptr().wrapping_add(slot.ordinal as usize));
+                }
+            }
+            if let Some(&h) = hashes.get(i + PREFETCH_DISTANCE) {
+                if let Some(span) = self
+                    .table
+                    .first_candidate(h)
+                    .and_then(|slot| self.spans.get(slot.ordinal as usize))
+                {
+                    prefetch(self.arena.as_ptr().wrapping_add(span.start()));
                 }
             }
             out.push(self.intern_hashed(&source[r.clone()], hashes[i]));
@@ -153,10 +184,8 @@ impl<T: Copy + Eq + Hash> Interner<T> {
 
     fn intern_hashed(&mut self, value: &[T], h: u32) -> u32 {
         let found = self.table.find(h, |e| {
-            e.len as usize == value.len() && {
-                let start = self.start_of(e);
-                self.arena[start..start + value.len()] == *value
-            }
+            let r = self.range(e.ordinal, self.spans[e.ordinal as usize]);
+            r.len() == value.len() && self.arena[r] == *value
         });
         if let Some(e) = found {
             let ordinal = e.ordinal;
@@ -164,26 +193,23 @@ impl<T: Copy + Eq + Hash> Interner<T> {
             return ordinal;
         }
         let full = self.free.is_empty() && self.spans.len() >= self.max_values as usize;
-        if full || value.len() > u32::MAX as usize {
-            self.exceeded = Some(match full {
-                true => Limit::Values(self.max_values),
-                false => Limit::Length,
-            });
+        let exceeded = if full {
+            Some(Limit::Values(self.max_values))
+        } else if value.len() > u32::MAX as usize {
+            Some(Limit::Length)
+        } else if (self.arena.len() + value.len()) as u64 > MAX_ARENA {
+            Some(Limit::Arena)
+        } else {
+            None
+        };
+        if exceeded.is_some() {
+            self.exceeded = exceeded;
             return 0;
         }
         let ordinal = self.free.pop().unwrap_or(self.spans.len() as u32);
-        let span = Span {
-            start: self.arena.len(),
-            len: value.len() as u32,
-            hash: h,
-        };
+        self.set_span(ordinal, self.arena.len(), value.len());
         self.arena.extend_from_slice(value);
-        if ordinal as usize == self.spans.len() {
-            self.spans.push(span);
-        } else {
-            self.spans[ordinal as usize] = span;
-        }
-        self.table.insert(span.slot(ordinal));
+        self.table.insert(Slot { ordinal, hash: h });
         self.present.insert(ordinal as u64);
         self.fresh.push(ordinal);
         ordinal
@@ -208,14 +234,9 @@ impl<T: Copy + Eq + Hash> Interner<T> {
             self.free.push(self.spans.len() as u32);
             self.spans.push(Span::default());
         }
-        let span = Span {
-            start: self.arena.len(),
-            len: value.len() as u32,
-            hash: h,
-        };
-        self.spans.push(span);
+        self.set_span(ordinal, self.arena.len(), value.len());
         self.arena.extend_from_slice(value);
-        self.table.insert(span.slot(ordinal));
+        self.table.insert(Slot { ordinal, hash: h });
         self.previous.insert(ordinal as u64);
         self.previous_slots = ordinal + 1;
     }
@@ -307,10 +328,12 @@ impl<T: Copy + Eq + Hash> Interner<T> {
 
     fn drop_values(&mut self, ordinals: Vec<u32>) {
         for &o in &ordinals {
-            let span = self.spans[o as usize];
-            self.table.remove(span.hash, o);
-            self.garbage += span.len as usize;
+            let value = self.get(o);
+            let (hash, len) = (Self::hash(value), value.len());
+            self.table.remove(hash, o);
+            self.garbage += len;
             self.spans[o as usize] = Span::default();
+            self.long_lengths.remove(&o);
         }
         self.free.extend(ordinals);
         self.free.sort_unstable_by(|a, b| b.cmp(a));
@@ -322,16 +345,14 @@ impl<T: Copy + Eq + Hash> Interner<T> {
     /// Rewrites the arena without the values of removed ordinals.
     fn compact(&mut self) {
         let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
-        for s in &mut self.spans {
+        for o in 0..self.spans.len() {
+            let range = self.range(o as u32, self.spans[o]);
             let start = arena.len();
-            arena.extend_from_slice(&self.arena[s.start..s.start + s.len as usize]);
-            s.start = start;
+            arena.extend_from_slice(&self.arena[range]);
+            self.spans[o] = Span::new(start, arena.len() - start);
         }
         self.arena = arena;
         self.garbage = 0;
-        for e in self.table.occupied_mut() {
-            *e = self.spans[e.ordinal as usize].slot(e.ordinal);
-        }
     }
 
     /// Bytes held (approximately: vectors by capacity).
@@ -428,6 +449,32 @@ mod tests {
             assert_eq!(t.get(o), &[4, i, i * 7]);
         }
         assert!(t.arena.len() <= 2000 * 3 * 2);
+    }
+
+    /// A value of 2^24 elements or more does not fit a span's length: its length is kept
+    /// aside, through lookups, removal and compaction.
+    #[test]
+    fn values_too_long_for_a_span_keep_their_length() {
+        let mut t = Interner::<u8>::default();
+        let value = |fill: u8, extra: usize| vec![fill; LONG as usize + extra];
+        let (x, y, z) = (value(1, 0), value(1, 1), value(2, 2));
+        let a = t.intern(b"a");
+        let ox = t.intern(&x);
+        let oy = t.intern(&y);
+        let oz = t.intern(&z);
+        assert_ne!(ox, oy, "the same bytes but one longer are another value");
+        assert_eq!((t.get(ox), t.get(oy), t.get(oz)), (&x[..], &y[..], &z[..]));
+        assert_eq!((t.intern(&x), t.intern(b"a")), (ox, a));
+        t.commit();
+        // Only z stays: x, y and a are dropped, which compacts the arena.
+        assert_eq!(t.intern(&z), oz);
+        t.commit();
+        assert_eq!(t.arena.len(), z.len(), "compacted");
+        assert_eq!(t.get(oz), &z[..]);
+        assert_eq!(t.long_lengths.len(), 1);
+        assert_eq!(t.intern(&z), oz);
+        let short = t.intern(b"short");
+        assert_eq!(t.get(short), b"short", "an ordinal freed by a long value");
     }
 
     /// Past its limit a table adds nothing more and says so until the cycle is abandoned; a

@@ -5,6 +5,7 @@ mod batch;
 mod delta;
 mod interner;
 mod known_names;
+mod row_codec;
 mod serialize;
 mod slot_table;
 mod snapshot;
@@ -28,8 +29,9 @@ pub use batch::AddBatch;
 /// Per-type write tables.
 #[derive(Debug)]
 pub(crate) struct TypeWriter {
-    /// Canonical records: one row (object) or one row per element (collection).
-    pub(crate) records: Interner<u64>,
+    /// Canonical records: one row (object) or one row per element (collection), their words
+    /// encoded by [`row_codec`]; read them with [`TypeWriter::record`].
+    pub(crate) records: Interner<u8>,
     /// Per column: the dictionary of a string or bytes column.
     pub(crate) dicts: Vec<Option<Interner<u8>>>,
     /// How the type's canonical rows are laid out.
@@ -122,6 +124,7 @@ impl WriteState {
     /// This is how a producer restarts and continues the delta chain of what it announced.
     pub fn restore(state: &crate::ReadState) -> Self {
         let mut ws = Self::new(state.schema().as_ref().clone());
+        let mut encoded = Vec::new();
         for (i, tw) in ws.types.iter_mut().enumerate() {
             let data = state.type_data(TypeId(i as u32));
             let mut rows = Vec::new();
@@ -142,7 +145,9 @@ impl WriteState {
                         }
                     }
                 }
-                tw.records.restore(o as u32, &rows);
+                encoded.clear();
+                row_codec::encode_words(&rows, &mut encoded);
+                tw.records.restore(o as u32, &encoded);
             }
             tw.records.finish_restore();
             for (c, dict) in tw.dicts.iter_mut().enumerate() {
@@ -212,7 +217,8 @@ impl WriteState {
             return Ok(None);
         }
         let tw = &self.types[t.index()];
-        let row = tw.records.get(ordinal);
+        let mut words = Vec::new();
+        let row = tw.record(ordinal, &mut words);
         let parts = def
             .primary_key()
             .iter()
@@ -368,6 +374,18 @@ impl TypeWriter {
             previous_encodings: None,
         }
     }
+
+    /// The words of the record at `ordinal` (its rows, one after the other), decoded into
+    /// `words`.
+    #[inline]
+    pub(crate) fn record<'a>(&self, ordinal: u32, words: &'a mut Vec<u64>) -> &'a [u64] {
+        row_codec::decode_words(self.records.get(ordinal), words)
+    }
+
+    /// The number of rows of the record at `ordinal`: elements of a collection, 1 for an object.
+    pub(crate) fn rows_of(&self, ordinal: u32) -> u64 {
+        (row_codec::count_words(self.records.get(ordinal)) / self.shape.row_words) as u64
+    }
 }
 
 impl WriteState {
@@ -517,6 +535,11 @@ impl WriteState {
                         interner::Limit::Length => {
                             "a value (a record's row or a string) longer than 4 GiB".into()
                         }
+                        interner::Limit::Arena => format!(
+                            "more than 2^{} words of records, or bytes of one field's values, \
+                             in one type",
+                            interner::MAX_ARENA.trailing_zeros()
+                        ),
                     },
                 });
             }

@@ -1,29 +1,24 @@
 //! The hash table behind an [`super::interner::Interner`]: open addressing with linear probing
-//! over 16-byte slots that carry the value's hash, ordinal and place in the arena, so a lookup
-//! costs one cache line of the table and one of the arena (a table with separate control bytes
-//! costs one more). Lookups of a batch can prefetch the lines they will touch.
+//! over 8-byte slots that carry the value's hash and ordinal. A lookup costs one cache line of
+//! the table, and for the candidate whose hash matches one of the interner's spans and one of
+//! its arena; lookups of a batch can prefetch the lines they will touch. (Slots that also held
+//! the value's place in the arena would save the span's line but double the table, which is
+//! the larger part of a producer's memory.)
 
-/// One slot: a value's 32-bit hash, its ordinal, and where it is in the arena.
+/// One slot: a value's 32-bit hash and its ordinal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Slot {
     /// Ordinal of the value, or [`EMPTY`].
     pub ordinal: u32,
     pub hash: u32,
-    /// Start in the arena, or [`FAR`] when it does not fit 32 bits (the interner then has it).
-    pub start: u32,
-    pub len: u32,
 }
 
 /// The ordinal of an empty slot.
 pub(super) const EMPTY: u32 = u32::MAX;
-/// The start of a value beyond 32 bits of the arena.
-pub(super) const FAR: u32 = u32::MAX;
 
 const VACANT: Slot = Slot {
     ordinal: EMPTY,
     hash: 0,
-    start: 0,
-    len: 0,
 };
 
 /// Spreads a 32-bit hash over 64 bits; the home slot takes the top bits.
@@ -167,9 +162,10 @@ impl SlotTable {
         self.slots[hole] = VACANT;
     }
 
-    /// Every occupied slot, to update in place (keeping its hash and ordinal).
-    pub fn occupied_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
-        self.slots.iter_mut().filter(|s| s.ordinal != EMPTY)
+    /// Number of values in the table.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.len
     }
 
     /// Bytes held.
@@ -184,12 +180,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn slot(ordinal: u32, hash: u32) -> Slot {
-        Slot {
-            ordinal,
-            hash,
-            start: ordinal,
-            len: 1,
-        }
+        Slot { ordinal, hash }
     }
 
     #[test]
@@ -221,7 +212,7 @@ mod tests {
                 for (&o, &h) in &model {
                     prop_assert_eq!(table.find(h, |s| s.ordinal == o).map(|s| s.ordinal), Some(o));
                 }
-                prop_assert_eq!(table.occupied_mut().count(), model.len());
+                prop_assert_eq!(table.len(), model.len());
             }
         }
     }

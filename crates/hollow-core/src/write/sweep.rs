@@ -64,8 +64,7 @@ impl WriteState {
                 }
                 let mut record = Vec::new();
                 while let Some((t, o)) = work.pop() {
-                    record.clear();
-                    record.extend_from_slice(self.types[t.index()].records.get(o));
+                    self.types[t.index()].record(o, &mut record);
                     mark_referenced(
                         &mut self.types,
                         schema.get(t),
@@ -124,8 +123,9 @@ fn reached_from(types: &[TypeWriter], def: &TypeDef, links: &[usize], t: TypeId)
         0,
         |range| {
             let mut sets = empty_sets();
+            let mut words = Vec::new();
             for o in present.iter_words(range) {
-                for row in tw.records.get(o as u32).chunks_exact(row_words) {
+                for row in tw.record(o as u32, &mut words).chunks_exact(row_words) {
                     for (set, &c) in sets.iter_mut().zip(links) {
                         if mask_words == 0 || row[c / 64] >> (c % 64) & 1 == 0 {
                             set.insert(row[mask_words + c]);

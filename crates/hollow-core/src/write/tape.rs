@@ -11,6 +11,7 @@
 use std::ops::Range;
 
 use super::known_names::KnownNames;
+use super::row_codec::encode_words;
 use super::{RowShape, TypeWriter};
 use crate::schema::{Kind, Schema, TypeId, TypeKind};
 
@@ -162,6 +163,8 @@ pub(super) struct Tape {
     /// Buffers of the flush, kept to be reused.
     by_table: Vec<Vec<u32>>,
     resolved: Vec<u64>,
+    /// Records of the run being interned, encoded as the write state keeps them.
+    encoded: Vec<u8>,
     ranges: Vec<Range<usize>>,
     ordinals: Vec<u32>,
 }
@@ -350,10 +353,16 @@ impl Tape {
                     }
                     _ => &self.words,
                 };
+                self.encoded.clear();
+                for range in &mut self.ranges {
+                    let start = self.encoded.len();
+                    encode_words(&source[range.clone()], &mut self.encoded);
+                    *range = start..self.encoded.len();
+                }
                 let tw = &mut types[t.index()];
                 tw.current_encodings = None;
                 tw.records
-                    .intern_many(source, &self.ranges, &mut self.ordinals);
+                    .intern_many(&self.encoded, &self.ranges, &mut self.ordinals);
             }
         }
         for (&i, &ordinal) in run.iter().zip(&self.ordinals) {

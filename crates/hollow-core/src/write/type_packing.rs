@@ -71,8 +71,12 @@ impl RowPacking {
 /// The range of each column's values over the present records that `skip` does not hold.
 fn column_ranges(tw: &TypeWriter, def: &TypeDef, skip: &Bitset) -> Vec<ValueRange> {
     let mut ranges = vec![ValueRange::default(); def.columns().len()];
+    let mut words = Vec::new();
     for o in tw.records.present().iter_minus(skip) {
-        for row in tw.records.get(o as u32).chunks_exact(tw.shape.row_words) {
+        for row in tw
+            .record(o as u32, &mut words)
+            .chunks_exact(tw.shape.row_words)
+        {
             for (c, col) in def.columns().iter().enumerate() {
                 if !is_null(row, tw.shape.mask_words, c) {
                     ranges[c].add(col.ty.kind, row[tw.shape.mask_words + c]);
@@ -178,19 +182,17 @@ pub(super) fn type_section(
     let (present, slots) = view(&tw.records, which);
     let collection = def.is_collection();
     let row_count = if collection {
-        present
-            .iter()
-            .map(|o| (tw.records.get(o as u32).len() / tw.shape.row_words) as u64)
-            .sum()
+        present.iter().map(|o| tw.rows_of(o as u32)).sum()
     } else {
         slots
     };
     let mut rows = BitWriter::with_bits(row_count * row_bits);
     let mut ends = Vec::new();
     let mut next_row = 0u64;
+    let mut words = Vec::new();
     for o in 0..slots {
         if present.contains(o) {
-            let record = tw.records.get(o as u32);
+            let record = tw.record(o as u32, &mut words);
             let first_row = if collection { next_row } else { o };
             packing.put_record(
                 &mut rows,

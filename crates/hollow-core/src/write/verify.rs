@@ -37,8 +37,9 @@ impl WriteState {
             } else {
                 tw.records.previous()
             };
+            let mut words = Vec::new();
             for o in present.iter_minus(carried) {
-                let record = tw.records.get(o as u32);
+                let record = tw.record(o as u32, &mut words);
                 let rows = data.row_range(o);
                 let words = tw.shape.row_words.max(1);
                 if (rows.end - rows.start) as usize * words != record.len() {

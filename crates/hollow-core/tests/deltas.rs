@@ -207,6 +207,21 @@ fn a_delta_applies_only_to_the_state_with_its_origin_tag() {
     );
 }
 
+/// `delta_leads_to` compares tags as `same_content_as` does: the same records under other
+/// tags are another state.
+#[test]
+fn a_delta_leads_only_to_a_state_with_its_tags() {
+    let mut w = WriteState::new(schema());
+    let items: BTreeMap<i64, Item> = (0..5).map(|i| (i, item(i, i as u64))).collect();
+    let first = cycle(&mut w, &items, 1);
+    w.set_tag("source", "a");
+    let second = cycle(&mut w, &items, 2);
+    let (s1, s2) = (load(&first.snapshot), load(&second.snapshot));
+    let delta = Bytes::from(second.delta.unwrap());
+    assert!(s1.delta_leads_to(delta.clone(), &s2).unwrap());
+    assert!(!s1.delta_leads_to(delta, &s1).unwrap());
+}
+
 #[test]
 fn a_delta_applies_only_to_its_origin() {
     let mut w = WriteState::new(schema());
@@ -338,8 +353,17 @@ proptest! {
             let (blobs, next) = cycle_on(&mut w, &items, version, &chain);
             let snapshot = load(&blobs.snapshot);
             prop_assert_eq!(next.checksum(), snapshot.checksum(), "forward at v{}", version);
-            let back = next.apply_delta(Bytes::from(blobs.reverse.unwrap())).unwrap();
+            let reverse = Bytes::from(blobs.reverse.unwrap());
+            let back = next.apply_delta(reverse.clone()).unwrap();
             prop_assert_eq!(back.checksum(), previous_checksum, "reverse at v{}", version);
+            // The check without the state says the same as the state.
+            prop_assert!(next.delta_leads_to(reverse, &chain).unwrap());
+            let delta = Bytes::from(blobs.delta.unwrap());
+            prop_assert_eq!(
+                chain.delta_leads_to(delta.clone(), &chain).unwrap(),
+                next.same_content_as(&chain)
+            );
+            prop_assert!(chain.delta_leads_to(delta, &next).unwrap());
             if k % 10 == 0 {
                 assert_holds(&next, &items);
             }
@@ -455,8 +479,10 @@ fn adding_and_removing_fields_and_types_follows_the_delta_chain() {
     let (snap2, d12, r21) = cycle_of(&mut w, &items_v2(30), 2);
     let s2 = load(&snap2);
     assert!(s2.schema().type_id("Label").is_some());
-    let chain2 = s1.apply_delta(Bytes::from(d12)).unwrap();
+    let chain2 = s1.apply_delta(Bytes::from(d12.clone())).unwrap();
     assert_eq!(chain2.checksum(), s2.checksum());
+    assert!(s1.delta_leads_to(Bytes::from(d12.clone()), &s2).unwrap());
+    assert!(!s1.delta_leads_to(Bytes::from(d12), &s1).unwrap());
     assert_eq!(chain2.schema(), s2.schema());
     let o = chain2
         .primary_key_index("Item")
@@ -465,8 +491,9 @@ fn adding_and_removing_fields_and_types_follows_the_delta_chain() {
         .unwrap()
         .unwrap();
     assert_eq!(chain2.get::<v2::Item>(o).unwrap(), items_v2(30)[4]);
-    let back1 = chain2.apply_delta(Bytes::from(r21)).unwrap();
+    let back1 = chain2.apply_delta(Bytes::from(r21.clone())).unwrap();
     assert_eq!(back1.checksum(), s1.checksum());
+    assert!(chain2.delta_leads_to(Bytes::from(r21), &s1).unwrap());
     assert_eq!(back1.schema(), s1.schema());
 
     // Cycle 3: same schema, ordinary changes.
@@ -494,8 +521,18 @@ fn adding_and_removing_fields_and_types_follows_the_delta_chain() {
             .unwrap(),
         items_v1(35)[34]
     );
-    let back3 = chain4.apply_delta(Bytes::from(r43)).unwrap();
+    let back3 = chain4.apply_delta(Bytes::from(r43.clone())).unwrap();
     assert_eq!(back3.checksum(), chain3.checksum());
+    assert!(chain4
+        .delta_leads_to(Bytes::from(r43.clone()), &chain3)
+        .unwrap());
+    assert!(!chain4
+        .delta_leads_to(Bytes::from(r43.clone()), &s2)
+        .unwrap());
+    assert!(matches!(
+        s2.delta_leads_to(Bytes::from(r43), &chain3),
+        Err(Error::DeltaOriginMismatch { .. })
+    ));
 }
 
 #[test]

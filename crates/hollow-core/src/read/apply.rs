@@ -358,12 +358,24 @@ fn patch_type(old: &TypeData, def: &TypeDef, d: TypeDelta) -> Result<TypeData> {
     )
 }
 
+/// A delta parsed and checked against the state it applies to: the destination's schema and
+/// tags, the origin type each destination type carries over, and the type sections to patch.
+struct DeltaPlan {
+    destination: crate::StateId,
+    schema: Arc<crate::schema::Schema>,
+    tags: crate::Tags,
+    /// Per destination type: the origin type defined alike, whose records carry over.
+    carried: Vec<Option<TypeId>>,
+    sections: Vec<format::Section>,
+}
+
+/// A type patched by a delta: its type id, its data, and (for a type patched rather than
+/// replaced) the ordinals removed and added.
+type PatchedType = (u32, TypeData, Option<Patched>);
+
 impl ReadState {
-    /// Applies a delta (or reverse delta) whose origin is this state's version. Returns the
-    /// destination state; this state is untouched and stays readable. Every type the delta does
-    /// not change is shared, not copied; primary key indexes are updated for the records that
-    /// changed. A delta that does not fit this state is an error, never a corrupt state.
-    pub fn apply_delta(&self, blob: Bytes) -> Result<ReadState> {
+    /// Parses `blob` and checks that it is a delta of this state with well-ordered sections.
+    fn plan_delta(&self, blob: Bytes) -> Result<DeltaPlan> {
         let parsed = format::parse(blob)?;
         let header = parsed.header;
         if header.kind == BlobKind::Snapshot {
@@ -391,10 +403,6 @@ impl ReadState {
         // Per destination type: the origin type defined alike, whose records carry over.
         let carried: Vec<Option<TypeId>> = (0..schema.len() as u32)
             .map(|b| schema.counterpart_in(TypeId(b), &self.schema))
-            .collect();
-        let mut types: Vec<Option<Arc<TypeData>>> = carried
-            .iter()
-            .map(|c| c.map(|a| self.types[a.index()].clone()))
             .collect();
         let mut last: Option<u32> = None;
         let mut jobs = Vec::new();
@@ -431,33 +439,71 @@ impl ReadState {
             last = Some(t);
             jobs.push(s);
         }
-        // Types are patched independently, the large ones on separate cores. Patching copies the
-        // old type's data, so that is what a job weighs.
-        let weight = |s: &format::Section| match carried[s.type_id as usize] {
+        Ok(DeltaPlan {
+            destination: header.destination,
+            schema,
+            tags,
+            carried,
+            sections: jobs,
+        })
+    }
+
+    /// Patches (or replaces) one type of `plan`.
+    fn patch_section(&self, plan: &DeltaPlan, s: format::Section) -> Result<PatchedType> {
+        let (schema, carried) = (&plan.schema, &plan.carried);
+        let t = s.type_id;
+        let def = schema.get(TypeId(t));
+        if s.kind == SectionKind::TypeReplace {
+            return Ok((t, TypeData::decode(s.data, s.offset, def)?, None));
+        }
+        let Some(origin) = carried[t as usize] else {
+            return Err(Error::SnapshotRequired(format!(
+                "type {} is new or redefined, and the delta carries only changes to it",
+                def.name()
+            )));
+        };
+        let delta = TypeDelta::decode(s.data, s.offset, def)?;
+        let (removed, added) = (delta.removed.clone(), delta.added.clone());
+        let data = patch_type(&self.types[origin.index()], def, delta)?;
+        Ok((t, data, Some((removed, added))))
+    }
+
+    /// The weight of patching `s` as a job of [`crate::parallel::map_balanced`]: patching
+    /// copies the old type's data.
+    fn patch_weight(&self, plan: &DeltaPlan, s: &format::Section) -> u64 {
+        match plan.carried[s.type_id as usize] {
             Some(origin) if s.kind == SectionKind::TypeData => {
                 self.types[origin.index()].heap_bytes() as u64
             }
             _ => s.data.len() as u64,
-        };
-        let patch = |s: format::Section| -> Result<(u32, TypeData, Option<Patched>)> {
-            let t = s.type_id;
-            let def = schema.get(TypeId(t));
-            if s.kind == SectionKind::TypeReplace {
-                return Ok((t, TypeData::decode(s.data, s.offset, def)?, None));
-            }
-            let Some(origin) = carried[t as usize] else {
-                return Err(Error::SnapshotRequired(format!(
-                    "type {} is new or redefined, and the delta carries only changes to it",
-                    def.name()
-                )));
-            };
-            let delta = TypeDelta::decode(s.data, s.offset, def)?;
-            let (removed, added) = (delta.removed.clone(), delta.added.clone());
-            let data = patch_type(&self.types[origin.index()], def, delta)?;
-            Ok((t, data, Some((removed, added))))
-        };
+        }
+    }
+
+    /// Applies a delta (or reverse delta) whose origin is this state's version. Returns the
+    /// destination state; this state is untouched and stays readable. Every type the delta does
+    /// not change is shared, not copied; primary key indexes are updated for the records that
+    /// changed. A delta that does not fit this state is an error, never a corrupt state.
+    pub fn apply_delta(&self, blob: Bytes) -> Result<ReadState> {
+        let mut plan = self.plan_delta(blob)?;
+        let jobs = std::mem::take(&mut plan.sections);
+        let DeltaPlan {
+            destination,
+            ref schema,
+            ref carried,
+            ..
+        } = plan;
+        let mut types: Vec<Option<Arc<TypeData>>> = carried
+            .iter()
+            .map(|c| c.map(|a| self.types[a.index()].clone()))
+            .collect();
+        // Types are patched independently, the large ones on separate cores.
         let mut patched: Vec<(TypeId, Patched)> = Vec::new();
-        for result in crate::parallel::map_balanced(jobs, weight, PARALLEL_BYTES, patch) {
+        for result in crate::parallel::map_balanced(
+            jobs,
+            |s| self.patch_weight(&plan, s),
+            PARALLEL_BYTES,
+            |s| self.patch_section(&plan, s),
+        ) {
             let (t, data, changes) = result?;
             types[t as usize] = Some(Arc::new(data));
             if let Some(changes) = changes {
@@ -477,14 +523,14 @@ impl ReadState {
             })
             .collect::<Result<Vec<_>>>()?;
         let mut state = ReadState {
-            id: header.destination,
+            id: destination,
             schema: schema.clone(),
             types,
             indexes: Vec::new(),
             hash_indexes: Vec::new(),
-            tags: match *self.tags == tags {
+            tags: match *self.tags == plan.tags {
                 true => self.tags.clone(),
-                false => Arc::new(tags),
+                false => Arc::new(plan.tags.clone()),
             },
             unreferenced_blob_bytes: self.unreferenced_blob_bytes,
         };
@@ -510,5 +556,47 @@ impl ReadState {
         }
         state.hash_indexes = self.carry_hash_indexes(&state, &patched)?;
         Ok(state)
+    }
+}
+
+impl ReadState {
+    /// Whether this state plus `delta` holds what `target` holds: what
+    /// `self.apply_delta(delta)?.same_content_as(target)` says, without building the
+    /// destination. Each type the delta changes is patched, compared with `target`'s and
+    /// dropped, so the check holds one or two patched types at a time instead of a whole
+    /// state, and updates no index. A producer checks its reverse delta this way.
+    pub fn delta_leads_to(&self, delta: Bytes, target: &ReadState) -> Result<bool> {
+        let mut plan = self.plan_delta(delta.clone())?;
+        if plan.tags != *target.tags {
+            return Ok(false);
+        }
+        let jobs = std::mem::take(&mut plan.sections);
+        let mut in_delta = vec![false; plan.schema.len()];
+        jobs.iter()
+            .for_each(|s| in_delta[s.type_id as usize] = true);
+        let shape_alike = *plan.schema == *target.schema
+            && (0..plan.schema.len()).all(|t| {
+                in_delta[t]
+                    || plan.carried[t].is_some_and(|a| {
+                        super::equality::same_type(&self.types[a.index()], &target.types[t])
+                    })
+            });
+        let bits_alike = shape_alike
+            && crate::parallel::map_balanced(
+                jobs,
+                |s| self.patch_weight(&plan, s),
+                PARALLEL_BYTES,
+                |s| {
+                    let (t, data, _) = self.patch_section(&plan, s)?;
+                    Ok(super::equality::same_data(&data, &target.types[t as usize]))
+                },
+            )
+            .into_iter()
+            .collect::<Result<Vec<bool>>>()?
+            .into_iter()
+            .all(|same| same);
+        // States laid out differently may still hold the same content: the whole comparison
+        // decides (a state written by this library never takes this path when equal).
+        Ok(bits_alike || self.apply_delta(delta)?.same_content_as(target))
     }
 }

@@ -8,10 +8,13 @@ use std::sync::Arc;
 use super::ReadState;
 use crate::type_data::TypeData;
 
-fn same_type(a: &Arc<TypeData>, b: &Arc<TypeData>) -> bool {
-    if Arc::ptr_eq(a, b) {
-        return true;
-    }
+/// Whether two types hold the same bits: at once when they are shared.
+pub(super) fn same_type(a: &Arc<TypeData>, b: &Arc<TypeData>) -> bool {
+    Arc::ptr_eq(a, b) || same_data(a, b)
+}
+
+/// Whether two types hold the same bits, compared at memory speed.
+pub(super) fn same_data(a: &TypeData, b: &TypeData) -> bool {
     let dicts_equal = a.dicts.len() == b.dicts.len()
         && a.dicts.iter().zip(&b.dicts).all(|(x, y)| match (x, y) {
             (None, None) => true,

@@ -73,7 +73,7 @@ pub enum Limit {
     Values(u32),
     /// A value longer than `u32::MAX` elements (words of a record, bytes of a string).
     Length,
-    /// More than [`MAX_ARENA`] elements (words of records, bytes of strings) in one table.
+    /// More than [`MAX_ARENA`] bytes (of encoded records, or of strings) in one table.
     Arena,
 }
 

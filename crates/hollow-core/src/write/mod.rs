@@ -536,8 +536,8 @@ impl WriteState {
                             "a value (a record's row or a string) longer than 4 GiB".into()
                         }
                         interner::Limit::Arena => format!(
-                            "more than 2^{} words of records, or bytes of one field's values, \
-                             in one type",
+                            "more than 2^{} bytes of records, or of one field's distinct \
+                             values, in one type",
                             interner::MAX_ARENA.trailing_zeros()
                         ),
                     },

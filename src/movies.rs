@@ -194,6 +194,47 @@ pub fn for_each_in_state<E>(
     Ok(())
 }
 
+/// The changes between states 1 and 2, as an application would know them: the movies to
+/// upsert and the ids to delete, in id order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Changes {
+    /// Movies new or changed.
+    pub upserts: Vec<Movie>,
+    /// Ids of movies gone.
+    pub deletes: Vec<i64>,
+}
+
+/// The changes from state 1 to state 2 and those from state 2 back to state 1, generated as
+/// [`for_each_in_state`] generates the states: only the changed movies are held (about 1%),
+/// never a whole state.
+pub fn changes_between_states(n: u64) -> (Changes, Changes) {
+    let (mut forward, mut back) = (Changes::default(), Changes::default());
+    let mut movies = SplitMix64::new(42);
+    let mut changes = SplitMix64::new(1001);
+    let per = n / 1000;
+    for i in 0..n {
+        let before = draw(&mut movies, i);
+        let mut after = before.clone();
+        if before.id as u64 % 100 == 1 {
+            after.release_year = 1920 + changes.pick(105) as i32;
+            after.rating = changes.pick(100) as f32 / 10.0;
+        }
+        if i < per {
+            forward.deletes.push(before.id);
+            back.upserts.push(before);
+        } else if after != before {
+            forward.upserts.push(after);
+            back.upserts.push(before);
+        }
+    }
+    for id in n + 1..=n + per {
+        let added = draw(&mut changes, id - 1);
+        back.deletes.push(added.id);
+        forward.upserts.push(added);
+    }
+    (forward, back)
+}
+
 /// The check value of the spec: Σ (id × 31 + release_year + cast length).
 pub fn checksum<'a>(movies: impl IntoIterator<Item = &'a Movie>) -> i64 {
     movies

@@ -84,6 +84,35 @@ fn the_dataset_goes_through_a_snapshot_and_a_delta_unchanged() {
 }
 
 /// The streamed states are the generated ones, movie for movie.
+/// The streamed change set is the difference of the two states, computed whole.
+#[test]
+fn streamed_changes_are_the_difference_of_the_states() {
+    let n = 20_000;
+    let before = movies::state1(n);
+    let mut after = before.clone();
+    movies::apply_cycle(&mut after, n, 1);
+    let differences = |from: &[Movie], to: &[Movie]| {
+        let old: std::collections::HashMap<i64, &Movie> = from.iter().map(|m| (m.id, m)).collect();
+        let new: std::collections::HashSet<i64> = to.iter().map(|m| m.id).collect();
+        movies::Changes {
+            upserts: to
+                .iter()
+                .filter(|m| old.get(&m.id) != Some(m))
+                .cloned()
+                .collect(),
+            deletes: from
+                .iter()
+                .filter(|m| !new.contains(&m.id))
+                .map(|m| m.id)
+                .collect(),
+        }
+    };
+    let (forward, back) = movies::changes_between_states(n);
+    assert_eq!(forward, differences(&before, &after));
+    assert_eq!(back, differences(&after, &before));
+    assert!(forward.upserts.len() > 100 && forward.deletes.len() == 20);
+}
+
 #[test]
 fn streamed_states_are_the_generated_ones() {
     let n = 20_000;

@@ -21,10 +21,14 @@ fn unzigzag(z: u64) -> u64 {
 pub(crate) fn encode_words(words: &[u64], out: &mut Vec<u8>) {
     let widest = words.iter().fold(0, |acc, &w| acc | zigzag(w));
     let width = (64 - widest.leading_zeros()).div_ceil(8).max(1) as usize;
-    out.reserve(1 + width * words.len());
+    out.reserve(1 + width * words.len() + 8);
     out.push(width as u8);
     for &w in words {
-        out.extend_from_slice(&zigzag(w).to_le_bytes()[..width]);
+        // Eight bytes written and the unused ones dropped: a store of fixed size, where a
+        // copy of `width` bytes would be a call.
+        let at = out.len();
+        out.extend_from_slice(&zigzag(w).to_le_bytes());
+        out.truncate(at + width);
     }
 }
 

@@ -31,7 +31,7 @@ struct Side<'a> {
     slots: u32,
 }
 
-fn sides<T: Copy + Eq + std::hash::Hash>(i: &Interner<T>, dir: Direction) -> (Side<'_>, Side<'_>) {
+fn sides(i: &Interner, dir: Direction) -> (Side<'_>, Side<'_>) {
     let previous = Side {
         present: i.previous(),
         slots: i.previous_slots(),
@@ -54,7 +54,7 @@ fn difference(a: &Bitset, b: &Bitset) -> Vec<u32> {
         .collect()
 }
 
-fn dict_delta(dict: &Interner<u8>, dir: Direction) -> DictDelta {
+fn dict_delta(dict: &Interner, dir: Direction) -> DictDelta {
     let (from, to) = sides(dict, dir);
     let added = difference(to.present, from.present);
     let mut pool = Vec::new();

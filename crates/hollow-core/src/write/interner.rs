@@ -2,7 +2,7 @@
 //! value is present, and freed ordinals are handed out again.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash};
+use std::hash::BuildHasher;
 use std::ops::Range;
 
 use super::slot_table::{prefetch, Slot, SlotTable};
@@ -10,10 +10,10 @@ use crate::bitset::Bitset;
 
 /// Bits of a [`Span`] that hold the value's length.
 const LENGTH_BITS: u32 = 24;
-/// The length a [`Span`] stores for a value of this many elements or more, whose length the
+/// The length a [`Span`] stores for a value of this many bytes or more, whose length the
 /// interner keeps aside.
 const LONG: u64 = (1 << LENGTH_BITS) - 1;
-/// Elements an arena holds at most: a [`Span`]'s start has the other 40 bits.
+/// Bytes an arena holds at most: a [`Span`]'s start has the other 40 bits.
 pub const MAX_ARENA: u64 = 1 << (64 - LENGTH_BITS);
 
 /// Where a value is in the arena: its start and length in one word, since a table of many
@@ -39,12 +39,13 @@ const PREFETCH_DISTANCE: usize = 8;
 /// A table and arena this small stay in the core's cache: prefetching them only costs.
 const IN_CACHE_BYTES: usize = 256 << 10;
 
-/// A deduplicating table of variable-length values (`[u64]` rows or `[u8]` strings).
+/// A deduplicating table of variable-length values: records (encoded by
+/// [`super::row_codec`]) or the strings and bytes of a field.
 #[derive(Debug)]
-pub struct Interner<T> {
-    arena: Vec<T>,
+pub struct Interner {
+    arena: Vec<u8>,
     spans: Vec<Span>,
-    /// The lengths of values of [`LONG`] elements or more, by ordinal.
+    /// The lengths of values of [`LONG`] bytes or more, by ordinal.
     long_lengths: HashMap<u32, u32>,
     table: SlotTable,
     /// Ordinals added (or re-added) in the current cycle.
@@ -57,7 +58,7 @@ pub struct Interner<T> {
     free: Vec<u32>,
     /// Ordinals handed out in the current cycle: none of them is in the previous state.
     fresh: Vec<u32>,
-    /// Arena elements belonging to removed values.
+    /// Arena bytes belonging to removed values.
     garbage: usize,
     /// Values this table may hold (ordinals are `u32`, and `u32::MAX` marks an empty slot).
     max_values: u32,
@@ -71,7 +72,7 @@ pub struct Interner<T> {
 pub enum Limit {
     /// More values (records of a type, or distinct values of a dictionary) than it can hold.
     Values(u32),
-    /// A value longer than `u32::MAX` elements (words of a record, bytes of a string).
+    /// A value longer than `u32::MAX` bytes (an encoded record, or a string).
     Length,
     /// More than [`MAX_ARENA`] bytes (of encoded records, or of strings) in one table.
     Arena,
@@ -80,7 +81,7 @@ pub enum Limit {
 /// Values one table holds at most: `u32` ordinals, the largest reserved.
 pub const MAX_VALUES: u32 = u32::MAX - 1;
 
-impl<T> Default for Interner<T> {
+impl Default for Interner {
     fn default() -> Self {
         Self {
             arena: Vec::new(),
@@ -99,15 +100,15 @@ impl<T> Default for Interner<T> {
     }
 }
 
-impl<T: Copy + Eq + Hash> Interner<T> {
-    fn hash(value: &[T]) -> u32 {
+impl Interner {
+    fn hash(value: &[u8]) -> u32 {
         let h = foldhash::fast::FixedState::with_seed(0x686f_6c6c_6f77).hash_one(value);
         (h ^ (h >> 32)) as u32
     }
 
     /// The value at `ordinal` (empty for an ordinal never used or freed).
     #[inline]
-    pub fn get(&self, ordinal: u32) -> &[T] {
+    pub fn get(&self, ordinal: u32) -> &[u8] {
         match self.spans.get(ordinal as usize) {
             Some(&s) => &self.arena[self.range(ordinal, s)],
             None => &[],
@@ -124,7 +125,7 @@ impl<T: Copy + Eq + Hash> Interner<T> {
         s.start()..s.start() + len
     }
 
-    /// Sets the span of `ordinal` to `len` elements from `start`.
+    /// Sets the span of `ordinal` to `len` bytes from `start`.
     fn set_span(&mut self, ordinal: u32, start: usize, len: usize) {
         let span = Span::new(start, len);
         if len as u64 >= LONG {
@@ -139,7 +140,7 @@ impl<T: Copy + Eq + Hash> Interner<T> {
 
     /// The ordinal of `value`, adding it if new; marks it present in this cycle.
     #[cfg(test)]
-    pub fn intern(&mut self, value: &[T]) -> u32 {
+    pub fn intern(&mut self, value: &[u8]) -> u32 {
         self.intern_hashed(value, Self::hash(value))
     }
 
@@ -147,14 +148,14 @@ impl<T: Copy + Eq + Hash> Interner<T> {
     /// [`Interner::intern`] would, pushing their ordinals to `out`. While one value is looked
     /// up, the table and arena lines of the next ones are prefetched, so their cache misses
     /// overlap instead of following one another.
-    pub fn intern_many(&mut self, source: &[T], values: &[Range<usize>], out: &mut Vec<u32>) {
+    pub fn intern_many(&mut self, source: &[u8], values: &[Range<usize>], out: &mut Vec<u32>) {
         let hashes: Vec<u32> = values
             .iter()
             .map(|r| Self::hash(&source[r.clone()]))
             .collect();
         let in_cache = self.table.heap_bytes()
             + self.spans.len() * std::mem::size_of::<Span>()
-            + self.arena.len() * std::mem::size_of::<T>()
+            + self.arena.len()
             <= IN_CACHE_BYTES;
         for (i, r) in values.iter().enumerate() {
             if in_cache {
@@ -182,7 +183,7 @@ impl<T: Copy + Eq + Hash> Interner<T> {
         }
     }
 
-    fn intern_hashed(&mut self, value: &[T], h: u32) -> u32 {
+    fn intern_hashed(&mut self, value: &[u8], h: u32) -> u32 {
         let found = self.table.find(h, |e| {
             let r = self.range(e.ordinal, self.spans[e.ordinal as usize]);
             r.len() == value.len() && self.arena[r] == *value
@@ -228,7 +229,7 @@ impl<T: Copy + Eq + Hash> Interner<T> {
 
     /// Places `value` at `ordinal` as part of the committed state (restoring a state written
     /// before). Ordinals must be restored in ascending order; the gaps become free ordinals.
-    pub fn restore(&mut self, ordinal: u32, value: &[T]) {
+    pub fn restore(&mut self, ordinal: u32, value: &[u8]) {
         let h = Self::hash(value);
         while self.spans.len() < ordinal as usize {
             self.free.push(self.spans.len() as u32);
@@ -357,7 +358,7 @@ impl<T: Copy + Eq + Hash> Interner<T> {
 
     /// Bytes held (approximately: vectors by capacity).
     pub fn heap_bytes(&self) -> usize {
-        self.arena.capacity() * std::mem::size_of::<T>()
+        self.arena.capacity()
             + self.spans.capacity() * std::mem::size_of::<Span>()
             + self.table.heap_bytes()
             + self.present.heap_bytes()
@@ -373,7 +374,7 @@ mod tests {
 
     #[test]
     fn equal_values_share_an_ordinal_and_freed_ordinals_are_reused() {
-        let mut t = Interner::<u8>::default();
+        let mut t = Interner::default();
         let a = t.intern(b"alpha");
         let b = t.intern(b"beta");
         assert_eq!(t.intern(b"alpha"), a);
@@ -400,7 +401,7 @@ mod tests {
     /// committed or abandoned, rather than a hole every later state carries.
     #[test]
     fn values_added_and_removed_within_a_cycle_free_their_ordinals() {
-        let mut t = Interner::<u8>::default();
+        let mut t = Interner::default();
         let kept = t.intern(b"kept");
         for v in [&b"one"[..], b"two", b"three"] {
             let o = t.intern(v);
@@ -422,7 +423,7 @@ mod tests {
 
     #[test]
     fn abandon_restores_the_previous_state() {
-        let mut t = Interner::<u8>::default();
+        let mut t = Interner::default();
         t.intern(b"a");
         t.intern(b"b");
         t.commit();
@@ -437,25 +438,31 @@ mod tests {
 
     #[test]
     fn compaction_keeps_values() {
-        let mut t = Interner::<u64>::default();
+        let value = |round: u64, i: u64| -> Vec<u8> {
+            [round, i, i * 7]
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .collect()
+        };
+        let mut t = Interner::default();
         for round in 0..5u64 {
             for i in 0..2000u64 {
-                t.intern(&[round, i, i * 7]);
+                t.intern(&value(round, i));
             }
             t.commit();
         }
         for i in 0..2000u64 {
-            let o = t.intern(&[4, i, i * 7]);
-            assert_eq!(t.get(o), &[4, i, i * 7]);
+            let o = t.intern(&value(4, i));
+            assert_eq!(t.get(o), value(4, i));
         }
-        assert!(t.arena.len() <= 2000 * 3 * 2);
+        assert!(t.arena.len() <= 2000 * 24 * 2);
     }
 
-    /// A value of 2^24 elements or more does not fit a span's length: its length is kept
+    /// A value of 2^24 bytes or more does not fit a span's length: its length is kept
     /// aside, through lookups, removal and compaction.
     #[test]
     fn values_too_long_for_a_span_keep_their_length() {
-        let mut t = Interner::<u8>::default();
+        let mut t = Interner::default();
         let value = |fill: u8, extra: usize| vec![fill; LONG as usize + extra];
         let (x, y, z) = (value(1, 0), value(1, 1), value(2, 2));
         let a = t.intern(b"a");
@@ -481,7 +488,7 @@ mod tests {
     /// value already there is still found.
     #[test]
     fn a_full_table_says_so_instead_of_wrapping_around() {
-        let mut t = Interner::<u8>::with_max_values(2);
+        let mut t = Interner::with_max_values(2);
         let a = t.intern(b"a");
         t.intern(b"b");
         assert_eq!(t.exceeded(), None);

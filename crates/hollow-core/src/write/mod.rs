@@ -31,9 +31,9 @@ pub use batch::AddBatch;
 pub(crate) struct TypeWriter {
     /// Canonical records: one row (object) or one row per element (collection), their words
     /// encoded by [`row_codec`]; read them with [`TypeWriter::record`].
-    pub(crate) records: Interner<u8>,
+    pub(crate) records: Interner,
     /// Per column: the dictionary of a string or bytes column.
-    pub(crate) dicts: Vec<Option<Interner<u8>>>,
+    pub(crate) dicts: Vec<Option<Interner>>,
     /// How the type's canonical rows are laid out.
     pub(crate) shape: RowShape,
     /// The encodings used last time, kept while the values still fit so that unchanged rows keep

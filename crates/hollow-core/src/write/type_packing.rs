@@ -154,10 +154,7 @@ pub(super) enum Which {
     Previous,
 }
 
-fn view<T: Copy + Eq + std::hash::Hash>(
-    i: &super::Interner<T>,
-    which: Which,
-) -> (&crate::bitset::Bitset, u64) {
+fn view(i: &super::Interner, which: Which) -> (&crate::bitset::Bitset, u64) {
     match which {
         Which::Current => (i.present(), i.present_slots() as u64),
         Which::Previous => (i.previous(), i.previous_slots() as u64),
@@ -229,7 +226,7 @@ pub(super) fn type_section(
     })
 }
 
-fn dict_section(dict: &super::Interner<u8>, which: Which) -> DictSection {
+fn dict_section(dict: &super::Interner, which: Which) -> DictSection {
     let (present, entries) = view(dict, which);
     let mut pool = Vec::new();
     let mut ends = Vec::with_capacity(entries as usize);

@@ -150,13 +150,18 @@ pub fn state1(n: u64) -> Vec<Movie> {
     (0..n).map(|i| draw(&mut r, i)).collect()
 }
 
+/// The change a cycle makes to a movie it touches: a new year and rating drawn from `r`.
+fn change(m: &mut Movie, r: &mut SplitMix64) {
+    m.release_year = 1920 + r.pick(105) as i32;
+    m.rating = r.pick(100) as f32 / 10.0;
+}
+
 /// Applies cycle `k` (k ≥ 1) to `movies` (sorted by id), turning state k into state k+1.
 pub fn apply_cycle(movies: &mut Vec<Movie>, n: u64, k: u64) {
     let mut r = SplitMix64::new(1000 + k);
     for m in movies.iter_mut() {
         if m.id as u64 % 100 == k % 100 {
-            m.release_year = 1920 + r.pick(105) as i32;
-            m.rating = r.pick(100) as f32 / 10.0;
+            change(m, &mut r);
         }
     }
     let per = n / 1000;
@@ -181,8 +186,7 @@ pub fn for_each_in_state<E>(
     for i in 0..n {
         let mut m = draw(&mut movies, i);
         if k == 1 && m.id as u64 % 100 == 1 {
-            m.release_year = 1920 + changes.pick(105) as i32;
-            m.rating = changes.pick(100) as f32 / 10.0;
+            change(&mut m, &mut changes);
         }
         if i >= per {
             f(&m)?;
@@ -216,8 +220,7 @@ pub fn changes_between_states(n: u64) -> (Changes, Changes) {
         let before = draw(&mut movies, i);
         let mut after = before.clone();
         if before.id as u64 % 100 == 1 {
-            after.release_year = 1920 + changes.pick(105) as i32;
-            after.rating = changes.pick(100) as f32 / 10.0;
+            change(&mut after, &mut changes);
         }
         if i < per {
             forward.deletes.push(before.id);

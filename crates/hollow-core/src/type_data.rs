@@ -303,13 +303,10 @@ impl TypeData {
         for col in def.columns() {
             dicts.push(match col.ty.kind {
                 k if k.is_var_length() => {
-                    let d = section_dicts.next().ok_or_else(|| {
-                        Error::corrupt(
-                            format!("{name}.{}", col.name),
-                            CorruptReason::Missing { what: "dictionary" },
-                        )
-                    })?;
                     let what = format!("{name}.{}", col.name);
+                    let d = section_dicts.next().ok_or_else(|| {
+                        Error::corrupt(&what, CorruptReason::Missing { what: "dictionary" })
+                    })?;
                     Some(Dictionary::from_section(
                         d,
                         col.ty.kind == Kind::String,

@@ -168,12 +168,7 @@ impl TypeDelta {
         } else {
             (None, added.len() as u64)
         };
-        check_row_count(
-            def.name(),
-            row_count,
-            row_bits,
-            r.position() + r.remaining(),
-        )?;
+        check_row_count(def.name(), row_count, row_bits, &r)?;
         let rows = packed(&mut r, "added rows", row_count.checked_mul(row_bits))?;
         let mut dict_deltas = Vec::new();
         for _ in 0..dictionary_columns(def) {

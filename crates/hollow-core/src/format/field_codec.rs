@@ -17,14 +17,14 @@ pub fn max_zero_width_rows(section_len: usize) -> u64 {
     8 * section_len as u64 + 4096
 }
 
-/// Rejects a row count that the bytes of `type_name`'s section cannot justify.
+/// Rejects a row count that the bytes of `type_name`'s section, read by `r`, cannot justify.
 pub(crate) fn check_row_count(
     type_name: &str,
     row_count: u64,
     row_bits: u64,
-    section_len: usize,
+    r: &ByteReader,
 ) -> Result<()> {
-    let limit = max_zero_width_rows(section_len);
+    let limit = max_zero_width_rows(r.position() + r.remaining());
     if row_bits == 0 && row_count > limit {
         return Err(Error::corrupt(
             type_name,

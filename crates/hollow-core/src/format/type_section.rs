@@ -99,12 +99,7 @@ impl TypeSection {
         let bits = row_count.checked_mul(row_bits).ok_or_else(|| {
             Error::corrupt(def.name(), CorruptReason::Overflow { what: "row bits" })
         })?;
-        check_row_count(
-            def.name(),
-            row_count,
-            row_bits,
-            r.position() + r.remaining(),
-        )?;
+        check_row_count(def.name(), row_count, row_bits, &r)?;
         let rows = r.take("rows", packed_len_bytes_checked("rows", bits)?)?;
         let ends = if def.is_collection() {
             let width = read_width(&mut r, "ends width")?;

@@ -486,14 +486,7 @@ impl ReadState {
     pub fn apply_delta(&self, blob: Bytes) -> Result<ReadState> {
         let mut plan = self.plan_delta(blob)?;
         let jobs = std::mem::take(&mut plan.sections);
-        let DeltaPlan {
-            destination,
-            ref schema,
-            ref carried,
-            ..
-        } = plan;
-        let mut types: Vec<Option<Arc<TypeData>>> = carried
-            .iter()
+        let mut types: Vec<Option<Arc<TypeData>>> = (plan.carried.iter())
             .map(|c| c.map(|a| self.types[a.index()].clone()))
             .collect();
         // Types are patched independently, the large ones on separate cores.
@@ -510,6 +503,13 @@ impl ReadState {
                 patched.push((TypeId(t), changes));
             }
         }
+        let DeltaPlan {
+            destination,
+            schema,
+            tags,
+            carried,
+            ..
+        } = plan;
         let types = types
             .into_iter()
             .zip(schema.types())
@@ -528,9 +528,9 @@ impl ReadState {
             types,
             indexes: Vec::new(),
             hash_indexes: Vec::new(),
-            tags: match *self.tags == plan.tags {
+            tags: match *self.tags == tags {
                 true => self.tags.clone(),
-                false => Arc::new(plan.tags.clone()),
+                false => Arc::new(tags),
             },
             unreferenced_blob_bytes: self.unreferenced_blob_bytes,
         };

@@ -371,6 +371,23 @@ pub enum SchemaProblem {
         /// The field.
         field: String,
     },
+    /// A primary key field's path passes through a list or set, so it may reach several
+    /// values per record (a hash index takes such paths).
+    #[error(
+        "primary key field {field} passes through a list or set; a key field reaches one value \
+         per record (declare a hash index for paths through collections)"
+    )]
+    KeyThroughCollection {
+        /// The field's path.
+        field: String,
+    },
+    /// A primary key or hash index of a decoded schema names a field path that does not
+    /// resolve.
+    #[error("an index names the field path {path}, which does not resolve")]
+    UnresolvedPath {
+        /// The path, and why it does not resolve.
+        path: String,
+    },
     /// Hash indexes are on object types only.
     #[error("a hash index on a type that is not an object type")]
     HashIndexOnNonObject,

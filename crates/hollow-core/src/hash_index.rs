@@ -1,5 +1,5 @@
 //! Secondary hash indexes: key value(s) → every record that has them, in O(1). A key is one
-//! or more field paths (see [`KeyPath`]): `country`, or `cast.id` (a movie is found under each
+//! or more field paths (see [`FieldPath`](crate::schema::FieldPath)): `country`, or `cast.id` (a movie is found under each
 //! of its actors' ids).
 //!
 //! Layout: shards of about 4,096 keys, chosen by the top bits of the key's hash. Each is a table
@@ -17,8 +17,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{Error, Result, SchemaProblem};
 use crate::index::{combine, kind_class, mix, part_class, Key, KeyMismatch, KeyPart};
-use crate::key_path::KeyPath;
-use crate::schema::{TypeId, TypeKind};
+use crate::schema::{FieldPath, TypeId, TypeKind};
 use crate::type_data::StateTypes;
 
 /// The ordinals of one type that a delta removed, and those it added.
@@ -202,7 +201,7 @@ const EMPTY_BUCKET: Bucket = Bucket {
 pub struct HashIndex {
     pub(crate) type_name: String,
     pub(crate) fields: Vec<String>,
-    paths: Vec<KeyPath>,
+    paths: Vec<FieldPath>,
     /// The kind class of each field's values, 2 bits each (as in the primary key index).
     classes: u64,
     /// The keys, in `1 << shard_bits` shards by the top bits of their hash; a delta rewrites
@@ -252,7 +251,7 @@ impl HashIndex {
         }
         let paths = fields
             .iter()
-            .map(|f| KeyPath::resolve(schema, id, f))
+            .map(|f| schema.resolve_path(id, f))
             .collect::<Result<Vec<_>>>()?;
         let classes = paths
             .iter()
@@ -433,7 +432,7 @@ impl HashIndex {
         let id = schema.type_id(&self.type_name)?;
         // The paths must read the same columns of types that carried over unchanged in shape.
         for (path, field) in self.paths.iter().zip(&self.fields) {
-            let now = KeyPath::resolve(schema, id, field).ok()?;
+            let now = schema.resolve_path(id, field).ok()?;
             let alike = now.kind == path.kind
                 && now.hops.len() == path.hops.len()
                 && now.hops.iter().zip(&path.hops).all(|(a, b)| {

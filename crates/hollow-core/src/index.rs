@@ -3,7 +3,8 @@
 //! An open-addressing hash table with linear probing whose buckets are bit-packed: each holds
 //! an ordinal (at the width the type's ordinals need) and a few bits of the key's hash, so most
 //! probes that cannot match are rejected without touching the record. The key itself is not
-//! copied: a candidate is confirmed by reading the key fields of its record.
+//! copied: a candidate is confirmed by reading the key fields of its record (for a field that
+//! is a path, such as `category.id`, through the records it references).
 
 use std::sync::Arc;
 
@@ -154,7 +155,11 @@ pub(crate) fn combine(h: u64, part: u64) -> u64 {
 #[derive(Debug)]
 pub struct PrimaryKeyIndex {
     data: Arc<TypeData>,
+    /// Per key field, its column in the keyed type (the first column of a path).
     key_columns: Vec<usize>,
+    /// Empty when no key field is a path; otherwise per key field the records reached on its
+    /// way and the column read in each (nothing for a field of the keyed type).
+    paths: Vec<Vec<(Arc<TypeData>, usize)>>,
     /// Per key field (2 bits each, the first 32 fields): the class of key part it accepts (see
     /// [`part_class`]). Checked on every lookup, so kept inline.
     key_classes: u64,
@@ -274,17 +279,17 @@ impl PrimaryKeyIndex {
     /// in that order, so the table is written front to back.
     pub(crate) fn build(state: &impl StateTypes, id: TypeId) -> Self {
         let data = state.type_data(id).clone();
-        let def = state.schema().get(id);
-        let key_columns = def.primary_key().to_vec();
-        let kinds: Vec<Kind> = key_columns
-            .iter()
-            .map(|&c| def.columns()[c].ty.kind)
-            .collect();
-        let key_classes = kinds
+        let schema = state.schema();
+        let fields = schema.get(id).primary_key();
+        let key_columns = fields.iter().map(|f| f.columns()[0]).collect();
+        let paths = Self::paths_in(state, id);
+        let key_classes = fields
             .iter()
             .take(32)
             .enumerate()
-            .fold(0, |classes, (i, &k)| classes | kind_class(k) << (2 * i));
+            .fold(0, |classes, (i, f)| {
+                classes | kind_class(f.value_type().kind) << (2 * i)
+            });
         let n = data.record_count;
         let capacity = (n + n / 3 + 1).max(2);
         let ordinal_bits = Self::ordinal_bits_for(data.slot_count());
@@ -292,6 +297,7 @@ impl PrimaryKeyIndex {
         let mut index = Self {
             data,
             key_columns,
+            paths,
             key_classes,
             buckets: PackedBits::default(),
             capacity,
@@ -339,6 +345,45 @@ impl PrimaryKeyIndex {
         index
     }
 
+    /// For a key with a field that is a path: per key field, the records of `state` reached
+    /// on its way from type `id` and the column read in each. Empty when no field is a path.
+    fn paths_in(state: &impl StateTypes, id: TypeId) -> Vec<Vec<(Arc<TypeData>, usize)>> {
+        let schema = state.schema();
+        let fields = schema.get(id).primary_key();
+        if !fields.iter().any(|f| f.is_path()) {
+            return Vec::new();
+        }
+        fields
+            .iter()
+            .map(|f| {
+                // Each column after the first is read in the type the one before references.
+                let mut ty = id;
+                f.columns()
+                    .windows(2)
+                    .map(|pair| {
+                        if let Kind::Reference(r) = schema.get(ty).columns()[pair[0]].ty.kind {
+                            ty = r;
+                        }
+                        (state.type_data(ty).clone(), pair[1])
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// True when the records a key path reads are the same in `state` as in this index's
+    /// state (always, for a key without paths).
+    pub(crate) fn paths_unchanged_in(&self, state: &impl StateTypes, id: TypeId) -> bool {
+        let now = Self::paths_in(state, id);
+        now.len() == self.paths.len()
+            && now.iter().zip(&self.paths).all(|(a, b)| {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|(x, y)| Arc::ptr_eq(&x.0, &y.0) && x.1 == y.1)
+            })
+    }
+
     /// Ordinal bits for `slots` slots, keeping the two highest codes free (empty, removed).
     fn ordinal_bits_for(slots: u64) -> u8 {
         bits_needed(slots + 1).max(2)
@@ -363,10 +408,12 @@ impl PrimaryKeyIndex {
     /// found already present, seen while probing for its bucket.
     pub(crate) fn updated(
         &self,
-        data: &Arc<TypeData>,
+        state: &impl StateTypes,
+        id: TypeId,
         removed: &[u32],
         added: &[u32],
     ) -> Option<Self> {
+        let data = state.type_data(id);
         if Self::ordinal_bits_for(data.slot_count()) != self.ordinal_bits {
             return None;
         }
@@ -394,6 +441,7 @@ impl PrimaryKeyIndex {
         let mut next = Self {
             data: data.clone(),
             key_columns: self.key_columns.clone(),
+            paths: Self::paths_in(state, id),
             key_classes: self.key_classes,
             buckets: PackedBits::default(),
             capacity: self.capacity,
@@ -471,25 +519,48 @@ impl PrimaryKeyIndex {
         })
     }
 
+    /// Key field `field` of the record at `ordinal`, read through the records its path
+    /// references; null where a reference on the way is null or out of range.
+    fn path_part(&self, ordinal: u64, field: usize) -> KeyPart<'_> {
+        let (mut data, mut column, mut row) = (&*self.data, self.key_columns[field], ordinal);
+        for (next, next_column) in &self.paths[field] {
+            match data.value(row, column) {
+                Some(v) if v < next.slot_count() => row = v,
+                _ => return KeyPart::Null,
+            }
+            (data, column) = (next, *next_column);
+        }
+        let Some(v) = data.value(row, column) else {
+            return KeyPart::Null;
+        };
+        stored_part(data.columns[column].kind, v, |e| {
+            Some(data.dicts[column].as_ref()?.get(e).unwrap_or_default())
+        })
+    }
+
+    /// Key field `field` of the record at `ordinal`.
+    #[inline(always)]
+    fn key_part(&self, ordinal: u64, field: usize) -> KeyPart<'_> {
+        match self.paths.is_empty() {
+            true => self.record_part(ordinal, self.key_columns[field]),
+            false => self.path_part(ordinal, field),
+        }
+    }
+
     /// The key of the record at `ordinal`, one part per key field, as lookups take it.
     pub(crate) fn key_parts(&self, ordinal: u64) -> Vec<KeyPart<'_>> {
-        self.key_columns
-            .iter()
-            .map(|&c| self.record_part(ordinal, c))
+        (0..self.key_columns.len())
+            .map(|i| self.key_part(ordinal, i))
             .collect()
     }
 
     /// True when the records at ordinals `a` and `b` have the same key.
     fn same_key(&self, a: u64, b: u64) -> bool {
-        self.key_columns
-            .iter()
-            .all(|&c| self.record_part(a, c) == self.record_part(b, c))
+        (0..self.key_columns.len()).all(|i| self.key_part(a, i) == self.key_part(b, i))
     }
 
     fn record_hash(&self, ordinal: u64) -> u64 {
-        self.key_columns.iter().fold(0, |h, &c| {
-            combine(h, hash_part(self.record_part(ordinal, c)))
-        })
+        (0..self.key_columns.len()).fold(0, |h, i| combine(h, hash_part(self.key_part(ordinal, i))))
     }
 
     /// The ordinal of the record whose primary key is `key`, or `None`. A tuple of values for
@@ -529,8 +600,23 @@ impl PrimaryKeyIndex {
         })
     }
 
+    /// The probe for `key`, its fields read by `part` (ordinal, field): chosen once per lookup,
+    /// so that keys without paths pay nothing for them.
     #[inline]
     fn find_with_arity<K: Key + ?Sized>(&self, key: &K, arity: usize) -> Option<u32> {
+        match self.paths.is_empty() {
+            true => self.probe(key, arity, |o, i| self.record_part(o, self.key_columns[i])),
+            false => self.probe(key, arity, |o, i| self.path_part(o, i)),
+        }
+    }
+
+    #[inline(always)]
+    fn probe<'k, K: Key + ?Sized>(
+        &'k self,
+        key: &K,
+        arity: usize,
+        part: impl Fn(u64, usize) -> KeyPart<'k>,
+    ) -> Option<u32> {
         let h = (0..arity).fold(0, |h, i| combine(h, hash_part(key.part(i))));
         let tag = self.tag(h);
         let empty = self.empty();
@@ -545,11 +631,7 @@ impl PrimaryKeyIndex {
             }
             if entry >> self.ordinal_bits == tag
                 && ordinal != self.tombstone()
-                && self
-                    .key_columns
-                    .iter()
-                    .enumerate()
-                    .all(|(i, &c)| self.record_part(ordinal, c) == key.part(i))
+                && (0..arity).all(|i| part(ordinal, i) == key.part(i))
             {
                 return Some(ordinal as u32);
             }
@@ -630,7 +712,10 @@ impl PrimaryKeyIndex {
 
     /// Bytes held by the index (the buckets; the records it points into belong to the state).
     pub fn heap_bytes(&self) -> usize {
-        self.buckets.heap_bytes() + self.key_columns.capacity() * std::mem::size_of::<usize>()
+        self.buckets.heap_bytes()
+            + self.key_columns.capacity() * std::mem::size_of::<usize>()
+            + self.paths.iter().map(Vec::capacity).sum::<usize>()
+                * std::mem::size_of::<(Arc<TypeData>, usize)>()
     }
 }
 

@@ -50,10 +50,18 @@ impl KeyShape {
                 def.name()
             ));
         }
+        if let Some(path) = def.primary_key().iter().find(|f| f.is_path()) {
+            return Err(format!(
+                "the primary key of {} has the field {}, a path through a reference: a topic's \
+                 records must be keyed by fields of their own",
+                def.name(),
+                path.path()
+            ));
+        }
         let fields = def
             .primary_key()
             .iter()
-            .map(|&c| (def.columns()[c].name.clone(), def.columns()[c].ty.kind))
+            .map(|f| (f.path().to_string(), f.value_type().kind))
             .collect();
         Ok(Self {
             type_name: def.name().to_string(),

@@ -19,24 +19,34 @@ pub struct Options {
 /// How a record is named in listings: `name=value` of its primary key fields, or (a type
 /// without one) its fields, references not followed, cut at 120 characters.
 pub fn key_text(state: &ReadState, type_name: &str, ordinal: u32) -> String {
-    let Ok(record) = state.value_of(type_name, ordinal, Some(0)) else {
+    let Ok(def) = state
+        .schema()
+        .require(type_name)
+        .map(|t| state.schema().get(t))
+    else {
         return format!("#{ordinal}");
     };
-    let def = state
-        .schema()
-        .get(state.schema().require(type_name).expect("read above"));
+    // Deep enough for the key's paths through references.
+    let depth = def
+        .primary_key()
+        .iter()
+        .map(|f| f.columns().len() as u32 - 1)
+        .max();
+    let Ok(record) = state.value_of(type_name, ordinal, Some(depth.unwrap_or(0))) else {
+        return format!("#{ordinal}");
+    };
     if def.primary_key().is_empty() {
         return json::human(&record, 120);
     }
     let parts: Vec<String> = def
-        .primary_key()
-        .iter()
-        .map(|&c| {
-            let name = &def.columns()[c].name;
-            let value = record
-                .field(name)
+        .key_field_names()
+        .into_iter()
+        .map(|path| {
+            let value = path
+                .split('.')
+                .try_fold(&record, |v, name| v.field(name))
                 .map_or("?".into(), |v| json::human(v, usize::MAX));
-            format!("{name}={value}")
+            format!("{path}={value}")
         })
         .collect();
     parts.join(" ")

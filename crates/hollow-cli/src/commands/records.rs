@@ -16,23 +16,19 @@ pub fn lookup(state: &ReadState, type_name: &str, key: &[String]) -> anyhow::Res
         bail!("{type_name} has no primary key; look records up with `hollow find`");
     }
     if key.len() != fields.len() {
-        let names: Vec<&str> = fields
-            .iter()
-            .map(|&c| def.columns()[c].name.as_str())
-            .collect();
         bail!(
             "the key of {type_name} has {} fields ({}); {} values were given",
             fields.len(),
-            names.join(", "),
+            def.key_field_names().join(", "),
             key.len()
         );
     }
     let parsed = key
         .iter()
         .zip(fields)
-        .map(|(text, &c)| {
-            let column = &def.columns()[c];
-            keys::parse(text, column.ty.kind, column.ty.nullable, &column.name)
+        .map(|(text, field)| {
+            let ty = field.value_type();
+            keys::parse(text, ty.kind, ty.nullable, field.path())
         })
         .collect::<anyhow::Result<Vec<Parsed>>>()?;
     let parts: Vec<KeyPart<'_>> = parsed.iter().map(Parsed::part).collect();

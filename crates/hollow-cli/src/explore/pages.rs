@@ -129,9 +129,9 @@ async fn browse(
     let total = reader.len();
     let key_fields: Vec<String> = {
         let def = state.schema().get(state.schema().require(&type_name)?);
-        def.primary_key()
-            .iter()
-            .map(|&c| def.columns()[c].name.clone())
+        def.key_field_names()
+            .into_iter()
+            .map(str::to_string)
             .collect()
     };
     let (ordinals, heading): (Vec<u32>, String) =

@@ -36,12 +36,15 @@ use crate::StateId;
 pub const MAGIC: [u8; 8] = *b"HOLLOWRS";
 /// Magic bytes at the start of the footer.
 pub const FOOTER_MAGIC: [u8; 8] = *b"HOLLOWFT";
-/// The format version this library writes. It also reads format 1, whose header had no tags.
-pub const FORMAT_VERSION: u32 = 2;
+/// The newest format version this library writes and reads. A blob is written in format 3
+/// only when its schema needs it (a primary key through a reference, a declared hash index);
+/// otherwise in format 2, which readers older than format 3 read too. Format 1, whose header
+/// had no tags, is still read.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this library reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
-/// Bytes of a format-2 header.
+/// Bytes of a format-2 (or later) header.
 pub const HEADER_LEN: usize = 56;
 /// Bytes of a format-1 header.
 const HEADER_LEN_V1: usize = 40;
@@ -130,6 +133,8 @@ pub struct Section {
 pub struct ParsedBlob {
     /// Header fields.
     pub header: BlobHeader,
+    /// The format version the blob was written in.
+    pub format: u32,
     /// The sections, in order.
     pub sections: Vec<Section>,
 }
@@ -151,7 +156,7 @@ impl ParsedBlob {
                 )
             })?;
         let mut r = ByteReader::new(first.data, first.offset);
-        let schema = crate::schema::Schema::decode(&mut r)?;
+        let schema = crate::schema::Schema::decode(&mut r, self.format)?;
         r.finish("schema section")?;
         let tags = match sections.next_if(|s| s.kind == SectionKind::Tags) {
             Some(s) => decode_tags(s)?,
@@ -220,6 +225,8 @@ fn decode_tags(section: Section) -> Result<Tags> {
 #[derive(Debug)]
 pub struct BlobWriter {
     header: BlobHeader,
+    /// The format version written: the oldest that holds the schema.
+    format: u32,
     /// Kind, type id and the section's bytes (in parts, copied once into the blob).
     sections: Vec<(SectionKind, u32, Vec<Bytes>)>,
 }
@@ -229,8 +236,18 @@ impl BlobWriter {
     pub fn new(header: BlobHeader) -> Self {
         Self {
             header,
+            format: FORMAT_VERSION - 1,
             sections: Vec::new(),
         }
+    }
+
+    /// Adds the schema section, which every blob starts with, and writes the blob in the
+    /// oldest format that holds the schema.
+    pub fn schema_section(&mut self, schema: &crate::schema::Schema) {
+        let mut w = ByteWriter::new();
+        schema.encode(&mut w);
+        self.format = schema.format_version();
+        self.section(SectionKind::Schema, 0, w);
     }
 
     /// Adds a section.
@@ -260,7 +277,7 @@ impl BlobWriter {
         }
         let mut w = ByteWriter::from(buffer);
         w.bytes(&MAGIC);
-        w.u32(FORMAT_VERSION);
+        w.u32(self.format);
         w.u32(self.header.kind.code());
         w.u64(self.header.origin.version);
         w.u64(self.header.origin.tag);
@@ -333,7 +350,7 @@ fn read_header_and_format(blob: &[u8]) -> Result<(BlobHeader, u32)> {
     let kind = r.u32("blob kind")?;
     let len = match format {
         1 => HEADER_LEN_V1,
-        FORMAT_VERSION => HEADER_LEN,
+        2..=FORMAT_VERSION => HEADER_LEN,
         found => {
             return Err(Error::UnsupportedFormatVersion {
                 found,
@@ -463,7 +480,11 @@ pub fn parse(blob: Bytes) -> Result<ParsedBlob> {
             },
         ));
     }
-    Ok(ParsedBlob { header, sections })
+    Ok(ParsedBlob {
+        header,
+        format,
+        sections,
+    })
 }
 
 #[cfg(test)]
@@ -539,11 +560,11 @@ mod tests {
             Err(Error::BadMagic { offset: 0, .. })
         ));
         let mut blob = sample();
-        blob[8] = 3;
+        blob[8] = 4;
         assert!(matches!(
             parse(Bytes::from(blob)),
             Err(Error::UnsupportedFormatVersion {
-                found: 3,
+                found: 4,
                 supported: FORMAT_VERSION
             })
         ));

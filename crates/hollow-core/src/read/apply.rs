@@ -543,18 +543,21 @@ impl ReadState {
                     carried[b].and_then(|a| self.indexes.get(a.index()).cloned().flatten());
                 let patch = patched.iter().find(|p| p.0 == id);
                 Some(match (origin_index, patch) {
-                    (Some(index), None) => index,
+                    // A key through references reads their records: the index stays only if
+                    // they are the same.
+                    (Some(index), None) if index.paths_unchanged_in(&state, id) => index,
                     (Some(index), Some((_, (removed, added)))) => Arc::new(
                         index
-                            .updated(&state.types[b], removed, added)
+                            .updated(&state, id, removed, added)
                             .unwrap_or_else(|| PrimaryKeyIndex::build(&state, id)),
                     ),
-                    (None, _) => Arc::new(PrimaryKeyIndex::build(&state, id)),
+                    _ => Arc::new(PrimaryKeyIndex::build(&state, id)),
                 })
             };
             state.indexes.push(index);
         }
         state.hash_indexes = self.carry_hash_indexes(&state, &patched)?;
+        state.add_declared_hash_indexes()?;
         Ok(state)
     }
 }

@@ -288,11 +288,7 @@ fn ordinals(state: &ReadState, t: TypeId) -> impl Iterator<Item = u32> + '_ {
 
 /// The names of the primary key's fields of type `t`.
 fn key_names(state: &ReadState, t: TypeId) -> Vec<&str> {
-    let def = state.schema.get(t);
-    def.primary_key()
-        .iter()
-        .map(|&c| def.columns()[c].name.as_str())
-        .collect()
+    state.schema.get(t).key_field_names()
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use crate::schema::TypeId;
 
 impl ReadState {
     /// Builds the hash index of `type_name` on `fields` (paths such as `country` or `cast.id`)
-    /// and keeps it with the state; states reached from this one by deltas carry it, updated.
+    /// and keeps it with the state (indexes the schema declares are built on load without
+    /// asking); states reached from this one by deltas carry it, updated.
     /// Adding an index the state has already does nothing.
     pub fn add_hash_index(&mut self, type_name: &str, fields: &[&str]) -> Result<()> {
         if self.hash_indexes.iter().any(|i| i.is(type_name, fields)) {
@@ -21,7 +22,22 @@ impl ReadState {
         Ok(())
     }
 
-    /// The hash index of `type_name` on `fields`, added with [`ReadState::add_hash_index`].
+    /// Builds the hash indexes the schema declares (see
+    /// [`SchemaBuilder::hash_index`](crate::SchemaBuilder::hash_index)) that the state does not
+    /// have yet.
+    pub(crate) fn add_declared_hash_indexes(&mut self) -> Result<()> {
+        let schema = self.schema().clone();
+        for def in schema.types() {
+            for fields in def.hash_indexes() {
+                let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+                self.add_hash_index(def.name(), &fields)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The hash index of `type_name` on `fields`, added with [`ReadState::add_hash_index`] or
+    /// declared by the schema.
     pub fn hash_index(&self, type_name: &str, fields: &[&str]) -> Result<&HashIndex> {
         self.hash_indexes
             .iter()

@@ -52,8 +52,8 @@ pub struct ReadState {
 
 impl ReadState {
     /// Loads a snapshot blob: verifies its checksums, decodes and validates every type, and
-    /// builds the primary key index of every type that declares one. Any malformed input is an
-    /// [`Error`], never a panic.
+    /// builds the primary key index of every type that declares one and the hash indexes the
+    /// schema declares. Any malformed input is an [`Error`], never a panic.
     pub fn from_snapshot(blob: Bytes) -> Result<Self> {
         let mut state = Self::from_snapshot_without_indexes(blob)?;
         state.indexes = state
@@ -66,6 +66,7 @@ impl ReadState {
                     .then(|| Arc::new(PrimaryKeyIndex::build(&state, TypeId(i as u32))))
             })
             .collect();
+        state.add_declared_hash_indexes()?;
         Ok(state)
     }
 
@@ -140,9 +141,7 @@ impl ReadState {
             origin: StateId::default(),
             destination: self.id,
         });
-        let mut schema = crate::byte_io::ByteWriter::new();
-        self.schema.encode(&mut schema);
-        blob.section(SectionKind::Schema, 0, schema);
+        blob.schema_section(&self.schema);
         format::tags_section(&self.tags, &mut blob);
         for (i, data) in self.types.iter().enumerate() {
             let mut w = crate::byte_io::ByteWriter::new();

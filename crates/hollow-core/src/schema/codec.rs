@@ -1,12 +1,36 @@
 //! The binary form of a schema inside a blob.
+//!
+//! Formats 1 and 2 end each type with its primary key as column positions. Format 3 writes
+//! each key field as its path (`id`, `category.id`), then the type's declared hash indexes,
+//! each as a count of fields and their paths. A schema is written in format 3 only when it
+//! needs to be (a key through a reference, or a declared hash index), so readers that know
+//! only format 2 keep reading what they can.
 
-use super::{Column, Kind, Schema, TypeDef, TypeId, TypeKind, ValueType};
+use super::{Column, KeyField, Kind, Schema, TypeDef, TypeId, TypeKind, ValueType};
 use crate::byte_io::{ByteReader, ByteWriter};
-use crate::error::{CorruptReason, Error, Result};
+use crate::error::{CorruptReason, Error, Result, SchemaProblem};
+
+/// The first format whose schema carries key paths and hash indexes.
+pub(crate) const PATHS_FORMAT: u32 = 3;
 
 impl Schema {
-    /// Appends the binary form of the schema.
+    /// The oldest blob format that holds this schema: 3 when a primary key passes through a
+    /// reference or a hash index is declared, 2 otherwise.
+    pub(crate) fn format_version(&self) -> u32 {
+        let needs_paths = self
+            .types
+            .iter()
+            .any(|t| !t.hash_indexes.is_empty() || t.primary_key.iter().any(KeyField::is_path));
+        if needs_paths {
+            PATHS_FORMAT
+        } else {
+            PATHS_FORMAT - 1
+        }
+    }
+
+    /// Appends the binary form of the schema, in [`Schema::format_version`].
     pub(crate) fn encode(&self, w: &mut ByteWriter) {
+        let paths = self.format_version() >= PATHS_FORMAT;
         w.u32(self.types.len() as u32);
         for t in &self.types {
             w.str(&t.name);
@@ -40,15 +64,26 @@ impl Schema {
                 }
             }
             w.u32(t.primary_key.len() as u32);
-            for &k in &t.primary_key {
-                w.u32(k as u32);
+            for k in &t.primary_key {
+                match paths {
+                    true => w.str(k.path()),
+                    false => w.u32(k.columns()[0] as u32),
+                }
+            }
+            if paths {
+                w.u32(t.hash_indexes.len() as u32);
+                for fields in &t.hash_indexes {
+                    w.u32(fields.len() as u32);
+                    fields.iter().for_each(|f| w.str(f));
+                }
             }
         }
     }
 
-    /// Reads a schema written by [`Schema::encode`]. Counts are never trusted for allocation:
-    /// vectors grow only as the bytes they describe are read.
-    pub(crate) fn decode(r: &mut ByteReader) -> Result<Self> {
+    /// Reads a schema written by [`Schema::encode`] in blob format `format`. Counts are never
+    /// trusted for allocation: vectors grow only as the bytes they describe are read.
+    pub(crate) fn decode(r: &mut ByteReader, format: u32) -> Result<Self> {
+        let paths = format >= PATHS_FORMAT;
         let count = r.u32("schema type count")?;
         let mut types = Vec::new();
         for _ in 0..count {
@@ -117,19 +152,52 @@ impl Schema {
             let nkeys = r.u32("primary key length")?;
             let mut primary_key = Vec::new();
             for _ in 0..nkeys {
-                primary_key.push(r.u32("primary key column")? as usize);
+                let path = if paths {
+                    r.str("primary key field")?
+                } else {
+                    let column = r.u32("primary key column")? as usize;
+                    let c = columns.get(column).ok_or_else(|| {
+                        Error::corrupt(
+                            "schema",
+                            CorruptReason::InvalidSchema {
+                                type_name: name.clone(),
+                                problem: SchemaProblem::KeyColumnMissing { column },
+                            },
+                        )
+                    })?;
+                    c.name.clone()
+                };
+                primary_key.push(KeyField::unresolved(path));
+            }
+            let mut hash_indexes = Vec::new();
+            if paths {
+                for _ in 0..r.u32("hash index count")? {
+                    let mut fields = Vec::new();
+                    for _ in 0..r.u32("hash index field count")? {
+                        fields.push(r.str("hash index field")?);
+                    }
+                    hash_indexes.push(fields);
+                }
             }
             types.push(TypeDef {
                 name,
                 kind,
                 columns,
                 primary_key,
+                hash_indexes,
             });
         }
         Schema::from_types(types).map_err(|e| match e {
             Error::InvalidSchema { type_name, problem } => Error::corrupt(
                 "schema",
                 CorruptReason::InvalidSchema { type_name, problem },
+            ),
+            Error::UnknownField { type_name, field } => Error::corrupt(
+                "schema",
+                CorruptReason::InvalidSchema {
+                    type_name,
+                    problem: SchemaProblem::UnresolvedPath { path: field },
+                },
             ),
             other => other,
         })

@@ -66,13 +66,6 @@ fn kind_name(schema: &Schema, ty: ValueType) -> String {
     })
 }
 
-fn key_names(t: &TypeDef) -> Vec<&str> {
-    t.primary_key()
-        .iter()
-        .map(|&c| t.columns()[c].name.as_str())
-        .collect()
-}
-
 impl Schema {
     /// What `next` changes in the types both schemas have that readers of this schema may fail
     /// on: a type's shape, its primary key, a field's kind, a field that may now be null. Types
@@ -92,14 +85,14 @@ impl Schema {
                 ));
                 continue;
             }
-            if key_names(old) != key_names(new) {
+            if old.key_field_names() != new.key_field_names() {
                 out.push(conflict(
                     old,
                     None,
                     format!(
                         "primary key was ({}), is now ({})",
-                        key_names(old).join(", "),
-                        key_names(new).join(", ")
+                        old.key_field_names().join(", "),
+                        new.key_field_names().join(", ")
                     ),
                 ));
             }

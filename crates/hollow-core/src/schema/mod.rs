@@ -7,6 +7,7 @@
 
 mod codec;
 mod compat;
+mod field_path;
 mod rust_names;
 mod trace;
 
@@ -16,6 +17,7 @@ use std::fmt;
 use crate::error::{Error, Result, SchemaProblem};
 
 pub use compat::SchemaConflict;
+pub(crate) use field_path::FieldPath;
 pub(crate) use rust_names::{names_instance, record_type_name, schema_name};
 pub use trace::SchemaBuilder;
 
@@ -111,13 +113,63 @@ pub enum TypeKind {
     Enum,
 }
 
+/// One field of a primary key: a field of the keyed type (`id`), or a path through references
+/// to objects to a field of a type it references (`category.id`: the `id` of the record's
+/// category). Either reaches exactly one value (or null) per record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyField {
+    path: String,
+    /// The column read in each type along the path, from the keyed type's.
+    columns: Vec<usize>,
+    /// The type of the value reached; nullable when a field on the way may be null.
+    ty: ValueType,
+}
+
+impl KeyField {
+    /// A key field named by its path, to be resolved when the schema is built.
+    pub(crate) fn unresolved(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            columns: Vec::new(),
+            ty: ValueType {
+                kind: Kind::Bool,
+                nullable: false,
+            },
+        }
+    }
+
+    /// The field's name, or its path of names joined by `.`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The column read in each type along the path, starting with the keyed type's; one
+    /// column for a field of the keyed type itself.
+    pub fn columns(&self) -> &[usize] {
+        &self.columns
+    }
+
+    /// The type of the value the field reaches (nullable when any field on the way may be
+    /// null).
+    pub fn value_type(&self) -> ValueType {
+        self.ty
+    }
+
+    /// True when the field is a path through a referenced type (`category.id`).
+    pub fn is_path(&self) -> bool {
+        self.columns.len() > 1
+    }
+}
+
 /// One named type of a schema.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TypeDef {
     pub(crate) name: String,
     pub(crate) kind: TypeKind,
     pub(crate) columns: Vec<Column>,
-    pub(crate) primary_key: Vec<usize>,
+    pub(crate) primary_key: Vec<KeyField>,
+    /// The hash indexes declared on the type: each a list of field paths.
+    pub(crate) hash_indexes: Vec<Vec<String>>,
 }
 
 impl TypeDef {
@@ -142,9 +194,20 @@ impl TypeDef {
         self.columns.iter().position(|c| c.name == name)
     }
 
-    /// Columns of the primary key, in key order; empty when the type has none.
-    pub fn primary_key(&self) -> &[usize] {
+    /// The fields of the primary key, in key order; empty when the type has none.
+    pub fn primary_key(&self) -> &[KeyField] {
         &self.primary_key
+    }
+
+    /// The names (or paths) of the primary key's fields, in key order.
+    pub fn key_field_names(&self) -> Vec<&str> {
+        self.primary_key.iter().map(KeyField::path).collect()
+    }
+
+    /// The hash indexes declared on the type with [`SchemaBuilder::hash_index`], each as its
+    /// field paths. Every state of the schema builds them when it is loaded.
+    pub fn hash_indexes(&self) -> &[Vec<String>] {
+        &self.hash_indexes
     }
 
     /// True for list, set and map types (several rows per record).
@@ -202,6 +265,12 @@ impl Schema {
                     SchemaProblem::KeyOnNonObject,
                 ));
             }
+            if t.kind != TypeKind::Object && !t.hash_indexes.is_empty() {
+                return Err(Error::invalid_schema(
+                    &t.name,
+                    SchemaProblem::HashIndexOnNonObject,
+                ));
+            }
             for c in &t.columns {
                 if let Kind::Reference(r) = c.ty.kind {
                     if r.index() >= types.len() {
@@ -216,24 +285,74 @@ impl Schema {
                     }
                 }
             }
-            for &k in &t.primary_key {
-                let Some(c) = t.columns.get(k) else {
+        }
+        let mut schema = Self { types, by_name };
+        schema.resolve_keys()?;
+        Ok(schema)
+    }
+
+    /// Resolves every primary key field's path into its columns and value type, and checks
+    /// the declared hash indexes' paths.
+    fn resolve_keys(&mut self) -> Result<()> {
+        for i in 0..self.types.len() {
+            let root = TypeId(i as u32);
+            let mut fields = std::mem::take(&mut self.types[i].primary_key);
+            for field in &mut fields {
+                if self.is_reference_field(root, &field.path) {
                     return Err(Error::invalid_schema(
-                        &t.name,
-                        SchemaProblem::KeyColumnMissing { column: k },
-                    ));
-                };
-                if matches!(c.ty.kind, Kind::Reference(_)) {
-                    return Err(Error::invalid_schema(
-                        &t.name,
+                        &self.types[i].name,
                         SchemaProblem::KeyFieldIsReference {
-                            field: c.name.clone(),
+                            field: field.path.clone(),
                         },
                     ));
                 }
+                let path = self.resolve_path(root, &field.path)?;
+                if path.through_collection() {
+                    return Err(Error::invalid_schema(
+                        &self.types[i].name,
+                        SchemaProblem::KeyThroughCollection {
+                            field: field.path.clone(),
+                        },
+                    ));
+                }
+                field.columns = path.hops.iter().map(|h| h.column).collect();
+                field.ty = ValueType {
+                    kind: path.kind,
+                    nullable: path.nullable,
+                };
+            }
+            self.types[i].primary_key = fields;
+            for fields in &self.types[i].hash_indexes {
+                if fields.is_empty() || fields.len() > 32 {
+                    return Err(Error::invalid_schema(
+                        &self.types[i].name,
+                        SchemaProblem::HashIndexFieldCount {
+                            fields: fields.len(),
+                        },
+                    ));
+                }
+                for f in fields {
+                    self.resolve_path(root, f)?;
+                }
             }
         }
-        Ok(Self { types, by_name })
+        Ok(())
+    }
+
+    /// True when `path` from `root` ends at a field that holds a reference.
+    fn is_reference_field(&self, root: TypeId, path: &str) -> bool {
+        let mut ty = Kind::Reference(root);
+        for segment in path.split('.') {
+            let Kind::Reference(r) = ty else {
+                return false;
+            };
+            let def = self.get(r);
+            let Some(c) = def.column_index(segment) else {
+                return false;
+            };
+            ty = def.columns[c].ty.kind;
+        }
+        matches!(ty, Kind::Reference(_))
     }
 
     /// Every type, in [`TypeId`] order.
@@ -281,7 +400,11 @@ impl Schema {
         let (x, y) = (self.get(a), other.get(b));
         x.name == y.name
             && x.kind == y.kind
-            && x.primary_key == y.primary_key
+            && x.primary_key.len() == y.primary_key.len()
+            && x.primary_key
+                .iter()
+                .zip(&y.primary_key)
+                .all(|(k, l)| k.path == l.path && k.ty == l.ty)
             && x.columns.len() == y.columns.len()
             && x.columns.iter().zip(&y.columns).all(|(c, d)| {
                 c.name == d.name
@@ -346,12 +469,10 @@ impl fmt::Display for Schema {
                     }
                     write!(f, "{}", t.name)?;
                     if !t.primary_key.is_empty() {
-                        let names: Vec<&str> = t
-                            .primary_key
-                            .iter()
-                            .map(|&k| t.columns[k].name.as_str())
-                            .collect();
-                        write!(f, " @PrimaryKey({})", names.join(", "))?;
+                        write!(f, " @PrimaryKey({})", t.key_field_names().join(", "))?;
+                    }
+                    for fields in &t.hash_indexes {
+                        write!(f, " @HashIndex({})", fields.join(", "))?;
                     }
                     writeln!(f, " {{")?;
                     for (i, c) in t.columns.iter().enumerate() {

@@ -19,7 +19,7 @@ use serde::ser::{self, Serialize};
 use serde::Deserialize;
 
 use super::rust_names::schema_name;
-use super::{Column, Kind, Schema, TypeDef, TypeId, TypeKind, ValueType};
+use super::{Column, KeyField, Kind, Schema, TypeDef, TypeId, TypeKind, ValueType};
 use crate::error::{Error, Result, SchemaProblem};
 
 /// Derives a [`Schema`] from Rust types. Every type reachable from the added ones becomes a type
@@ -68,6 +68,7 @@ pub struct SchemaBuilder {
     anonymous: HashMap<(TypeId, usize), TypeId>,
     enums: HashMap<TypeId, EnumDraft>,
     keys: Vec<(String, Vec<String>)>,
+    hash_indexes: Vec<(String, Vec<String>)>,
     error: Option<Error>,
     /// Gives drafts their place in the schema: named types when first met, anonymous ones when
     /// first defined (after what they hold).
@@ -160,9 +161,24 @@ impl SchemaBuilder {
     }
 
     /// Declares the primary key of `type_name`: one or more of its fields, checked by
-    /// [`SchemaBuilder::build`].
+    /// [`SchemaBuilder::build`]. A field may be a path through references to objects
+    /// (`category.id`: the `id` of the record's category), as long as it reaches one value per
+    /// record; paths through lists and sets are for hash indexes.
     pub fn primary_key(mut self, type_name: &str, fields: &[&str]) -> Self {
         self.keys.push((
+            type_name.to_string(),
+            fields.iter().map(|f| f.to_string()).collect(),
+        ));
+        self
+    }
+
+    /// Declares a hash index of `type_name` on `fields` (paths such as `country` or
+    /// `cast.id`, through references, lists and sets): every state of the schema builds it when
+    /// it is loaded, updates it with each delta, and serves it with
+    /// [`ReadState::hash_index`](crate::ReadState::hash_index). Declared here, it travels in
+    /// the blobs: every consumer has it without configuring it.
+    pub fn hash_index(mut self, type_name: &str, fields: &[&str]) -> Self {
+        self.hash_indexes.push((
             type_name.to_string(),
             fields.iter().map(|f| f.to_string()).collect(),
         ));
@@ -197,15 +213,15 @@ impl SchemaBuilder {
                     SchemaProblem::KeyWithoutFields,
                 ));
             }
-            t.primary_key = fields
-                .iter()
-                .map(|f| {
-                    t.column_index(f).ok_or_else(|| Error::UnknownField {
-                        type_name: type_name.clone(),
-                        field: f.clone(),
-                    })
-                })
-                .collect::<Result<_>>()?;
+            t.primary_key = fields.iter().map(KeyField::unresolved).collect();
+        }
+        for (type_name, fields) in &self.hash_indexes {
+            let i = *by_name
+                .get(type_name)
+                .ok_or_else(|| Error::UnknownType(type_name.clone()))?;
+            if !types[i].hash_indexes.contains(fields) {
+                types[i].hash_indexes.push(fields.clone());
+            }
         }
         Schema::from_types(types)
     }
@@ -421,6 +437,7 @@ impl SchemaBuilder {
                 kind: d.kind,
                 columns,
                 primary_key: Vec::new(),
+                hash_indexes: Vec::new(),
             });
         }
         // Anonymous types merged under one name must be alike.

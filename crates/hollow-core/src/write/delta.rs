@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::interner::Interner;
-use super::type_packing::{choose_encodings, schema_section, type_section, RowPacking, Which};
+use super::type_packing::{choose_encodings, type_section, RowPacking, Which};
 use super::{TypeWriter, WriteState};
 use crate::bitset::Bitset;
 use crate::byte_io::ByteWriter;
@@ -189,7 +189,7 @@ pub(super) fn write(
     let (current, previous) = (ws.schema.clone(), ws.previous_schema.clone());
     match dir {
         Direction::Forward => {
-            schema_section(&current, &mut blob);
+            blob.schema_section(&current);
             crate::format::tags_section(&ws.tags, &mut blob);
             for (i, def) in current.types().iter().enumerate() {
                 if ws.replaced[i] {
@@ -204,7 +204,7 @@ pub(super) fn write(
             }
         }
         Direction::Reverse => {
-            schema_section(&previous, &mut blob);
+            blob.schema_section(&previous);
             crate::format::tags_section(&ws.previous_tags, &mut blob);
             for (p, def) in previous.types().iter().enumerate() {
                 let carried = previous

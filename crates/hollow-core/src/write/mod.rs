@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::encoding::ColumnEncoding;
 use crate::error::{Error, Result};
-use crate::schema::{Schema, TypeId};
+use crate::schema::{Kind, Schema, TypeId};
 use interner::Interner;
 use tape::{Tape, TapeLayout};
 
@@ -216,21 +216,34 @@ impl WriteState {
         if def.primary_key().is_empty() {
             return Ok(None);
         }
-        let tw = &self.types[t.index()];
         let mut words = Vec::new();
-        let row = tw.record(ordinal, &mut words);
         let parts = def
             .primary_key()
             .iter()
-            .map(|&c| {
-                let null = tw.shape.mask_words > 0
-                    && row.get(c / 64).is_some_and(|w| w >> (c % 64) & 1 == 1);
-                let Some(&v) = row.get(tw.shape.mask_words + c).filter(|_| !null) else {
-                    return crate::KeyPart::Null;
-                };
-                crate::index::stored_part(def.columns()[c].ty.kind, v, |e| {
-                    Some(tw.dicts[c].as_ref()?.get(e as u32))
-                })
+            .map(|field| {
+                // Through the records a path references, to the field's value.
+                let (mut ty, mut row) = (t, ordinal);
+                for (i, &c) in field.columns().iter().enumerate() {
+                    let tw = &self.types[ty.index()];
+                    let record = tw.record(row, &mut words);
+                    let null = tw.shape.mask_words > 0
+                        && record.get(c / 64).is_some_and(|w| w >> (c % 64) & 1 == 1);
+                    let Some(&v) = record.get(tw.shape.mask_words + c).filter(|_| !null) else {
+                        return crate::KeyPart::Null;
+                    };
+                    let kind = self.schema.get(ty).columns()[c].ty.kind;
+                    match kind {
+                        Kind::Reference(r) if i + 1 < field.columns().len() => {
+                            (ty, row) = (r, v as u32);
+                        }
+                        _ => {
+                            return crate::index::stored_part(kind, v, |e| {
+                                Some(tw.dicts[c].as_ref()?.get(e as u32))
+                            })
+                        }
+                    }
+                }
+                crate::KeyPart::Null
             })
             .collect();
         Ok(Some(parts))

@@ -1,7 +1,7 @@
 //! Writing the current state as a snapshot: every type's section (see [`super::type_packing`]),
 //! spread over the machine's cores.
 
-use super::type_packing::{schema_section, type_section, Which};
+use super::type_packing::{type_section, Which};
 use super::WriteState;
 use crate::byte_io::ByteWriter;
 use crate::error::Result;
@@ -14,7 +14,7 @@ pub(super) fn write(ws: &mut WriteState, id: StateId, buffer: Vec<u8>) -> Result
         origin: StateId::default(),
         destination: id,
     });
-    schema_section(&ws.schema, &mut blob);
+    blob.schema_section(&ws.schema);
     crate::format::tags_section(&ws.tags, &mut blob);
     for (i, section) in type_sections(ws)?.into_iter().enumerate() {
         blob.section(SectionKind::TypeData, i as u32, section);

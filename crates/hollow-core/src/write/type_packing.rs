@@ -6,20 +6,11 @@ use bytes::Bytes;
 
 use super::TypeWriter;
 use crate::bitset::Bitset;
-use crate::byte_io::ByteWriter;
 use crate::encoding::{ColumnEncoding, ValueRange};
 use crate::error::Result;
 use crate::format::type_section::{DictSection, TypeSection};
-use crate::format::{BlobWriter, SectionKind};
 use crate::packed::{bits_needed, pack_values, BitWriter};
 use crate::schema::TypeDef;
-
-/// Appends the schema section every blob starts with.
-pub(super) fn schema_section(schema: &crate::schema::Schema, blob: &mut BlobWriter) {
-    let mut schema_bytes = ByteWriter::new();
-    schema.encode(&mut schema_bytes);
-    blob.section(SectionKind::Schema, 0, schema_bytes);
-}
 
 #[inline]
 fn is_null(row: &[u64], mask_words: usize, column: usize) -> bool {

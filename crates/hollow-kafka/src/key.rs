@@ -507,4 +507,24 @@ mod tests {
             assert!(err.contains(why), "{err}");
         }
     }
+
+    #[derive(Serialize, Deserialize)]
+    struct Listing {
+        movie: Movie,
+        shop: String,
+    }
+
+    #[test]
+    fn a_key_through_a_reference_is_refused_with_its_path() {
+        let schema = SchemaBuilder::new()
+            .add::<Listing>()
+            .primary_key("Listing", &["movie.id", "shop"])
+            .build()
+            .unwrap();
+        let err = KeyShape::of::<Listing>(&schema).unwrap_err();
+        assert!(
+            err.contains("movie.id") && err.contains("fields of their own"),
+            "{err}"
+        );
+    }
 }

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{Error, Result, SchemaProblem};
-use crate::index::{combine, kind_class, mix, part_class, Key, KeyMismatch, KeyPart};
+use crate::index::{combine, kind_class, mix, part_class, stored_part, Key, KeyMismatch, KeyPart};
 use crate::schema::{FieldPath, TypeId, TypeKind};
-use crate::type_data::StateTypes;
+use crate::type_data::{StateTypes, TypeData};
 
 /// The ordinals of one type that a delta removed, and those it added.
 pub(crate) type Patched = (Vec<u32>, Vec<u32>);
@@ -31,6 +31,9 @@ const PARALLEL_RECORDS: u64 = 100_000;
 
 /// A key's 128-bit hash; `[0, 0]` marks an empty bucket (real hashes have the low bit set).
 type KeyHash = [u64; 2];
+
+/// The hash a key starts from, before its fields are combined in.
+const SEED: KeyHash = [0x9E37_79B9_7F4A_7C15, 0x243F_6A88_85A3_08D3];
 
 const EMPTY: KeyHash = [0, 0];
 
@@ -156,7 +159,7 @@ fn shard_ranges(pairs: &[(u64, u64)], shard_bits: u32) -> Vec<Range<usize>> {
 }
 
 /// One distinct key: its hash and its run of the postings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Bucket {
     hash: KeyHash,
     offset: u32,
@@ -211,7 +214,7 @@ pub struct HashIndex {
 }
 
 /// Some keys of an index: a table of them and the postings their buckets name.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Shard {
     /// The table; a key's home is its hash scaled to the table's length (see [`home`]).
     buckets: Vec<Bucket>,
@@ -228,6 +231,34 @@ struct KeyScratch {
     keys: Vec<KeyHash>,
     next: Vec<KeyHash>,
     parts: Vec<KeyHash>,
+    /// Key numbers (see [`HashIndex::fill_through_leaves`]).
+    numbers: Vec<u32>,
+}
+
+/// Calls `key` with each record of `data` in ordinal order, on the machine's cores in pieces
+/// of ordinals; what each piece appended, in order.
+fn keyed_in_pieces<T: Send>(
+    data: &TypeData,
+    key: impl Fn(u32, &mut Vec<T>, &mut KeyScratch) + Sync,
+) -> Vec<Vec<T>> {
+    let words = (data.population.len() as usize).div_ceil(64);
+    let pieces: Vec<Range<usize>> = (0..words)
+        .step_by(PIECE_WORDS)
+        .map(|w| w..(w + PIECE_WORDS).min(words))
+        .collect();
+    crate::parallel::map_balanced(
+        pieces,
+        |w| (w.len() * 64) as u64,
+        PARALLEL_RECORDS,
+        |w| {
+            let mut scratch = KeyScratch::default();
+            let mut out = Vec::with_capacity(w.len() * 64);
+            for o in data.population.iter_words(w) {
+                key(o as u32, &mut out, &mut scratch);
+            }
+            out
+        },
+    )
 }
 
 impl HashIndex {
@@ -269,30 +300,35 @@ impl HashIndex {
         Ok(index)
     }
 
-    /// Fills the empty index from the records of type `id`: every (key, ordinal) pair is
-    /// collected in ordinal order and sorted, so that the table is filled front to back and the
-    /// postings written in one sequential pass.
+    /// Fills the empty index from the records of type `id`.
     fn fill(&mut self, state: &impl StateTypes, id: TypeId) {
-        let data = state.type_data(id).clone();
-        // The keys of pieces of the ordinals, on the machine's cores.
-        let words = (data.population.len() as usize).div_ceil(64);
-        let pieces: Vec<Range<usize>> = (0..words)
-            .step_by(PIECE_WORDS)
-            .map(|w| w..(w + PIECE_WORDS).min(words))
-            .collect();
+        match self.leaf_hop() {
+            Some(hop) => self.fill_through_leaves(state, id, hop),
+            None => self.fill_by_pairs(state, id),
+        }
+    }
+
+    /// For an index on one path that ends in a field of records reached by reference
+    /// (`cast.id` ends in actors' `id`): the hop that reads that field. Those records' keys are
+    /// worked out once each rather than once per reference to them.
+    fn leaf_hop(&self) -> Option<usize> {
+        let [path] = &self.paths[..] else {
+            return None;
+        };
+        let last = path.hops.len() - 1;
+        (last > 0 && !path.hops[last].collection).then_some(last)
+    }
+
+    /// Fills the index by collecting every (key, ordinal) pair in ordinal order and sorting
+    /// them, so that the table is filled front to back and the postings written in one
+    /// sequential pass.
+    fn fill_by_pairs(&mut self, state: &impl StateTypes, id: TypeId) {
         let this = &*self;
-        let keyed = crate::parallel::map_balanced(
-            pieces,
-            |w| (w.len() * 64) as u64,
-            PARALLEL_RECORDS,
-            |w| {
-                let mut scratch = KeyScratch::default();
-                let mut pairs = Vec::with_capacity(w.len() * 64);
-                for o in data.population.iter_words(w) {
-                    this.keys_of(state, o as u32, &mut scratch);
-                    pairs.extend(scratch.keys.iter().map(|&h| pair(h, o as u32)));
-                }
-                pairs
+        let keyed = keyed_in_pieces(
+            state.type_data(id),
+            |o, pairs: &mut Vec<(u64, u64)>, scratch| {
+                this.keys_of(state, o, scratch);
+                pairs.extend(scratch.keys.iter().map(|&h| pair(h, o)));
             },
         );
         let mut pairs: Vec<(u64, u64)> = Vec::with_capacity(keyed.iter().map(Vec::len).sum());
@@ -306,13 +342,107 @@ impl HashIndex {
             .collect();
     }
 
+    /// Fills the index of a path whose hop `leaf` reads the key from records reached by
+    /// reference: each such record is keyed once and the distinct keys numbered in hash order;
+    /// then each record's key numbers are counted and placed (a counting sort) straight into
+    /// the postings. The index is the one [`HashIndex::fill_by_pairs`] builds.
+    fn fill_through_leaves(&mut self, state: &impl StateTypes, id: TypeId, leaf: usize) {
+        let path = &self.paths[0];
+        let hop = path.hops[leaf];
+        let leaves = state.type_data(hop.ty);
+        let mut leaf_keys: Vec<(u64, u64)> = leaves
+            .population
+            .iter()
+            .filter_map(|o| {
+                let v = leaves.value(o, hop.column)?;
+                let part = stored_part(path.kind, v, |e| leaves.dicts[hop.column].as_ref()?.get(e));
+                Some(pair(finished(combined(SEED, part_hash(part))), o as u32))
+            })
+            .collect();
+        sort_pairs(&mut leaf_keys);
+        let mut number_of_leaf = vec![u32::MAX; leaves.slot_count() as usize];
+        let mut hashes: Vec<KeyHash> = Vec::new();
+        for &p in &leaf_keys {
+            let (h, o) = unpair(p);
+            if hashes.last() != Some(&h) {
+                hashes.push(h);
+            }
+            number_of_leaf[o as usize] = (hashes.len() - 1) as u32;
+        }
+        drop(leaf_keys);
+        // (key number, ordinal) of every record, in ordinal order.
+        let keyed = keyed_in_pieces(state.type_data(id), |o, out: &mut Vec<u64>, scratch| {
+            let numbers = &mut scratch.numbers;
+            numbers.clear();
+            path.for_each_reached(
+                state,
+                o,
+                leaf,
+                &mut |l| match number_of_leaf.get(l as usize) {
+                    Some(&k) if k != u32::MAX => numbers.push(k),
+                    _ => {}
+                },
+            );
+            // A record reaching one key twice is listed once under it.
+            if numbers.len() > 1 {
+                numbers.sort_unstable();
+                numbers.dedup();
+            }
+            out.extend(numbers.iter().map(|&k| (k as u64) << 32 | o as u64));
+        });
+        let mut starts = vec![0u32; hashes.len() + 1];
+        for &e in keyed.iter().flatten() {
+            starts[(e >> 32) as usize + 1] += 1;
+        }
+        for k in 0..hashes.len() {
+            starts[k + 1] += starts[k];
+        }
+        let mut postings = vec![0u32; starts[hashes.len()] as usize];
+        let mut next = starts.clone();
+        for &e in keyed.iter().flatten() {
+            let k = (e >> 32) as usize;
+            postings[next[k] as usize] = e as u32;
+            next[k] += 1;
+        }
+        drop(keyed);
+        // Keys no record reaches are left out.
+        let used: Vec<usize> = (0..hashes.len())
+            .filter(|&k| starts[k + 1] > starts[k])
+            .collect();
+        self.shard_bits = shard_bits_for(used.len());
+        let run = |k: usize| {
+            (
+                hashes[k],
+                postings[starts[k] as usize..starts[k + 1] as usize]
+                    .iter()
+                    .copied(),
+            )
+        };
+        let mut rest = &used[..];
+        self.shards = (0..1usize << self.shard_bits)
+            .map(|shard| {
+                let n = rest.partition_point(|&k| shard_of(hashes[k], self.shard_bits) <= shard);
+                let (here, after) = rest.split_at(n);
+                rest = after;
+                let total = here
+                    .iter()
+                    .map(|&k| (starts[k + 1] - starts[k]) as usize)
+                    .sum();
+                Arc::new(Shard::from_runs(
+                    here.len(),
+                    total,
+                    here.iter().map(|&k| run(k)),
+                    self.shard_bits,
+                ))
+            })
+            .collect();
+    }
+
     /// The keys of record `ordinal` into `scratch.keys`: every combination of the values its
     /// fields reach.
     fn keys_of(&self, state: &impl StateTypes, ordinal: u32, scratch: &mut KeyScratch) {
         scratch.keys.clear();
-        scratch
-            .keys
-            .push([0x9E37_79B9_7F4A_7C15, 0x243F_6A88_85A3_08D3]);
+        scratch.keys.push(SEED);
         for path in &self.paths {
             scratch.parts.clear();
             path.for_each(state, ordinal, &mut |p| scratch.parts.push(part_hash(p)));
@@ -340,9 +470,7 @@ impl HashIndex {
     #[inline]
     pub fn find<K: Key + ?Sized>(&self, key: &K) -> Result<&[u32], KeyMismatch> {
         if K::ARITY == self.paths.len() {
-            let h = (0..K::ARITY).fold([0x9E37_79B9_7F4A_7C15, 0x243F_6A88_85A3_08D3], |h, i| {
-                combined(h, part_hash(key.part(i)))
-            });
+            let h = (0..K::ARITY).fold(SEED, |h, i| combined(h, part_hash(key.part(i))));
             let h = finished(h);
             let shard = &self.shards[shard_of(h, self.shard_bits)];
             if let Some(run) = shard.run(h, self.shard_bits) {
@@ -358,11 +486,7 @@ impl HashIndex {
     /// run time (a tool's command line).
     pub fn find_parts(&self, parts: &[KeyPart<'_>]) -> Result<&[u32], KeyMismatch> {
         if parts.len() == self.paths.len() {
-            let h = parts
-                .iter()
-                .fold([0x9E37_79B9_7F4A_7C15, 0x243F_6A88_85A3_08D3], |h, p| {
-                    combined(h, part_hash(*p))
-                });
+            let h = parts.iter().fold(SEED, |h, p| combined(h, part_hash(*p)));
             let h = finished(h);
             let shard = &self.shards[shard_of(h, self.shard_bits)];
             if let Some(run) = shard.run(h, self.shard_bits) {
@@ -580,32 +704,39 @@ impl Shard {
 }
 
 impl Shard {
-    /// The shard of the (key, ordinal) pairs `pairs`, sorted by key then ordinal: keys come in
-    /// the order of their home buckets, so each goes to its home or just past the last one
-    /// placed (the few that would run past the end wrap around afterwards), and the postings
-    /// are written in one pass.
+    /// The shard of the (key, ordinal) pairs `pairs`, sorted by key then ordinal.
     fn from_sorted(pairs: &[(u64, u64)], shard_bits: u32) -> Self {
-        let keys = distinct_keys(pairs);
+        let runs = pairs
+            .chunk_by(|a, b| unpair(*a).0 == unpair(*b).0)
+            .map(|run| (unpair(run[0]).0, run.iter().map(|&p| unpair(p).1)));
+        Self::from_runs(distinct_keys(pairs), pairs.len(), runs, shard_bits)
+    }
+
+    /// The shard of `keys` keys and their runs of `postings` ordinals in all, keys sorted by
+    /// hash: keys come in the order of their home buckets, so each goes to its home or just
+    /// past the last one placed (the few that would run past the end wrap around afterwards),
+    /// and the postings are written in one pass.
+    fn from_runs<R: Iterator<Item = u32>>(
+        keys: usize,
+        postings: usize,
+        runs: impl Iterator<Item = (KeyHash, R)>,
+        shard_bits: u32,
+    ) -> Self {
         let mut shard = Shard {
             buckets: vec![EMPTY_BUCKET; table_len(keys)],
-            postings: Vec::with_capacity(pairs.len()),
+            postings: Vec::with_capacity(postings),
             keys: 0,
             emptied: 0,
         };
         let mut next_free = 0usize;
         let mut wrapped = Vec::new();
-        let mut start = 0;
-        while start < pairs.len() {
-            let (h, _) = unpair(pairs[start]);
-            let end = run_end(pairs, start, h);
-            let offset = shard.postings.len() as u32;
-            shard
-                .postings
-                .extend(pairs[start..end].iter().map(|&p| unpair(p).1));
+        for (h, run) in runs {
+            let offset = shard.postings.len();
+            shard.postings.extend(run);
             let bucket = Bucket {
                 hash: h,
-                offset,
-                len: (end - start) as u32,
+                offset: offset as u32,
+                len: (shard.postings.len() - offset) as u32,
             };
             let b = home(h, shard.buckets.len(), shard_bits).max(next_free);
             if b < shard.buckets.len() {
@@ -614,7 +745,6 @@ impl Shard {
             } else {
                 wrapped.push(bucket);
             }
-            start = end;
         }
         shard.keys = keys - wrapped.len();
         for bucket in wrapped {
@@ -822,5 +952,64 @@ mod tests {
         let found = after.find(&777i64).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(ids.get(found[0]), Some(777));
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Actor {
+        id: i64,
+        name: String,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Film {
+        id: i64,
+        cast: Vec<Actor>,
+        lead: Option<Actor>,
+    }
+
+    /// Keys worked out once per referenced record give the very index that sorting every
+    /// (key, ordinal) pair gives: same shards, buckets and postings.
+    #[test]
+    fn keying_referenced_records_once_builds_the_same_index() {
+        let schema = SchemaBuilder::new().add::<Film>().build().unwrap();
+        let mut w = WriteState::new(schema);
+        let actor = |a: i64| Actor {
+            // Two actor records share each id (another name): one key, two leaves.
+            id: a / 2,
+            name: format!("actor {}", a % 25_000),
+        };
+        for id in 0..20_000i64 {
+            let cast = (0..id % 5)
+                .map(|i| actor((id * 7 + i * 13) % 60_000))
+                .collect();
+            let mut film = Film {
+                id,
+                cast,
+                lead: (id % 3 != 0).then(|| actor(id * 3 % 60_000)),
+            };
+            if id % 11 == 0 {
+                // The same actor twice in one cast: listed once under its key.
+                film.cast.push(actor(5));
+                film.cast.push(actor(5));
+            }
+            w.add(&film).unwrap();
+        }
+        let state = ReadState::from_snapshot(Bytes::from(w.write_snapshot(1).unwrap())).unwrap();
+        let id = state.schema().require("Film").unwrap();
+        for field in ["cast.id", "cast.name", "lead.id"] {
+            let through_leaves = HashIndex::build(&state, "Film", &[field]).unwrap();
+            assert!(through_leaves.leaf_hop().is_some(), "{field}");
+            let mut by_pairs = HashIndex {
+                shards: Vec::new(),
+                ..through_leaves.clone()
+            };
+            by_pairs.fill_by_pairs(&state, id);
+            assert_eq!(through_leaves.shard_bits, by_pairs.shard_bits, "{field}");
+            assert!(through_leaves.shards == by_pairs.shards, "{field}");
+            assert!(through_leaves.shards.len() > 1, "{field}: several shards");
+        }
+        let lead = HashIndex::build(&state, "Film", &["lead.id"]).unwrap();
+        assert_eq!(lead.find(&6i64).unwrap(), &[4]);
+        assert!(lead.find(&-1i64).unwrap().is_empty());
     }
 }

@@ -29,6 +29,10 @@ const PIECE_WORDS: usize = 2048;
 /// ...when there are at least this many records.
 const PARALLEL_RECORDS: u64 = 100_000;
 
+/// Shards a delta rewrites are spread over the cores when they hold this many 4-byte words of
+/// buckets and postings in all.
+const PARALLEL_SHARD_WORDS: u64 = 1 << 18;
+
 /// A key's 128-bit hash; `[0, 0]` marks an empty bucket (real hashes have the low bit set).
 type KeyHash = [u64; 2];
 
@@ -230,16 +234,21 @@ struct Shard {
 struct KeyScratch {
     keys: Vec<KeyHash>,
     next: Vec<KeyHash>,
-    parts: Vec<KeyHash>,
-    /// Key numbers (see [`HashIndex::fill_through_leaves`]).
-    numbers: Vec<u32>,
+    /// Per path, the values a batch of records reaches (see [`HashIndex::pairs_of`]).
+    parts: Vec<Vec<(u32, KeyHash)>>,
+    /// (position in a batch, key number) pairs (see [`HashIndex::fill_through_leaves`]).
+    numbers: Vec<(u32, u32)>,
 }
 
-/// Calls `key` with each record of `data` in ordinal order, on the machine's cores in pieces
-/// of ordinals; what each piece appended, in order.
+/// Records are keyed in batches of this many, walked together (see
+/// [`FieldPath::for_each_in_batch`]).
+const BATCH: usize = 256;
+
+/// Calls `key` with the records of `data` in ordinal order, in batches, on the machine's cores
+/// in pieces of ordinals; what each piece appended, in order.
 fn keyed_in_pieces<T: Send>(
     data: &TypeData,
-    key: impl Fn(u32, &mut Vec<T>, &mut KeyScratch) + Sync,
+    key: impl Fn(&[u32], &mut Vec<T>, &mut KeyScratch) + Sync,
 ) -> Vec<Vec<T>> {
     let words = (data.population.len() as usize).div_ceil(64);
     let pieces: Vec<Range<usize>> = (0..words)
@@ -253,8 +262,16 @@ fn keyed_in_pieces<T: Send>(
         |w| {
             let mut scratch = KeyScratch::default();
             let mut out = Vec::with_capacity(w.len() * 64);
+            let mut batch = Vec::with_capacity(BATCH);
             for o in data.population.iter_words(w) {
-                key(o as u32, &mut out, &mut scratch);
+                batch.push(o as u32);
+                if batch.len() == BATCH {
+                    key(&batch, &mut out, &mut scratch);
+                    batch.clear();
+                }
+            }
+            if !batch.is_empty() {
+                key(&batch, &mut out, &mut scratch);
             }
             out
         },
@@ -324,13 +341,9 @@ impl HashIndex {
     /// sequential pass.
     fn fill_by_pairs(&mut self, state: &impl StateTypes, id: TypeId) {
         let this = &*self;
-        let keyed = keyed_in_pieces(
-            state.type_data(id),
-            |o, pairs: &mut Vec<(u64, u64)>, scratch| {
-                this.keys_of(state, o, scratch);
-                pairs.extend(scratch.keys.iter().map(|&h| pair(h, o)));
-            },
-        );
+        let keyed = keyed_in_pieces(state.type_data(id), |batch, pairs, scratch| {
+            this.pairs_of(state, batch, pairs, scratch)
+        });
         let mut pairs: Vec<(u64, u64)> = Vec::with_capacity(keyed.iter().map(Vec::len).sum());
         keyed.into_iter().for_each(|p| pairs.extend(p));
         sort_pairs(&mut pairs);
@@ -371,24 +384,28 @@ impl HashIndex {
         }
         drop(leaf_keys);
         // (key number, ordinal) of every record, in ordinal order.
-        let keyed = keyed_in_pieces(state.type_data(id), |o, out: &mut Vec<u64>, scratch| {
+        let keyed = keyed_in_pieces(state.type_data(id), |batch, out: &mut Vec<u64>, scratch| {
+            // (position in the batch, key number) of every leaf reached, by position.
             let numbers = &mut scratch.numbers;
             numbers.clear();
-            path.for_each_reached(
-                state,
-                o,
-                leaf,
-                &mut |l| match number_of_leaf.get(l as usize) {
-                    Some(&k) if k != u32::MAX => numbers.push(k),
-                    _ => {}
-                },
-            );
-            // A record reaching one key twice is listed once under it.
-            if numbers.len() > 1 {
-                numbers.sort_unstable();
-                numbers.dedup();
+            path.for_each_reached_in_batch(state, batch, leaf, &mut |i, l| match number_of_leaf
+                .get(l as usize)
+            {
+                Some(&k) if k != u32::MAX => numbers.push((i as u32, k)),
+                _ => {}
+            });
+            for run in numbers.chunk_by_mut(|a, b| a.0 == b.0) {
+                let o = batch[run[0].0 as usize] as u64;
+                // A record reaching one key twice is listed once under it.
+                run.sort_unstable();
+                let mut last = None;
+                for &(_, k) in run.iter() {
+                    if last != Some(k) {
+                        out.push((k as u64) << 32 | o);
+                        last = Some(k);
+                    }
+                }
             }
-            out.extend(numbers.iter().map(|&k| (k as u64) << 32 | o as u64));
         });
         let mut starts = vec![0u32; hashes.len() + 1];
         for &e in keyed.iter().flatten() {
@@ -438,29 +455,50 @@ impl HashIndex {
             .collect();
     }
 
-    /// The keys of record `ordinal` into `scratch.keys`: every combination of the values its
-    /// fields reach.
-    fn keys_of(&self, state: &impl StateTypes, ordinal: u32, scratch: &mut KeyScratch) {
-        scratch.keys.clear();
-        scratch.keys.push(SEED);
-        for path in &self.paths {
-            scratch.parts.clear();
-            path.for_each(state, ordinal, &mut |p| scratch.parts.push(part_hash(p)));
-            scratch.next.clear();
-            for &k in &scratch.keys {
-                for &p in &scratch.parts {
-                    scratch.next.push(combined(k, p));
+    /// Appends the (key, ordinal) pairs of the records `ordinals` to `pairs`: per record, every
+    /// combination of the values its fields reach, each key once.
+    fn pairs_of(
+        &self,
+        state: &impl StateTypes,
+        ordinals: &[u32],
+        pairs: &mut Vec<(u64, u64)>,
+        scratch: &mut KeyScratch,
+    ) {
+        // Per path, (position in `ordinals`, hash) of every value reached, by position.
+        scratch.parts.resize_with(self.paths.len(), Vec::new);
+        for (path, parts) in self.paths.iter().zip(&mut scratch.parts) {
+            parts.clear();
+            path.for_each_in_batch(state, ordinals, &mut |i, p| {
+                parts.push((i as u32, part_hash(p)))
+            });
+        }
+        let mut cursors = vec![0usize; self.paths.len()];
+        for (i, &o) in ordinals.iter().enumerate() {
+            scratch.keys.clear();
+            scratch.keys.push(SEED);
+            for (parts, cursor) in scratch.parts.iter().zip(&mut cursors) {
+                let start = *cursor;
+                *cursor += parts[start..]
+                    .iter()
+                    .take_while(|p| p.0 == i as u32)
+                    .count();
+                scratch.next.clear();
+                for &k in &scratch.keys {
+                    for &(_, p) in &parts[start..*cursor] {
+                        scratch.next.push(combined(k, p));
+                    }
                 }
+                std::mem::swap(&mut scratch.keys, &mut scratch.next);
             }
-            std::mem::swap(&mut scratch.keys, &mut scratch.next);
-        }
-        for k in &mut scratch.keys {
-            *k = finished(*k);
-        }
-        // A record with the same value twice on a path is listed once under it.
-        if scratch.keys.len() > 1 {
-            scratch.keys.sort_unstable();
-            scratch.keys.dedup();
+            for k in &mut scratch.keys {
+                *k = finished(*k);
+            }
+            // A record with the same value twice on a path is listed once under it.
+            if scratch.keys.len() > 1 {
+                scratch.keys.sort_unstable();
+                scratch.keys.dedup();
+            }
+            pairs.extend(scratch.keys.iter().map(|&h| pair(h, o)));
         }
     }
 
@@ -577,9 +615,8 @@ impl HashIndex {
             |(state, ordinals)| {
                 let mut scratch = KeyScratch::default();
                 let mut pairs = Vec::with_capacity(ordinals.len() * 2);
-                for &o in ordinals {
-                    self.keys_of(state, o, &mut scratch);
-                    pairs.extend(scratch.keys.iter().map(|&h| pair(h, o)));
+                for batch in ordinals.chunks(BATCH) {
+                    self.pairs_of(state, batch, &mut pairs, &mut scratch);
                 }
                 pairs.sort_unstable();
                 pairs
@@ -591,18 +628,27 @@ impl HashIndex {
             shard_ranges(&gone, self.shard_bits),
             shard_ranges(&arrived, self.shard_bits),
         );
-        let mut shards = Vec::with_capacity(self.shards.len());
-        for (i, shard) in self.shards.iter().enumerate() {
-            let (g, a) = (
-                &gone[gone_shards[i].clone()],
-                &arrived[arrived_shards[i].clone()],
-            );
-            shards.push(if g.is_empty() && a.is_empty() {
-                shard.clone()
-            } else {
-                Arc::new(shard.updated(g, a, self.shard_bits)?)
-            });
-        }
+        // The shards whose keys changed are rewritten on the machine's cores, weighed by size.
+        let jobs: Vec<_> = self
+            .shards
+            .iter()
+            .zip(gone_shards.into_iter().zip(arrived_shards))
+            .map(|(shard, (g, a))| (shard, &gone[g], &arrived[a]))
+            .collect();
+        let shards = crate::parallel::map_balanced(
+            jobs,
+            |(shard, g, a)| match g.is_empty() && a.is_empty() {
+                true => 0,
+                false => (shard.buckets.len() * 6 + shard.postings.len()) as u64,
+            },
+            PARALLEL_SHARD_WORDS,
+            |(shard, g, a)| match g.is_empty() && a.is_empty() {
+                true => Some(shard.clone()),
+                false => shard.updated(g, a, self.shard_bits).map(Arc::new),
+            },
+        )
+        .into_iter()
+        .collect::<Option<Vec<_>>>()?;
         Some(Self {
             shards,
             paths: self.paths.clone(),

@@ -1,77 +1,84 @@
-//! Walking a field path (see [`FieldPath`]) from a record of a state: zero or more values.
+//! Walking a field path (see [`FieldPath`]) from records of a state: zero or more values each.
 
 use crate::index::{stored_part, KeyPart};
 use crate::schema::FieldPath;
 use crate::type_data::{StateTypes, TypeData};
 
 impl FieldPath {
-    /// Calls `f` with each value the path reaches from record `ordinal` of its root type (nulls
-    /// are left out).
-    #[inline]
-    pub(crate) fn for_each<'s, S: StateTypes>(
+    /// Calls `f` with each value the path reaches from each of the records `ordinals` of its
+    /// root type, with the record's position in `ordinals` (nulls left out; records in order,
+    /// a record's values in path order).
+    pub(crate) fn for_each_in_batch<'s, S: StateTypes>(
         &self,
         state: &'s S,
-        ordinal: u32,
-        f: &mut impl FnMut(KeyPart<'s>),
+        ordinals: &[u32],
+        f: &mut impl FnMut(usize, KeyPart<'s>),
     ) {
         let kind = self.kind;
-        self.walk(
+        self.walk_in_batch(
             state,
-            0,
+            ordinals,
             self.hops.len(),
-            ordinal as u64,
-            &mut |data, column, v| {
-                f(stored_part(kind, v, |e| {
-                    data.dicts[column].as_ref()?.get(e)
-                }))
+            &mut |i, data, column, v| {
+                f(
+                    i,
+                    stored_part(kind, v, |e| data.dicts[column].as_ref()?.get(e)),
+                )
             },
         );
     }
 
     /// Calls `f` with the ordinal of each record of the type read by hop `end` that the first
-    /// `end` hops reach from record `ordinal` (nulls left out): for `cast.id`, with `end` 2, the
-    /// movie's actors.
-    #[inline]
-    pub(crate) fn for_each_reached<S: StateTypes>(
+    /// `end` hops reach from each of the records `ordinals`, with the record's position in
+    /// `ordinals` (records in order): for `cast.id`, with `end` 2, each movie's actors.
+    pub(crate) fn for_each_reached_in_batch<S: StateTypes>(
         &self,
         state: &S,
-        ordinal: u32,
+        ordinals: &[u32],
         end: usize,
-        f: &mut impl FnMut(u64),
+        f: &mut impl FnMut(usize, u64),
     ) {
-        self.walk(state, 0, end, ordinal as u64, &mut |_, _, v| f(v));
+        self.walk_in_batch(state, ordinals, end, &mut |i, _, _, v| f(i, v));
     }
 
-    /// Follows hops `hop..end` from `ordinal` (a record of hop `hop`'s type), calling `f` with
-    /// each non-null value read by hop `end - 1`, its records and its column.
-    fn walk<'s, S: StateTypes>(
+    /// Follows hops `..end` from each of the records `ordinals`, calling `f` with the record's
+    /// position, and each non-null value read by hop `end - 1` with its records and column.
+    /// The records are walked breadth first, a hop for all of them at a time: the reads of one
+    /// hop are independent, so their cache misses overlap instead of following each other.
+    fn walk_in_batch<'s, S: StateTypes>(
         &self,
         state: &'s S,
-        hop: usize,
+        ordinals: &[u32],
         end: usize,
-        ordinal: u64,
-        f: &mut impl FnMut(&'s TypeData, usize, u64),
+        f: &mut impl FnMut(usize, &'s TypeData, usize, u64),
     ) {
-        let Some(h) = self.hops.get(hop).filter(|_| hop < end) else {
-            return;
-        };
-        let data = &**state.type_data(h.ty);
-        let rows = if h.collection {
-            data.row_range(ordinal)
-        } else if ordinal < data.slot_count() {
-            ordinal..ordinal + 1
-        } else {
-            return;
-        };
-        for row in rows {
-            let Some(v) = data.value(row, h.column) else {
-                continue;
-            };
-            if hop + 1 == end {
-                f(data, h.column, v);
-            } else {
-                self.walk(state, hop + 1, end, v, f);
+        let mut frontier: Vec<(u32, u64)> = (0..ordinals.len() as u32)
+            .zip(ordinals.iter().map(|&o| o as u64))
+            .collect();
+        let mut next = Vec::with_capacity(frontier.len());
+        for (n, h) in self.hops[..end.min(self.hops.len())].iter().enumerate() {
+            let data = &**state.type_data(h.ty);
+            for &(i, ordinal) in &frontier {
+                let rows = if h.collection {
+                    data.row_range(ordinal)
+                } else if ordinal < data.slot_count() {
+                    ordinal..ordinal + 1
+                } else {
+                    continue;
+                };
+                for row in rows {
+                    let Some(v) = data.value(row, h.column) else {
+                        continue;
+                    };
+                    if n + 1 == end {
+                        f(i as usize, data, h.column, v);
+                    } else {
+                        next.push((i, v));
+                    }
+                }
             }
+            std::mem::swap(&mut frontier, &mut next);
+            next.clear();
         }
     }
 }

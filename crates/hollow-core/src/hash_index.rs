@@ -18,16 +18,13 @@ use xxhash_rust::xxh3::xxh3_128;
 use crate::error::{Error, Result, SchemaProblem};
 use crate::index::{combine, kind_class, mix, part_class, stored_part, Key, KeyMismatch, KeyPart};
 use crate::schema::{FieldPath, TypeId, TypeKind};
-use crate::type_data::{StateTypes, TypeData};
+use crate::type_data::StateTypes;
 
 /// The ordinals of one type that a delta removed, and those it added.
 pub(crate) type Patched = (Vec<u32>, Vec<u32>);
 
-/// Records are keyed in pieces of this many 64-ordinal words, spread over the cores...
-const PIECE_WORDS: usize = 2048;
-
-/// ...when there are at least this many records.
-const PARALLEL_RECORDS: u64 = 100_000;
+/// The records a delta removed and added are keyed on two cores when there are this many.
+const PARALLEL_CHANGES: u64 = 6_250;
 
 /// Shards a delta rewrites are spread over the cores when they hold this many 4-byte words of
 /// buckets and postings in all.
@@ -102,7 +99,7 @@ fn sort_pairs(pairs: &mut Vec<(u64, u64)>) {
         .next_power_of_two()
         .trailing_zeros()
         .clamp(1, 32);
-    crate::radix_sort::sort_by_bits(pairs, 64 - bits, bits);
+    crate::radix_sort::sort_by_bits(pairs, |p| p.0, 64 - bits, bits);
     let mut start = 0;
     while start < pairs.len() {
         let top = pairs[start].0 >> (64 - bits);
@@ -244,40 +241,6 @@ struct KeyScratch {
 /// [`FieldPath::for_each_in_batch`]).
 const BATCH: usize = 256;
 
-/// Calls `key` with the records of `data` in ordinal order, in batches, on the machine's cores
-/// in pieces of ordinals; what each piece appended, in order.
-fn keyed_in_pieces<T: Send>(
-    data: &TypeData,
-    key: impl Fn(&[u32], &mut Vec<T>, &mut KeyScratch) + Sync,
-) -> Vec<Vec<T>> {
-    let words = (data.population.len() as usize).div_ceil(64);
-    let pieces: Vec<Range<usize>> = (0..words)
-        .step_by(PIECE_WORDS)
-        .map(|w| w..(w + PIECE_WORDS).min(words))
-        .collect();
-    crate::parallel::map_balanced(
-        pieces,
-        |w| (w.len() * 64) as u64,
-        PARALLEL_RECORDS,
-        |w| {
-            let mut scratch = KeyScratch::default();
-            let mut out = Vec::with_capacity(w.len() * 64);
-            let mut batch = Vec::with_capacity(BATCH);
-            for o in data.population.iter_words(w) {
-                batch.push(o as u32);
-                if batch.len() == BATCH {
-                    key(&batch, &mut out, &mut scratch);
-                    batch.clear();
-                }
-            }
-            if !batch.is_empty() {
-                key(&batch, &mut out, &mut scratch);
-            }
-            out
-        },
-    )
-}
-
 impl HashIndex {
     /// Builds the index of `type_name` of `state` on `fields` (paths such as `cast.id`).
     pub(crate) fn build(state: &impl StateTypes, type_name: &str, fields: &[&str]) -> Result<Self> {
@@ -341,9 +304,11 @@ impl HashIndex {
     /// sequential pass.
     fn fill_by_pairs(&mut self, state: &impl StateTypes, id: TypeId) {
         let this = &*self;
-        let keyed = keyed_in_pieces(state.type_data(id), |batch, pairs, scratch| {
-            this.pairs_of(state, batch, pairs, scratch)
-        });
+        let keyed = crate::parallel::map_ordinals(
+            &state.type_data(id).population,
+            BATCH,
+            |batch, pairs, scratch| this.pairs_of(state, batch, pairs, scratch),
+        );
         let mut pairs: Vec<(u64, u64)> = Vec::with_capacity(keyed.iter().map(Vec::len).sum());
         keyed.into_iter().for_each(|p| pairs.extend(p));
         sort_pairs(&mut pairs);
@@ -384,29 +349,34 @@ impl HashIndex {
         }
         drop(leaf_keys);
         // (key number, ordinal) of every record, in ordinal order.
-        let keyed = keyed_in_pieces(state.type_data(id), |batch, out: &mut Vec<u64>, scratch| {
-            // (position in the batch, key number) of every leaf reached, by position.
-            let numbers = &mut scratch.numbers;
-            numbers.clear();
-            path.for_each_reached_in_batch(state, batch, leaf, &mut |i, l| match number_of_leaf
-                .get(l as usize)
-            {
-                Some(&k) if k != u32::MAX => numbers.push((i as u32, k)),
-                _ => {}
-            });
-            for run in numbers.chunk_by_mut(|a, b| a.0 == b.0) {
-                let o = batch[run[0].0 as usize] as u64;
-                // A record reaching one key twice is listed once under it.
-                run.sort_unstable();
-                let mut last = None;
-                for &(_, k) in run.iter() {
-                    if last != Some(k) {
-                        out.push((k as u64) << 32 | o);
-                        last = Some(k);
+        let keyed =
+            crate::parallel::map_ordinals(
+                &state.type_data(id).population,
+                BATCH,
+                |batch, out: &mut Vec<u64>, scratch: &mut KeyScratch| {
+                    // (position in the batch, key number) of every leaf reached, by position.
+                    let numbers = &mut scratch.numbers;
+                    numbers.clear();
+                    path.for_each_reached_in_batch(state, batch, leaf, &mut |i, l| {
+                        match number_of_leaf.get(l as usize) {
+                            Some(&k) if k != u32::MAX => numbers.push((i as u32, k)),
+                            _ => {}
+                        }
+                    });
+                    for run in numbers.chunk_by_mut(|a, b| a.0 == b.0) {
+                        let o = batch[run[0].0 as usize] as u64;
+                        // A record reaching one key twice is listed once under it.
+                        run.sort_unstable();
+                        let mut last = None;
+                        for &(_, k) in run.iter() {
+                            if last != Some(k) {
+                                out.push((k as u64) << 32 | o);
+                                last = Some(k);
+                            }
+                        }
                     }
-                }
-            }
-        });
+                },
+            );
         let mut starts = vec![0u32; hashes.len() + 1];
         for &e in keyed.iter().flatten() {
             starts[(e >> 32) as usize + 1] += 1;
@@ -611,7 +581,7 @@ impl HashIndex {
         let mut sides = crate::parallel::map_balanced(
             jobs,
             |(_, ordinals)| ordinals.len() as u64,
-            PARALLEL_RECORDS / 16,
+            PARALLEL_CHANGES,
             |(state, ordinals)| {
                 let mut scratch = KeyScratch::default();
                 let mut pairs = Vec::with_capacity(ordinals.len() * 2);

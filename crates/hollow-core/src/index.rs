@@ -278,6 +278,12 @@ impl PrimaryKeyIndex {
     /// is computed in one sequential pass, the entries are radix-sorted by home bucket, and placed
     /// in that order, so the table is written front to back.
     pub(crate) fn build(state: &impl StateTypes, id: TypeId) -> Self {
+        Self::build_with(state, id, true)
+    }
+
+    /// [`PrimaryKeyIndex::build`], sorting (home bucket, entry) packed in one word when
+    /// `pack` and both fit, as pairs otherwise.
+    fn build_with(state: &impl StateTypes, id: TypeId, pack: bool) -> Self {
         let data = state.type_data(id).clone();
         let schema = state.schema();
         let fields = schema.get(id).primary_key();
@@ -306,40 +312,45 @@ impl PrimaryKeyIndex {
             tombstones: 0,
             duplicate: None,
         };
-        // (home bucket, entry) for every record, then sorted by home bucket.
-        let mut entries: Vec<(u64, u64)> = index
-            .data
-            .population
-            .iter()
-            .map(|o| {
-                let h = index.record_hash(o);
-                (index.bucket(h), (index.tag(h) << ordinal_bits) | o)
-            })
-            .collect();
-        crate::radix_sort::sort_by_bits(&mut entries, 0, 64 - capacity.leading_zeros());
-        index.duplicate = Some(index.duplicate_in_sorted(&entries));
+        // (home bucket, entry) for every record, hashed on the cores, then sorted by home
+        // bucket: packed in one word when both fit (types of up to 2^29 records), as a pair
+        // otherwise.
+        let home_bits = 64 - capacity.leading_zeros();
+        let this = &index;
+        let home_entry = |o: u32| {
+            let h = this.record_hash(o as u64);
+            (this.bucket(h), (this.tag(h) << ordinal_bits) | o as u64)
+        };
         let mut buckets = BitWriter::with_ones(capacity * entry_bits as u64);
-        let empty = low_mask(ordinal_bits);
-        // Place in bucket order: each entry goes to its home bucket or just after the last one
-        // placed. Entries pushed past the end wrap around and probe from the start.
-        let mut next_free = 0u64;
-        let mut wrapped = Vec::new();
-        for &(home, entry) in &entries {
-            let pos = home.max(next_free);
-            if pos >= capacity {
-                wrapped.push(entry);
-                continue;
-            }
-            buckets.set(pos * entry_bits as u64, entry_bits, entry);
-            next_free = pos + 1;
-        }
-        for entry in wrapped {
-            let mut pos = 0;
-            while buckets.get(pos * entry_bits as u64, entry_bits) & empty != empty {
-                pos = index.next(pos);
-            }
-            buckets.set(pos * entry_bits as u64, entry_bits, entry);
-        }
+        let duplicate = if pack && home_bits + entry_bits as u32 <= 64 {
+            let mut entries: Vec<u64> = crate::parallel::map_ordinals(
+                &this.data.population,
+                1024,
+                |batch, out, _: &mut ()| {
+                    out.extend(batch.iter().map(|&o| {
+                        let (home, entry) = home_entry(o);
+                        home << entry_bits | entry
+                    }))
+                },
+            )
+            .concat();
+            crate::radix_sort::sort_by_bits(&mut entries, |&e| e, entry_bits as u32, home_bits);
+            let entry_mask = low_mask(entry_bits);
+            this.place_sorted(
+                entries.iter().map(|&e| (e >> entry_bits, e & entry_mask)),
+                &mut buckets,
+            )
+        } else {
+            let mut entries: Vec<(u64, u64)> = crate::parallel::map_ordinals(
+                &this.data.population,
+                1024,
+                |batch, out, _: &mut ()| out.extend(batch.iter().map(|&o| home_entry(o))),
+            )
+            .concat();
+            crate::radix_sort::sort_by_bits(&mut entries, |e| e.0, 0, home_bits);
+            this.place_sorted(entries.iter().copied(), &mut buckets)
+        };
+        index.duplicate = Some(duplicate);
         let bits = capacity * entry_bits as u64;
         index.buckets = PackedBits::new(buckets.into_bytes(), bits).unwrap_or_default();
         index
@@ -666,21 +677,55 @@ impl PrimaryKeyIndex {
         None
     }
 
-    /// Two ordinals with the same key among `entries` ((home bucket, entry) sorted by home
-    /// bucket): equal keys have equal home buckets and tags, so only those are compared.
-    fn duplicate_in_sorted(&self, entries: &[(u64, u64)]) -> Option<(u32, u32)> {
-        let ordinal = |e: u64| e & low_mask(self.ordinal_bits);
-        for run in entries.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
-            for (i, &(_, a)) in run.iter().enumerate() {
-                for &(_, b) in &run[i + 1..] {
-                    let same_tag = a >> self.ordinal_bits == b >> self.ordinal_bits;
-                    if same_tag && self.same_key(ordinal(a), ordinal(b)) {
-                        return Some((ordinal(a) as u32, ordinal(b) as u32));
-                    }
-                }
+    /// Places `entries` ((home bucket, entry), sorted by home bucket) in `buckets`, all set
+    /// to ones (empty): each goes to its home bucket or just after the last one placed, so the
+    /// table is written front to back; entries pushed past the end wrap around and probe from
+    /// the start. Returns two ordinals with the same key, if any: equal keys have equal home
+    /// buckets and tags, so only those are compared.
+    fn place_sorted(
+        &self,
+        entries: impl Iterator<Item = (u64, u64)>,
+        buckets: &mut BitWriter,
+    ) -> Option<(u32, u32)> {
+        let entry_bits = self.entry_bits;
+        let empty = self.empty();
+        let mut duplicate = None;
+        let mut run: Vec<u64> = Vec::new();
+        let mut run_home = u64::MAX;
+        let mut next_free = 0u64;
+        let mut wrapped = Vec::new();
+        for (home, entry) in entries {
+            if home != run_home {
+                run_home = home;
+                run.clear();
+            } else if duplicate.is_none() {
+                duplicate = run
+                    .iter()
+                    .find(|&&e| {
+                        e >> self.ordinal_bits == entry >> self.ordinal_bits
+                            && self.same_key(e & empty, entry & empty)
+                    })
+                    .map(|&e| ((e & empty) as u32, (entry & empty) as u32));
             }
+            if duplicate.is_none() {
+                run.push(entry);
+            }
+            let pos = home.max(next_free);
+            if pos >= self.capacity {
+                wrapped.push(entry);
+                continue;
+            }
+            buckets.set(pos * entry_bits as u64, entry_bits, entry);
+            next_free = pos + 1;
         }
-        None
+        for entry in wrapped {
+            let mut pos = 0;
+            while buckets.get(pos * entry_bits as u64, entry_bits) & empty != empty {
+                pos = self.next(pos);
+            }
+            buckets.set(pos * entry_bits as u64, entry_bits, entry);
+        }
+        duplicate
     }
 
     /// Like [`PrimaryKeyIndex::find`], with the key given as its parts.
@@ -729,6 +774,32 @@ mod tests {
     struct Row {
         id: i32,
         v: i32,
+    }
+
+    /// Entries sorted packed in one word (types of up to 2^29 records) or as pairs (larger
+    /// ones) give the same table, and find the same duplicate.
+    #[test]
+    fn packed_and_paired_builds_give_the_same_index() {
+        let schema = SchemaBuilder::new()
+            .add::<Row>()
+            .primary_key("Row", &["id"])
+            .build()
+            .unwrap();
+        let mut w = WriteState::new(schema);
+        for id in 0..20_000 {
+            w.add(&Row { id, v: id % 7 }).unwrap();
+        }
+        w.add(&Row { id: 4321, v: -1 }).unwrap();
+        let state = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
+        let id = state.schema().require("Row").unwrap();
+        let packed = super::PrimaryKeyIndex::build_with(&state, id, true);
+        let paired = super::PrimaryKeyIndex::build_with(&state, id, false);
+        assert_eq!(packed.buckets.bytes(), paired.buckets.bytes());
+        assert_eq!(packed.duplicate, Some(Some((4321, 20_000))));
+        assert_eq!(paired.duplicate, packed.duplicate);
+        for k in [0, 17, 19_999, 4321] {
+            assert!(packed.find(&k).unwrap().is_some());
+        }
     }
 
     /// Whether keys are duplicated stays known through updates: no rows are hashed again when

@@ -1,4 +1,49 @@
-//! Spreading independent pieces of work (the types of a state) over the machine's cores.
+//! Spreading independent pieces of work (the types of a state, the records of a type) over the
+//! machine's cores.
+
+use crate::bitset::Bitset;
+
+/// Ordinals go to the cores in pieces of this many 64-ordinal words...
+const PIECE_WORDS: usize = 2048;
+
+/// ...when there are at least this many in all.
+const PARALLEL_ORDINALS: u64 = 100_000;
+
+/// Calls `each` with the ordinals of `population` in ascending order, in batches of up to
+/// `batch`, on the machine's cores in pieces (each with its own `S`, a scratch space); what
+/// each piece appended to its vector, pieces in order.
+pub(crate) fn map_ordinals<T: Send, S: Default>(
+    population: &Bitset,
+    batch: usize,
+    each: impl Fn(&[u32], &mut Vec<T>, &mut S) + Sync,
+) -> Vec<Vec<T>> {
+    let words = (population.len() as usize).div_ceil(64);
+    let pieces: Vec<std::ops::Range<usize>> = (0..words)
+        .step_by(PIECE_WORDS)
+        .map(|w| w..(w + PIECE_WORDS).min(words))
+        .collect();
+    map_balanced(
+        pieces,
+        |w| (w.len() * 64) as u64,
+        PARALLEL_ORDINALS,
+        |w| {
+            let mut scratch = S::default();
+            let mut out = Vec::with_capacity(w.len() * 64);
+            let mut ordinals = Vec::with_capacity(batch);
+            for o in population.iter_words(w) {
+                ordinals.push(o as u32);
+                if ordinals.len() == batch {
+                    each(&ordinals, &mut out, &mut scratch);
+                    ordinals.clear();
+                }
+            }
+            if !ordinals.is_empty() {
+                each(&ordinals, &mut out, &mut scratch);
+            }
+            out
+        },
+    )
+}
 
 /// Runs `work` on every item and returns the results in item order. When the items weigh
 /// `min_total` or more in all, they are spread over the machine's cores in bins of about equal

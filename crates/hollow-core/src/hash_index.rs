@@ -17,6 +17,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{Error, Result, SchemaProblem};
 use crate::index::{combine, kind_class, mix, part_class, stored_part, Key, KeyMismatch, KeyPart};
+use crate::parallel::map_ordinals;
 use crate::schema::{FieldPath, TypeId, TypeKind};
 use crate::type_data::StateTypes;
 
@@ -241,6 +242,49 @@ struct KeyScratch {
 /// [`FieldPath::for_each_in_batch`]).
 const BATCH: usize = 256;
 
+/// The key numbers of the records an index's one path ends in (see
+/// [`HashIndex::fill_through_leaves`]).
+struct LeafKeys<'a> {
+    path: &'a FieldPath,
+    /// The hop that reads the key from those records.
+    leaf: usize,
+    /// Per record ordinal of the hop's type, its key's number; `u32::MAX` for none.
+    number_of_leaf: &'a [u32],
+}
+
+impl LeafKeys<'_> {
+    /// Appends (key number ‹‹ 32 | ordinal) for each key of each record of `batch`, records in
+    /// order; a record reaching one key twice is listed once under it. `numbers` is scratch.
+    fn key_numbers(
+        &self,
+        state: &impl StateTypes,
+        batch: &[u32],
+        out: &mut Vec<u64>,
+        numbers: &mut Vec<(u32, u32)>,
+    ) {
+        numbers.clear();
+        self.path
+            .for_each_reached_in_batch(state, batch, self.leaf, &mut |i, l| match self
+                .number_of_leaf
+                .get(l as usize)
+            {
+                Some(&k) if k != u32::MAX => numbers.push((i as u32, k)),
+                _ => {}
+            });
+        for run in numbers.chunk_by_mut(|a, b| a.0 == b.0) {
+            let o = batch[run[0].0 as usize] as u64;
+            run.sort_unstable();
+            let mut last = None;
+            for &(_, k) in run.iter() {
+                if last != Some(k) {
+                    out.push((k as u64) << 32 | o);
+                    last = Some(k);
+                }
+            }
+        }
+    }
+}
+
 impl HashIndex {
     /// Builds the index of `type_name` of `state` on `fields` (paths such as `cast.id`).
     pub(crate) fn build(state: &impl StateTypes, type_name: &str, fields: &[&str]) -> Result<Self> {
@@ -304,7 +348,7 @@ impl HashIndex {
     /// sequential pass.
     fn fill_by_pairs(&mut self, state: &impl StateTypes, id: TypeId) {
         let this = &*self;
-        let keyed = crate::parallel::map_ordinals(
+        let keyed = map_ordinals(
             &state.type_data(id).population,
             BATCH,
             |batch, pairs, scratch| this.pairs_of(state, batch, pairs, scratch),
@@ -320,11 +364,10 @@ impl HashIndex {
             .collect();
     }
 
-    /// Fills the index of a path whose hop `leaf` reads the key from records reached by
-    /// reference: each such record is keyed once and the distinct keys numbered in hash order;
-    /// then each record's key numbers are counted and placed (a counting sort) straight into
-    /// the postings. The index is the one [`HashIndex::fill_by_pairs`] builds.
-    fn fill_through_leaves(&mut self, state: &impl StateTypes, id: TypeId, leaf: usize) {
+    /// The key of each record the one path's hop `leaf` reads (an actor, for `cast.id`), as
+    /// a number: per record ordinal its key's number (`u32::MAX` for a null value), and the
+    /// distinct keys' hashes in hash order, numbered from 0.
+    fn leaf_key_numbers(&self, state: &impl StateTypes, leaf: usize) -> (Vec<u32>, Vec<KeyHash>) {
         let path = &self.paths[0];
         let hop = path.hops[leaf];
         let leaves = state.type_data(hop.ty);
@@ -347,36 +390,28 @@ impl HashIndex {
             }
             number_of_leaf[o as usize] = (hashes.len() - 1) as u32;
         }
-        drop(leaf_keys);
+        (number_of_leaf, hashes)
+    }
+
+    /// Fills the index of a path whose hop `leaf` reads the key from records reached by
+    /// reference: each such record is keyed once and the distinct keys numbered in hash order;
+    /// then each record's key numbers are counted and placed (a counting sort) straight into
+    /// the postings. The index is the one [`HashIndex::fill_by_pairs`] builds.
+    fn fill_through_leaves(&mut self, state: &impl StateTypes, id: TypeId, leaf: usize) {
+        let (number_of_leaf, hashes) = self.leaf_key_numbers(state, leaf);
+        let leaves = LeafKeys {
+            path: &self.paths[0],
+            leaf,
+            number_of_leaf: &number_of_leaf,
+        };
         // (key number, ordinal) of every record, in ordinal order.
-        let keyed =
-            crate::parallel::map_ordinals(
-                &state.type_data(id).population,
-                BATCH,
-                |batch, out: &mut Vec<u64>, scratch: &mut KeyScratch| {
-                    // (position in the batch, key number) of every leaf reached, by position.
-                    let numbers = &mut scratch.numbers;
-                    numbers.clear();
-                    path.for_each_reached_in_batch(state, batch, leaf, &mut |i, l| {
-                        match number_of_leaf.get(l as usize) {
-                            Some(&k) if k != u32::MAX => numbers.push((i as u32, k)),
-                            _ => {}
-                        }
-                    });
-                    for run in numbers.chunk_by_mut(|a, b| a.0 == b.0) {
-                        let o = batch[run[0].0 as usize] as u64;
-                        // A record reaching one key twice is listed once under it.
-                        run.sort_unstable();
-                        let mut last = None;
-                        for &(_, k) in run.iter() {
-                            if last != Some(k) {
-                                out.push((k as u64) << 32 | o);
-                                last = Some(k);
-                            }
-                        }
-                    }
-                },
-            );
+        let keyed = map_ordinals(
+            &state.type_data(id).population,
+            BATCH,
+            |batch, out, scratch: &mut KeyScratch| {
+                leaves.key_numbers(state, batch, out, &mut scratch.numbers)
+            },
+        );
         let mut starts = vec![0u32; hashes.len() + 1];
         for &e in keyed.iter().flatten() {
             starts[(e >> 32) as usize + 1] += 1;

@@ -323,32 +323,17 @@ impl PrimaryKeyIndex {
         };
         let mut buckets = BitWriter::with_ones(capacity * entry_bits as u64);
         let duplicate = if pack && home_bits + entry_bits as u32 <= 64 {
-            let mut entries: Vec<u64> = crate::parallel::map_ordinals(
-                &this.data.population,
-                1024,
-                |batch, out, _: &mut ()| {
-                    out.extend(batch.iter().map(|&o| {
-                        let (home, entry) = home_entry(o);
-                        home << entry_bits | entry
-                    }))
-                },
-            )
-            .concat();
-            crate::radix_sort::sort_by_bits(&mut entries, |&e| e, entry_bits as u32, home_bits);
+            let pack = |o| {
+                let (home, entry) = home_entry(o);
+                home << entry_bits | entry
+            };
+            let entries = this.sorted_entries(pack, |&e| e, entry_bits as u32, home_bits);
             let entry_mask = low_mask(entry_bits);
-            this.place_sorted(
-                entries.iter().map(|&e| (e >> entry_bits, e & entry_mask)),
-                &mut buckets,
-            )
+            let unpack = |&e: &u64| (e >> entry_bits, e & entry_mask);
+            this.place_sorted(entries.iter().map(unpack), &mut buckets)
         } else {
-            let mut entries: Vec<(u64, u64)> = crate::parallel::map_ordinals(
-                &this.data.population,
-                1024,
-                |batch, out, _: &mut ()| out.extend(batch.iter().map(|&o| home_entry(o))),
-            )
-            .concat();
-            crate::radix_sort::sort_by_bits(&mut entries, |e| e.0, 0, home_bits);
-            this.place_sorted(entries.iter().copied(), &mut buckets)
+            let entries = this.sorted_entries(home_entry, |e| e.0, 0, home_bits);
+            this.place_sorted(entries.into_iter(), &mut buckets)
         };
         index.duplicate = Some(duplicate);
         let bits = capacity * entry_bits as u64;
@@ -675,6 +660,24 @@ impl PrimaryKeyIndex {
             }
         }
         None
+    }
+
+    /// `entry(o)` of every record, made on the cores, sorted by bits `low..low + bits` of
+    /// `key(entry)`.
+    fn sorted_entries<T: Copy + Default + Send>(
+        &self,
+        entry: impl Fn(u32) -> T + Sync,
+        key: impl Fn(&T) -> u64,
+        low: u32,
+        bits: u32,
+    ) -> Vec<T> {
+        let mut entries =
+            crate::parallel::map_ordinals(&self.data.population, 1024, |batch, out, _: &mut ()| {
+                out.extend(batch.iter().map(|&o| entry(o)))
+            })
+            .concat();
+        crate::radix_sort::sort_by_bits(&mut entries, key, low, bits);
+        entries
     }
 
     /// Places `entries` ((home bucket, entry), sorted by home bucket) in `buckets`, all set

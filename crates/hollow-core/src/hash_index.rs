@@ -24,6 +24,18 @@ use crate::type_data::StateTypes;
 /// The ordinals of one type that a delta removed, and those it added.
 pub(crate) type Patched = (Vec<u32>, Vec<u32>);
 
+/// What a delta changed, as an index of one type needs it to be updated.
+#[derive(Clone, Copy)]
+pub(crate) struct IndexedChanges<'a> {
+    /// The records of the indexed type the delta removed, ascending.
+    pub(crate) removed: &'a [u32],
+    /// The records of the indexed type the delta added, ascending.
+    pub(crate) added: &'a [u32],
+    /// Per type of the new state: true when every record whose ordinal is in both states is
+    /// the same record in both (the type is shared, or patched without reusing an ordinal).
+    pub(crate) unchanged_records: &'a [bool],
+}
+
 /// The records a delta removed and added are keyed on two cores when there are this many.
 const PARALLEL_CHANGES: u64 = 6_250;
 
@@ -31,13 +43,11 @@ const PARALLEL_CHANGES: u64 = 6_250;
 /// buckets and postings in all.
 const PARALLEL_SHARD_WORDS: u64 = 1 << 18;
 
-/// A key's 128-bit hash; `[0, 0]` marks an empty bucket (real hashes have the low bit set).
+/// A key's hash: two words (see [`finished`] for the bits that count).
 type KeyHash = [u64; 2];
 
 /// The hash a key starts from, before its fields are combined in.
 const SEED: KeyHash = [0x9E37_79B9_7F4A_7C15, 0x243F_6A88_85A3_08D3];
-
-const EMPTY: KeyHash = [0, 0];
 
 fn part_hash(p: KeyPart<'_>) -> KeyHash {
     match p {
@@ -59,7 +69,7 @@ fn combined(h: KeyHash, part: KeyHash) -> KeyHash {
 }
 
 /// The key's identity: 96 bits of its hash (the low bit of the first word set, so that no key
-/// is `EMPTY`); the 32 bits of the second word travel beside an ordinal in one word when sorting.
+/// looks like an empty bucket); the 32 bits of the second word travel beside an ordinal in one word when sorting.
 fn finished(h: KeyHash) -> KeyHash {
     [h[0] | 1, h[1] & 0xffff_ffff]
 }
@@ -91,6 +101,9 @@ fn run_end(pairs: &[(u64, u64)], start: usize, key: KeyHash) -> usize {
             .take_while(|&&p| unpair(p).0 == key)
             .count()
 }
+
+/// (key, ordinal) pairs (see [`pair`]) sorted by key, then ordinal.
+type SortedPairs = Vec<(u64, u64)>;
 
 /// Sorts pairs by key then ordinal: a radix sort by the top bits of the key's first word
 /// (as many bits as there are pairs, about), then each run of equal top bits by the rest. Keys
@@ -160,19 +173,43 @@ fn shard_ranges(pairs: &[(u64, u64)], shard_bits: u32) -> Vec<Range<usize>> {
     ranges
 }
 
-/// One distinct key: its hash and its run of the postings.
+/// One bucket of a shard's table: a key, and where its run of the postings starts. Runs
+/// follow each other in the postings in bucket order, so a run ends where the next bucket's
+/// starts, and an empty bucket's run is empty.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Bucket {
-    hash: KeyHash,
-    offset: u32,
-    len: u32,
+    /// The first word of the key's hash; 0 for an empty bucket (a real key's has its low bit
+    /// set, see [`finished`]).
+    hash: u64,
+    /// The second word of the key's hash (it has 32 bits).
+    hash_low: u32,
+    start: u32,
 }
 
-const EMPTY_BUCKET: Bucket = Bucket {
-    hash: EMPTY,
-    offset: 0,
-    len: 0,
-};
+impl Bucket {
+    fn empty(start: u32) -> Self {
+        Bucket {
+            hash: 0,
+            hash_low: 0,
+            start,
+        }
+    }
+
+    #[inline(always)]
+    fn holds(&self, h: KeyHash) -> bool {
+        self.hash == h[0] && self.hash_low as u64 == h[1]
+    }
+
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.hash == 0
+    }
+
+    #[cfg(test)]
+    fn key(&self) -> KeyHash {
+        [self.hash, self.hash_low as u64]
+    }
+}
 
 /// A secondary index of one object type on one or more field paths: each key maps to the
 /// records that have it (a record with several values on a path, like a movie's cast, is found
@@ -218,8 +255,12 @@ pub struct HashIndex {
 /// Some keys of an index: a table of them and the postings their buckets name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Shard {
-    /// The table; a key's home is its hash scaled to the table's length (see [`home`]).
+    /// The table: `homes` buckets where keys have their homes (see [`home`]), then the few
+    /// keys that ran past the last one, then one empty bucket whose start is the postings'
+    /// length. A key is in its home or in the first bucket after it that was empty: a probe
+    /// goes forward until it finds the key or an empty bucket, and never wraps around.
     buckets: Vec<Bucket>,
+    homes: usize,
     postings: Vec<u32>,
     /// Buckets in use (keys, including those whose records all left).
     keys: usize,
@@ -351,7 +392,7 @@ impl HashIndex {
         let keyed = map_ordinals(
             &state.type_data(id).population,
             BATCH,
-            |batch, pairs, scratch| this.pairs_of(state, batch, pairs, scratch),
+            |batch, pairs, scratch| Self::pairs_of(&this.paths, state, batch, pairs, scratch),
         );
         let mut pairs: Vec<(u64, u64)> = Vec::with_capacity(keyed.iter().map(Vec::len).sum());
         keyed.into_iter().for_each(|p| pairs.extend(p));
@@ -463,21 +504,21 @@ impl HashIndex {
     /// Appends the (key, ordinal) pairs of the records `ordinals` to `pairs`: per record, every
     /// combination of the values its fields reach, each key once.
     fn pairs_of(
-        &self,
+        paths: &[FieldPath],
         state: &impl StateTypes,
         ordinals: &[u32],
         pairs: &mut Vec<(u64, u64)>,
         scratch: &mut KeyScratch,
     ) {
         // Per path, (position in `ordinals`, hash) of every value reached, by position.
-        scratch.parts.resize_with(self.paths.len(), Vec::new);
-        for (path, parts) in self.paths.iter().zip(&mut scratch.parts) {
+        scratch.parts.resize_with(paths.len(), Vec::new);
+        for (path, parts) in paths.iter().zip(&mut scratch.parts) {
             parts.clear();
             path.for_each_in_batch(state, ordinals, &mut |i, p| {
                 parts.push((i as u32, part_hash(p)))
             });
         }
-        let mut cursors = vec![0usize; self.paths.len()];
+        let mut cursors = vec![0usize; paths.len()];
         for (i, &o) in ordinals.iter().enumerate() {
             scratch.keys.clear();
             scratch.keys.push(SEED);
@@ -505,6 +546,160 @@ impl HashIndex {
             }
             pairs.extend(scratch.keys.iter().map(|&h| pair(h, o)));
         }
+    }
+
+    /// True when `path` starts with a reference (`cast` in `cast.id`) and every type after
+    /// it is one whose records a delta kept as they were wherever it kept their ordinals
+    /// (`unchanged_records`, per type of the new state): then a record reaches the same keys
+    /// in both states through the same reference.
+    fn tail_keys_alike(path: &FieldPath, unchanged_records: &[bool]) -> bool {
+        path.hops.len() >= 2
+            && !path.hops[0].collection
+            && (path.hops[1..].iter()).all(|h| unchanged_records.get(h.ty.index()) == Some(&true))
+    }
+
+    /// The (key, ordinal) pairs that left with the records `removed` of `old` and arrived
+    /// with the records `added` of `new` (`path` is the new state's), each sorted by key, for
+    /// an index on one path whose records past the first hop keep their keys (see
+    /// [`HashIndex::tail_keys_alike`]). A changed record mostly still references the same
+    /// record (a movie whose year changed, its cast list), so each referenced record is keyed
+    /// once (in the new state when an arrived record references it) and its keys given to
+    /// every changed record that references it.
+    fn changed_pairs_by_reference<S: StateTypes>(
+        &self,
+        old: &S,
+        new: &S,
+        path: &FieldPath,
+        removed: &[u32],
+        added: &[u32],
+    ) -> (SortedPairs, SortedPairs) {
+        // Per changed record in ordinal order, the record it references (none when null);
+        // and (referenced record, position in that list), sorted.
+        let sides = vec![
+            (old, self.paths[0].hops[0], removed),
+            (new, path.hops[0], added),
+        ];
+        let mut refs = crate::parallel::map_balanced(
+            sides,
+            |(_, _, ordinals)| ordinals.len() as u64,
+            PARALLEL_CHANGES,
+            |(state, hop, ordinals)| {
+                let data = state.type_data(hop.ty);
+                let value = |o: u32| data.value(o as u64, hop.column);
+                let refs: Vec<(u32, u32)> = (ordinals.iter())
+                    .filter(|&&o| (o as u64) < data.slot_count())
+                    .filter_map(|&o| Some((o, u32::try_from(value(o)?).ok()?)))
+                    .collect();
+                let mut by_record: Vec<u64> = (refs.iter().enumerate())
+                    .map(|(i, &(_, r))| (r as u64) << 32 | i as u64)
+                    .collect();
+                crate::radix_sort::sort_by_bits(&mut by_record, |&e| e, 32, 32);
+                (refs, by_record)
+            },
+        );
+        let (arrived_refs, arrived_by_record) = refs.pop().unwrap_or_default();
+        let (gone_refs, gone_by_record) = refs.pop().unwrap_or_default();
+        // The distinct referenced records: those an arrived record references are keyed in
+        // the new state, the others in the old. Per changed record, its referenced record's
+        // place in those lists (`OLD` marks the old state's).
+        const OLD: u32 = 1 << 31;
+        let (mut in_new, mut in_old) = (Vec::new(), Vec::new());
+        let mut arrived_slots = vec![0u32; arrived_refs.len()];
+        for &e in &arrived_by_record {
+            let r = (e >> 32) as u32;
+            if in_new.last() != Some(&r) {
+                in_new.push(r);
+            }
+            arrived_slots[e as u32 as usize] = (in_new.len() - 1) as u32;
+        }
+        let mut gone_slots = vec![0u32; gone_refs.len()];
+        let mut next_new = 0;
+        for &e in &gone_by_record {
+            let r = (e >> 32) as u32;
+            next_new += in_new[next_new..].partition_point(|&n| n < r);
+            gone_slots[e as u32 as usize] = match in_new.get(next_new) == Some(&r) {
+                true => next_new as u32,
+                false => {
+                    if in_old.last() != Some(&r) {
+                        in_old.push(r);
+                    }
+                    (in_old.len() - 1) as u32 | OLD
+                }
+            };
+        }
+        // The keys of each referenced record: (key, referenced record) pairs, by record.
+        let tail = |p: &FieldPath| FieldPath {
+            hops: p.hops[1..].to_vec(),
+            ..p.clone()
+        };
+        let (old_tail, new_tail) = ([tail(&self.paths[0])], [tail(path)]);
+        let jobs: Vec<_> = (in_old.chunks(BATCH * 16).map(|c| (false, c)))
+            .chain(in_new.chunks(BATCH * 16).map(|c| (true, c)))
+            .collect();
+        let keyed = crate::parallel::map_balanced(
+            jobs,
+            |(_, records)| records.len() as u64,
+            PARALLEL_CHANGES,
+            |(in_new, records)| {
+                let mut scratch = KeyScratch::default();
+                let mut pairs = Vec::with_capacity(records.len() * 2);
+                for batch in records.chunks(BATCH) {
+                    match in_new {
+                        true => Self::pairs_of(&new_tail, new, batch, &mut pairs, &mut scratch),
+                        false => Self::pairs_of(&old_tail, old, batch, &mut pairs, &mut scratch),
+                    }
+                }
+                (in_new, pairs)
+            },
+        );
+        let (mut old_keys, mut new_keys) = (Vec::new(), Vec::new());
+        for (in_new, pairs) in keyed {
+            match in_new {
+                true => new_keys.extend(pairs),
+                false => old_keys.extend(pairs),
+            }
+        }
+        // Where the keys of the i-th record of `records` start in `keys`.
+        let starts = |records: &[u32], keys: &[(u64, u64)]| -> Vec<u32> {
+            let mut starts = Vec::with_capacity(records.len() + 1);
+            let mut k = 0;
+            for &r in records {
+                starts.push(k as u32);
+                while keys.get(k).is_some_and(|&p| unpair(p).1 == r) {
+                    k += 1;
+                }
+            }
+            starts.push(k as u32);
+            starts
+        };
+        let (old_starts, new_starts) = (starts(&in_old, &old_keys), starts(&in_new, &new_keys));
+        let keys_of = |slot: u32| match slot & OLD {
+            0 => {
+                &new_keys
+                    [new_starts[slot as usize] as usize..new_starts[slot as usize + 1] as usize]
+            }
+            _ => {
+                let i = (slot & !OLD) as usize;
+                &old_keys[old_starts[i] as usize..old_starts[i + 1] as usize]
+            }
+        };
+        // Each side's pairs, in ordinal order per key, then sorted by key.
+        let sides = vec![(gone_refs, gone_slots), (arrived_refs, arrived_slots)];
+        let mut sides = crate::parallel::map_balanced(
+            sides,
+            |(refs, _)| refs.len() as u64,
+            PARALLEL_CHANGES,
+            |(refs, slots)| {
+                let mut pairs = Vec::with_capacity(refs.len() * 3);
+                for (&(o, _), &slot) in refs.iter().zip(&slots) {
+                    pairs.extend(keys_of(slot).iter().map(|&p| pair(unpair(p).0, o)));
+                }
+                sort_pairs(&mut pairs);
+                pairs
+            },
+        );
+        let arrived = sides.pop().unwrap_or_default();
+        (sides.pop().unwrap_or_default(), arrived)
     }
 
     /// The ordinals of the records whose key is `key` (a value, or a tuple of values for an
@@ -592,12 +787,18 @@ impl HashIndex {
         &self,
         old: &S,
         new: &S,
-        removed: &[u32],
-        added: &[u32],
+        changes: &IndexedChanges<'_>,
     ) -> Option<Self> {
+        let IndexedChanges {
+            removed,
+            added,
+            unchanged_records,
+        } = *changes;
         let schema = new.schema();
         let id = schema.type_id(&self.type_name)?;
-        // The paths must read the same columns of types that carried over unchanged in shape.
+        // The paths must read the same columns of types that carried over unchanged in shape
+        // (their ids may differ: `paths` are the new state's).
+        let mut paths = Vec::with_capacity(self.paths.len());
         for (path, field) in self.paths.iter().zip(&self.fields) {
             let now = schema.resolve_path(id, field).ok()?;
             let alike = now.kind == path.kind
@@ -610,25 +811,33 @@ impl HashIndex {
             if !alike {
                 return None;
             }
+            paths.push(now);
         }
-        // The (key, ordinal) pairs that left and arrived, each sorted by key (on two cores).
-        let jobs = vec![(old, removed), (new, added)];
-        let mut sides = crate::parallel::map_balanced(
-            jobs,
-            |(_, ordinals)| ordinals.len() as u64,
-            PARALLEL_CHANGES,
-            |(state, ordinals)| {
-                let mut scratch = KeyScratch::default();
-                let mut pairs = Vec::with_capacity(ordinals.len() * 2);
-                for batch in ordinals.chunks(BATCH) {
-                    self.pairs_of(state, batch, &mut pairs, &mut scratch);
-                }
-                pairs.sort_unstable();
-                pairs
-            },
-        );
-        let arrived = sides.pop().unwrap_or_default();
-        let gone = sides.pop().unwrap_or_default();
+        let (gone, arrived) = match &paths[..] {
+            [path] if Self::tail_keys_alike(path, unchanged_records) => {
+                self.changed_pairs_by_reference(old, new, path, removed, added)
+            }
+            _ => {
+                // Each record is keyed in its state (on two cores).
+                let jobs = vec![(old, &self.paths, removed), (new, &paths, added)];
+                let mut sides = crate::parallel::map_balanced(
+                    jobs,
+                    |(_, _, ordinals)| ordinals.len() as u64,
+                    PARALLEL_CHANGES,
+                    |(state, paths, ordinals)| {
+                        let mut scratch = KeyScratch::default();
+                        let mut pairs = Vec::with_capacity(ordinals.len() * 2);
+                        for batch in ordinals.chunks(BATCH) {
+                            Self::pairs_of(paths, state, batch, &mut pairs, &mut scratch);
+                        }
+                        sort_pairs(&mut pairs);
+                        pairs
+                    },
+                );
+                let arrived = sides.pop().unwrap_or_default();
+                (sides.pop().unwrap_or_default(), arrived)
+            }
+        };
         let (gone_shards, arrived_shards) = (
             shard_ranges(&gone, self.shard_bits),
             shard_ranges(&arrived, self.shard_bits),
@@ -644,7 +853,7 @@ impl HashIndex {
             jobs,
             |(shard, g, a)| match g.is_empty() && a.is_empty() {
                 true => 0,
-                false => (shard.buckets.len() * 6 + shard.postings.len()) as u64,
+                false => (shard.buckets.len() * 4 + shard.postings.len()) as u64,
             },
             PARALLEL_SHARD_WORDS,
             |(shard, g, a)| match g.is_empty() && a.is_empty() {
@@ -656,7 +865,7 @@ impl HashIndex {
         .collect::<Option<Vec<_>>>()?;
         Some(Self {
             shards,
-            paths: self.paths.clone(),
+            paths,
             fields: self.fields.clone(),
             type_name: self.type_name.clone(),
             ..*self
@@ -689,72 +898,61 @@ impl Shard {
                 (None, None) => break,
             };
             let (g_end, a_end) = (run_end(gone, g, key), run_end(arrived, a, key));
-            if (next.keys + 1) * 4 > next.buckets.len() * 3 {
+            if (next.keys + 1) * 4 > next.homes * 3 {
                 return None;
             }
             changed.push((next.insert(key, shard_bits), g..g_end, a..a_end));
             (g, a) = (g_end, a_end);
         }
         changed.sort_unstable_by_key(|c| c.0);
+        // The old run of bucket `b`, and where runs from bucket `b` on started (buckets past
+        // the old table's end were empty).
+        let old_start = |b: usize| match self.buckets.get(b) {
+            Some(bucket) => bucket.start as usize,
+            None => self.postings.len(),
+        };
         next.postings = Vec::with_capacity(self.postings.len() + arrived.len());
-        let mut pending = changed.into_iter().peekable();
-        // Old runs are copied in stretches; only the changed buckets are rewritten.
-        let mut stretch: Option<(usize, usize)> = None;
         let mut emptied = self.emptied as isize;
-        for b in 0..next.buckets.len() {
-            let old_bucket = self.buckets[b];
-            let bucket = &mut next.buckets[b];
-            if bucket.hash == EMPTY {
-                continue;
-            }
-            let old_run = match old_bucket.hash {
-                EMPTY => 0..0, // a new key
-                _ => old_bucket.offset as usize..(old_bucket.offset + old_bucket.len) as usize,
-            };
-            let Some((_, gone_pairs, arrived_pairs)) = pending.next_if(|c| c.0 == b) else {
-                match &mut stretch {
-                    Some((_, end)) if *end == old_run.start => *end = old_run.end,
-                    _ => {
-                        if let Some((s, e)) = stretch.take() {
-                            next.postings.extend_from_slice(&self.postings[s..e]);
-                        }
-                        stretch = Some((old_run.start, old_run.end));
-                    }
-                }
-                let stretched = stretch.map_or(0, |(s, e)| e - s);
-                bucket.offset = (next.postings.len() + stretched - old_run.len()) as u32;
-                continue;
-            };
-            if let Some((s, e)) = stretch.take() {
-                next.postings.extend_from_slice(&self.postings[s..e]);
-            }
+        let mut b = 0;
+        for (c, gone_pairs, arrived_pairs) in changed {
+            // The runs of the buckets before, unchanged, are copied in one piece.
+            next.copy_runs(self, b..c, old_start(b)..old_start(c));
+            let run = &self.postings[old_start(c)..old_start(c + 1)];
             let start = next.postings.len();
-            let run = &self.postings[old_run.clone()];
-            let left = gone[gone_pairs].iter().map(|&p| unpair(p).1);
-            let came = arrived[arrived_pairs].iter().map(|&p| unpair(p).1);
-            merge_run(run, left, came, &mut next.postings);
-            let len = next.postings.len() - start;
-            bucket.offset = start as u32;
-            bucket.len = len as u32;
-            let was_emptied = old_bucket.hash != EMPTY && run.is_empty();
-            match (was_emptied, len == 0) {
+            merge_run(
+                run,
+                &gone[gone_pairs],
+                &arrived[arrived_pairs],
+                &mut next.postings,
+            );
+            next.buckets[c].start = start as u32;
+            let was_emptied = self.buckets.get(c).is_some_and(|o| !o.is_empty()) && run.is_empty();
+            match (was_emptied, next.postings.len() == start) {
                 (false, true) => emptied += 1,
                 (true, false) => emptied -= 1,
                 _ => {}
             }
+            b = c + 1;
         }
-        if let Some((s, e)) = stretch.take() {
-            next.postings.extend_from_slice(&self.postings[s..e]);
-        }
+        let end = next.buckets.len();
+        next.copy_runs(self, b..end, old_start(b)..self.postings.len());
         next.emptied = emptied.max(0) as usize;
         if next.emptied * 4 > next.keys {
             return None;
         }
         Some(next)
     }
-}
 
-impl Shard {
+    /// Appends the runs `old_runs` of `old`'s postings, those of the unchanged buckets
+    /// `buckets`, and moves those buckets' starts to where they now are.
+    fn copy_runs(&mut self, old: &Shard, buckets: Range<usize>, old_runs: Range<usize>) {
+        let shift = (self.postings.len() as u32).wrapping_sub(old_runs.start as u32);
+        for bucket in &mut self.buckets[buckets] {
+            bucket.start = bucket.start.wrapping_add(shift);
+        }
+        self.postings.extend_from_slice(&old.postings[old_runs]);
+    }
+
     /// The shard of the (key, ordinal) pairs `pairs`, sorted by key then ordinal.
     fn from_sorted(pairs: &[(u64, u64)], shard_bits: u32) -> Self {
         let runs = pairs
@@ -765,103 +963,108 @@ impl Shard {
 
     /// The shard of `keys` keys and their runs of `postings` ordinals in all, keys sorted by
     /// hash: keys come in the order of their home buckets, so each goes to its home or just
-    /// past the last one placed (the few that would run past the end wrap around afterwards),
-    /// and the postings are written in one pass.
+    /// past the last one placed, and the postings are written in one pass, in bucket order.
     fn from_runs<R: Iterator<Item = u32>>(
         keys: usize,
         postings: usize,
         runs: impl Iterator<Item = (KeyHash, R)>,
         shard_bits: u32,
     ) -> Self {
+        let homes = table_len(keys);
         let mut shard = Shard {
-            buckets: vec![EMPTY_BUCKET; table_len(keys)],
+            buckets: Vec::with_capacity(homes + 1),
+            homes,
             postings: Vec::with_capacity(postings),
-            keys: 0,
+            keys,
             emptied: 0,
         };
-        let mut next_free = 0usize;
-        let mut wrapped = Vec::new();
         for (h, run) in runs {
-            let offset = shard.postings.len();
+            let start = shard.postings.len() as u32;
+            let b = home(h, homes, shard_bits).max(shard.buckets.len());
+            shard.buckets.resize(b, Bucket::empty(start));
+            shard.buckets.push(Bucket {
+                hash: h[0],
+                hash_low: h[1] as u32,
+                start,
+            });
             shard.postings.extend(run);
-            let bucket = Bucket {
-                hash: h,
-                offset: offset as u32,
-                len: (shard.postings.len() - offset) as u32,
-            };
-            let b = home(h, shard.buckets.len(), shard_bits).max(next_free);
-            if b < shard.buckets.len() {
-                shard.buckets[b] = bucket;
-                next_free = b + 1;
-            } else {
-                wrapped.push(bucket);
-            }
         }
-        shard.keys = keys - wrapped.len();
-        for bucket in wrapped {
-            let b = shard.insert(bucket.hash, shard_bits);
-            shard.buckets[b] = bucket;
-        }
+        let start = shard.postings.len() as u32;
+        let end = shard.buckets.len().max(homes) + 1;
+        shard.buckets.resize(end, Bucket::empty(start));
         shard
     }
 
-    /// The bucket of `h`, taken if it had none.
+    /// The bucket of `h`, taken if it had none (the start of a taken bucket is left as it
+    /// was: the caller sets it).
     fn insert(&mut self, h: KeyHash, shard_bits: u32) -> usize {
-        let len = self.buckets.len();
-        let mut b = home(h, len, shard_bits);
+        let mut b = home(h, self.homes, shard_bits);
         loop {
+            let last = self.buckets.len() - 1;
             let bucket = &mut self.buckets[b];
-            if bucket.hash == h {
+            if bucket.holds(h) {
                 return b;
             }
-            if bucket.hash == EMPTY {
-                bucket.hash = h;
+            if bucket.is_empty() {
+                bucket.hash = h[0];
+                bucket.hash_low = h[1] as u32;
+                let start = bucket.start;
                 self.keys += 1;
+                if b == last {
+                    // The key took the last bucket: another follows it.
+                    self.buckets.push(Bucket::empty(start));
+                }
                 return b;
             }
-            b = if b + 1 == len { 0 } else { b + 1 };
+            b += 1;
         }
     }
 
     /// The postings of key `h`, if the shard has it.
     #[inline]
     fn run(&self, h: KeyHash, shard_bits: u32) -> Option<&[u32]> {
-        let len = self.buckets.len();
-        let mut b = home(h, len, shard_bits);
+        let mut b = home(h, self.homes, shard_bits);
         loop {
             let bucket = &self.buckets[b];
-            if bucket.hash == h {
-                let start = bucket.offset as usize;
-                return Some(&self.postings[start..start + bucket.len as usize]);
+            if bucket.holds(h) {
+                let end = self.buckets[b + 1].start as usize;
+                return Some(&self.postings[bucket.start as usize..end]);
             }
-            if bucket.hash == EMPTY {
+            if bucket.is_empty() {
                 return None;
             }
-            b = if b + 1 == len { 0 } else { b + 1 };
+            b += 1;
         }
     }
 }
 
-/// Appends `run` (ascending) without `gone` and with `arrived` (both ascending), ascending.
-fn merge_run(
-    run: &[u32],
-    gone: impl Iterator<Item = u32>,
-    arrived: impl Iterator<Item = u32>,
-    out: &mut Vec<u32>,
-) {
-    let mut gone = gone.peekable();
-    let mut arrived = arrived.peekable();
-    for &o in run {
-        while gone.next_if(|&g| g < o).is_some() {}
-        if gone.next_if(|&g| g == o).is_some() {
-            continue;
+/// Appends `run` (ascending) without the ordinals of the pairs `gone` and with those of
+/// `arrived` (pairs of one key, by ascending ordinal), ascending: the stretches of `run`
+/// between them are copied whole.
+fn merge_run(run: &[u32], gone: &[(u64, u64)], arrived: &[(u64, u64)], out: &mut Vec<u32>) {
+    let (mut gone, mut arrived) = (gone.iter().peekable(), arrived.iter().peekable());
+    let mut rest = run;
+    loop {
+        let (next, leaves) = match (gone.peek(), arrived.peek()) {
+            (Some(&&g), Some(&&a)) if unpair(g).1 <= unpair(a).1 => (unpair(g).1, true),
+            (_, Some(&&a)) => (unpair(a).1, false),
+            (Some(&&g), None) => (unpair(g).1, true),
+            (None, None) => break,
+        };
+        let before = rest.partition_point(|&o| o < next);
+        out.extend_from_slice(&rest[..before]);
+        rest = &rest[before..];
+        if leaves {
+            gone.next();
+            if rest.first() == Some(&next) {
+                rest = &rest[1..];
+            }
+        } else {
+            arrived.next();
+            out.push(next);
         }
-        while let Some(a) = arrived.next_if(|&a| a < o) {
-            out.push(a);
-        }
-        out.push(o);
     }
-    out.extend(arrived);
+    out.extend_from_slice(rest);
 }
 
 #[cfg(test)]
@@ -894,11 +1097,11 @@ mod tests {
             .iter()
             .flat_map(|s| {
                 s.buckets
-                    .iter()
-                    .filter(|b| b.hash != EMPTY && b.len > 0)
+                    .windows(2)
+                    .filter(|b| !b[0].is_empty() && b[1].start > b[0].start)
                     .map(|b| {
-                        let run = &s.postings[b.offset as usize..(b.offset + b.len) as usize];
-                        (b.hash, run.to_vec())
+                        let run = &s.postings[b[0].start as usize..b[1].start as usize];
+                        (b[0].key(), run.to_vec())
                     })
             })
             .collect();
@@ -953,11 +1156,22 @@ mod tests {
                     .map(|o| o as u32)
                     .collect();
                 assert!(!added.is_empty() && !removed.is_empty());
-                let updated = old
-                    .updated(&state, &next, &removed, &added)
-                    .expect("updated, not rebuilt");
                 let rebuilt = HashIndex::build(&next, "Movie", fields).unwrap();
-                assert_eq!(runs(&updated), runs(&rebuilt), "{fields:?}");
+                // The writer reuses no ordinal within a cycle: records of every type may be
+                // keyed by reference (`cast` reaches its values through a list), or not.
+                let types = next.schema().len();
+                let mut updated = None;
+                for unchanged in [vec![false; types], vec![true; types]] {
+                    let changes = IndexedChanges {
+                        removed: &removed,
+                        added: &added,
+                        unchanged_records: &unchanged,
+                    };
+                    let index = old.updated(&state, &next, &changes).expect("updated");
+                    assert_eq!(runs(&index), runs(&rebuilt), "{fields:?} {}", unchanged[0]);
+                    updated = Some(index);
+                }
+                let updated = updated.unwrap();
                 let shared = updated
                     .shards
                     .iter()
@@ -1003,6 +1217,72 @@ mod tests {
         let found = after.find(&777i64).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(ids.get(found[0]), Some(777));
+    }
+
+    /// The (key, postings) of every key of `shard` that has records, probed with `run`.
+    fn shard_runs(shard: &Shard) -> Vec<(KeyHash, Vec<u32>)> {
+        let runs: Vec<_> = shard
+            .buckets
+            .iter()
+            .filter(|b| !b.is_empty())
+            .filter_map(|b| Some((b.key(), shard.run(b.key(), 0)?.to_vec())))
+            .filter(|(_, run)| !run.is_empty())
+            .collect();
+        let ends = shard.buckets.windows(2).all(|b| b[0].start <= b[1].start);
+        assert!(ends, "runs follow each other in bucket order");
+        assert_eq!(
+            shard.buckets.last().map(|b| b.start as usize),
+            Some(shard.postings.len())
+        );
+        runs
+    }
+
+    /// Keys whose homes are the table's last buckets run past its end instead of wrapping
+    /// around, when built and when a delta adds more of them; runs stay in bucket order.
+    #[test]
+    fn keys_past_the_last_home_stay_in_bucket_order() {
+        let key = |i: u64| [(u64::MAX - i * 2) | 1, i & 0xffff];
+        let pairs_of = |keys: &[u64], salt: u32| -> Vec<(u64, u64)> {
+            let mut pairs: Vec<_> = keys
+                .iter()
+                .flat_map(|&i| (0..(i % 3 + 1) as u32).map(move |o| pair(key(i), o * 10 + salt)))
+                .collect();
+            pairs.sort_unstable();
+            pairs
+        };
+        // 40 keys spread over the table, 12 of them homed in the very last bucket.
+        let spread: Vec<u64> = (0..28).map(|i| i * (u64::MAX / 56) / 2 + 1_000).collect();
+        let crowded: Vec<u64> = (0..12).collect();
+        let all: Vec<u64> = spread.iter().chain(&crowded).copied().collect();
+        let shard = Shard::from_sorted(&pairs_of(&all, 0), 0);
+        assert!(
+            shard.buckets.len() > shard.homes + 1,
+            "keys ran past the last home"
+        );
+        assert_eq!(shard_runs(&shard).len(), 40);
+        for &i in &all {
+            assert!(shard.run(key(i), 0).is_some_and(|r| !r.is_empty()));
+        }
+        // Four more crowded keys arrive; a crowded key and a spread one lose a record each.
+        let more: Vec<u64> = (12..16).collect();
+        let arrived = pairs_of(&more, 1);
+        let gone = {
+            let mut g = vec![pair(key(3), 0), pair(key(spread[5]), 0)];
+            g.sort_unstable();
+            g
+        };
+        let next = shard.updated(&gone, &arrived, 0).expect("updated");
+        let mut expected: Vec<(u64, u64)> = pairs_of(&all, 0)
+            .into_iter()
+            .filter(|p| !gone.contains(p))
+            .chain(arrived.iter().copied())
+            .collect();
+        expected.sort_unstable();
+        let mut got = shard_runs(&next);
+        got.sort();
+        let mut want = shard_runs(&Shard::from_sorted(&expected, 0));
+        want.sort();
+        assert_eq!(got, want);
     }
 
     #[derive(Serialize, Deserialize)]

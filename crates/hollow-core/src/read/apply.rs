@@ -534,35 +534,61 @@ impl ReadState {
             },
             unreferenced_blob_bytes: self.unreferenced_blob_bytes,
         };
-        for (b, def) in schema.types().iter().enumerate() {
-            let id = TypeId(b as u32);
-            let index = if def.primary_key().is_empty() {
-                None
-            } else {
-                let origin_index =
-                    carried[b].and_then(|a| self.indexes.get(a.index()).cloned().flatten());
-                let patch = patched.iter().find(|p| p.0 == id);
-                Some(match (origin_index, patch) {
-                    // A key through references reads their records: the index stays only if
-                    // they are the same.
-                    (Some(index), None) if index.paths_unchanged_in(&state, id) => index,
-                    (Some(index), Some((_, (removed, added)))) => Arc::new(
-                        index
-                            .updated(&state, id, removed, added)
-                            .unwrap_or_else(|| PrimaryKeyIndex::build(&state, id)),
-                    ),
-                    _ => Arc::new(PrimaryKeyIndex::build(&state, id)),
-                })
-            };
-            state.indexes.push(index);
-        }
-        state.hash_indexes = self.carry_hash_indexes(&state, &patched)?;
+        // The hash indexes are carried on another core while the primary key indexes are.
+        let (indexes, hash_indexes) = match self.hash_indexes.is_empty() {
+            true => (
+                self.carry_primary_key_indexes(&state, &carried, &patched),
+                Ok(Vec::new()),
+            ),
+            false => std::thread::scope(|s| {
+                let hash = s.spawn(|| self.carry_hash_indexes(&state, &patched));
+                let indexes = self.carry_primary_key_indexes(&state, &carried, &patched);
+                let hash = hash.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (indexes, hash)
+            }),
+        };
+        state.indexes = indexes;
+        state.hash_indexes = hash_indexes?;
         state.add_declared_hash_indexes()?;
         Ok(state)
     }
 }
 
 impl ReadState {
+    /// The primary key indexes of `next`, a state reached from this one by a delta that
+    /// carried over the types `carried` and changed the records in `patched` per type: this
+    /// state's, updated where the keyed records changed, built where they cannot be.
+    fn carry_primary_key_indexes(
+        &self,
+        next: &ReadState,
+        carried: &[Option<TypeId>],
+        patched: &[(TypeId, Patched)],
+    ) -> Vec<Option<Arc<PrimaryKeyIndex>>> {
+        let schema = next.schema();
+        (schema.types().iter().enumerate())
+            .map(|(b, def)| {
+                if def.primary_key().is_empty() {
+                    return None;
+                }
+                let id = TypeId(b as u32);
+                let origin_index =
+                    carried[b].and_then(|a| self.indexes.get(a.index()).cloned().flatten());
+                let patch = patched.iter().find(|p| p.0 == id);
+                Some(match (origin_index, patch) {
+                    // A key through references reads their records: the index stays only if
+                    // they are the same.
+                    (Some(index), None) if index.paths_unchanged_in(next, id) => index,
+                    (Some(index), Some((_, (removed, added)))) => Arc::new(
+                        index
+                            .updated(next, id, removed, added)
+                            .unwrap_or_else(|| PrimaryKeyIndex::build(next, id)),
+                    ),
+                    _ => Arc::new(PrimaryKeyIndex::build(next, id)),
+                })
+            })
+            .collect()
+    }
+
     /// Whether this state plus `delta` holds what `target` holds: what
     /// `self.apply_delta(delta)?.same_content_as(target)` says, without building the
     /// destination. Each type the delta changes is patched, compared with `target`'s and

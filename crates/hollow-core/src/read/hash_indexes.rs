@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::ReadState;
 use crate::error::{Error, Result};
-use crate::hash_index::{HashIndex, Patched};
+use crate::hash_index::{HashIndex, IndexedChanges, Patched};
 use crate::schema::TypeId;
 
 impl ReadState {
@@ -58,6 +58,7 @@ impl ReadState {
         patched: &[(TypeId, Patched)],
     ) -> Result<Vec<Arc<HashIndex>>> {
         let mut out = Vec::with_capacity(self.hash_indexes.len());
+        let unchanged_records = self.unchanged_records_in(next, patched);
         for index in &self.hash_indexes {
             let fields: Vec<&str> = index.fields.iter().map(String::as_str).collect();
             let id = next.schema().type_id(&index.type_name);
@@ -67,7 +68,12 @@ impl ReadState {
                 // A delta that keeps the schema shares it (see apply_delta).
                 (Some(_), None) if Arc::ptr_eq(next.schema(), self.schema()) => Some(index.clone()),
                 (Some(_), Some((_, (removed, added)))) => {
-                    index.updated(self, next, removed, added).map(Arc::new)
+                    let changes = IndexedChanges {
+                        removed,
+                        added,
+                        unchanged_records: &unchanged_records,
+                    };
+                    index.updated(self, next, &changes).map(Arc::new)
                 }
                 _ => None,
             };
@@ -77,5 +83,34 @@ impl ReadState {
             });
         }
         Ok(out)
+    }
+
+    /// Per type of `next` (reached from this state by a delta that changed the records in
+    /// `patched` per type): true when every record whose ordinal is in both states is the
+    /// same record in both. So it is for a type the delta left alone, and for one it patched
+    /// without removing and adding the same ordinal; not for one it carried whole.
+    fn unchanged_records_in(&self, next: &ReadState, patched: &[(TypeId, Patched)]) -> Vec<bool> {
+        let schema = next.schema();
+        (0..schema.len())
+            .map(|t| {
+                let id = TypeId(t as u32);
+                let Some(origin) = schema.counterpart_in(id, self.schema()) else {
+                    return false;
+                };
+                if Arc::ptr_eq(&next.types[t], &self.types[origin.index()]) {
+                    return true;
+                }
+                patched
+                    .iter()
+                    .find(|p| p.0 == id)
+                    .is_some_and(|(_, (removed, added))| {
+                        let mut added = added.iter().peekable();
+                        removed.iter().all(|r| {
+                            while added.next_if(|&a| a < r).is_some() {}
+                            added.peek() != Some(&r)
+                        })
+                    })
+            })
+            .collect()
     }
 }

@@ -100,17 +100,33 @@ impl ReadState {
                 if Arc::ptr_eq(&next.types[t], &self.types[origin.index()]) {
                     return true;
                 }
-                patched
-                    .iter()
-                    .find(|p| p.0 == id)
-                    .is_some_and(|(_, (removed, added))| {
-                        let mut added = added.iter().peekable();
-                        removed.iter().all(|r| {
-                            while added.next_if(|&a| a < r).is_some() {}
-                            added.peek() != Some(&r)
-                        })
-                    })
+                (patched.iter().find(|p| p.0 == id))
+                    .is_some_and(|(_, (removed, added))| !share_an_ordinal(removed, added))
             })
             .collect()
+    }
+}
+
+/// True when the ascending lists `removed` and `added` have an ordinal in common: a record
+/// replaced by another at the same ordinal.
+fn share_an_ordinal(removed: &[u32], added: &[u32]) -> bool {
+    let mut added = added.iter().peekable();
+    removed.iter().any(|r| {
+        while added.next_if(|&a| a < r).is_some() {}
+        added.peek() == Some(&r)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_an_ordinal;
+
+    #[test]
+    fn an_ordinal_removed_and_added_again_is_found() {
+        assert!(!share_an_ordinal(&[], &[1, 2]));
+        assert!(!share_an_ordinal(&[1, 3, 5], &[0, 2, 4, 6]));
+        assert!(share_an_ordinal(&[1, 3, 5], &[0, 2, 5, 6]));
+        assert!(share_an_ordinal(&[7], &[7]));
+        assert!(!share_an_ordinal(&[9, 10], &[1, 2, 3]));
     }
 }

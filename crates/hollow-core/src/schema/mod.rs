@@ -17,7 +17,7 @@ use std::fmt;
 use crate::error::{Error, Result, SchemaProblem};
 
 pub use compat::SchemaConflict;
-pub(crate) use field_path::FieldPath;
+pub(crate) use field_path::{FieldPath, Hop};
 pub(crate) use rust_names::{names_instance, record_type_name, schema_name};
 pub use trace::SchemaBuilder;
 

@@ -6,8 +6,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::{
-    pair, shard_ranges, sort_pairs, unpair, HashIndex, KeyHash, KeyScratch, Shard, SortedPairs,
-    BATCH,
+    pair, shard_ranges, sort_pairs, unpair, Bucket, HashIndex, KeyHash, KeyScratch, Shard,
+    SortedPairs, BATCH,
 };
 use crate::parallel::map_balanced;
 use crate::schema::{FieldPath, Hop};
@@ -281,7 +281,8 @@ impl References {
         let mut by_record: Vec<u64> = (refs.iter().enumerate())
             .map(|(i, &(_, r))| (r as u64) << 32 | i as u64)
             .collect();
-        crate::radix_sort::sort_by_bits(&mut by_record, |&e| e, 32, 32);
+        let bits = u32::BITS - refs.iter().map(|r| r.1).max().unwrap_or(0).leading_zeros();
+        crate::radix_sort::sort_by_bits(&mut by_record, |&e| e, 32, bits);
         Self { refs, by_record }
     }
 }
@@ -317,7 +318,9 @@ impl Referenced {
         let mut next_new = 0;
         for &e in &gone.by_record {
             let r = (e >> 32) as u32;
-            next_new += in_new[next_new..].partition_point(|&n| n < r);
+            while in_new.get(next_new).is_some_and(|&n| n < r) {
+                next_new += 1;
+            }
             gone_places[e as u32 as usize] = match in_new.get(next_new) == Some(&r) {
                 true => next_new as u32,
                 false => {
@@ -367,48 +370,35 @@ impl KeysByRecord {
 
 impl Shard {
     /// This shard with the (key, ordinal) pairs `gone` left and `arrived` added (each sorted
-    /// by key then ordinal). `None` when the table is too full or holds too many emptied keys:
-    /// then the index is built afresh.
+    /// by key then ordinal), written in one pass: unchanged buckets and their runs are copied
+    /// in stretches, changed keys' runs merged. `None` when the table is too full or holds
+    /// too many emptied keys: then the index is built afresh.
     fn updated(
         &self,
         gone: &[(u64, u64)],
         arrived: &[(u64, u64)],
         shard_bits: u32,
     ) -> Option<Self> {
-        let mut next = Shard {
-            buckets: self.buckets.clone(),
-            postings: Vec::new(),
-            ..*self
-        };
-        // Per changed key (new keys get buckets): its bucket and its pairs that left and arrived.
-        let mut changed: Vec<(usize, Range<usize>, Range<usize>)> = Vec::new();
-        let (mut g, mut a) = (0, 0);
-        while g < gone.len() || a < arrived.len() {
-            let key = match (gone.get(g), arrived.get(a)) {
-                (Some(&x), Some(&y)) => unpair(x).0.min(unpair(y).0),
-                (Some(&x), None) | (None, Some(&x)) => unpair(x).0,
-                (None, None) => break,
-            };
-            let (g_end, a_end) = (run_end(gone, g, key), run_end(arrived, a, key));
-            if (next.keys + 1) * 4 > next.homes * 3 {
-                return None;
-            }
-            changed.push((next.insert(key, shard_bits), g..g_end, a..a_end));
-            (g, a) = (g_end, a_end);
-        }
-        changed.sort_unstable_by_key(|c| c.0);
-        // The old run of bucket `b`, and where runs from bucket `b` on started (buckets past
-        // the old table's end were empty).
+        let (changed, keys) = self.changed_buckets(gone, arrived, shard_bits)?;
+        // The runs of bucket `b` on start here in the old postings (buckets past the old
+        // table's end were empty).
         let old_start = |b: usize| match self.buckets.get(b) {
             Some(bucket) => bucket.start as usize,
             None => self.postings.len(),
         };
-        next.postings = Vec::with_capacity(self.postings.len() + arrived.len());
+        // A new key past the old table's last bucket lengthens the table; one empty bucket
+        // always ends it.
+        let len = (changed.last().map_or(0, |c| c.0 + 2)).max(self.buckets.len());
+        let mut next = Shard {
+            buckets: Vec::with_capacity(len),
+            postings: Vec::with_capacity(self.postings.len() + arrived.len()),
+            keys,
+            ..*self
+        };
         let mut emptied = self.emptied as isize;
         let mut b = 0;
-        for (c, gone_pairs, arrived_pairs) in changed {
-            // The runs of the buckets before, unchanged, are copied in one piece.
-            next.copy_runs(self, b..c, old_start(b)..old_start(c));
+        for (c, key, gone_pairs, arrived_pairs) in changed {
+            next.copy_unchanged(self, b..c, old_start(b)..old_start(c));
             let run = &self.postings[old_start(c)..old_start(c + 1)];
             let start = next.postings.len();
             merge_run(
@@ -417,7 +407,11 @@ impl Shard {
                 &arrived[arrived_pairs],
                 &mut next.postings,
             );
-            next.buckets[c].start = start as u32;
+            next.buckets.push(Bucket {
+                hash: key[0],
+                hash_low: key[1] as u32,
+                start: start as u32,
+            });
             let was_emptied = self.buckets.get(c).is_some_and(|o| !o.is_empty()) && run.is_empty();
             match (was_emptied, next.postings.len() == start) {
                 (false, true) => emptied += 1,
@@ -426,8 +420,7 @@ impl Shard {
             }
             b = c + 1;
         }
-        let end = next.buckets.len();
-        next.copy_runs(self, b..end, old_start(b)..self.postings.len());
+        next.copy_unchanged(self, b..len, old_start(b)..self.postings.len());
         next.emptied = emptied.max(0) as usize;
         if next.emptied * 4 > next.keys {
             return None;
@@ -435,14 +428,67 @@ impl Shard {
         Some(next)
     }
 
-    /// Appends the runs `old_runs` of `old`'s postings, those of the unchanged buckets
-    /// `buckets`, and moves those buckets' starts to where they now are.
-    fn copy_runs(&mut self, old: &Shard, buckets: Range<usize>, old_runs: Range<usize>) {
-        let shift = (self.postings.len() as u32).wrapping_sub(old_runs.start as u32);
-        for bucket in &mut self.buckets[buckets] {
-            bucket.start = bucket.start.wrapping_add(shift);
+    /// The changed keys of `gone` and `arrived`, by bucket: each key's bucket, the key, and
+    /// its pairs in each; with the shard's key count after. A key the shard has keeps its
+    /// bucket; a new key takes the first bucket from its home that is empty and not taken by
+    /// another new key (new keys come in home order, so theirs are in order too). `None` when
+    /// the table would be too full.
+    #[allow(clippy::type_complexity)]
+    fn changed_buckets(
+        &self,
+        gone: &[(u64, u64)],
+        arrived: &[(u64, u64)],
+        shard_bits: u32,
+    ) -> Option<(Vec<(usize, KeyHash, Range<usize>, Range<usize>)>, usize)> {
+        let mut changed = Vec::new();
+        let mut keys = self.keys;
+        let mut first_free = 0;
+        let (mut g, mut a) = (0, 0);
+        while g < gone.len() || a < arrived.len() {
+            let key = match (gone.get(g), arrived.get(a)) {
+                (Some(&x), Some(&y)) => unpair(x).0.min(unpair(y).0),
+                (Some(&x), None) | (None, Some(&x)) => unpair(x).0,
+                (None, None) => break,
+            };
+            let (g_end, a_end) = (run_end(gone, g, key), run_end(arrived, a, key));
+            let home = super::home(key, self.homes, shard_bits);
+            let bucket = match self.probe(key, home) {
+                Ok(b) => b,
+                Err(_) => {
+                    keys += 1;
+                    if keys * 4 > self.homes * 3 {
+                        return None;
+                    }
+                    let mut b = home.max(first_free);
+                    while self.buckets.get(b).is_some_and(|x| !x.is_empty()) {
+                        b += 1;
+                    }
+                    first_free = b + 1;
+                    b
+                }
+            };
+            changed.push((bucket, key, g..g_end, a..a_end));
+            (g, a) = (g_end, a_end);
         }
+        changed.sort_unstable_by_key(|c| c.0);
+        Some((changed, keys))
+    }
+
+    /// Appends the unchanged buckets `buckets` of `old` and their runs `old_runs`, the
+    /// buckets' starts moved to where the runs now are (buckets past `old`'s table are empty).
+    fn copy_unchanged(&mut self, old: &Shard, buckets: Range<usize>, old_runs: Range<usize>) {
+        let shift = (self.postings.len() as u32).wrapping_sub(old_runs.start as u32);
+        let within = buckets.start.min(old.buckets.len())..buckets.end.min(old.buckets.len());
+        self.buckets
+            .extend(old.buckets[within.clone()].iter().map(|&b| Bucket {
+                start: b.start.wrapping_add(shift),
+                ..b
+            }));
         self.postings.extend_from_slice(&old.postings[old_runs]);
+        let end = self.postings.len() as u32;
+        let past = buckets.len() - within.len();
+        self.buckets
+            .extend(std::iter::repeat_n(Bucket::empty(end), past));
     }
 }
 

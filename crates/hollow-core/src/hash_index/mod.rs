@@ -642,26 +642,18 @@ impl Shard {
         shard
     }
 
-    /// The bucket of `h`, taken if it had none (the start of a taken bucket is left as it
-    /// was: the caller sets it).
-    fn insert(&mut self, h: KeyHash, shard_bits: u32) -> usize {
-        let mut b = home(h, self.homes, shard_bits);
+    /// The bucket of key `h`, probing from bucket `from` (its home): `Ok` where the key is,
+    /// `Err` with the first empty bucket when the shard does not have it.
+    #[inline]
+    fn probe(&self, h: KeyHash, from: usize) -> std::result::Result<usize, usize> {
+        let mut b = from;
         loop {
-            let last = self.buckets.len() - 1;
-            let bucket = &mut self.buckets[b];
+            let bucket = &self.buckets[b];
             if bucket.holds(h) {
-                return b;
+                return Ok(b);
             }
             if bucket.is_empty() {
-                bucket.hash = h[0];
-                bucket.hash_low = h[1] as u32;
-                let start = bucket.start;
-                self.keys += 1;
-                if b == last {
-                    // The key took the last bucket: another follows it.
-                    self.buckets.push(Bucket::empty(start));
-                }
-                return b;
+                return Err(b);
             }
             b += 1;
         }
@@ -670,18 +662,9 @@ impl Shard {
     /// The postings of key `h`, if the shard has it.
     #[inline]
     fn run(&self, h: KeyHash, shard_bits: u32) -> Option<&[u32]> {
-        let mut b = home(h, self.homes, shard_bits);
-        loop {
-            let bucket = &self.buckets[b];
-            if bucket.holds(h) {
-                let end = self.buckets[b + 1].start as usize;
-                return Some(&self.postings[bucket.start as usize..end]);
-            }
-            if bucket.is_empty() {
-                return None;
-            }
-            b += 1;
-        }
+        let b = self.probe(h, home(h, self.homes, shard_bits)).ok()?;
+        let (start, end) = (self.buckets[b].start, self.buckets[b + 1].start);
+        Some(&self.postings[start as usize..end as usize])
     }
 }
 

@@ -741,4 +741,63 @@ mod tests {
         want.sort();
         assert_eq!(got, want);
     }
+
+    #[derive(Serialize, Deserialize)]
+    struct Actor {
+        id: i64,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Film {
+        id: i64,
+        cast: Vec<Actor>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Note {
+        text: String,
+    }
+
+    fn film(id: i64, version: i64) -> Film {
+        Film {
+            id,
+            cast: (0..id % 4)
+                .map(|a| Actor {
+                    id: (id + a + version) % 40,
+                })
+                .collect(),
+        }
+    }
+
+    /// A delta to a schema that declares a type before the indexed ones moves their type ids:
+    /// the index is updated reading the new state with the new ids.
+    #[test]
+    fn a_delta_that_moves_type_ids_updates_the_index_through_the_new_ones() {
+        let mut w = WriteState::new(SchemaBuilder::new().add::<Film>().build().unwrap());
+        for id in 0..3000 {
+            w.add(&film(id, 0)).unwrap();
+        }
+        let mut state =
+            ReadState::from_snapshot(Bytes::from(w.write_snapshot(1).unwrap())).unwrap();
+        w.commit_cycle().unwrap();
+        state.add_hash_index("Film", &["cast.id"]).unwrap();
+        let moved = SchemaBuilder::new()
+            .add::<Note>()
+            .add::<Film>()
+            .build()
+            .unwrap();
+        w.set_schema(moved).unwrap();
+        w.add(&Note { text: "new".into() }).unwrap();
+        for id in 0..3000 {
+            w.add(&film(id, (id % 7 == 0) as i64)).unwrap();
+        }
+        let delta = w.write_delta(1, 2).unwrap();
+        let next = state.apply_delta(Bytes::from(delta)).unwrap();
+        let (before, after) = (state.schema(), next.schema());
+        assert_ne!(before.type_id("Film"), after.type_id("Film"), "ids moved");
+        let updated = next.hash_index("Film", &["cast.id"]).unwrap();
+        let rebuilt = HashIndex::build(&next, "Film", &["cast.id"]).unwrap();
+        assert_eq!(runs(updated), runs(&rebuilt));
+        assert!(!updated.find(&3i64).unwrap().is_empty());
+    }
 }

@@ -15,6 +15,12 @@ struct Actor {
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Studio {
+    name: String,
+    staff: Vec<Actor>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Movie {
     id: i64,
     country: String,
@@ -22,6 +28,10 @@ struct Movie {
     genres: Vec<String>,
     cast: Vec<Actor>,
     sequel_of: Option<i64>,
+    /// A reference that may be null, then a field of the record it names.
+    lead: Option<Actor>,
+    /// A reference, then a list of references, then a field.
+    studio: Studio,
 }
 
 fn schema() -> hollow_core::Schema {
@@ -38,6 +48,8 @@ const INDEXES: &[&[&str]] = &[
     &["genres"],
     &["country", "year"],
     &["sequel_of"],
+    &["lead.id"],
+    &["studio.staff.id"],
 ];
 
 fn add_indexes(state: &mut ReadState) {
@@ -56,6 +68,8 @@ fn expected(movies: &BTreeMap<i64, Movie>, fields: &[&str]) -> BTreeMap<String, 
             ["genres"] => m.genres.clone(),
             ["country", "year"] => vec![format!("{}/{}", m.country, m.year)],
             ["sequel_of"] => m.sequel_of.iter().map(|s| s.to_string()).collect(),
+            ["lead.id"] => m.lead.iter().map(|a| a.id.to_string()).collect(),
+            ["studio.staff.id"] => m.studio.staff.iter().map(|a| a.id.to_string()).collect(),
             _ => unreachable!(),
         };
         for k in keys {
@@ -69,7 +83,9 @@ fn found(state: &ReadState, fields: &[&str], key: &str) -> BTreeSet<i64> {
     let index = state.hash_index("Movie", fields).unwrap();
     let ordinals = match fields {
         ["country"] | ["genres"] => index.find(key).unwrap(),
-        ["cast.id"] | ["sequel_of"] => index.find(&key.parse::<i64>().unwrap()).unwrap(),
+        ["cast.id"] | ["sequel_of"] | ["lead.id"] | ["studio.staff.id"] => {
+            index.find(&key.parse::<i64>().unwrap()).unwrap()
+        }
         ["country", "year"] => {
             let (c, y) = key.split_once('/').unwrap();
             index.find(&(c, y.parse::<i32>().unwrap())).unwrap()
@@ -96,29 +112,44 @@ fn check(state: &ReadState, movies: &BTreeMap<i64, Movie>) -> Result<(), TestCas
     Ok(())
 }
 
+fn actor(id: i64) -> Actor {
+    Actor {
+        id,
+        name: format!("Actor {id}"),
+    }
+}
+
 fn movie() -> impl Strategy<Value = Movie> {
     (
-        0..40i64,
-        prop::sample::select(vec!["US", "FR", "JP", "IN"]),
-        1990..1994i32,
-        prop::collection::vec(prop::sample::select(vec!["drama", "noir", "epic"]), 0..3),
-        prop::collection::vec(0..12i64, 0..4),
-        prop::option::of(0..40i64),
+        (
+            0..40i64,
+            prop::sample::select(vec!["US", "FR", "JP", "IN"]),
+            1990..1994i32,
+            prop::collection::vec(prop::sample::select(vec!["drama", "noir", "epic"]), 0..3),
+            prop::collection::vec(0..12i64, 0..4),
+            prop::option::of(0..40i64),
+        ),
+        (
+            prop::option::of(0..6i64),
+            prop::sample::select(vec!["Lux", "Arc"]),
+            prop::collection::vec(0..8i64, 0..3),
+        ),
     )
-        .prop_map(|(id, country, year, genres, cast, sequel_of)| Movie {
-            id,
-            country: country.into(),
-            year,
-            genres: genres.into_iter().map(String::from).collect(),
-            cast: cast
-                .into_iter()
-                .map(|a| Actor {
-                    id: a,
-                    name: format!("Actor {a}"),
-                })
-                .collect(),
-            sequel_of,
-        })
+        .prop_map(
+            |((id, country, year, genres, cast, sequel_of), (lead, studio, staff))| Movie {
+                id,
+                country: country.into(),
+                year,
+                genres: genres.into_iter().map(String::from).collect(),
+                cast: cast.into_iter().map(actor).collect(),
+                sequel_of,
+                lead: lead.map(actor),
+                studio: Studio {
+                    name: studio.into(),
+                    staff: staff.into_iter().map(actor).collect(),
+                },
+            },
+        )
 }
 
 fn write(w: &mut WriteState, movies: &BTreeMap<i64, Movie>) {
@@ -178,6 +209,11 @@ fn paths_that_do_not_resolve_and_keys_of_another_kind_are_errors() {
         genres: vec![],
         cast: vec![],
         sequel_of: None,
+        lead: None,
+        studio: Studio {
+            name: "Lux".into(),
+            staff: vec![],
+        },
     })
     .unwrap();
     let mut state = ReadState::from_snapshot(Bytes::from(w.write_snapshot(1).unwrap())).unwrap();

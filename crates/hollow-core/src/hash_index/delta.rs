@@ -184,7 +184,10 @@ impl HashIndex {
         );
         let arrived = sides.pop().unwrap_or_default();
         let gone = sides.pop().unwrap_or_default();
-        let referenced = Referenced::new(&gone, &arrived);
+        // A removed record shares the keys of a record the new state has (a corrupt delta
+        // could reference one it does not).
+        let new_records = &new.type_data(path.hops[1].ty).population;
+        let referenced = Referenced::new(&gone, &arrived, |r| new_records.contains(r as u64));
         let (old_keys, new_keys) = self.keys_of_referenced(old, new, path, &referenced);
         let keys_of = |slot: u32| match slot & IN_OLD {
             0 => new_keys.of(slot as usize),
@@ -304,7 +307,8 @@ struct Referenced {
 }
 
 impl Referenced {
-    fn new(gone: &References, arrived: &References) -> Self {
+    /// `in_new_state` says whether the new state has a referenced record.
+    fn new(gone: &References, arrived: &References, in_new_state: impl Fn(u32) -> bool) -> Self {
         let (mut in_new, mut in_old) = (Vec::new(), Vec::new());
         let mut arrived_places = vec![0u32; arrived.refs.len()];
         for &e in &arrived.by_record {
@@ -321,15 +325,16 @@ impl Referenced {
             while in_new.get(next_new).is_some_and(|&n| n < r) {
                 next_new += 1;
             }
-            gone_places[e as u32 as usize] = match in_new.get(next_new) == Some(&r) {
-                true => next_new as u32,
-                false => {
-                    if in_old.last() != Some(&r) {
-                        in_old.push(r);
+            gone_places[e as u32 as usize] =
+                match in_new.get(next_new) == Some(&r) && in_new_state(r) {
+                    true => next_new as u32,
+                    false => {
+                        if in_old.last() != Some(&r) {
+                            in_old.push(r);
+                        }
+                        (in_old.len() - 1) as u32 | IN_OLD
                     }
-                    (in_old.len() - 1) as u32 | IN_OLD
-                }
-            };
+                };
         }
         Self {
             in_new,

@@ -373,6 +373,10 @@ impl KeysByRecord {
     }
 }
 
+/// A key a delta changes in a shard: its bucket, the key, and its pairs in the sorted pairs
+/// that left and those that arrived.
+type ChangedKey = (usize, KeyHash, Range<usize>, Range<usize>);
+
 impl Shard {
     /// This shard with the (key, ordinal) pairs `gone` left and `arrived` added (each sorted
     /// by key then ordinal), written in one pass: unchanged buckets and their runs are copied
@@ -438,13 +442,12 @@ impl Shard {
     /// bucket; a new key takes the first bucket from its home that is empty and not taken by
     /// another new key (new keys come in home order, so theirs are in order too). `None` when
     /// the table would be too full.
-    #[allow(clippy::type_complexity)]
     fn changed_buckets(
         &self,
         gone: &[(u64, u64)],
         arrived: &[(u64, u64)],
         shard_bits: u32,
-    ) -> Option<(Vec<(usize, KeyHash, Range<usize>, Range<usize>)>, usize)> {
+    ) -> Option<(Vec<ChangedKey>, usize)> {
         let mut changed = Vec::new();
         let mut keys = self.keys;
         let mut first_free = 0;

@@ -35,6 +35,24 @@ const PARALLEL_CHANGES: u64 = 6_250;
 /// buckets and postings in all.
 const PARALLEL_SHARD_WORDS: u64 = 1 << 18;
 
+/// `work` on a delta's removed side and its added side (weighed by `records`), on two
+/// cores when they hold enough records between them.
+fn on_both_sides<T: Send, R: Send + Default>(
+    gone: T,
+    arrived: T,
+    records: impl Fn(&T) -> usize,
+    work: impl Fn(T) -> R + Sync,
+) -> (R, R) {
+    let mut sides = map_balanced(
+        vec![gone, arrived],
+        |side| records(side) as u64,
+        PARALLEL_CHANGES,
+        work,
+    );
+    let arrived = sides.pop().unwrap_or_default();
+    (sides.pop().unwrap_or_default(), arrived)
+}
+
 /// The end of the run of key `key` that starts at `start` in `pairs`, sorted by key (`start`
 /// itself when the key is not there).
 fn run_end(pairs: &[(u64, u64)], start: usize, key: KeyHash) -> usize {
@@ -130,23 +148,31 @@ impl HashIndex {
         removed: &[u32],
         added: &[u32],
     ) -> (SortedPairs, SortedPairs) {
-        let jobs = vec![(old, &self.paths[..], removed), (new, paths, added)];
-        let mut sides = map_balanced(
-            jobs,
-            |(_, _, ordinals)| ordinals.len() as u64,
-            PARALLEL_CHANGES,
+        on_both_sides(
+            (old, &self.paths[..], removed),
+            (new, paths, added),
+            |(_, _, ordinals)| ordinals.len(),
             |(state, paths, ordinals)| {
-                let mut scratch = KeyScratch::default();
-                let mut pairs = Vec::with_capacity(ordinals.len() * 2);
-                for batch in ordinals.chunks(BATCH) {
-                    Self::pairs_of(paths, state, batch, &mut pairs, &mut scratch);
-                }
+                let mut pairs = Self::keyed_pairs(paths, state, ordinals);
                 sort_pairs(&mut pairs);
                 pairs
             },
-        );
-        let arrived = sides.pop().unwrap_or_default();
-        (sides.pop().unwrap_or_default(), arrived)
+        )
+    }
+
+    /// The (key, ordinal) pairs of the records `ordinals` of `state` on `paths`, record by
+    /// record, keyed in batches.
+    fn keyed_pairs(
+        paths: &[FieldPath],
+        state: &impl StateTypes,
+        ordinals: &[u32],
+    ) -> Vec<(u64, u64)> {
+        let mut scratch = KeyScratch::default();
+        let mut pairs = Vec::with_capacity(ordinals.len() * 2);
+        for batch in ordinals.chunks(BATCH) {
+            Self::pairs_of(paths, state, batch, &mut pairs, &mut scratch);
+        }
+        pairs
     }
 
     /// True when `path` starts with a reference (`cast` in `cast.id`) and every type after
@@ -172,18 +198,12 @@ impl HashIndex {
         removed: &[u32],
         added: &[u32],
     ) -> (SortedPairs, SortedPairs) {
-        let sides = vec![
+        let (gone, arrived) = on_both_sides(
             (old, self.paths[0].hops[0], removed),
             (new, path.hops[0], added),
-        ];
-        let mut sides = map_balanced(
-            sides,
-            |(_, _, ordinals)| ordinals.len() as u64,
-            PARALLEL_CHANGES,
+            |(_, _, ordinals)| ordinals.len(),
             |(state, hop, ordinals)| References::of(state, hop, ordinals),
         );
-        let arrived = sides.pop().unwrap_or_default();
-        let gone = sides.pop().unwrap_or_default();
         // A removed record shares the keys of a record the new state has (a corrupt delta
         // could reference one it does not).
         let new_records = &new.type_data(path.hops[1].ty).population;
@@ -194,11 +214,10 @@ impl HashIndex {
             _ => old_keys.of((slot & !IN_OLD) as usize),
         };
         // Each side's pairs, in ordinal order per key, then sorted by key.
-        let sides = vec![(gone, &referenced.gone), (arrived, &referenced.arrived)];
-        let mut sides = map_balanced(
-            sides,
-            |(side, _)| side.refs.len() as u64,
-            PARALLEL_CHANGES,
+        on_both_sides(
+            (gone, &referenced.gone),
+            (arrived, &referenced.arrived),
+            |(side, _)| side.refs.len(),
             |(side, slots)| {
                 let mut pairs = Vec::with_capacity(side.refs.len() * 3);
                 for (&(o, _), &slot) in side.refs.iter().zip(slots) {
@@ -207,9 +226,7 @@ impl HashIndex {
                 sort_pairs(&mut pairs);
                 pairs
             },
-        );
-        let arrived = sides.pop().unwrap_or_default();
-        (sides.pop().unwrap_or_default(), arrived)
+        )
     }
 
     /// The keys of the records `referenced` lists, old and new, read through the rest of the
@@ -234,17 +251,9 @@ impl HashIndex {
             jobs,
             |(_, records)| records.len() as u64,
             PARALLEL_CHANGES,
-            |(in_new, records)| {
-                let mut scratch = KeyScratch::default();
-                let mut pairs = Vec::with_capacity(records.len() * 2);
-                let (state, paths) = match in_new {
-                    true => (new, &new_rest),
-                    false => (old, &old_rest),
-                };
-                for batch in records.chunks(BATCH) {
-                    Self::pairs_of(paths, state, batch, &mut pairs, &mut scratch);
-                }
-                (in_new, pairs)
+            |(in_new, records)| match in_new {
+                true => (true, Self::keyed_pairs(&new_rest, new, records)),
+                false => (false, Self::keyed_pairs(&old_rest, old, records)),
             },
         );
         let (mut old_pairs, mut new_pairs) = (Vec::new(), Vec::new());
@@ -461,8 +470,8 @@ impl Shard {
             let (g_end, a_end) = (run_end(gone, g, key), run_end(arrived, a, key));
             let home = super::home(key, self.homes, shard_bits);
             let bucket = match self.probe(key, home) {
-                Ok(b) => b,
-                Err(_) => {
+                Some(b) => b,
+                None => {
                     keys += 1;
                     if keys * 4 > self.homes * 3 {
                         return None;

@@ -642,18 +642,18 @@ impl Shard {
         shard
     }
 
-    /// The bucket of key `h`, probing from bucket `from` (its home): `Ok` where the key is,
-    /// `Err` with the first empty bucket when the shard does not have it.
+    /// The bucket of key `h`, probing from bucket `from` (its home); `None` when the shard
+    /// does not have it.
     #[inline]
-    fn probe(&self, h: KeyHash, from: usize) -> std::result::Result<usize, usize> {
+    fn probe(&self, h: KeyHash, from: usize) -> Option<usize> {
         let mut b = from;
         loop {
             let bucket = &self.buckets[b];
             if bucket.holds(h) {
-                return Ok(b);
+                return Some(b);
             }
             if bucket.is_empty() {
-                return Err(b);
+                return None;
             }
             b += 1;
         }
@@ -662,7 +662,7 @@ impl Shard {
     /// The postings of key `h`, if the shard has it.
     #[inline]
     fn run(&self, h: KeyHash, shard_bits: u32) -> Option<&[u32]> {
-        let b = self.probe(h, home(h, self.homes, shard_bits)).ok()?;
+        let b = self.probe(h, home(h, self.homes, shard_bits))?;
         let (start, end) = (self.buckets[b].start, self.buckets[b + 1].start);
         Some(&self.postings[start as usize..end as usize])
     }

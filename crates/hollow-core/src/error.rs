@@ -73,6 +73,11 @@ pub enum Error {
         /// The state the delta starts from.
         delta_origin: crate::StateId,
     },
+    /// Saved primary key indexes cannot serve the snapshot they were given with: saved for
+    /// another snapshot or by another index layout, or damaged. Load the snapshot with its
+    /// indexes built instead.
+    #[error("saved indexes unusable: {0}")]
+    SavedIndexes(String),
     /// The change cannot be followed by a delta: load a snapshot of the destination instead.
     #[error("a snapshot is required: {0}")]
     SnapshotRequired(String),

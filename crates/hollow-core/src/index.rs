@@ -11,7 +11,8 @@ use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{Error, Result};
-use crate::packed::{bits_needed, low_mask, BitWriter, PackedBits};
+use crate::format::saved_indexes::SavedTable;
+use crate::packed::{bits_needed, low_mask, packed_len_bytes, BitWriter, PackedBits};
 use crate::schema::{Kind, TypeId};
 use crate::type_data::{StateTypes, TypeData};
 
@@ -284,34 +285,9 @@ impl PrimaryKeyIndex {
     /// [`PrimaryKeyIndex::build`], sorting (home bucket, entry) packed in one word when
     /// `pack` and both fit, as pairs otherwise.
     fn build_with(state: &impl StateTypes, id: TypeId, pack: bool) -> Self {
-        let data = state.type_data(id).clone();
-        let schema = state.schema();
-        let fields = schema.get(id).primary_key();
-        let key_columns = fields.iter().map(|f| f.columns()[0]).collect();
-        let paths = Self::paths_in(state, id);
-        let key_classes = fields
-            .iter()
-            .take(32)
-            .enumerate()
-            .fold(0, |classes, (i, f)| {
-                classes | kind_class(f.value_type().kind) << (2 * i)
-            });
-        let n = data.record_count;
-        let capacity = (n + n / 3 + 1).max(2);
-        let ordinal_bits = Self::ordinal_bits_for(data.slot_count());
-        let entry_bits = ordinal_bits + TAG_BITS;
-        let mut index = Self {
-            data,
-            key_columns,
-            paths,
-            key_classes,
-            buckets: PackedBits::default(),
-            capacity,
-            ordinal_bits,
-            entry_bits,
-            tombstones: 0,
-            duplicate: None,
-        };
+        let mut index = Self::without_buckets(state, id);
+        let (capacity, ordinal_bits, entry_bits) =
+            (index.capacity, index.ordinal_bits, index.entry_bits);
         // (home bucket, entry) for every record, hashed on the cores, then sorted by home
         // bucket: packed in one word when both fit (types of up to 2^29 records), as a pair
         // otherwise.
@@ -339,6 +315,120 @@ impl PrimaryKeyIndex {
         let bits = capacity * entry_bits as u64;
         index.buckets = PackedBits::new(buckets.into_bytes(), bits).unwrap_or_default();
         index
+    }
+
+    /// The index of type `id` of `state`, sized for its records, without its buckets yet.
+    fn without_buckets(state: &impl StateTypes, id: TypeId) -> Self {
+        let data = state.type_data(id).clone();
+        let fields = state.schema().get(id).primary_key();
+        let key_columns = fields.iter().map(|f| f.columns()[0]).collect();
+        let paths = Self::paths_in(state, id);
+        let key_classes = fields
+            .iter()
+            .take(32)
+            .enumerate()
+            .fold(0, |classes, (i, f)| {
+                classes | kind_class(f.value_type().kind) << (2 * i)
+            });
+        let n = data.record_count;
+        let capacity = (n + n / 3 + 1).max(2);
+        let ordinal_bits = Self::ordinal_bits_for(data.slot_count());
+        Self {
+            data,
+            key_columns,
+            paths,
+            key_classes,
+            buckets: PackedBits::default(),
+            capacity,
+            ordinal_bits,
+            entry_bits: ordinal_bits + TAG_BITS,
+            tombstones: 0,
+            duplicate: None,
+        }
+    }
+
+    /// The table of this index as saved beside its snapshot (`type_id`: the type it indexes).
+    /// `None` for a table that was updated by a delta (it may hold removed markers, and whether
+    /// keys are duplicated may not be known): only a table built from a snapshot is saved.
+    pub(crate) fn saved_table(&self, type_id: TypeId) -> Option<SavedTable> {
+        let duplicate = self.duplicate?;
+        if self.tombstones != 0 {
+            return None;
+        }
+        let empty_bucket =
+            (0..self.capacity).find(|&b| self.entry_at(b) & self.empty() == self.empty())?;
+        Some(SavedTable {
+            type_id: type_id.0,
+            ordinal_bits: self.ordinal_bits,
+            entry_bits: self.entry_bits,
+            capacity: self.capacity,
+            empty_bucket,
+            duplicate,
+            buckets: self.buckets.bytes().clone(),
+        })
+    }
+
+    /// The index of type `id` of `state` from its saved table, which must be the one
+    /// [`PrimaryKeyIndex::build`] makes on this state: sized alike, and with the bucket it
+    /// names empty, so that every probe ends. A table that passes these checks but holds other
+    /// entries (one damaged past its checksum) can only make lookups miss, never answer
+    /// another record: a candidate's key is always compared.
+    pub(crate) fn from_saved_table(
+        state: &impl StateTypes,
+        id: TypeId,
+        table: SavedTable,
+    ) -> Result<Self> {
+        let mut index = Self::without_buckets(state, id);
+        let name = state.schema().get(id).name();
+        let unusable = |what: &str, saved: u64, built: u64| {
+            Error::SavedIndexes(format!(
+                "{name}: {what} {saved} saved, {built} for this snapshot"
+            ))
+        };
+        let expected = [
+            ("capacity", table.capacity, index.capacity),
+            (
+                "ordinal bits",
+                table.ordinal_bits.into(),
+                index.ordinal_bits.into(),
+            ),
+            (
+                "entry bits",
+                table.entry_bits.into(),
+                index.entry_bits.into(),
+            ),
+            (
+                "bucket bytes",
+                table.buckets.len() as u64,
+                packed_len_bytes(index.capacity * index.entry_bits as u64),
+            ),
+        ];
+        if let Some(&(what, saved, built)) = expected.iter().find(|(_, a, b)| a != b) {
+            return Err(unusable(what, saved, built));
+        }
+        let slots = index.data.slot_count();
+        if let Some((a, b)) = table.duplicate.filter(|&(a, b)| a.max(b) as u64 >= slots) {
+            return Err(unusable("duplicate ordinal", a.max(b) as u64, slots));
+        }
+        let bits = index.capacity * index.entry_bits as u64;
+        index.buckets = PackedBits::new(table.buckets, bits).unwrap_or_default();
+        let empty = index.empty();
+        if table.empty_bucket >= index.capacity
+            || index.entry_at(table.empty_bucket) & empty != empty
+        {
+            return Err(Error::SavedIndexes(format!(
+                "{name}: bucket {} is not empty",
+                table.empty_bucket
+            )));
+        }
+        index.duplicate = Some(table.duplicate);
+        Ok(index)
+    }
+
+    #[inline(always)]
+    fn entry_at(&self, bucket: u64) -> u64 {
+        self.buckets
+            .get(bucket * self.entry_bits as u64, self.entry_bits)
     }
 
     /// For a key with a field that is a path: per key field, the records of `state` reached
@@ -618,9 +708,7 @@ impl PrimaryKeyIndex {
         let empty = self.empty();
         let mut pos = self.bucket(h);
         loop {
-            let entry = self
-                .buckets
-                .get(pos * self.entry_bits as u64, self.entry_bits);
+            let entry = self.entry_at(pos);
             let ordinal = entry & empty;
             if ordinal == empty {
                 return None;
@@ -803,6 +891,45 @@ mod tests {
         for k in [0, 17, 19_999, 4321] {
             assert!(packed.find(&k).unwrap().is_some());
         }
+    }
+
+    /// Saved indexes are read by later versions of the library only while keys hash to the
+    /// same buckets: this pins the buckets of a table of int, string and composite keys. A
+    /// change that fails it changes the index layout: bump
+    /// `format::saved_indexes::LAYOUT_VERSION` and the expected value together.
+    #[test]
+    fn the_saved_layout_is_frozen() {
+        #[derive(Serialize, Deserialize)]
+        struct Pair {
+            name: String,
+            n: i64,
+        }
+        let schema = SchemaBuilder::new()
+            .add::<Row>()
+            .primary_key("Row", &["id"])
+            .add::<Pair>()
+            .primary_key("Pair", &["name", "n"])
+            .build()
+            .unwrap();
+        let mut w = WriteState::new(schema);
+        for id in -500..1500 {
+            w.add(&Row { id, v: 0 }).unwrap();
+            let name = format!("name {}", id % 37);
+            w.add(&Pair { name, n: id as i64 }).unwrap();
+        }
+        let state = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
+        let buckets = |t: &str| {
+            let index = state.primary_key_index(t).unwrap();
+            xxhash_rust::xxh3::xxh3_64(index.buckets.bytes())
+        };
+        assert_eq!(
+            (
+                crate::format::saved_indexes::LAYOUT_VERSION,
+                buckets("Row"),
+                buckets("Pair")
+            ),
+            (1, 14249659659525681179, 11995668603855771722)
+        );
     }
 
     /// Whether keys are duplicated stays known through updates: no rows are hashed again when

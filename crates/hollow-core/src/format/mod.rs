@@ -8,8 +8,10 @@
 //! sections each 8-byte aligned, in table order
 //! footer   (16 B)  magic "HOLLOWFT" | xxh3 of every byte before the footer
 //! ```
-//! All integers are little-endian. The reader checks the footer, then every section's checksum,
-//! then that sections lie in order inside the blob, before any section is decoded.
+//! All integers are little-endian. The reader checks the footer, then that sections lie in order
+//! inside the blob, before any section is decoded. A footer that matches covers every section,
+//! so their own checksums are computed only when it does not, to name the section that is
+//! corrupt.
 //!
 //! The schema section comes first; a tags section (the state's key/value metadata: a varint
 //! count, then each key and value as u32-length UTF-8, keys sorted and unique) may follow it,
@@ -22,6 +24,7 @@
 pub mod compressed;
 pub mod delta_section;
 pub(crate) mod field_codec;
+pub mod saved_indexes;
 pub mod type_section;
 
 use bytes::Bytes;
@@ -137,6 +140,25 @@ pub struct ParsedBlob {
     pub format: u32,
     /// The sections, in order.
     pub sections: Vec<Section>,
+    /// The checksum of the whole blob, as its footer stores it.
+    pub footer_checksum: u64,
+}
+
+/// How much of a blob's bytes a read verifies against its checksums. Its structure is always
+/// validated whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContentCheck {
+    /// Every byte, against the footer's checksum (and a section's own, to name the section
+    /// that is corrupt when the footer does not match).
+    Verify,
+    /// None: the blob was verified before and its footer stored this checksum. The caller
+    /// answers for the bytes not having changed since (as for a cache file whose size and
+    /// change time are the same); a blob with another footer checksum is refused.
+    AlreadyVerified {
+        /// The footer checksum of the blob that was verified.
+        footer_checksum: u64,
+    },
 }
 
 impl ParsedBlob {
@@ -390,6 +412,11 @@ fn read_header_and_format(blob: &[u8]) -> Result<(BlobHeader, u32)> {
 /// Verifies a whole blob and splits it into sections (zero-copy slices of `blob`). A compressed
 /// blob (see [`compressed`]) is checked and decompressed first.
 pub fn parse(blob: Bytes) -> Result<ParsedBlob> {
+    parse_checked(blob, ContentCheck::Verify)
+}
+
+/// [`parse`], verifying the blob's bytes as `check` says.
+pub fn parse_checked(blob: Bytes, check: ContentCheck) -> Result<ParsedBlob> {
     let blob = compressed::decompress_if_compressed(blob)?;
     let (header, format) = read_header_and_format(&blob)?;
     let count_at = section_count_at(format);
@@ -414,13 +441,28 @@ pub fn parse(blob: Bytes) -> Result<ParsedBlob> {
     let mut stored = [0u8; 8];
     stored.copy_from_slice(&blob[footer_at + 8..]);
     let stored = u64::from_le_bytes(stored);
-    let computed = xxh3_64(&blob[..footer_at]);
-    if stored != computed {
-        return Err(Error::ChecksumMismatch {
-            what: "footer (whole blob)".into(),
-            stored,
-            computed,
-        });
+    match check {
+        ContentCheck::Verify => {
+            let computed = xxh3_64(&blob[..footer_at]);
+            if stored != computed {
+                return Err(corrupt_section(&blob, count_at, footer_at).unwrap_or(
+                    Error::ChecksumMismatch {
+                        what: "footer (whole blob)".into(),
+                        stored,
+                        computed,
+                    },
+                ));
+            }
+        }
+        ContentCheck::AlreadyVerified { footer_checksum } => {
+            if stored != footer_checksum {
+                return Err(Error::ChecksumMismatch {
+                    what: "footer (whole blob), against the copy verified before".into(),
+                    stored,
+                    computed: footer_checksum,
+                });
+            }
+        }
     }
     let mut r = ByteReader::new(blob.slice(count_at..footer_at), count_at);
     let count = r.u32("section count")? as u64;
@@ -434,7 +476,7 @@ pub fn parse(blob: Bytes) -> Result<ParsedBlob> {
         let type_id = table.u32("section type")?;
         let offset = table.u64("section offset")?;
         let len = table.u64("section length")?;
-        let stored = table.u64("section checksum")?;
+        table.u64("section checksum")?;
         if offset != expected_offset {
             return Err(Error::corrupt(
                 format!("section {i} ({kind:?}, type {type_id})"),
@@ -455,14 +497,6 @@ pub fn parse(blob: Bytes) -> Result<ParsedBlob> {
             });
         };
         let data = blob.slice(offset as usize..end as usize);
-        let computed = xxh3_64(&data);
-        if stored != computed {
-            return Err(Error::ChecksumMismatch {
-                what: format!("section {i} ({kind:?}, type {type_id})"),
-                stored,
-                computed,
-            });
-        }
         sections.push(Section {
             kind,
             type_id,
@@ -484,7 +518,32 @@ pub fn parse(blob: Bytes) -> Result<ParsedBlob> {
         header,
         format,
         sections,
+        footer_checksum: stored,
     })
+}
+
+/// For a blob whose footer checksum does not match: the first section whose own checksum does
+/// not either, as an error naming it; `None` when none is found (the header or table changed,
+/// or the table cannot be walked).
+fn corrupt_section(blob: &[u8], count_at: usize, footer_at: usize) -> Option<Error> {
+    let u32_at = |at: usize| Some(u32::from_le_bytes(blob.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(blob.get(at..at + 8)?.try_into().ok()?));
+    for i in 0..u32_at(count_at)? as usize {
+        let entry = count_at + 8 + i * SECTION_ENTRY_LEN;
+        let (kind, type_id) = (u32_at(entry)?, u32_at(entry + 4)?);
+        let (offset, len, stored) = (u64_at(entry + 8)?, u64_at(entry + 16)?, u64_at(entry + 24)?);
+        let end = offset.checked_add(len).filter(|&e| e <= footer_at as u64)?;
+        let computed = xxh3_64(blob.get(offset as usize..end as usize)?);
+        if stored != computed {
+            let kind = SectionKind::from_code(kind).ok()?;
+            return Some(Error::ChecksumMismatch {
+                what: format!("section {i} ({kind:?}, type {type_id})"),
+                stored,
+                computed,
+            });
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -549,6 +608,49 @@ mod tests {
             b[i] ^= 0x20;
             assert!(parse(Bytes::from(b)).is_err(), "flip {i}");
         }
+    }
+
+    /// A flipped byte inside a section is reported against that section; one in the header,
+    /// against the footer.
+    #[test]
+    fn a_corrupt_section_is_named() {
+        let blob = sample();
+        let p = parse(Bytes::from(blob.clone())).unwrap();
+        let flipped = |at: usize| {
+            let mut b = blob.clone();
+            b[at] ^= 1;
+            match parse(Bytes::from(b)) {
+                Err(Error::ChecksumMismatch { what, .. }) => what,
+                other => panic!("flip at {at}: {other:?}"),
+            }
+        };
+        assert_eq!(
+            flipped(p.sections[1].offset + 4),
+            "section 1 (TypeData, type 3)"
+        );
+        assert_eq!(flipped(24), "footer (whole blob)");
+    }
+
+    /// A blob verified before is read without its checksums, if its footer is the one
+    /// verified; a byte changed since goes unseen (the caller's promise), another footer not.
+    #[test]
+    fn a_blob_verified_before_is_not_hashed_again() {
+        let blob = sample();
+        let footer_checksum = parse(Bytes::from(blob.clone())).unwrap().footer_checksum;
+        let mut changed = blob.clone();
+        let at = parse(Bytes::from(blob.clone())).unwrap().sections[1].offset;
+        changed[at] ^= 1;
+        let trusted = ContentCheck::AlreadyVerified { footer_checksum };
+        let p = parse_checked(Bytes::from(changed.clone()), trusted).unwrap();
+        assert_eq!(p.sections[1].data[0], 0);
+        assert!(parse(Bytes::from(changed)).is_err());
+        let other = ContentCheck::AlreadyVerified {
+            footer_checksum: footer_checksum ^ 1,
+        };
+        assert!(matches!(
+            parse_checked(Bytes::from(blob), other),
+            Err(Error::ChecksumMismatch { .. })
+        ));
     }
 
     #[test]

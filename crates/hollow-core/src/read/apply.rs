@@ -533,6 +533,7 @@ impl ReadState {
                 false => Arc::new(tags),
             },
             unreferenced_blob_bytes: self.unreferenced_blob_bytes,
+            snapshot_checksum: None,
         };
         // The hash indexes are carried on another core while the primary key indexes are.
         let (indexes, hash_indexes) = match self.hash_indexes.is_empty() {

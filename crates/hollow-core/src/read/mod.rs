@@ -32,6 +32,19 @@ pub use stats::{DictionaryStats, FieldStats, TypeStats};
 pub use typed::TypedIndex;
 pub use value::{Difference, Value};
 
+/// How much of a snapshot blob [`ReadState::from_snapshot_with_saved_indexes`] verifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SnapshotCheck {
+    /// Every byte, against the blob's checksums (as [`ReadState::from_snapshot`]).
+    Checksums,
+    /// None of its bytes: the caller knows the blob is the very one verified when the indexes
+    /// were saved, unchanged since (as a cache file whose size and change time are those it
+    /// had then). Its footer must still hold the checksum the indexes recorded, and its
+    /// structure is validated whole.
+    UnchangedSinceSaved,
+}
+
 /// One whole, immutable version of the dataset: every type's records plus the primary key
 /// indexes, read in place from the snapshot bytes (a downloaded buffer or a memory-mapped file).
 ///
@@ -48,6 +61,9 @@ pub struct ReadState {
     tags: Arc<crate::Tags>,
     /// Bytes of the blob buffer that no type references but that stay allocated with it.
     unreferenced_blob_bytes: usize,
+    /// For a state loaded from a snapshot: the snapshot's footer checksum, which saved indexes
+    /// record (see [`ReadState::save_indexes`]). `None` for a state reached by a delta.
+    snapshot_checksum: Option<u64>,
 }
 
 impl ReadState {
@@ -70,13 +86,101 @@ impl ReadState {
         Ok(state)
     }
 
+    /// The primary key indexes of a state loaded from a snapshot, saved so that a later load
+    /// of the same snapshot ([`ReadState::from_snapshot_with_saved_indexes`]) maps them
+    /// instead of building them. `None` for a state reached by a delta, or one loaded without
+    /// indexes.
+    pub fn save_indexes(&self) -> Option<Vec<u8>> {
+        let tables = self
+            .indexes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, index)| Some(index.as_ref()?.saved_table(TypeId(i as u32))))
+            .collect::<Option<Vec<_>>>()?;
+        let pk_types = self
+            .schema
+            .types()
+            .iter()
+            .filter(|t| !t.primary_key().is_empty());
+        if tables.len() != pk_types.count() {
+            return None;
+        }
+        let saved = format::saved_indexes::SavedIndexes {
+            snapshot: self.id,
+            footer_checksum: self.snapshot_checksum?,
+            tables,
+        };
+        Some(saved.encode())
+    }
+
+    /// [`ReadState::from_snapshot`], with the primary key indexes read from `saved` (what
+    /// [`ReadState::save_indexes`] gave for this snapshot) instead of built: they stay in
+    /// `saved`'s buffer, a memory-mapped file if that is what it is.
+    ///
+    /// `check` says how much of the blob to verify: [`SnapshotCheck::UnchangedSinceSaved`]
+    /// skips hashing its bytes, for a caller that knows they have not changed since the
+    /// indexes were saved (their blob was verified then); the blob's structure is validated
+    /// either way. Indexes saved for another snapshot, by another layout of the index, or
+    /// damaged, are an [`Error::SavedIndexes`]: load the snapshot with
+    /// [`ReadState::from_snapshot`] then.
+    pub fn from_snapshot_with_saved_indexes(
+        blob: Bytes,
+        saved: Bytes,
+        check: SnapshotCheck,
+    ) -> Result<Self> {
+        let saved = format::saved_indexes::SavedIndexes::decode(saved)?;
+        let content = match check {
+            SnapshotCheck::Checksums => format::ContentCheck::Verify,
+            SnapshotCheck::UnchangedSinceSaved => format::ContentCheck::AlreadyVerified {
+                footer_checksum: saved.footer_checksum,
+            },
+        };
+        let mut state = Self::decode_snapshot(blob, content)?;
+        if (state.id, state.snapshot_checksum) != (saved.snapshot, Some(saved.footer_checksum)) {
+            return Err(Error::SavedIndexes(format!(
+                "saved for snapshot {} (checksum {:#018x}), not this one, {}",
+                saved.snapshot, saved.footer_checksum, state.id
+            )));
+        }
+        let mut tables = saved.tables.into_iter();
+        let mut indexes = Vec::with_capacity(state.schema.len());
+        for (i, def) in state.schema.types().iter().enumerate() {
+            let id = TypeId(i as u32);
+            if def.primary_key().is_empty() {
+                indexes.push(None);
+                continue;
+            }
+            let table = tables
+                .next()
+                .filter(|t| t.type_id == id.0)
+                .ok_or_else(|| Error::SavedIndexes(format!("no table for {}", def.name())))?;
+            indexes.push(Some(Arc::new(PrimaryKeyIndex::from_saved_table(
+                &state, id, table,
+            )?)));
+        }
+        if tables.next().is_some() {
+            return Err(Error::SavedIndexes(
+                "a table for a type without a primary key".into(),
+            ));
+        }
+        state.indexes = indexes;
+        state.add_declared_hash_indexes()?;
+        Ok(state)
+    }
+
     /// Loads a snapshot blob like [`ReadState::from_snapshot`], checking all the same, but
     /// builds no primary key index: for when only the content matters, as when a producer
     /// compares the blob with the state its delta reaches ([`ReadState::same_content_as`]).
     /// [`ReadState::primary_key_index`] fails on this state.
     pub fn from_snapshot_without_indexes(blob: Bytes) -> Result<Self> {
+        Self::decode_snapshot(blob, format::ContentCheck::Verify)
+    }
+
+    /// Reads a snapshot blob, its bytes verified as `check` says, without indexes.
+    fn decode_snapshot(blob: Bytes, check: format::ContentCheck) -> Result<Self> {
         let blob_len = blob.len();
-        let parsed = format::parse(blob)?;
+        let parsed = format::parse_checked(blob, check)?;
+        let snapshot_checksum = Some(parsed.footer_checksum);
         if parsed.header.kind != BlobKind::Snapshot {
             return Err(Error::WrongBlobKind {
                 expected: BlobKind::Snapshot,
@@ -121,6 +225,7 @@ impl ReadState {
             hash_indexes: Vec::new(),
             tags: Arc::new(tags),
             unreferenced_blob_bytes: 0,
+            snapshot_checksum,
         };
         let referenced: usize = state
             .types

@@ -93,3 +93,89 @@ async fn a_consumer_serves_and_follows_from_a_mapped_cache() {
         .unwrap();
     assert_eq!(again.current().unwrap().checksum(), expected);
 }
+
+/// Every movie of `data` is found by id in the consumer's state, with its title.
+fn assert_serves(consumer: &hollow::consumer::Consumer, data: &[movies::Movie]) {
+    let state = consumer.current().unwrap();
+    let index = state.index::<movies::Movie>().unwrap();
+    for m in data {
+        assert_eq!(index.get(&m.id).unwrap().unwrap().title, m.title);
+    }
+}
+
+/// A consumer saves the primary key indexes it built beside the cached snapshot; the next one
+/// on that cache maps them. Saved indexes that are damaged are rebuilt and saved again, and a
+/// snapshot file changed in place after they were saved is caught by its checksums (its stamp
+/// changed), fetched again, and served right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_maps_the_indexes_saved_beside_the_snapshot() {
+    let (data_dir, cache_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = std::sync::Arc::new(
+        object_store::local::LocalFileSystem::new_with_prefix(data_dir.path()).unwrap(),
+    );
+    let mut producer = ProducerBuilder::new(store.clone(), "movies", movies::schema().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let data = movies::state1(5_000);
+    producer
+        .run_cycle(|w| data.iter().try_for_each(|m| w.add(m)))
+        .await
+        .unwrap();
+    let expected = producer.state().unwrap().checksum();
+    let start = || {
+        ConsumerBuilder::new(store.clone(), "movies")
+            .with_mapped_blob_cache(cache_dir.path())
+            .build()
+    };
+
+    // The first consumer builds the indexes and saves them beside the snapshot.
+    drop(start().await.unwrap());
+    let indexes = std::fs::read_dir(cache_dir.path().join("snapshot"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".indexes"))
+        .expect("indexes saved beside the snapshot");
+    let snapshot = indexes.to_string_lossy().replace(".indexes", "");
+    let saved = std::fs::read(&indexes).unwrap();
+
+    // The next maps them.
+    let consumer = start().await.unwrap();
+    assert_eq!(consumer.current().unwrap().checksum(), expected);
+    assert!(
+        mapped_under(cache_dir.path()).iter().any(|p| p.ends_with(".indexes")),
+        "the saved indexes are not mapped"
+    );
+    assert_serves(&consumer, &data);
+    drop(consumer);
+
+    // Damaged indexes: rebuilt, and saved again as they were.
+    let mut damaged = saved.clone();
+    let at = damaged.len() / 2;
+    damaged[at] ^= 0x55;
+    std::fs::write(&indexes, &damaged).unwrap();
+    let consumer = start().await.unwrap();
+    assert_serves(&consumer, &data);
+    drop(consumer);
+    assert_eq!(std::fs::read(&indexes).unwrap(), saved[..]);
+
+    // The snapshot changed in place (one letter of a title): its stamp no longer matches the
+    // one its indexes were saved with, so its checksums are verified, fail, and the snapshot
+    // is fetched again.
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let title = data[0].title.as_bytes();
+    let at = bytes
+        .windows(title.len())
+        .position(|w| w == title)
+        .expect("the title in the snapshot");
+    bytes[at] ^= 0x01;
+    {
+        use std::io::{Seek, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&snapshot).unwrap();
+        f.seek(std::io::SeekFrom::Start(at as u64)).unwrap();
+        f.write_all(&bytes[at..=at]).unwrap();
+    }
+    let consumer = start().await.unwrap();
+    assert_eq!(consumer.current().unwrap().checksum(), expected);
+    assert_serves(&consumer, &data);
+}

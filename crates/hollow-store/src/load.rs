@@ -32,7 +32,7 @@ pub async fn load_listed(
 ) -> Result<(ReadState, Plan)> {
     let plan = plan(blobs, current.map(ReadState::id), target, max_chain)?;
     let mut state = match (plan.snapshot, current) {
-        (Some(id), _) => open(store, BlobName::Snapshot(id), ReadState::from_snapshot).await?,
+        (Some(id), _) => open_snapshot(store, id).await?,
         (None, Some(c)) => c.clone(),
         (None, None) => {
             return Err(Error::Unreachable {
@@ -53,6 +53,19 @@ pub async fn load_listed(
         });
     }
     Ok((state, plan))
+}
+
+/// Loads the snapshot of state `id`: from the cache with the indexes saved beside it when it
+/// can, otherwise as any blob, saving its indexes in the cache for the next load.
+async fn open_snapshot(store: &BlobStore, id: StateId) -> Result<ReadState> {
+    let blob = BlobName::Snapshot(id);
+    if let Some(state) = store.load_cached_with_indexes(blob).await {
+        return Ok(state);
+    }
+    let before = store.cached_stamp(blob);
+    let state = open(store, blob, ReadState::from_snapshot).await?;
+    store.save_cached_indexes(blob, &state, before).await;
+    Ok(state)
 }
 
 /// Fetches `blob` and reads it with `read`. A cached copy that cannot be read is dropped and

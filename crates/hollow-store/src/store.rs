@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 use crate::folder_lock::FolderLock;
 use crate::layout::{self, AnnouncementBody, BlobName};
 
+mod cache;
+
 /// What the store announces, and the store's version of the announcement object (for
 /// compare-and-swap and cheap conditional reads).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,28 +77,6 @@ pub struct BlobStore {
     map_cache: bool,
     /// For a local folder: the folder the store is rooted at.
     folder: Option<PathBuf>,
-}
-
-/// Writes `bytes` to `file` through a temporary file and a rename, so a reader never sees a
-/// partial copy.
-async fn write_atomically(file: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = file.parent() {
-        tokio::fs::create_dir_all(dir).await?;
-    }
-    let tmp = file.with_extension(format!("partial-{}", std::process::id()));
-    tokio::fs::write(&tmp, bytes).await?;
-    tokio::fs::rename(&tmp, file).await
-}
-
-/// `file` mapped into memory, read-only.
-fn map(file: &std::path::Path) -> std::io::Result<Bytes> {
-    let file = std::fs::File::open(file)?;
-    // SAFETY: the mapping is read-only (nothing writes through it); hollow never changes a
-    // cache file in place (it renames complete files over them and unlinks them, which leaves
-    // this mapping on the old file), so the bytes do not change while `Bytes` holds the map.
-    // What another program could do to the file is documented at `with_mapped_cache`.
-    let map = unsafe { memmap2::Mmap::map(&file)? };
-    Ok(Bytes::from_owner(map))
 }
 
 /// How many objects under the prefix a hint for a missing announcement looks at, at most.
@@ -209,48 +189,6 @@ impl BlobStore {
         let name = blob.path();
         let get = async { self.store.get(&self.path(&name)).await?.bytes().await };
         get.await.map_err(|e| self.store_error(&name, e))
-    }
-
-    /// Fetches a blob whole, from the cache folder when it holds a copy. A cached copy is not
-    /// verified here: reading the blob verifies its checksums anyway, and a copy that fails
-    /// them is dropped with [`BlobStore::evict_cached`] and fetched again (as [`crate::load`]
-    /// does), so a good copy is checksummed once.
-    pub async fn get(&self, blob: BlobName) -> Result<Bytes> {
-        let Some(folder) = &self.cache else {
-            return self.fetch(blob).await;
-        };
-        let file = folder.join(blob.path());
-        let cached = match self.map_cache {
-            true => map(&file).ok(),
-            false => tokio::fs::read(&file).await.ok().map(Bytes::from),
-        };
-        if let Some(bytes) = cached {
-            metrics::counter!("hollow_consumer_cache_hits_total").increment(1);
-            return Ok(bytes);
-        }
-        let bytes = self.fetch(blob).await?;
-        if let Err(e) = write_atomically(&file, &bytes).await {
-            tracing::warn!(error = %e, file = %file.display(), "cannot cache a blob");
-            return Ok(bytes);
-        }
-        match self.map_cache {
-            true => Ok(map(&file).unwrap_or(bytes)),
-            false => Ok(bytes),
-        }
-    }
-
-    /// Drops the cached copy of `blob`, if there is one (it failed its checksums); true when a
-    /// copy was dropped, so that fetching the blob again may give another result.
-    pub async fn evict_cached(&self, blob: BlobName) -> bool {
-        let Some(folder) = &self.cache else {
-            return false;
-        };
-        let file = folder.join(blob.path());
-        let dropped = tokio::fs::remove_file(&file).await.is_ok();
-        if dropped {
-            tracing::warn!(file = %file.display(), "a cached blob failed its checks; fetching it again");
-        }
-        dropped
     }
 
     /// Writes a blob that must not exist yet: blobs are written once, never overwritten.

@@ -143,7 +143,9 @@ async fn a_restart_maps_the_indexes_saved_beside_the_snapshot() {
     let consumer = start().await.unwrap();
     assert_eq!(consumer.current().unwrap().checksum(), expected);
     assert!(
-        mapped_under(cache_dir.path()).iter().any(|p| p.ends_with(".indexes")),
+        mapped_under(cache_dir.path())
+            .iter()
+            .any(|p| p.ends_with(".indexes")),
         "the saved indexes are not mapped"
     );
     assert_serves(&consumer, &data);
@@ -171,7 +173,10 @@ async fn a_restart_maps_the_indexes_saved_beside_the_snapshot() {
     bytes[at] ^= 0x01;
     {
         use std::io::{Seek, Write};
-        let mut f = std::fs::OpenOptions::new().write(true).open(&snapshot).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&snapshot)
+            .unwrap();
         f.seek(std::io::SeekFrom::Start(at as u64)).unwrap();
         f.write_all(&bytes[at..=at]).unwrap();
     }

@@ -121,6 +121,13 @@ impl BlobStore {
     /// consumer restarting, or several sharing a machine, fetch each blob once). Blobs never
     /// change once published, so a copy is good for as long as it verifies: a copy that fails
     /// its checksums is deleted and fetched again.
+    ///
+    /// Beside a cached snapshot, a load saves the primary key indexes it built
+    /// (`<snapshot>.indexes`), so that the next load of that snapshot reads (or maps) them
+    /// instead of building them. They record the snapshot file's size, modification and change
+    /// times and inode as they were when its checksums were verified; while the file still has
+    /// them, a load does not hash it again (its structure is validated at every load). Saved
+    /// indexes that are damaged, or from a library that hashes keys otherwise, are rebuilt.
     pub fn with_cache(mut self, folder: impl Into<PathBuf>) -> Self {
         self.cache = Some(folder.into());
         self
@@ -138,7 +145,10 @@ impl BlobStore {
     /// leave an existing mapping intact (it keeps the old file until the state is dropped).
     /// Another program truncating or rewriting a cached file in place would make reads of the
     /// mapping fail (`SIGBUS`) or change under the checksums, which are verified when a blob is
-    /// loaded, not at every read.
+    /// loaded, not at every read. A file changed in place while no state maps it gets a new
+    /// change time: the next load verifies its checksums, fails, and fetches it again. What no
+    /// stamp sees is the disk itself changing a file's bytes after they were verified; a
+    /// mapping read back from such a disk is not verified again either way.
     pub fn with_mapped_cache(mut self) -> Self {
         self.map_cache = true;
         self

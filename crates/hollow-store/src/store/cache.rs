@@ -116,7 +116,10 @@ impl IndexesFile {
     fn encode(stamp: FileStamp, saved: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::HEADER + saved.len());
         out.extend_from_slice(&Self::MAGIC);
-        stamp.0.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+        stamp
+            .0
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
         let checksum = xxh3_64(&out);
         out.extend_from_slice(&checksum.to_le_bytes());
         out.extend_from_slice(saved);
@@ -126,7 +129,8 @@ impl IndexesFile {
     /// The stamp and the saved indexes; `None` for a file that is not one.
     fn decode(file: &Bytes) -> Option<(FileStamp, Bytes)> {
         let header = file.get(..Self::HEADER)?;
-        let word = |i: usize| u64::from_le_bytes(header[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let word =
+            |i: usize| u64::from_le_bytes(header[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         if header[..8] != Self::MAGIC || word(7) != xxh3_64(&header[..56]) {
             return None;
         }

@@ -176,6 +176,16 @@ impl Bitset {
     pub fn heap_bytes(&self) -> usize {
         self.words.capacity() * 8
     }
+
+    /// A hash of the elements (not of the length): equal sets have equal fingerprints.
+    pub fn fingerprint(&self) -> u64 {
+        let used = self
+            .words
+            .iter()
+            .rposition(|&w| w != 0)
+            .map_or(0, |i| i + 1);
+        xxhash_rust::xxh3::xxh3_64(bytemuck::cast_slice(&self.words[..used]))
+    }
 }
 
 /// The elements word `wi` holds, ascending.

@@ -5,6 +5,7 @@ mod batch;
 mod delta;
 mod interner;
 mod known_names;
+mod reference_counts;
 mod row_codec;
 mod serialize;
 mod slot_table;
@@ -95,6 +96,8 @@ pub struct WriteState {
     /// The tags of the state being written, and of the last committed one.
     pub(crate) tags: crate::Tags,
     pub(crate) previous_tags: crate::Tags,
+    /// What makes an incremental cycle's sweep cost in proportion to its change, once counted.
+    pub(crate) reference_counts: Option<reference_counts::ReferenceCounts>,
 }
 
 impl WriteState {
@@ -116,6 +119,7 @@ impl WriteState {
             cycle_started: false,
             tags: crate::Tags::new(),
             previous_tags: crate::Tags::new(),
+            reference_counts: None,
         }
     }
 
@@ -330,6 +334,7 @@ impl WriteState {
         self.schema = schema;
         self.types = types;
         self.replaced = replaced;
+        self.reference_counts = None;
         Ok(())
     }
 }
@@ -619,12 +624,14 @@ impl WriteState {
     pub fn commit_cycle(&mut self) -> Result<()> {
         self.add_held_back();
         self.check_limits()?;
+        let counts_fit = self.reference_counts_fit_current_state();
         let schema = self.schema.clone();
         for (t, def) in self.types.iter_mut().zip(schema.types()) {
             t.previous_encodings = Some(type_packing::choose_encodings(t, def)?);
             t.records.commit();
             t.dicts.iter_mut().flatten().for_each(|d| d.commit());
         }
+        self.commit_reference_counts(counts_fit);
         self.committed = true;
         self.cycle_started = false;
         self.previous_schema = self.schema.clone();
@@ -636,6 +643,7 @@ impl WriteState {
 
     /// Drops everything added since the last commit: the previous state stays the current origin.
     pub fn abandon_cycle(&mut self) {
+        self.abandon_reference_counts();
         self.cycle_started = false;
         self.tags = self.previous_tags.clone();
         self.tape = Tape::default();

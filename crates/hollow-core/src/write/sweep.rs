@@ -14,18 +14,47 @@ impl WriteState {
     /// one by one.
     pub fn sweep_unreachable(&mut self) {
         self.add_held_back();
-        let schema = self.schema.clone();
-        let referenced: Vec<bool> = (0..schema.len())
-            .map(|i| {
-                schema.types().iter().any(|t| {
-                    t.columns()
-                        .iter()
-                        .any(|c| c.ty.kind == Kind::Reference(TypeId(i as u32)))
-                })
-            })
-            .collect();
-        for (i, tw) in self.types.iter_mut().enumerate() {
+        for tw in &mut self.types {
             tw.current_encodings = None;
+        }
+        if self.sweep_by_counts() {
+            #[cfg(debug_assertions)]
+            self.assert_sweep_by_counts_is_complete();
+            return;
+        }
+        self.reference_counts = None;
+        self.sweep_fully();
+    }
+
+    /// In debug builds, after a sweep by counts: a full sweep finds the same records and
+    /// entries present (and so changes nothing).
+    #[cfg(debug_assertions)]
+    fn assert_sweep_by_counts_is_complete(&mut self) {
+        let presence = |w: &Self| -> Vec<Vec<u64>> {
+            w.types
+                .iter()
+                .map(|tw| {
+                    std::iter::once(tw.records.present())
+                        .chain(tw.dicts.iter().flatten().map(|d| d.present()))
+                        .map(|b| b.fingerprint())
+                        .collect()
+                })
+                .collect()
+        };
+        let by_counts = presence(self);
+        self.sweep_fully();
+        assert_eq!(
+            presence(self),
+            by_counts,
+            "the sweep by reference counts missed a change"
+        );
+    }
+
+    /// The sweep as a pass over every present record, reaching what each references.
+    fn sweep_fully(&mut self) {
+        let schema = self.schema.clone();
+        let referenced = self.referenced_types();
+        for (i, tw) in self.types.iter_mut().enumerate() {
             tw.dicts.iter_mut().flatten().for_each(|d| d.unmark_all());
             if referenced[i] {
                 tw.records.unmark_all();
@@ -293,5 +322,92 @@ mod tests {
             })
             .collect();
         incremental_equals_full(schema, "Forest", &forests);
+    }
+
+    /// Per type, its records as values, sorted (ordinals aside).
+    fn content(w: &mut WriteState, version: u64) -> Vec<Vec<String>> {
+        let state =
+            crate::ReadState::from_snapshot(w.write_snapshot(version).unwrap().into()).unwrap();
+        state
+            .schema()
+            .types()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let data = state.type_data(crate::schema::TypeId(i as u32));
+                let mut values: Vec<String> = data
+                    .population
+                    .iter()
+                    .map(|o| {
+                        let v = state.get_as::<crate::Value>(t.name(), o as u32).unwrap();
+                        format!("{v:?}")
+                    })
+                    .collect();
+                values.sort();
+                values
+            })
+            .collect()
+    }
+
+    /// Reference counts carry from one incremental cycle to the next, so that a sweep reads
+    /// only what changed; every cycle's state is the one a full cycle of the same records
+    /// builds. Counts made for a cycle that is abandoned, or changed after its sweep, are
+    /// dropped, and the next sweep counts afresh.
+    #[test]
+    fn counts_carry_across_cycles_and_are_dropped_when_they_no_longer_fit() {
+        let schema = SchemaBuilder::new().add::<Doc>().build().unwrap();
+        let mut w = WriteState::new(schema.clone());
+        let mut live: std::collections::BTreeMap<i64, Doc> =
+            (0..200).map(|i| (i, doc(i))).collect();
+        w.add_all(live.values()).unwrap();
+        w.commit_cycle().unwrap();
+        assert!(w.reference_counts.is_none(), "a full cycle keeps no counts");
+        let mut version = 1;
+        for cycle in 0..6i64 {
+            w.begin_incremental().unwrap();
+            // Replace some docs (another id's tags and authors), delete others, add new ones.
+            for i in (cycle..200).step_by(9) {
+                if let Some(old) = live.get(&i) {
+                    let old = w.add(old).unwrap();
+                    w.remove("Doc", old).unwrap();
+                }
+                let mut d = doc(i + 1000 * (cycle + 1));
+                d.id = i;
+                w.add(&d).unwrap();
+                live.insert(i, d);
+            }
+            for i in (cycle + 3..200).step_by(31) {
+                if let Some(d) = live.remove(&i) {
+                    let o = w.add(&d).unwrap();
+                    w.remove("Doc", o).unwrap();
+                }
+            }
+            w.sweep_unreachable();
+            assert!(w
+                .reference_counts
+                .as_ref()
+                .is_some_and(|c| c.pending.is_some()));
+            let mut full = WriteState::new(schema.clone());
+            full.add_all(live.values()).unwrap();
+            version += 1;
+            assert_eq!(content(&mut w, version), content(&mut full, version));
+            w.commit_cycle().unwrap();
+            assert!(w
+                .reference_counts
+                .as_ref()
+                .is_some_and(|c| c.pending.is_none()));
+        }
+        // Abandoned after its sweep: the counts of that cycle are dropped.
+        w.begin_incremental().unwrap();
+        w.add(&doc(5000)).unwrap();
+        w.sweep_unreachable();
+        w.abandon_cycle();
+        assert!(w.reference_counts.is_none());
+        // Counted afresh, then a record added after the sweep: the commit drops them.
+        w.begin_incremental().unwrap();
+        w.sweep_unreachable();
+        w.add(&doc(5001)).unwrap();
+        w.commit_cycle().unwrap();
+        assert!(w.reference_counts.is_none());
     }
 }

@@ -25,14 +25,14 @@ fn unix_nanos(t: SystemTime) -> u128 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
 }
 
-/// Prints every swap as `swap <unix nanos> <offsets>` on stdout.
+/// Prints every swap as `swap <unix nanos> <version> <offsets>` on stdout.
 struct ReportSwaps {
     topic: String,
     consumer: Mutex<Option<std::sync::Weak<hollow::consumer::Consumer>>>,
 }
 
 impl ConsumerListener for ReportSwaps {
-    fn on_refresh(&self, _: &RefreshEvent) {
+    fn on_refresh(&self, event: &RefreshEvent) {
         let at = unix_nanos(SystemTime::now());
         let consumer = self
             .consumer
@@ -42,7 +42,7 @@ impl ConsumerListener for ReportSwaps {
             .and_then(|w| w.upgrade());
         if let Some(offsets) = consumer.and_then(|c| c.offsets(&self.topic).ok()) {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "swap {at} {offsets}");
+            let _ = writeln!(out, "swap {at} {} {offsets}", event.to);
             let _ = out.flush();
         }
     }
@@ -74,12 +74,18 @@ pub fn consumer_process(folder: &str, topic: &str) -> Result<(), Box<dyn std::er
     })
 }
 
-/// Where the cycles' time goes: per stage, every duration.
+/// Where the cycles' time goes: per stage, every duration; and when each version was announced
+/// (unix nanos).
 #[derive(Default)]
-struct Stages(Mutex<BTreeMap<&'static str, Vec<f64>>>);
+struct Stages(
+    Mutex<BTreeMap<&'static str, Vec<f64>>>,
+    Mutex<BTreeMap<u64, u128>>,
+);
 
 impl hollow::producer::ProducerListener for Stages {
     fn on_published(&self, report: &hollow::producer::CycleReport) {
+        let announced_at = unix_nanos(SystemTime::now());
+        self.1.lock().unwrap().insert(report.version, announced_at);
         let mut stages = self.0.lock().unwrap();
         for (stage, took) in &report.stages {
             stages
@@ -226,7 +232,7 @@ async fn run(n: u64) -> Result<(), Box<dyn std::error::Error>> {
         .build(producer)
         .await?;
     let running = tokio::spawn(async move { source.run_until(std::future::pending()).await });
-    write_to_visible(&writer, &topic, dir.path(), n).await?;
+    write_to_visible(&writer, &topic, dir.path(), n, &stages).await?;
     stages.print();
     running.abort();
     Ok(())
@@ -239,6 +245,7 @@ async fn write_to_visible(
     topic: &str,
     folder: &Path,
     n: u64,
+    stages: &Stages,
 ) -> Result<(), Box<dyn std::error::Error>> {
     progress("kafka: write to visible in a consumer process, 1,000 msgs/s for 10 s");
     let mut child = Command::new(std::env::current_exe()?)
@@ -251,17 +258,19 @@ async fn write_to_visible(
     if !ready.starts_with("ready") {
         return Err(format!("the consumer process said {ready:?}").into());
     }
-    let swaps: Arc<Mutex<Vec<(u128, Offsets)>>> = Arc::default();
+    let swaps: Arc<Mutex<Vec<(u128, u64, Offsets)>>> = Arc::default();
     let reader = {
         let swaps = swaps.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
-                let mut parts = line.splitn(3, ' ');
-                if let (Some("swap"), Some(at), Some(offsets)) =
-                    (parts.next(), parts.next(), parts.next())
+                let mut parts = line.splitn(4, ' ');
+                if let (Some("swap"), Some(at), Some(version), Some(offsets)) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
                 {
-                    if let (Ok(at), Ok(offsets)) = (at.parse(), offsets.parse()) {
-                        swaps.lock().unwrap().push((at, offsets));
+                    if let (Ok(at), Ok(version), Ok(offsets)) =
+                        (at.parse(), version.parse(), offsets.parse())
+                    {
+                        swaps.lock().unwrap().push((at, version, offsets));
                     }
                 }
             }
@@ -283,7 +292,7 @@ async fn write_to_visible(
             writer
                 .send_json(&id.to_string(), Some(&m))
                 .await
-                .map(|t| (t, sent))
+                .map(|t| (t, sent, unix_nanos(SystemTime::now())))
         }));
     }
     let mut written = Vec::new();
@@ -291,7 +300,7 @@ async fn write_to_visible(
         written.push(s.await??);
     }
     let mut last = BTreeMap::new();
-    for (t, _) in &written {
+    for (t, _, _) in &written {
         last.insert(
             t.partition,
             t.offset.max(*last.get(&t.partition).unwrap_or(&0)),
@@ -303,7 +312,7 @@ async fn write_to_visible(
             .lock()
             .unwrap()
             .last()
-            .is_some_and(|(_, o)| last.iter().all(|(&p, &off)| o.contains(p, off)));
+            .is_some_and(|(_, _, o)| last.iter().all(|(&p, &off)| o.contains(p, off)));
         if done {
             break;
         }
@@ -316,24 +325,48 @@ async fn write_to_visible(
     child.wait()?;
     reader.join().ok();
     let swaps = swaps.lock().unwrap();
-    let mut latencies: Vec<f64> = written
-        .iter()
-        .filter_map(|(t, sent)| {
-            let (at, _) = swaps
-                .iter()
-                .find(|(_, o)| o.contains(t.partition, t.offset))?;
-            Some(at.saturating_sub(*sent) as f64 / 1e6)
-        })
-        .collect();
-    latencies.sort_by(f64::total_cmp);
+    let announced = stages.1.lock().unwrap();
+    // Per write: sent → visible, and its parts: sent → acknowledged (the broker), sent →
+    // announced (the producer side) and announced → visible (the consumer process).
+    let mut parts: [Vec<f64>; 4] = Default::default();
+    for (t, sent, acknowledged) in &written {
+        let Some((at, version, _)) = swaps
+            .iter()
+            .find(|(_, _, o)| o.contains(t.partition, t.offset))
+        else {
+            continue;
+        };
+        let ms = |from: u128, to: u128| to.saturating_sub(from) as f64 / 1e6;
+        parts[0].push(ms(*sent, *at));
+        parts[3].push(ms(*sent, *acknowledged));
+        if let Some(&announced_at) = announced.get(version) {
+            parts[1].push(ms(*sent, announced_at));
+            parts[2].push(ms(announced_at, *at));
+        }
+    }
+    parts.iter_mut().for_each(|p| p.sort_by(f64::total_cmp));
+    let [latencies, to_announced, to_visible, to_acknowledged] = &parts;
+    for (what, p) in [
+        ("written → acknowledged by the broker", to_acknowledged),
+        ("written → announced", to_announced),
+        ("announced → visible", to_visible),
+    ] {
+        if !p.is_empty() {
+            eprintln!(
+                "[bench]   {what}: median {:.1} ms, p99 {:.1} ms",
+                percentile(p, 0.5),
+                percentile(p, 0.99)
+            );
+        }
+    }
     figure(
         "kafka_write_to_visible_p50_ms",
-        format!("{:.1}", percentile(&latencies, 0.5)),
+        format!("{:.1}", percentile(latencies, 0.5)),
         "ms",
     );
     figure(
         "kafka_write_to_visible_p99_ms",
-        format!("{:.1}", percentile(&latencies, 0.99)),
+        format!("{:.1}", percentile(latencies, 0.99)),
         "ms",
     );
     eprintln!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hollow::movies::SplitMix64;
-use hollow_kafka::TopicWriter;
+use hollow_kafka::{ReadYourWrites, TopicWriter};
 
 use crate::common::*;
 
@@ -100,5 +100,61 @@ async fn a_write_is_visible_to_the_read_that_names_it() {
     let (status, _, answer) = request(&base, "GET", "/movies/1?after=0:999999999", "").await;
     assert_eq!(status, 504, "{answer}");
     assert!(answer.contains("not visible"), "{answer}");
+    running.abort();
+}
+
+/// Many sends at once share produce requests: each still gets its own place, every message
+/// lands once with the value sent, and one key's sends, awaited in turn, land in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: run .ci/kafka-job"]
+async fn concurrent_sends_share_requests_and_each_lands_once() {
+    let broker = broker();
+    let (topic, _) = topics(&broker, "concurrent-sends");
+    let dir = tempfile::tempdir().unwrap();
+    let writer = TopicWriter::connect(broker.bootstrap(), &topic)
+        .await
+        .unwrap();
+    let mut r = SplitMix64::new(5);
+    let work: Vec<(i64, Option<hollow::movies::Movie>)> = (1..=2_000)
+        .map(|i| (i, Some(movie(i, 1, &mut r))))
+        .collect();
+    let sends = work.iter().map(|(id, m)| {
+        let writer = writer.clone();
+        let (id, m) = (*id, m.clone());
+        tokio::spawn(async move { writer.send_json(&id.to_string(), m.as_ref()).await })
+    });
+    let mut places = std::collections::BTreeSet::new();
+    for s in sends.collect::<Vec<_>>() {
+        let token = s.await.unwrap().unwrap();
+        assert!(
+            places.insert((token.partition, token.offset)),
+            "{token:?} twice"
+        );
+    }
+    let mut last = None;
+    let mut seventh = None;
+    for seq in 2..40 {
+        let m = movie(7, seq, &mut r);
+        let token = writer.send_json("7", Some(&m)).await.unwrap();
+        assert!(last.is_none_or(|(_, l)| l < token.offset), "out of order");
+        last = Some((token.partition, token.offset));
+        seventh = Some(m);
+    }
+    places.extend(last);
+    let mut source = source(broker.bootstrap(), &topic, None, dir.path()).await;
+    let running = tokio::spawn(async move { source.run_until(std::future::pending()).await });
+    let consumer = consumer(dir.path()).await;
+    let mut until = std::collections::BTreeMap::new();
+    for &(p, o) in &places {
+        until.insert(p, o.max(*until.get(&p).unwrap_or(&0)));
+    }
+    let until: Vec<(i32, i64)> = until.into_iter().collect();
+    let state = consumer
+        .wait_for_offsets(&topic, &until, Duration::from_secs(60))
+        .await
+        .expect("every write materialized");
+    let mut expected = fold(&work);
+    expected.insert(7, seventh.unwrap());
+    assert_eq!(view_of(&state), expected);
     running.abort();
 }

@@ -16,6 +16,17 @@ pub enum Error {
         #[source]
         source: Box<rskafka::client::error::Error>,
     },
+    /// A message sent with `TopicWriter::send` was not written: the produce request it shared
+    /// with the messages sent with it failed.
+    #[error("Kafka {what} failed (bootstrap {bootstrap}): {reason}")]
+    Write {
+        /// What was being done, with the topic and partition.
+        what: String,
+        /// The bootstrap servers.
+        bootstrap: String,
+        /// Why the request failed.
+        reason: String,
+    },
     /// The topic does not exist on the cluster.
     #[error("topic {topic:?} does not exist on {bootstrap} (topics there: {existing})")]
     TopicMissing {

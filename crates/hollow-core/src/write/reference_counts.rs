@@ -10,6 +10,7 @@
 //! since (the presence it swept to has the same fingerprint). Anything else (a cycle abandoned,
 //! a schema change, a cycle not ended by a sweep) drops them, and the next sweep counts afresh.
 
+use super::sweep::{tally_links, LinkCounts};
 use super::{TypeWriter, WriteState};
 use crate::bitset::Bitset;
 use crate::schema::{Kind, TypeId};
@@ -120,21 +121,20 @@ impl WriteState {
                 .collect(),
             pending: None,
         };
-        let mut words = Vec::new();
         for (t, tw) in self.types.iter().enumerate() {
-            let def = self.schema.get(TypeId(t as u32));
-            let links = self.layout.linking_columns(TypeId(t as u32));
-            for o in tw.records.previous().iter() {
-                for_each_link(tw, links, o as u32, &mut words, |c, v| {
-                    let target = match def.columns()[c].ty.kind {
-                        Kind::Reference(r) => &mut counts.records[r.index()],
-                        _ => &mut counts.dicts[t][c],
-                    };
-                    if target.len() <= v as usize {
-                        target.resize(v as usize + 1, 0);
-                    }
-                    target[v as usize] += 1;
-                });
+            let id = TypeId(t as u32);
+            let (def, links) = (self.schema.get(id), self.layout.linking_columns(id));
+            let tallies: Vec<LinkCounts> =
+                tally_links(&self.types, def, links, id, tw.records.previous());
+            for (&c, LinkCounts(tally)) in links.iter().zip(tallies) {
+                let target = match def.columns()[c].ty.kind {
+                    Kind::Reference(r) => &mut counts.records[r.index()],
+                    _ => &mut counts.dicts[t][c],
+                };
+                if target.len() < tally.len() {
+                    target.resize(tally.len(), 0);
+                }
+                target.iter_mut().zip(tally).for_each(|(a, b)| *a += b);
             }
         }
         let unreferenced = |set: &Bitset, counts: &[u32]| -> Vec<u32> {

@@ -66,7 +66,8 @@ impl WriteState {
                 for t in order.rev() {
                     let links = layout.linking_columns(t);
                     let def = schema.get(t);
-                    let reached = reached_from(&self.types, def, links, t);
+                    let present = self.types[t.index()].records.present();
+                    let reached: Vec<Bitset> = tally_links(&self.types, def, links, t, present);
                     for (&c, ordinals) in links.iter().zip(&reached) {
                         match def.columns()[c].ty.kind {
                             Kind::Reference(r) => self.types[r.index()].records.mark_all(ordinals),
@@ -111,11 +112,62 @@ impl WriteState {
 /// Below this many words of present ordinals (64 each), a type's rows are read on one thread.
 const PARALLEL_WORDS: usize = 1 << 10;
 
-/// What the present records of type `t` (defined by `def`, whose linking columns are `links`)
-/// reach: per linking column, the ordinals it holds (of the type it references, or of its
-/// dictionary). The rows are read in pieces spread over the machine's cores, each piece
-/// marking sets of its own that are then joined.
-fn reached_from(types: &[TypeWriter], def: &TypeDef, links: &[usize], t: TypeId) -> Vec<Bitset> {
+/// What a pass over records gathers of the values their linking columns hold: which (a
+/// [`Bitset`]) or how many times each (a [`LinkCounts`]).
+pub(super) trait Tally: Send {
+    /// An empty tally of values below `len`.
+    fn with_len(len: u64) -> Self;
+    /// Notes `value`.
+    fn add(&mut self, value: u64);
+    /// Adds what `other` noted.
+    fn merge(&mut self, other: &Self);
+}
+
+impl Tally for Bitset {
+    fn with_len(len: u64) -> Self {
+        Bitset::with_len(len)
+    }
+    fn add(&mut self, value: u64) {
+        self.insert(value);
+    }
+    fn merge(&mut self, other: &Self) {
+        self.union_with(other);
+    }
+}
+
+/// How many times each value was noted.
+pub(super) struct LinkCounts(pub(super) Vec<u32>);
+
+impl Tally for LinkCounts {
+    fn with_len(len: u64) -> Self {
+        LinkCounts(vec![0; len as usize])
+    }
+    fn add(&mut self, value: u64) {
+        let v = value as usize;
+        if v >= self.0.len() {
+            self.0.resize(v + 1, 0);
+        }
+        self.0[v] += 1;
+    }
+    fn merge(&mut self, other: &Self) {
+        if other.0.len() > self.0.len() {
+            self.0.resize(other.0.len(), 0);
+        }
+        self.0.iter_mut().zip(&other.0).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// What the records `records` of type `t` (defined by `def`, whose linking columns are
+/// `links`) hold: per linking column, a tally of its values (ordinals of the type it
+/// references, or of its dictionary). The rows are read in pieces spread over the machine's
+/// cores, each piece tallying on its own; the pieces' tallies are then merged.
+pub(super) fn tally_links<S: Tally>(
+    types: &[TypeWriter],
+    def: &TypeDef,
+    links: &[usize],
+    t: TypeId,
+    records: &Bitset,
+) -> Vec<S> {
     if links.is_empty() {
         return Vec::new();
     }
@@ -124,8 +176,7 @@ fn reached_from(types: &[TypeWriter], def: &TypeDef, links: &[usize], t: TypeId)
         mask_words,
         row_words,
     } = tw.shape;
-    let present = tw.records.present();
-    let empty_sets = || -> Vec<Bitset> {
+    let empty_tallies = || -> Vec<S> {
         links
             .iter()
             .map(|&c| {
@@ -133,11 +184,11 @@ fn reached_from(types: &[TypeWriter], def: &TypeDef, links: &[usize], t: TypeId)
                     Kind::Reference(r) => types[r.index()].records.ordinal_count(),
                     _ => tw.dicts[c].as_ref().map_or(0, |d| d.ordinal_count()),
                 };
-                Bitset::with_len(len as u64)
+                S::with_len(len as u64)
             })
             .collect()
     };
-    let words = present.word_count();
+    let words = records.word_count();
     let piece_count = if words < PARALLEL_WORDS {
         1
     } else {
@@ -151,28 +202,28 @@ fn reached_from(types: &[TypeWriter], def: &TypeDef, links: &[usize], t: TypeId)
         |r| r.len() as u64,
         0,
         |range| {
-            let mut sets = empty_sets();
+            let mut tallies = empty_tallies();
             let mut words = Vec::new();
-            for o in present.iter_words(range) {
+            for o in records.iter_words(range) {
                 for row in tw.record(o as u32, &mut words).chunks_exact(row_words) {
-                    for (set, &c) in sets.iter_mut().zip(links) {
+                    for (tally, &c) in tallies.iter_mut().zip(links) {
                         if mask_words == 0 || row[c / 64] >> (c % 64) & 1 == 0 {
-                            set.insert(row[mask_words + c]);
+                            tally.add(row[mask_words + c]);
                         }
                     }
                 }
             }
-            sets
+            tallies
         },
     )
     .into_iter();
-    let mut reached = pieces.next().unwrap_or_else(empty_sets);
+    let mut all = pieces.next().unwrap_or_else(empty_tallies);
     for piece in pieces {
-        for (all, some) in reached.iter_mut().zip(&piece) {
-            all.union_with(some);
+        for (all, some) in all.iter_mut().zip(&piece) {
+            all.merge(some);
         }
     }
-    reached
+    all
 }
 
 /// Marks present what the rows of `record` (of type `t`, defined by `def`, whose linking

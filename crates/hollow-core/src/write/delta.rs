@@ -46,12 +46,10 @@ fn sides(i: &Interner, dir: Direction) -> (Side<'_>, Side<'_>) {
     }
 }
 
-/// Ordinals in `a` and not in `b`, ascending.
+/// Ordinals in `a` and not in `b`, ascending: a word at a time, so a type whose records did
+/// not change costs a pass over its words, not over its records.
 fn difference(a: &Bitset, b: &Bitset) -> Vec<u32> {
-    a.iter()
-        .filter(|&o| !b.contains(o))
-        .map(|o| o as u32)
-        .collect()
+    a.iter_minus(b).map(|o| o as u32).collect()
 }
 
 fn dict_delta(dict: &Interner, dir: Direction) -> DictDelta {

@@ -295,9 +295,13 @@ impl Interner {
     /// their ordinals freed for the next cycle.
     pub fn commit(&mut self) {
         let fresh = std::mem::take(&mut self.fresh);
-        let removed: Vec<u32> = (self.previous.iter().map(|o| o as u32))
-            .chain(fresh)
-            .filter(|&o| !self.present.contains(o as u64))
+        // A word at a time: a table whose values did not change costs a pass over its words.
+        let removed: Vec<u32> = (self.previous.iter_minus(&self.present).map(|o| o as u32))
+            .chain(
+                fresh
+                    .into_iter()
+                    .filter(|&o| !self.present.contains(o as u64)),
+            )
             .collect();
         self.drop_values(removed);
         self.previous_slots = self.present_slots();

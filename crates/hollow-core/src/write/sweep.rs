@@ -9,9 +9,10 @@ impl WriteState {
     /// Ends the changes of an incremental cycle: records of types that other types reference
     /// (and dictionary entries) stay present only if a present record reaches them.
     ///
-    /// In an acyclic schema the types are swept parents first, the rows of each read front to
-    /// back in pieces spread over the machine's cores; a schema with cycles follows references
-    /// one by one.
+    /// In an acyclic schema only what changed is read: the records the cycle added or removed
+    /// and, type by type, parents first, those whose reference count crossed zero (see
+    /// `reference_counts`; the first sweep after a start counts every record, in pieces on
+    /// the machine's cores). A schema with cycles follows references one by one.
     pub fn sweep_unreachable(&mut self) {
         self.add_held_back();
         for tw in &mut self.types {

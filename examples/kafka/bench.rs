@@ -77,16 +77,19 @@ pub fn consumer_process(folder: &str, topic: &str) -> Result<(), Box<dyn std::er
 /// Where the cycles' time goes: per stage, every duration; and when each version was announced
 /// (unix nanos).
 #[derive(Default)]
-struct Stages(
-    Mutex<BTreeMap<&'static str, Vec<f64>>>,
-    Mutex<BTreeMap<u64, u128>>,
-);
+struct Stages {
+    times: Mutex<BTreeMap<&'static str, Vec<f64>>>,
+    announced_at: Mutex<BTreeMap<u64, u128>>,
+}
 
 impl hollow::producer::ProducerListener for Stages {
     fn on_published(&self, report: &hollow::producer::CycleReport) {
         let announced_at = unix_nanos(SystemTime::now());
-        self.1.lock().unwrap().insert(report.version, announced_at);
-        let mut stages = self.0.lock().unwrap();
+        self.announced_at
+            .lock()
+            .unwrap()
+            .insert(report.version, announced_at);
+        let mut stages = self.times.lock().unwrap();
         for (stage, took) in &report.stages {
             stages
                 .entry(stage)
@@ -103,7 +106,7 @@ impl hollow::producer::ProducerListener for Stages {
 impl Stages {
     fn print(&self) {
         for (stage, times) in self
-            .0
+            .times
             .lock()
             .unwrap()
             .iter_mut()
@@ -191,7 +194,7 @@ async fn run(n: u64) -> Result<(), Box<dyn std::error::Error>> {
         took
     );
     stages.print();
-    stages.0.lock().unwrap().clear();
+    stages.times.lock().unwrap().clear();
     stop.send(()).ok();
     let mut producer = running.await??.into_producer();
     if let Some(snapshot) = producer.wait_for_background_snapshot().await {
@@ -325,7 +328,7 @@ async fn write_to_visible(
     child.wait()?;
     reader.join().ok();
     let swaps = swaps.lock().unwrap();
-    let announced = stages.1.lock().unwrap();
+    let announced = stages.announced_at.lock().unwrap();
     // Per write: sent → visible, and its parts: sent → acknowledged (the broker), sent →
     // announced (the producer side) and announced → visible (the consumer process).
     let mut parts: [Vec<f64>; 4] = Default::default();

@@ -10,7 +10,7 @@
 //! since (the presence it swept to has the same fingerprint). Anything else (a cycle abandoned,
 //! a schema change, a cycle not ended by a sweep) drops them, and the next sweep counts afresh.
 
-use super::sweep::{tally_links, LinkCounts};
+use super::sweep::{tally_links, LinkCounts, Tally};
 use super::{TypeWriter, WriteState};
 use crate::bitset::Bitset;
 use crate::schema::{Kind, TypeId};
@@ -100,24 +100,11 @@ impl WriteState {
     /// cycles may hold records of referenced types that nothing references).
     fn count_committed(&self, referenced: &[bool]) -> (ReferenceCounts, Candidates) {
         let mut counts = ReferenceCounts {
-            records: self
-                .types
-                .iter()
-                .zip(referenced)
-                .map(|(tw, &r)| match r {
-                    true => vec![0; tw.records.ordinal_count() as usize],
-                    false => Vec::new(),
-                })
-                .collect(),
+            records: vec![Vec::new(); self.types.len()],
             dicts: self
                 .types
                 .iter()
-                .map(|tw| {
-                    tw.dicts
-                        .iter()
-                        .map(|d| vec![0; d.as_ref().map_or(0, |d| d.ordinal_count() as usize)])
-                        .collect()
-                })
+                .map(|tw| vec![Vec::new(); tw.dicts.len()])
                 .collect(),
             pending: None,
         };
@@ -126,15 +113,14 @@ impl WriteState {
             let (def, links) = (self.schema.get(id), self.layout.linking_columns(id));
             let tallies: Vec<LinkCounts> =
                 tally_links(&self.types, def, links, id, tw.records.previous());
-            for (&c, LinkCounts(tally)) in links.iter().zip(tallies) {
+            for (&c, tally) in links.iter().zip(tallies) {
                 let target = match def.columns()[c].ty.kind {
                     Kind::Reference(r) => &mut counts.records[r.index()],
                     _ => &mut counts.dicts[t][c],
                 };
-                if target.len() < tally.len() {
-                    target.resize(tally.len(), 0);
-                }
-                target.iter_mut().zip(tally).for_each(|(a, b)| *a += b);
+                let mut sum = LinkCounts(std::mem::take(target));
+                sum.merge(&tally);
+                *target = sum.0;
             }
         }
         let unreferenced = |set: &Bitset, counts: &[u32]| -> Vec<u32> {

@@ -199,9 +199,19 @@ fn side_process(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
             _ => {
+                let report = |what: &str| {
+                    eprintln!(
+                        "[bench]   {what}: resident {} MB, peak {} MB",
+                        rss_bytes() >> 20,
+                        peak_rss_bytes() >> 20
+                    )
+                };
                 let consumer = ConsumerBuilder::from_blob_store(store).build().await?;
+                report("started");
                 consumer.pin(1).await?;
+                report("back to version 1");
                 consumer.unpin().await?;
+                report("forward to version 2");
                 if consumer.version() != Some(2) {
                     return Err("the consumer did not come back to version 2".into());
                 }

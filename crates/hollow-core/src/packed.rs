@@ -70,6 +70,14 @@ impl PackedBits {
     pub fn heap_bytes(&self) -> usize {
         self.bytes.len()
     }
+
+    /// The same bits in a buffer of their own, no longer sharing (and keeping allocated) the
+    /// buffer these bytes are a slice of.
+    pub fn copied(&self) -> Self {
+        Self {
+            bytes: Bytes::copy_from_slice(&self.bytes),
+        }
+    }
 }
 
 /// A packed array of `len` unsigned values of one width.
@@ -119,6 +127,14 @@ impl PackedArray {
     /// Bytes held.
     pub fn heap_bytes(&self) -> usize {
         self.bits.heap_bytes()
+    }
+
+    /// The same values in a buffer of their own (see [`PackedBits::copied`]).
+    pub fn copied(&self) -> Self {
+        Self {
+            bits: self.bits.copied(),
+            ..*self
+        }
     }
 }
 

@@ -28,6 +28,45 @@ fn exact(bits: &PackedBits, len: u64) -> Bytes {
         .slice(..crate::packed::packed_len_bytes(len) as usize)
 }
 
+/// Where a blob buffer is in memory: a state loaded from a snapshot reads its types in place,
+/// as slices of the snapshot's buffer, and one slice keeps the whole buffer allocated. A state
+/// remembers where that buffer is, so that once deltas have replaced most of what it reads from
+/// it, the rest can be copied out and the buffer let go (see [`TypeData::copied_out_of`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlobAddresses {
+    start: usize,
+    len: usize,
+}
+
+impl BlobAddresses {
+    pub(crate) fn of(blob: &[u8]) -> Self {
+        Self {
+            start: blob.as_ptr() as usize,
+            len: blob.len(),
+        }
+    }
+
+    /// The buffer's length.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether `bytes` is a (non-empty) slice of this buffer.
+    fn holds(&self, bytes: &[u8]) -> bool {
+        let at = bytes.as_ptr() as usize;
+        !bytes.is_empty() && at >= self.start && at - self.start < self.len
+    }
+
+    /// The length of `bytes` if it is a slice of this buffer, else 0.
+    fn share_of(&self, bytes: &[u8]) -> usize {
+        if self.holds(bytes) {
+            bytes.len()
+        } else {
+            0
+        }
+    }
+}
+
 /// A column's dictionary of byte strings.
 #[derive(Clone, Debug)]
 pub(crate) struct Dictionary {
@@ -115,7 +154,7 @@ impl Dictionary {
     }
 
     /// The dictionary as stored: the inverse of `from_section`, sharing its buffers.
-    fn to_section(&self) -> DictSection {
+    pub(crate) fn to_section(&self) -> DictSection {
         DictSection {
             population: self.population.clone(),
             ends_width: self.ends.width(),
@@ -155,6 +194,23 @@ impl Dictionary {
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.population.heap_bytes() + self.ends.heap_bytes() + self.pool.len()
+    }
+
+    /// Bytes of this dictionary that are slices of `blob`.
+    fn bytes_in(&self, blob: BlobAddresses) -> usize {
+        blob.share_of(self.ends.bits().bytes()) + blob.share_of(&self.pool)
+    }
+
+    /// This dictionary with every buffer that is a slice of `blob` copied into one of its own.
+    fn copied_out_of(&self, blob: BlobAddresses) -> Self {
+        let mut copy = self.clone();
+        if blob.holds(self.ends.bits().bytes()) {
+            copy.ends = self.ends.copied();
+        }
+        if blob.holds(&self.pool) {
+            copy.pool = Bytes::copy_from_slice(&self.pool);
+        }
+        copy
     }
 }
 
@@ -362,16 +418,35 @@ impl TypeData {
         }
     }
 
-    /// Bytes of decoded metadata this type owns (not shared with the blob it was read from).
-    pub(crate) fn owned_bytes(&self) -> usize {
-        self.population.heap_bytes()
-            + self.columns.capacity() * std::mem::size_of::<ColumnLayout>()
+    /// Bytes of this type's buffers that are slices of `blob`.
+    pub(crate) fn bytes_in(&self, blob: BlobAddresses) -> usize {
+        blob.share_of(self.rows.bytes())
+            + self
+                .ends
+                .as_ref()
+                .map_or(0, |e| blob.share_of(e.bits().bytes()))
             + self
                 .dicts
                 .iter()
                 .flatten()
-                .map(|d| d.population.heap_bytes())
+                .map(|d| d.bytes_in(blob))
                 .sum::<usize>()
+    }
+
+    /// This type with every buffer that is a slice of `blob` copied into one of its own: the
+    /// same records, no longer keeping `blob` allocated.
+    pub(crate) fn copied_out_of(&self, blob: BlobAddresses) -> Self {
+        let mut copy = self.clone();
+        if blob.holds(self.rows.bytes()) {
+            copy.rows = self.rows.copied();
+        }
+        if let Some(ends) = self.ends.as_ref().filter(|e| blob.holds(e.bits().bytes())) {
+            copy.ends = Some(ends.copied());
+        }
+        for d in copy.dicts.iter_mut().flatten() {
+            *d = d.copied_out_of(blob);
+        }
+        copy
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {

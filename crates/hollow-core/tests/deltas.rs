@@ -277,6 +277,93 @@ fn unchanged_types_are_shared_and_an_identical_cycle_is_an_empty_delta() {
     assert_eq!(s2.heap_bytes(), s1.heap_bytes());
 }
 
+/// A snapshot buffer that says when it is freed.
+struct TrackedBuffer {
+    bytes: Vec<u8>,
+    freed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AsRef<[u8]> for TrackedBuffer {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for TrackedBuffer {
+    fn drop(&mut self) {
+        self.freed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A type a delta leaves untouched is read in place from the snapshot buffer, and that slice
+/// would keep the whole buffer allocated after deltas replaced the rest: once most of it is
+/// no longer read, what is still read is copied out and the buffer goes with the last state
+/// that reads it. A delta that changes little keeps sharing the buffer.
+#[test]
+fn a_delta_that_replaces_most_of_a_snapshot_lets_its_buffer_go() {
+    let named = |prefix: &str| -> BTreeMap<i64, Item> {
+        (0..2000)
+            .map(|i| {
+                let mut it = item(i, i as u64);
+                it.name = format!("{prefix} {i:040}");
+                (i, it)
+            })
+            .collect()
+    };
+    let (before, renamed) = (named("first"), named("renamed"));
+    let mut one_changed = before.clone();
+    let flag = &mut one_changed.get_mut(&7).unwrap().flag;
+    *flag = !*flag;
+    let mut w = WriteState::new(schema());
+    let v1 = cycle(&mut w, &before, 1);
+    let v2 = cycle(&mut w, &renamed, 2);
+    let mut w = WriteState::new(schema());
+    cycle(&mut w, &before, 1);
+    let v2_small = cycle(&mut w, &one_changed, 2);
+
+    let load_tracked = || {
+        let freed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let buffer = TrackedBuffer {
+            bytes: v1.snapshot.clone(),
+            freed: freed.clone(),
+        };
+        (
+            ReadState::from_snapshot(Bytes::from_owner(buffer)).unwrap(),
+            freed,
+        )
+    };
+    let is_freed = |f: &std::sync::atomic::AtomicBool| f.load(std::sync::atomic::Ordering::SeqCst);
+
+    // Every name changed: the untouched types (tags, parts, attributes) are copied out.
+    let (s1, freed) = load_tracked();
+    let s2 = s1.apply_delta(Bytes::from(v2.delta.unwrap())).unwrap();
+    drop(s1);
+    assert!(
+        is_freed(&freed),
+        "the snapshot buffer outlived its last reader"
+    );
+    assert_holds(&s2, &renamed);
+    let snapshot = load(&v2.snapshot);
+    assert_eq!(s2.checksum(), snapshot.checksum());
+    assert!(
+        s2.heap_bytes() < snapshot.heap_bytes(),
+        "{} bytes counted for a state that no longer holds its first snapshot, {} for the snapshot of its version",
+        s2.heap_bytes(),
+        snapshot.heap_bytes()
+    );
+
+    // One flag changed: the names, most of the buffer, are still read from it, and shared.
+    let (s1, freed) = load_tracked();
+    let s2 = s1
+        .apply_delta(Bytes::from(v2_small.delta.unwrap()))
+        .unwrap();
+    drop(s1);
+    assert!(!is_freed(&freed));
+    assert_holds(&s2, &one_changed);
+    drop(s2);
+    assert!(is_freed(&freed));
+}
+
 #[test]
 fn writing_a_delta_needs_a_committed_state() {
     let mut w = WriteState::new(schema());

@@ -17,7 +17,7 @@ use crate::hash_index::Patched;
 use crate::index::PrimaryKeyIndex;
 use crate::packed::{bits_needed, pack_values, BitWriter, PackedArray, PackedBits};
 use crate::schema::{TypeDef, TypeId};
-use crate::type_data::{Dictionary, TypeData};
+use crate::type_data::{BlobAddresses, Dictionary, TypeData};
 
 /// The population after the delta, checked against the one before.
 ///
@@ -258,6 +258,11 @@ fn patch_collection(
 }
 
 fn patch_dictionary(old: &Dictionary, d: &DictDelta, what: &str) -> Result<DictSection> {
+    if d.removed.is_empty() && d.added.is_empty() && d.pool.is_empty() && d.slot_count == old.len()
+    {
+        // Unchanged: shared, not copied entry by entry.
+        return Ok(old.to_section());
+    }
     let population = patch_population(&old.population, d.slot_count, &d.removed, &d.added, what)?;
     let lengths = PackedArray::new(d.lengths.clone(), d.added.len() as u64, d.lengths_width)
         .ok_or_else(|| {
@@ -522,6 +527,7 @@ impl ReadState {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let (types, snapshot_blob) = let_go_of_mostly_replaced_blob(types, self.blob);
         let mut state = ReadState {
             id: destination,
             schema: schema.clone(),
@@ -532,7 +538,7 @@ impl ReadState {
                 true => self.tags.clone(),
                 false => Arc::new(tags),
             },
-            unreferenced_blob_bytes: self.unreferenced_blob_bytes,
+            blob: snapshot_blob,
             snapshot_checksum: None,
         };
         // The hash indexes are carried on another core while the primary key indexes are.
@@ -553,6 +559,35 @@ impl ReadState {
         state.add_declared_hash_indexes()?;
         Ok(state)
     }
+}
+
+/// The types of a state reached by a delta, and the snapshot buffer they still read slices of.
+///
+/// A slice keeps its whole buffer allocated, so a type the delta left untouched (or a
+/// dictionary a patched type kept) would hold on to the entire snapshot after the delta
+/// replaced the rest of it, and a consumer would carry a dead copy of most of its first
+/// snapshot for as long as it runs. Once half of the buffer or more is no longer read, what is
+/// still read is copied out (no more than what is let go), and the buffer is freed with the
+/// last state that reads it.
+fn let_go_of_mostly_replaced_blob(
+    types: Vec<Arc<TypeData>>,
+    blob: Option<BlobAddresses>,
+) -> (Vec<Arc<TypeData>>, Option<BlobAddresses>) {
+    let Some(blob) = blob else {
+        return (types, None);
+    };
+    let still_read: usize = types.iter().map(|t| t.bytes_in(blob)).sum();
+    if still_read * 2 > blob.len() {
+        return (types, Some(blob));
+    }
+    let types = types
+        .into_iter()
+        .map(|t| match t.bytes_in(blob) {
+            0 => t,
+            _ => Arc::new(t.copied_out_of(blob)),
+        })
+        .collect();
+    (types, None)
 }
 
 impl ReadState {

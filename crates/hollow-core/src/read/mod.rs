@@ -20,7 +20,7 @@ use crate::error::{CorruptReason, Error, Result};
 use crate::format::{self, BlobKind, SectionKind};
 use crate::index::PrimaryKeyIndex;
 use crate::schema::{Schema, TypeId};
-use crate::type_data::{StateTypes, TypeData};
+use crate::type_data::{BlobAddresses, StateTypes, TypeData};
 use crate::StateId;
 
 pub use accessor::{
@@ -59,8 +59,8 @@ pub struct ReadState {
     pub(crate) hash_indexes: Vec<Arc<crate::hash_index::HashIndex>>,
     /// The state's tags (see [`ReadState::tags`]).
     tags: Arc<crate::Tags>,
-    /// Bytes of the blob buffer that no type references but that stay allocated with it.
-    unreferenced_blob_bytes: usize,
+    /// The snapshot buffer this state's types read slices of, if they still do.
+    blob: Option<BlobAddresses>,
     /// For a state loaded from a snapshot: the snapshot's footer checksum, which saved indexes
     /// record (see [`ReadState::save_indexes`]). `None` for a state reached by a delta.
     snapshot_checksum: Option<u64>,
@@ -178,7 +178,7 @@ impl ReadState {
 
     /// Reads a snapshot blob, its bytes verified as `check` says, without indexes.
     fn decode_snapshot(blob: Bytes, check: format::ContentCheck) -> Result<Self> {
-        let blob_len = blob.len();
+        let addresses = BlobAddresses::of(&blob);
         let parsed = format::parse_checked(blob, check)?;
         let snapshot_checksum = Some(parsed.footer_checksum);
         if parsed.header.kind != BlobKind::Snapshot {
@@ -217,23 +217,16 @@ impl ReadState {
                 },
             ));
         }
-        let mut state = Self {
+        Ok(Self {
             id,
             schema,
             types,
             indexes: Vec::new(),
             hash_indexes: Vec::new(),
             tags: Arc::new(tags),
-            unreferenced_blob_bytes: 0,
+            blob: Some(addresses),
             snapshot_checksum,
-        };
-        let referenced: usize = state
-            .types
-            .iter()
-            .map(|t| t.heap_bytes() - t.owned_bytes())
-            .sum();
-        state.unreferenced_blob_bytes = blob_len.saturating_sub(referenced);
-        Ok(state)
+        })
     }
 
     /// Writes this state as a snapshot blob, as its producer would have: the same identity,
@@ -404,10 +397,16 @@ impl ReadState {
 
     /// Bytes held by this state, counted exactly: every buffer its types reference (the blob
     /// bytes they read in place, owned arrays), the parts of the blob buffer no type references
-    /// (headers, schema, padding), and decoded metadata. Excludes the indexes.
+    /// but that stay allocated with it (headers, schema, padding, types that deltas replaced),
+    /// and decoded metadata. Excludes the indexes.
     pub fn heap_bytes(&self) -> usize {
-        self.types.iter().map(|t| t.heap_bytes()).sum::<usize>()
-            + self.unreferenced_blob_bytes
+        let types: usize = self.types.iter().map(|t| t.heap_bytes()).sum();
+        let unreferenced_blob_bytes = self.blob.map_or(0, |blob| {
+            let referenced: usize = self.types.iter().map(|t| t.bytes_in(blob)).sum();
+            blob.len().saturating_sub(referenced)
+        });
+        types
+            + unreferenced_blob_bytes
             + self.types.capacity() * std::mem::size_of::<Arc<TypeData>>()
     }
 

@@ -16,10 +16,11 @@ pub(crate) struct CycleBlobs {
 /// (`previous`) plus the delta must equal the snapshot's state, and that plus the reverse delta
 /// the announced state. Returns the new state.
 ///
-/// A cycle without a snapshot is checked in time proportional to its change: the announced
-/// state plus the delta must hold what `write` wrote (populations, and every record the cycle
-/// added: [`WriteState::verify_changes_in`]), and that plus the reverse delta the announced
-/// state.
+/// A cycle without a snapshot is checked in time proportional to its change, apart from the
+/// copy of each type the delta touches that applying it makes: the announced state plus the
+/// delta must hold what `write` wrote (populations, and every record the cycle added:
+/// [`WriteState::verify_changes_in`]), and that plus the reverse delta the announced state,
+/// which [`ReadState::apply_delta_checking_reverse`] checks from what the two deltas change.
 ///
 /// The forward chain runs on a second thread while the snapshot is loaded. The forward state
 /// must equal the snapshot's bit for bit, so the reverse delta applied to it stands for the
@@ -42,13 +43,14 @@ pub(crate) fn check_integrity(
         return Ok(ReadState::from_snapshot(snapshot)?);
     };
     let Some(snapshot) = &blobs.snapshot else {
-        let forward = previous.apply_delta(delta.clone())?;
+        let (forward, back_is_previous) =
+            previous.apply_delta_checking_reverse(delta.clone(), reverse.clone())?;
         write.verify_changes_in(&forward).map_err(|difference| {
             Error::Integrity(format!(
                 "version {from} plus its delta differs from what version {version} wrote: {difference}"
             ))
         })?;
-        if !forward.delta_leads_to(reverse.clone(), previous)? {
+        if !back_is_previous {
             return Err(Error::Integrity(format!(
                 "version {version} plus its reverse delta differs from version {from}"
             )));
@@ -56,11 +58,8 @@ pub(crate) fn check_integrity(
         return Ok(forward);
     };
     let (snapshot, chain) = std::thread::scope(|s| {
-        let chain = s.spawn(|| -> hollow_core::Result<(ReadState, bool)> {
-            let forward = previous.apply_delta(delta.clone())?;
-            let back_is_previous = forward.delta_leads_to(reverse.clone(), previous)?;
-            Ok((forward, back_is_previous))
-        });
+        let chain =
+            s.spawn(|| previous.apply_delta_checking_reverse(delta.clone(), reverse.clone()));
         let snapshot = ReadState::from_snapshot_without_indexes(snapshot.clone());
         let chain = chain
             .join()

@@ -25,7 +25,7 @@ use crate::type_data::{BlobAddresses, Dictionary, TypeData};
 /// destination may grow to at most twice the records it can hold (plus slack). An honest writer
 /// reuses freed ordinals lowest first and stays far inside this; anything beyond asks for a
 /// snapshot rather than allocate what the inputs cannot justify.
-fn patch_population(
+pub(super) fn patch_population(
     old: &Bitset,
     slots: u64,
     removed: &[u32],
@@ -49,8 +49,9 @@ fn patch_population(
             ));
         }
     }
-    if let Some(o) = old
-        .iter()
+    // Only the words from the one holding ordinal `slots` on: a pass over the whole set would
+    // cost a small delta as much as a snapshot.
+    if let Some(o) = (old.iter_words(slots as usize / 64..old.word_count()))
         .skip_while(|&o| o < slots)
         .find(|&o| removed.binary_search(&(o as u32)).is_err())
     {
@@ -365,13 +366,13 @@ fn patch_type(old: &TypeData, def: &TypeDef, d: TypeDelta) -> Result<TypeData> {
 
 /// A delta parsed and checked against the state it applies to: the destination's schema and
 /// tags, the origin type each destination type carries over, and the type sections to patch.
-struct DeltaPlan {
-    destination: crate::StateId,
-    schema: Arc<crate::schema::Schema>,
-    tags: crate::Tags,
+pub(super) struct DeltaPlan {
+    pub(super) destination: crate::StateId,
+    pub(super) schema: Arc<crate::schema::Schema>,
+    pub(super) tags: crate::Tags,
     /// Per destination type: the origin type defined alike, whose records carry over.
     carried: Vec<Option<TypeId>>,
-    sections: Vec<format::Section>,
+    pub(super) sections: Vec<format::Section>,
 }
 
 /// A type patched by a delta: its type id, its data, and (for a type patched rather than
@@ -380,7 +381,7 @@ type PatchedType = (u32, TypeData, Option<Patched>);
 
 impl ReadState {
     /// Parses `blob` and checks that it is a delta of this state with well-ordered sections.
-    fn plan_delta(&self, blob: Bytes) -> Result<DeltaPlan> {
+    pub(super) fn plan_delta(&self, blob: Bytes) -> Result<DeltaPlan> {
         let parsed = format::parse(blob)?;
         let header = parsed.header;
         if header.kind == BlobKind::Snapshot {
@@ -625,6 +626,24 @@ impl ReadState {
             .collect()
     }
 
+    /// Applies `delta` to this state (as [`ReadState::apply_delta`]) and says whether
+    /// `reverse` leads from the state reached back to this one (as
+    /// [`ReadState::delta_leads_to`] would). When neither delta changes the schema or an
+    /// encoding, the reverse delta is checked in time proportional to what the two deltas
+    /// change: only the records and dictionary entries they add can differ from this state's.
+    /// Otherwise, or when that check finds a difference, the types are patched back and
+    /// compared whole. A producer checks its reverse delta this way.
+    pub fn apply_delta_checking_reverse(
+        &self,
+        delta: Bytes,
+        reverse: Bytes,
+    ) -> Result<(ReadState, bool)> {
+        let forward = self.apply_delta(delta.clone())?;
+        let back = super::reverse_check::undoes(self, &forward, delta, reverse.clone())
+            || forward.delta_leads_to(reverse, self)?;
+        Ok((forward, back))
+    }
+
     /// Whether this state plus `delta` holds what `target` holds: what
     /// `self.apply_delta(delta)?.same_content_as(target)` says, without building the
     /// destination. Each type the delta changes is patched, compared with `target`'s and
@@ -663,5 +682,44 @@ impl ReadState {
         // States laid out differently may still hold the same content: the whole comparison
         // decides (a state written by this library never takes this path when equal).
         Ok(bits_alike || self.apply_delta(delta)?.same_content_as(target))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::patch_population;
+    use crate::bitset::Bitset;
+    use crate::error::{CorruptReason, Error, OrdinalProblem};
+
+    /// A delta that shrinks a type must remove every record past its new slot count, wherever
+    /// in the last words they are.
+    #[test]
+    fn records_kept_past_the_slot_count_are_refused() {
+        let mut old = Bitset::with_len(200);
+        [1, 70, 130, 190].into_iter().for_each(|o| old.insert(o));
+        let kept_past =
+            |slots, removed: &[u32]| match patch_population(&old, slots, removed, &[], "T") {
+                Err(Error::Corrupt {
+                    reason:
+                        CorruptReason::Ordinal {
+                            ordinal,
+                            problem: OrdinalProblem::KeptPastSlotCount { .. },
+                        },
+                    ..
+                }) => Some(ordinal),
+                Err(e) => panic!("{e}"),
+                Ok(_) => None,
+            };
+        assert_eq!(kept_past(100, &[]), Some(130));
+        assert_eq!(kept_past(100, &[130]), Some(190));
+        assert_eq!(kept_past(100, &[130, 190]), None);
+        assert_eq!(kept_past(65, &[130, 190]), Some(70));
+        assert_eq!(kept_past(71, &[130, 190]), None);
+        assert_eq!(kept_past(70, &[70, 130, 190]), None);
+        let shrunk = patch_population(&old, 70, &[70, 130, 190], &[], "T").unwrap();
+        assert_eq!(
+            (shrunk.len(), shrunk.iter().collect::<Vec<_>>()),
+            (70, vec![1])
+        );
     }
 }

@@ -7,6 +7,7 @@ mod deserialize;
 mod diff;
 mod equality;
 mod hash_indexes;
+mod reverse_check;
 mod stats;
 mod typed;
 mod value;

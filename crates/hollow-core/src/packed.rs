@@ -160,30 +160,77 @@ impl BitWriter {
     }
 
     /// A writer holding a copy of packed little-endian `bytes`, sized for `bits` bits (extra
-    /// source bytes are dropped, missing ones are zero).
+    /// source bytes are dropped, missing ones are zero). One pass over the words: no zeroing
+    /// before the copy.
     pub fn from_le_bytes(bytes: &[u8], bits: u64) -> Self {
-        let mut w = Self::with_bits(bits);
-        let view: &mut [u8] = bytemuck::cast_slice_mut(&mut w.words);
-        let n = view.len().min(bytes.len());
-        view[..n].copy_from_slice(&bytes[..n]);
-        w.words.iter_mut().for_each(|x| *x = u64::from_le(*x));
         let data_words = bits.div_ceil(64) as usize;
-        if let Some(last) = w.words.get_mut(data_words.saturating_sub(1)) {
-            if !bits.is_multiple_of(64) && data_words > 0 {
-                *last &= low_mask((bits % 64) as u8);
-            }
+        let mut words = Vec::with_capacity(data_words + 1);
+        let whole = &bytes[..(bytes.len() / 8).min(data_words) * 8];
+        match bytemuck::try_cast_slice::<u8, u64>(whole) {
+            // Bytes aligned as words (a blob buffer, a mapped file): a plain copy.
+            Ok(aligned) => words.extend(aligned.iter().map(|&w| u64::from_le(w))),
+            Err(_) => words.extend(
+                (whole.chunks_exact(8))
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())),
+            ),
         }
-        w.words[data_words..].iter_mut().for_each(|x| *x = 0);
-        w
+        if words.len() < data_words {
+            // A last partial word, then zeros.
+            let rest = &bytes[(words.len() * 8).min(bytes.len())..];
+            let mut last = [0u8; 8];
+            last[..rest.len().min(8)].copy_from_slice(&rest[..rest.len().min(8)]);
+            words.push(u64::from_le_bytes(last));
+        }
+        words.resize(data_words + 1, 0);
+        if !bits.is_multiple_of(64) && data_words > 0 {
+            words[data_words - 1] &= low_mask((bits % 64) as u8);
+        }
+        Self { words }
     }
 
-    /// Copies `nbits` bits from `src` at `src_bit` to `dst_bit`, overwriting, 64 bits at a time.
+    /// Copies `nbits` bits from `src` at `src_bit` to `dst_bit`, overwriting: the bits up to
+    /// the next destination word with a masked write, then whole words (copied as they are
+    /// when the source is aligned alike, shifted into place otherwise), then the rest.
     pub fn copy_bits(&mut self, dst_bit: u64, src: &PackedBits, src_bit: u64, nbits: u64) {
-        let mut done = 0;
-        while done < nbits {
-            let n = (nbits - done).min(64) as u8;
+        let head = ((64 - dst_bit % 64) % 64).min(nbits);
+        if head > 0 {
+            self.set(dst_bit, head as u8, src.get(src_bit, head as u8));
+        }
+        let mut done = head;
+        let word = ((dst_bit + done) / 64) as usize;
+        let whole = ((nbits - done) / 64) as usize;
+        let aligned = ((src_bit + done) % 64 == 0)
+            .then(|| {
+                let start = ((src_bit + done) / 64 * 8) as usize;
+                src.bytes().get(start..start + whole * 8)
+            })
+            .flatten();
+        match (aligned, self.words.get_mut(word..word + whole)) {
+            (Some(from), Some(to)) => {
+                for (d, c) in to.iter_mut().zip(from.chunks_exact(8)) {
+                    *d = u64::from_le_bytes(c.try_into().unwrap_or_default());
+                }
+            }
+            (None, Some(to)) => {
+                for (k, d) in to.iter_mut().enumerate() {
+                    *d = src.get(src_bit + done + 64 * k as u64, 64);
+                }
+            }
+            _ => {
+                // Past the end: word by word, as `set` would (and panic) anyway.
+                for k in 0..whole as u64 {
+                    self.set(
+                        dst_bit + done + 64 * k,
+                        64,
+                        src.get(src_bit + done + 64 * k, 64),
+                    );
+                }
+            }
+        }
+        done += whole as u64 * 64;
+        if done < nbits {
+            let n = (nbits - done) as u8;
             self.set(dst_bit + done, n, src.get(src_bit + done, n));
-            done += n as u64;
         }
     }
 
@@ -313,6 +360,32 @@ mod tests {
             }
             if to > 0 { prop_assert_eq!(dst.get(to - 1, 1), 1, "bits before stay"); }
             prop_assert_eq!(dst.get(to + n, 1), 1, "bits after stay");
+        }
+
+        #[test]
+        fn copy_bits_moves_ranges_aligned_alike(raw in prop::collection::vec(any::<u64>(), 1..20), words in 0u64..4, to in 0u64..640, n in 0u64..1200) {
+            let src_bits = raw.len() as u64 * 64;
+            let src = PackedBits::new(pack_values(raw.iter().copied(), 64), src_bits).unwrap();
+            let from = (to % 64 + 64 * words).min(src_bits);
+            let n = n.min(src_bits - from);
+            let mut dst = BitWriter::with_ones(to + n);
+            dst.copy_bits(to, &src, from, n);
+            for k in 0..n {
+                prop_assert_eq!(dst.get(to + k, 1), src.get(from + k, 1));
+            }
+            if to > 0 { prop_assert_eq!(dst.get(to - 1, 1), 1, "bits before stay"); }
+            prop_assert_eq!(dst.get(to + n, 1), 1, "bits after stay");
+        }
+
+        #[test]
+        fn from_le_bytes_copies_the_bits_asked_for(bytes in prop::collection::vec(any::<u8>(), 0..100), bits in 0u64..900) {
+            let w = BitWriter::from_le_bytes(&bytes, bits);
+            prop_assert_eq!(w.words.len() as u64, bits.div_ceil(64) + 1);
+            for b in 0..(w.words.len() as u64 * 64) {
+                let byte = (b / 8) as usize;
+                let expected = b < bits && bytes.get(byte).is_some_and(|v| v >> (b % 8) & 1 == 1);
+                prop_assert_eq!(w.get(b, 1) == 1, expected, "bit {}", b);
+            }
         }
 
         #[test]

@@ -199,7 +199,8 @@ impl BitWriter {
         let mut done = head;
         let word = ((dst_bit + done) / 64) as usize;
         let whole = ((nbits - done) / 64) as usize;
-        let aligned = ((src_bit + done) % 64 == 0)
+        let aligned = (src_bit + done)
+            .is_multiple_of(64)
             .then(|| {
                 let start = ((src_bit + done) / 64 * 8) as usize;
                 src.bytes().get(start..start + whole * 8)

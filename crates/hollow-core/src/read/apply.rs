@@ -648,7 +648,8 @@ impl ReadState {
     /// `self.apply_delta(delta)?.same_content_as(target)` says, without building the
     /// destination. Each type the delta changes is patched, compared with `target`'s and
     /// dropped, so the check holds one or two patched types at a time instead of a whole
-    /// state, and updates no index. A producer checks its reverse delta this way.
+    /// state, and updates no index. It is the full check behind
+    /// [`ReadState::apply_delta_checking_reverse`].
     pub fn delta_leads_to(&self, delta: Bytes, target: &ReadState) -> Result<bool> {
         let mut plan = self.plan_delta(delta.clone())?;
         if plan.tags != *target.tags {

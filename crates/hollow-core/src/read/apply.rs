@@ -487,7 +487,9 @@ impl ReadState {
 
     /// Applies a delta (or reverse delta) whose origin is this state's version. Returns the
     /// destination state; this state is untouched and stays readable. Every type the delta does
-    /// not change is shared, not copied; primary key indexes are updated for the records that
+    /// not change is shared, not copied (except once the delta leaves less than half of the
+    /// snapshot buffer this state reads in use: what is still read of it is then copied out,
+    /// so that the buffer can be freed); primary key indexes are updated for the records that
     /// changed. A delta that does not fit this state is an error, never a corrupt state.
     pub fn apply_delta(&self, blob: Bytes) -> Result<ReadState> {
         let mut plan = self.plan_delta(blob)?;

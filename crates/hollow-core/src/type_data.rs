@@ -339,6 +339,17 @@ impl TypeData {
                             },
                         ));
                     }
+                    // An empty slot holds no elements: states are laid out alike (see
+                    // `read::equality`), and a delta copies the rows between two changes as one
+                    // run.
+                    if e != prev && !s.population.contains(o) {
+                        return Err(Error::corrupt(
+                            format!("{name}, ordinal {o}"),
+                            CorruptReason::Unexpected {
+                                what: "elements in an empty slot",
+                            },
+                        ));
+                    }
                     prev = e;
                 }
                 if prev != s.row_count {

@@ -461,3 +461,56 @@ fn a_snapshot_cannot_claim_more_zero_width_elements_than_its_bytes_bound() {
     );
     assert!(started.elapsed().as_secs() < 1);
 }
+
+/// An empty slot of a collection type holds no elements: a snapshot that gives one some (every
+/// checksum valid, the ends still in order) is refused, so that states stay laid out alike and
+/// a delta can copy the rows between two changes as one run.
+#[test]
+fn elements_in_an_empty_collection_slot_are_refused() {
+    let mut w = WriteState::new(SchemaBuilder::new().add::<Bag>().build().unwrap());
+    let bag = |id: i64, labels: &[&str]| Bag {
+        id,
+        items: labels
+            .iter()
+            .map(|l| Tag {
+                label: l.to_string(),
+                weight: None,
+            })
+            .collect(),
+    };
+    for (id, labels) in [(1, &["a"][..]), (2, &["b"]), (3, &["c", "d", "e"])] {
+        w.add(&bag(id, labels)).unwrap();
+    }
+    w.write_snapshot(1).unwrap();
+    w.commit_cycle().unwrap();
+    for (id, labels) in [(1, &["a"][..]), (3, &["c", "d", "e"])] {
+        w.add(&bag(id, labels)).unwrap();
+    }
+    let snapshot = w.write_snapshot(2).unwrap();
+    ReadState::from_snapshot(Bytes::from(snapshot.clone())).unwrap();
+    let hostile = rewrite(snapshot, "ListOfTag", |def, s| {
+        let mut t = TypeSection::decode(s.data, s.offset, def).unwrap();
+        let (width, ends) = t.ends.clone().unwrap();
+        let expected = pack_values([1, 1, 4].into_iter(), width);
+        assert_eq!(
+            ends[..],
+            expected[..ends.len()],
+            "the layout this test changes: ordinal 1 is empty"
+        );
+        t.ends = Some((width, pack_values([1, 2, 4].into_iter(), width)));
+        let mut out = ByteWriter::new();
+        t.encode(&mut out);
+        out
+    });
+    let e = ReadState::from_snapshot(hostile).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::Corrupt {
+                section,
+                reason: CorruptReason::Unexpected { what: "elements in an empty slot" }
+            } if section == "ListOfTag, ordinal 1"
+        ),
+        "{e}"
+    );
+}

@@ -220,16 +220,47 @@ fn patch_collection(
     let ends_width = bits_needed(total);
     let mut ends = BitWriter::with_bits(d.slot_count * ends_width as u64);
     let old_ends = old.ends.clone().unwrap_or_default();
+    // Where the old rows of ordinal `o` end (past the old slots: where the last one ended).
+    let old_end_at = |o: u64| match old_ends.len() {
+        0 => 0,
+        len => old_ends.get(o.min(len - 1)),
+    };
+    // The ordinals the delta touches, ascending. Between two of them every ordinal keeps its
+    // old record, or stays empty (and an empty slot has no rows: `TypeData::from_section`), so
+    // a stretch of them is one run of old rows, and their ends the old ones shifted alike.
+    let mut touched = merge_ascending(&d.removed, &d.added)
+        .filter(|&o| (o as u64) < d.slot_count)
+        .peekable();
     let (mut cursor, mut next_added, mut delta_row) = (0u64, 0usize, 0u64);
-    // Old rows end where the previous old record ended: walk them in step with the ordinals.
-    let mut old_end = 0u64;
     // A run of old rows still to copy: (first old row, first new row, count).
     let mut run = (0u64, 0u64, 0u64);
-    for o in 0..d.slot_count {
-        let old_start = old_end;
-        if o < old_ends.len() {
-            old_end = old_ends.get(o);
+    let mut o = 0u64;
+    loop {
+        let stretch_end = touched.peek().map_or(d.slot_count, |&t| t as u64);
+        if stretch_end > o {
+            let start = if o == 0 { 0 } else { old_end_at(o - 1) };
+            let end = old_end_at(stretch_end - 1);
+            if run.0 + run.2 != start || run.1 + run.2 != cursor {
+                copier.copy(&mut w, run.1, run.0, run.2);
+                run = (start, cursor, 0);
+            }
+            run.2 += end - start;
+            for k in o..stretch_end {
+                ends.put(
+                    k * ends_width as u64,
+                    ends_width,
+                    old_end_at(k) - start + cursor,
+                );
+            }
+            cursor += end - start;
+            o = stretch_end;
         }
+        if o >= d.slot_count {
+            break;
+        }
+        touched.next();
+        // A touched ordinal: a record added (or re-added), or one removed that leaves its slot
+        // empty.
         if population.contains(o) {
             if d.added.get(next_added) == Some(&(o as u32)) {
                 let n = sizes.get(next_added as u64);
@@ -243,19 +274,35 @@ fn patch_collection(
                 next_added += 1;
                 cursor += n;
             } else {
-                let n = old_end - old_start;
-                if run.0 + run.2 != old_start || run.1 + run.2 != cursor {
+                let (start, end) = (if o == 0 { 0 } else { old_end_at(o - 1) }, old_end_at(o));
+                if run.0 + run.2 != start || run.1 + run.2 != cursor {
                     copier.copy(&mut w, run.1, run.0, run.2);
-                    run = (old_start, cursor, 0);
+                    run = (start, cursor, 0);
                 }
-                run.2 += n;
-                cursor += n;
+                run.2 += end - start;
+                cursor += end - start;
             }
         }
         ends.put(o * ends_width as u64, ends_width, cursor);
+        o += 1;
     }
     copier.copy(&mut w, run.1, run.0, run.2);
     Ok((w.into_bytes(), total, (ends_width, ends.into_bytes())))
+}
+
+/// The union of two ascending lists, ascending, each value once.
+fn merge_ascending<'a>(a: &'a [u32], b: &'a [u32]) -> impl Iterator<Item = u32> + 'a {
+    let (mut a, mut b) = (a.iter().copied().peekable(), b.iter().copied().peekable());
+    std::iter::from_fn(move || match (a.peek().copied(), b.peek().copied()) {
+        (Some(x), Some(y)) if x == y => {
+            b.next();
+            a.next()
+        }
+        (Some(x), Some(y)) if x < y => a.next(),
+        (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+        (Some(_), None) => a.next(),
+        (None, None) => None,
+    })
 }
 
 fn patch_dictionary(old: &Dictionary, d: &DictDelta, what: &str) -> Result<DictSection> {

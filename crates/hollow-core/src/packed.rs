@@ -338,6 +338,25 @@ mod tests {
         assert_eq!(a.get(u64::MAX / 64), 0);
     }
 
+    /// Copies `n` bits (fewer past the end of `raw`) from bit `from` of `raw` to bit `to` of a
+    /// writer full of ones: the bits copied arrive, the ones around them stay.
+    fn check_copy_bits(raw: &[u64], from: u64, to: u64, n: u64) -> Result<(), TestCaseError> {
+        let src_bits = raw.len() as u64 * 64;
+        let src = PackedBits::new(pack_values(raw.iter().copied(), 64), src_bits).unwrap();
+        let from = from.min(src_bits);
+        let n = n.min(src_bits - from);
+        let mut dst = BitWriter::with_ones(to + n);
+        dst.copy_bits(to, &src, from, n);
+        for k in 0..n {
+            prop_assert_eq!(dst.get(to + k, 1), src.get(from + k, 1));
+        }
+        if to > 0 {
+            prop_assert_eq!(dst.get(to - 1, 1), 1, "bits before stay");
+        }
+        prop_assert_eq!(dst.get(to + n, 1), 1, "bits after stay");
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn pack_then_read_round_trips(width in 0u8..=64, raw in prop::collection::vec(any::<u64>(), 0..300)) {
@@ -350,32 +369,12 @@ mod tests {
 
         #[test]
         fn copy_bits_moves_any_range(raw in prop::collection::vec(any::<u64>(), 1..20), from in 0u64..640, to in 0u64..640, n in 0u64..600) {
-            let src_bits = raw.len() as u64 * 64;
-            let src = PackedBits::new(pack_values(raw.iter().copied(), 64), src_bits).unwrap();
-            let n = n.min(src_bits.saturating_sub(from));
-            let from = from.min(src_bits);
-            let mut dst = BitWriter::with_ones(to + n);
-            dst.copy_bits(to, &src, from, n);
-            for k in 0..n {
-                prop_assert_eq!(dst.get(to + k, 1), src.get(from + k, 1));
-            }
-            if to > 0 { prop_assert_eq!(dst.get(to - 1, 1), 1, "bits before stay"); }
-            prop_assert_eq!(dst.get(to + n, 1), 1, "bits after stay");
+            check_copy_bits(&raw, from, to, n)?;
         }
 
         #[test]
         fn copy_bits_moves_ranges_aligned_alike(raw in prop::collection::vec(any::<u64>(), 1..20), words in 0u64..4, to in 0u64..640, n in 0u64..1200) {
-            let src_bits = raw.len() as u64 * 64;
-            let src = PackedBits::new(pack_values(raw.iter().copied(), 64), src_bits).unwrap();
-            let from = (to % 64 + 64 * words).min(src_bits);
-            let n = n.min(src_bits - from);
-            let mut dst = BitWriter::with_ones(to + n);
-            dst.copy_bits(to, &src, from, n);
-            for k in 0..n {
-                prop_assert_eq!(dst.get(to + k, 1), src.get(from + k, 1));
-            }
-            if to > 0 { prop_assert_eq!(dst.get(to - 1, 1), 1, "bits before stay"); }
-            prop_assert_eq!(dst.get(to + n, 1), 1, "bits after stay");
+            check_copy_bits(&raw, to % 64 + 64 * words, to, n)?;
         }
 
         #[test]

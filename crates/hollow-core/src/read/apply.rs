@@ -178,7 +178,6 @@ fn patch_collection(
     name: &str,
     old: &TypeData,
     d: &TypeDelta,
-    population: &Bitset,
 ) -> Result<(Bytes, u64, (u8, Bytes))> {
     let copier = RowCopier::new(old, &d.encodings);
     let row_bits = copier.row_bits;
@@ -259,29 +258,19 @@ fn patch_collection(
             break;
         }
         touched.next();
-        // A touched ordinal: a record added (or re-added), or one removed that leaves its slot
-        // empty.
-        if population.contains(o) {
-            if d.added.get(next_added) == Some(&(o as u32)) {
-                let n = sizes.get(next_added as u64);
-                w.copy_bits(
-                    cursor * row_bits,
-                    &delta_rows,
-                    delta_row * row_bits,
-                    n * row_bits,
-                );
-                delta_row += n;
-                next_added += 1;
-                cursor += n;
-            } else {
-                let (start, end) = (if o == 0 { 0 } else { old_end_at(o - 1) }, old_end_at(o));
-                if run.0 + run.2 != start || run.1 + run.2 != cursor {
-                    copier.copy(&mut w, run.1, run.0, run.2);
-                    run = (start, cursor, 0);
-                }
-                run.2 += end - start;
-                cursor += end - start;
-            }
+        // A touched ordinal is a record added (or re-added), or one removed that leaves its
+        // slot empty (the population is the old one less the removed plus the added).
+        if d.added.get(next_added) == Some(&(o as u32)) {
+            let n = sizes.get(next_added as u64);
+            w.copy_bits(
+                cursor * row_bits,
+                &delta_rows,
+                delta_row * row_bits,
+                n * row_bits,
+            );
+            delta_row += n;
+            next_added += 1;
+            cursor += n;
         }
         ends.put(o * ends_width as u64, ends_width, cursor);
         o += 1;
@@ -373,7 +362,7 @@ fn patch_type(old: &TypeData, def: &TypeDef, d: TypeDelta) -> Result<TypeData> {
     let name = def.name();
     let population = patch_population(&old.population, d.slot_count, &d.removed, &d.added, name)?;
     let (rows, row_count, ends) = if def.is_collection() {
-        let (rows, count, ends) = patch_collection(name, old, &d, &population)?;
+        let (rows, count, ends) = patch_collection(name, old, &d)?;
         (rows, count, Some(ends))
     } else {
         let (rows, count) = patch_object(name, old, &d, &population)?;

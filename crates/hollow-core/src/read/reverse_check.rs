@@ -90,10 +90,7 @@ fn type_undone(p: &TypeData, f: &TypeData, d: &TypeDelta, r: &TypeDelta, def: &T
     if population != p.population || population.len() != p.population.len() {
         return false;
     }
-    // Records the forward delta added at ordinals the earlier state held and the reverse delta
-    // keeps: the only kept records that need not be copies of the earlier state's.
-    let mut kept_changes = (d.added.iter().copied())
-        .filter(|&o| p.population.contains(o as u64) && r.added.binary_search(&o).is_err());
+    let mut kept_changes = kept_changes(&d.added, &p.population, &r.added);
     let rows_undone = match def.is_collection() {
         false => {
             let row_bits = p.row_bits;
@@ -196,9 +193,20 @@ fn dictionary_undone(p: &Dictionary, f: &Dictionary, d: &DictDelta, r: &DictDelt
         at += len;
     }
     at == r.pool.len()
-        && (d.added.iter().copied())
-            .filter(|&e| p.population.contains(e as u64) && r.added.binary_search(&e).is_err())
+        && kept_changes(&d.added, &p.population, &r.added)
             .all(|e| f.get(e as u64) == p.get(e as u64))
+}
+
+/// What the forward delta added (`added`) at ordinals the earlier state held (`previous`) and
+/// the reverse delta keeps (not in `readded`): the only kept records (or dictionary entries)
+/// that need not be copies of the earlier state's.
+fn kept_changes<'a>(
+    added: &'a [u32],
+    previous: &'a crate::bitset::Bitset,
+    readded: &'a [u32],
+) -> impl Iterator<Item = u32> + 'a {
+    (added.iter().copied())
+        .filter(|&o| previous.contains(o as u64) && readded.binary_search(&o).is_err())
 }
 
 /// Whether `n` bits of `a` from bit `a_at` equal those of `b` from `b_at`.

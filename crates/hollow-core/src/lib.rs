@@ -66,4 +66,4 @@ pub use read::{
 };
 pub use schema::{Schema, SchemaBuilder, SchemaConflict};
 pub use state_id::StateId;
-pub use write::{AddBatch, WriteState};
+pub use write::{AddBatch, AddedRecords, OnStaged, StagedBatch, WriteState};

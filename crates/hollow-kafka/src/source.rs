@@ -684,19 +684,19 @@ where
             let outcome = self
                 .producer
                 .run_incremental_cycle(|c| {
+                    // The batch holds one message per key, so the order of keys does not
+                    // matter: the upserts go first, in one run (a delete waits for the upserts
+                    // staged before it).
                     for (i, p) in records.iter().enumerate() {
-                        match &p.op {
-                            Op::Upsert(rec) => {
-                                if let Err(e) = c.upsert(rec) {
-                                    refused.push((i, e.to_string()));
-                                }
-                            }
-                            Op::Delete => {
-                                let parts: Vec<_> =
-                                    p.parts.iter().map(OwnedKeyPart::as_part).collect();
-                                c.delete_key_parts(&type_name, &parts)?;
+                        if let Op::Upsert(rec) = &p.op {
+                            if let Err(e) = c.upsert(rec) {
+                                refused.push((i, e.to_string()));
                             }
                         }
+                    }
+                    for p in records.iter().filter(|p| matches!(p.op, Op::Delete)) {
+                        let parts: Vec<_> = p.parts.iter().map(OwnedKeyPart::as_part).collect();
+                        c.delete_key_parts(&type_name, &parts)?;
                     }
                     if !refused.is_empty() {
                         return Err(hollow_core::Error::Write(format!(

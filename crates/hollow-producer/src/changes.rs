@@ -2,7 +2,7 @@
 //! upserting and deleting records by primary key on top of the announced state.
 
 use hollow_core::schema::TypeId;
-use hollow_core::{AddBatch, ReadState, WriteState};
+use hollow_core::{AddBatch, AddedRecords, OnStaged, ReadState, StagedBatch, WriteState};
 use serde::{Deserialize, Serialize};
 
 /// Adds the records of one cycle, in batches (see [`WriteState::batch`]).
@@ -27,17 +27,37 @@ impl Populator<'_> {
 
 /// The changes of an incremental cycle: records upserted or deleted by primary key, on top of
 /// the announced state.
+///
+/// Upserts are serialized on the caller's thread while a worker thread adds the ones before
+/// and replaces the records that had their keys; a delete waits for the upserts before it.
 pub struct Changes<'a> {
-    pub(crate) write: &'a mut WriteState,
-    pub(crate) announced: Option<&'a ReadState>,
+    pub(crate) batch: StagedBatch<'a, Replacements>,
+}
+
+/// What replaces the records of upserted keys: run on the thread that interns the upserts.
+pub(crate) struct Replacements {
+    announced: Option<ReadState>,
     /// Per type: keys upserted in this cycle (encoded) and the ordinal they got.
-    pub(crate) upserted: foldhash::HashMap<(TypeId, EncodedKey), u32>,
+    upserted: foldhash::HashMap<(TypeId, EncodedKey), u32>,
     /// Keys (as in `upserted`) whose record of the announced state was removed this cycle.
-    pub(crate) deleted: foldhash::HashSet<(TypeId, EncodedKey)>,
+    deleted: foldhash::HashSet<(TypeId, EncodedKey)>,
     /// Where keys are encoded, reused.
-    pub(crate) scratch: Vec<u8>,
-    /// The types of the upserts staged in the write state and not applied yet, in order.
-    pub(crate) staged: Vec<hollow_core::schema::TypeId>,
+    scratch: Vec<u8>,
+}
+
+impl<'a> Changes<'a> {
+    /// The changes of a cycle on `write` (an incremental cycle begun) over `announced`.
+    pub(crate) fn new(write: &'a mut WriteState, announced: Option<&ReadState>) -> Self {
+        let replacements = Replacements {
+            announced: announced.cloned(),
+            upserted: Default::default(),
+            deleted: Default::default(),
+            scratch: Vec::new(),
+        };
+        Self {
+            batch: write.staged_batch(replacements),
+        }
+    }
 }
 
 fn no_primary_key(type_name: &str) -> hollow_core::Error {
@@ -45,9 +65,6 @@ fn no_primary_key(type_name: &str) -> hollow_core::Error {
         type_name: type_name.to_string(),
     }
 }
-
-/// Upserts are staged and added together up to this many at a time.
-const STAGED_UPSERTS: usize = 4096;
 
 /// A key's parts as bytes, to remember keys across the borrow of the write state: inline when
 /// short (an integer key takes 9 bytes), so that remembering 100,000 upserts allocates nothing
@@ -90,52 +107,18 @@ fn encode_key(parts: &[hollow_core::KeyPart<'_>], out: &mut Vec<u8>) -> EncodedK
 impl Changes<'_> {
     /// Sets a tag of the new state (see [`Populator::set_tag`]).
     pub fn set_tag(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        self.write.set_tag(key, value);
+        self.batch.set_tag(key, value);
     }
 
     /// The tags of the new state: the announced state's, with this cycle's changes.
     pub fn tags(&self) -> &hollow_core::Tags {
-        self.write.tags()
+        self.batch.tags()
     }
 
     /// Adds `record` (a struct of a record type with a primary key, the type known from `T`),
     /// replacing the record that had its key, if any.
     pub fn upsert<T: Serialize + ?Sized>(&mut self, record: &T) -> hollow_core::Result<()> {
-        // Staged, so that the lookups of many upserts overlap (see WriteState::stage).
-        let ty = self.write.stage(record)?;
-        self.staged.push(ty);
-        if self.staged.len() >= STAGED_UPSERTS {
-            self.apply_staged()?;
-        }
-        Ok(())
-    }
-
-    /// Adds the staged upserts and replaces the records that had their keys.
-    pub(crate) fn apply_staged(&mut self) -> hollow_core::Result<()> {
-        let ordinals = self.write.add_staged();
-        let schema = self.write.schema().clone();
-        for (&ty, ordinal) in std::mem::take(&mut self.staged).iter().zip(ordinals) {
-            let type_name = schema.get(ty).name();
-            let parts = self
-                .write
-                .key_of(type_name, ordinal)?
-                .ok_or_else(|| no_primary_key(type_name))?;
-            let key = (ty, encode_key(&parts, &mut self.scratch));
-            let before = match self.deleted.contains(&key) {
-                true => None, // removed already this cycle
-                false => self.find_committed(type_name, &parts)?,
-            };
-            if before.is_some_and(|old| old != ordinal) {
-                self.deleted.insert(key.clone());
-            }
-            let earlier = self.upserted.insert(key, ordinal);
-            for old in before.into_iter().chain(earlier) {
-                if old != ordinal {
-                    self.write.remove(type_name, old)?;
-                }
-            }
-        }
-        Ok(())
+        self.batch.stage(record).map(drop)
     }
 
     /// Deletes the record of type `T` whose primary key is `key`; false if there was none:
@@ -144,7 +127,7 @@ impl Changes<'_> {
         &mut self,
         key: &K,
     ) -> hollow_core::Result<bool> {
-        let schema = self.write.schema().clone();
+        let schema = self.batch.schema().clone();
         let ty = schema.record_type::<T>()?;
         self.delete_by_name(schema.get(ty).name(), key)
     }
@@ -168,32 +151,65 @@ impl Changes<'_> {
         type_name: &str,
         parts: &[hollow_core::KeyPart<'_>],
     ) -> hollow_core::Result<bool> {
-        self.apply_staged()?;
-        let ty = self.write.schema().require(type_name)?;
-        let encoded = (ty, encode_key(parts, &mut self.scratch));
+        let (write, replacements) = self.batch.settle()?;
+        let ty = write.schema().require(type_name)?;
+        let encoded = (ty, encode_key(parts, &mut replacements.scratch));
         let mut found = false;
-        if !self.deleted.contains(&encoded) {
-            if let Some(o) = self.find_committed(type_name, parts)? {
-                self.write.remove(type_name, o)?;
-                self.deleted.insert(encoded.clone());
+        if !replacements.deleted.contains(&encoded) {
+            if let Some(o) = replacements.find_committed(type_name, parts)? {
+                write.remove(type_name, o)?;
+                replacements.deleted.insert(encoded.clone());
                 found = true;
             }
         }
-        if let Some(o) = self.upserted.remove(&encoded) {
-            self.write.remove(type_name, o)?;
+        if let Some(o) = replacements.upserted.remove(&encoded) {
+            write.remove(type_name, o)?;
             found = true;
         }
         Ok(found)
     }
+}
 
+impl Replacements {
     fn find_committed(
         &self,
         type_name: &str,
         parts: &[hollow_core::KeyPart<'_>],
     ) -> hollow_core::Result<Option<u32>> {
-        match self.announced {
+        match &self.announced {
             Some(state) => Ok(state.primary_key_index(type_name)?.find_parts(parts)?),
             None => Ok(None),
         }
+    }
+}
+
+impl OnStaged for Replacements {
+    /// Replaces the record that had the key of the upserted record at `ordinal`.
+    fn added(
+        &mut self,
+        records: &mut AddedRecords<'_>,
+        ty: TypeId,
+        ordinal: u32,
+    ) -> hollow_core::Result<()> {
+        let type_name = records.schema().get(ty).name();
+        let parts = records
+            .key_of(ty, ordinal)
+            .ok_or_else(|| no_primary_key(type_name))?;
+        let key = (ty, encode_key(&parts, &mut self.scratch));
+        let before = match self.deleted.contains(&key) {
+            true => None, // removed already this cycle
+            false => self.find_committed(type_name, &parts)?,
+        };
+        drop(parts);
+        if before.is_some_and(|old| old != ordinal) {
+            self.deleted.insert(key.clone());
+        }
+        let earlier = self.upserted.insert(key, ordinal);
+        for old in before.into_iter().chain(earlier) {
+            if old != ordinal {
+                records.remove(ty, old);
+            }
+        }
+        Ok(())
     }
 }

@@ -394,16 +394,9 @@ impl Producer {
     {
         self.run(|write, announced| {
             write.begin_incremental()?;
-            let mut c = Changes {
-                write,
-                announced,
-                upserted: Default::default(),
-                deleted: Default::default(),
-                scratch: Vec::new(),
-                staged: Vec::new(),
-            };
+            let mut c = Changes::new(write, announced);
             changes(&mut c)?;
-            c.apply_staged()?;
+            let (write, _) = c.batch.settle()?;
             write.sweep_unreachable();
             Ok(())
         })

@@ -25,7 +25,7 @@ use crate::schema::{Kind, Schema, TypeId};
 use interner::Interner;
 use tape::{Tape, TapeLayout};
 
-pub use batch::AddBatch;
+pub use batch::{AddBatch, OnStaged, StagedBatch};
 
 /// Per-type write tables.
 #[derive(Debug)]
@@ -206,9 +206,7 @@ impl WriteState {
     /// Takes the record at `ordinal` of `type_name` out of the current state.
     pub fn remove(&mut self, type_name: &str, ordinal: u32) -> Result<()> {
         let t = self.schema.require(type_name)?;
-        let tw = &mut self.types[t.index()];
-        tw.records.unmark(ordinal);
-        tw.current_encodings = None;
+        AddedRecords::new(&self.schema, &mut self.types).remove(t, ordinal);
         Ok(())
     }
 
@@ -216,41 +214,7 @@ impl WriteState {
     /// in a [`crate::PrimaryKeyIndex`] (`None` if the type has no primary key).
     pub fn key_of(&self, type_name: &str, ordinal: u32) -> Result<Option<Vec<crate::KeyPart<'_>>>> {
         let t = self.schema.require(type_name)?;
-        let def = self.schema.get(t);
-        if def.primary_key().is_empty() {
-            return Ok(None);
-        }
-        let mut words = Vec::new();
-        let parts = def
-            .primary_key()
-            .iter()
-            .map(|field| {
-                // Through the records a path references, to the field's value.
-                let (mut ty, mut row) = (t, ordinal);
-                for (i, &c) in field.columns().iter().enumerate() {
-                    let tw = &self.types[ty.index()];
-                    let record = tw.record(row, &mut words);
-                    let null = tw.shape.mask_words > 0
-                        && record.get(c / 64).is_some_and(|w| w >> (c % 64) & 1 == 1);
-                    let Some(&v) = record.get(tw.shape.mask_words + c).filter(|_| !null) else {
-                        return crate::KeyPart::Null;
-                    };
-                    let kind = self.schema.get(ty).columns()[c].ty.kind;
-                    match kind {
-                        Kind::Reference(r) if i + 1 < field.columns().len() => {
-                            (ty, row) = (r, v as u32);
-                        }
-                        _ => {
-                            return crate::index::stored_part(kind, v, |e| {
-                                Some(tw.dicts[c].as_ref()?.get(e as u32))
-                            })
-                        }
-                    }
-                }
-                crate::KeyPart::Null
-            })
-            .collect();
-        Ok(Some(parts))
+        Ok(key_of(&self.schema, &self.types, t, ordinal))
     }
 
     /// Sets the tag `key` of the state being written: key/value metadata that every blob
@@ -493,9 +457,41 @@ impl WriteState {
     /// # Ok::<(), hollow_core::Error>(())
     /// ```
     pub fn batch(&mut self) -> AddBatch<'_> {
-        // Staged records go first, so that their ordinals are known to this write state.
-        self.add_held_back();
         AddBatch::new(self)
+    }
+
+    /// Starts staging records in batches (see [`WriteState::stage`]), each handed with its
+    /// ordinal to `handler` once interned: serializing runs on the caller's thread while a
+    /// worker thread interns the tape before and runs the handler. For callers that act on
+    /// each record's ordinal, as upserts replace the record that had the key.
+    ///
+    /// ```
+    /// # use serde::Serialize;
+    /// use hollow_core::schema::TypeId;
+    /// use hollow_core::{AddedRecords, OnStaged, SchemaBuilder, WriteState};
+    /// #[derive(Serialize, serde::Deserialize)]
+    /// struct Movie { id: i64, title: String }
+    ///
+    /// /// Remembers every ordinal.
+    /// struct Ordinals(Vec<u32>);
+    /// impl OnStaged for Ordinals {
+    ///     fn added(&mut self, _: &mut AddedRecords<'_>, _: TypeId, o: u32) -> hollow_core::Result<()> {
+    ///         self.0.push(o);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let schema = SchemaBuilder::new().add::<Movie>().primary_key("Movie", &["id"]).build()?;
+    /// let mut w = WriteState::new(schema);
+    /// let mut batch = w.staged_batch(Ordinals(Vec::new()));
+    /// for id in [1, 2, 1] {
+    ///     batch.stage(&Movie { id, title: "Heat".into() })?;
+    /// }
+    /// assert_eq!(batch.finish()?.0, [0, 1, 0]);
+    /// # Ok::<(), hollow_core::Error>(())
+    /// ```
+    pub fn staged_batch<H: OnStaged>(&mut self, handler: H) -> StagedBatch<'_, H> {
+        StagedBatch::new(self, handler)
     }
 
     /// Adds every record of `records` in batches (see [`WriteState::batch`]). On an error, the
@@ -673,5 +669,82 @@ impl WriteState {
                         .sum::<usize>()
             })
             .sum()
+    }
+}
+
+/// The primary key of the record at `ordinal` of type `t` in `types` (the tables of `schema`);
+/// `None` if the type has no primary key.
+fn key_of<'a>(
+    schema: &Schema,
+    types: &'a [TypeWriter],
+    t: TypeId,
+    ordinal: u32,
+) -> Option<Vec<crate::KeyPart<'a>>> {
+    let def = schema.get(t);
+    if def.primary_key().is_empty() {
+        return None;
+    }
+    let mut words = Vec::new();
+    let parts = def
+        .primary_key()
+        .iter()
+        .map(|field| {
+            // Through the records a path references, to the field's value.
+            let (mut ty, mut row) = (t, ordinal);
+            for (i, &c) in field.columns().iter().enumerate() {
+                let tw = &types[ty.index()];
+                let record = tw.record(row, &mut words);
+                let null = tw.shape.mask_words > 0
+                    && record.get(c / 64).is_some_and(|w| w >> (c % 64) & 1 == 1);
+                let Some(&v) = record.get(tw.shape.mask_words + c).filter(|_| !null) else {
+                    return crate::KeyPart::Null;
+                };
+                let kind = schema.get(ty).columns()[c].ty.kind;
+                match kind {
+                    Kind::Reference(r) if i + 1 < field.columns().len() => {
+                        (ty, row) = (r, v as u32);
+                    }
+                    _ => {
+                        return crate::index::stored_part(kind, v, |e| {
+                            Some(tw.dicts[c].as_ref()?.get(e as u32))
+                        })
+                    }
+                }
+            }
+            crate::KeyPart::Null
+        })
+        .collect();
+    Some(parts)
+}
+
+/// The records of a write state while a [`StagedBatch`] adds to them: what an [`OnStaged`]
+/// handler reads and changes, on whichever thread interns.
+pub struct AddedRecords<'a> {
+    schema: &'a Schema,
+    types: &'a mut [TypeWriter],
+}
+
+impl<'a> AddedRecords<'a> {
+    fn new(schema: &'a Schema, types: &'a mut [TypeWriter]) -> Self {
+        Self { schema, types }
+    }
+
+    /// The schema of the state being written.
+    pub fn schema(&self) -> &'a Schema {
+        self.schema
+    }
+
+    /// The primary key of the current record at `ordinal` of type `t` (`None` if the type has
+    /// no primary key); see [`WriteState::key_of`].
+    pub fn key_of(&self, t: TypeId, ordinal: u32) -> Option<Vec<crate::KeyPart<'_>>> {
+        key_of(self.schema, self.types, t, ordinal)
+    }
+
+    /// Takes the record at `ordinal` of type `t` out of the current state; see
+    /// [`WriteState::remove`].
+    pub fn remove(&mut self, t: TypeId, ordinal: u32) {
+        let tw = &mut self.types[t.index()];
+        tw.records.unmark(ordinal);
+        tw.current_encodings = None;
     }
 }

@@ -1,7 +1,6 @@
 //! The Kafka source: follows every partition of a topic from the offsets the announced state
 //! records, and publishes the changes through the incremental producer.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -237,7 +236,7 @@ struct Pending<T> {
 /// new ordinal each time).
 struct Batch<T> {
     items: Vec<Pending<T>>,
-    by_key: HashMap<Vec<OwnedKeyPart>, usize>,
+    by_key: foldhash::HashMap<Vec<OwnedKeyPart>, usize>,
     /// Messages consumed into the batch: values and tombstones.
     upserts: u64,
     deletes: u64,
@@ -247,7 +246,7 @@ impl<T> Batch<T> {
     fn new() -> Self {
         Self {
             items: Vec::new(),
-            by_key: HashMap::new(),
+            by_key: Default::default(),
             upserts: 0,
             deletes: 0,
         }
@@ -287,6 +286,15 @@ impl<T> Batch<T> {
 
     fn clear(&mut self) {
         *self = Self::new();
+    }
+}
+
+impl<T: Send + 'static> Batch<T> {
+    /// Empties the batch; its messages (many small allocations) are freed on a blocking
+    /// thread, off the loop that consumes and publishes.
+    fn clear_in_background(&mut self) {
+        let published = std::mem::replace(self, Self::new());
+        tokio::task::spawn_blocking(move || drop(published));
     }
 }
 
@@ -744,7 +752,7 @@ where
                             "published"
                         );
                     }
-                    pending.clear();
+                    pending.clear_in_background();
                     Ok(())
                 }
                 Err(e) => Err(format!("cycle failed: {e}")),

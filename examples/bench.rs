@@ -197,6 +197,21 @@ fn side_process(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                     anonymous_rss_bytes(),
                     "B",
                 );
+                drop(consumer);
+                // The same with a hash index, which the first start builds and saves beside
+                // the snapshot, and the second reads back.
+                let indexed = || {
+                    ConsumerBuilder::from_blob_store(store.clone())
+                        .with_mapped_blob_cache(&cache)
+                        .with_hash_index("Movie", &["cast.id"])
+                        .build()
+                };
+                drop(indexed().await?);
+                let t = Instant::now();
+                let consumer = indexed().await?;
+                let state = consumer.current().ok_or("no state")?;
+                black_box(state.hash_index("Movie", &["cast.id"])?.find(&7i64)?.len());
+                figure("mmap_cold_start_with_hash_index_ms", ms(t), "ms");
             }
             _ => {
                 let report = |what: &str| {

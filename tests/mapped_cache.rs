@@ -184,3 +184,65 @@ async fn a_restart_maps_the_indexes_saved_beside_the_snapshot() {
     assert_eq!(consumer.current().unwrap().checksum(), expected);
     assert_serves(&consumer, &data);
 }
+
+/// A consumer's own hash indexes are saved beside the cached snapshot with its primary key
+/// indexes; the next consumer on that cache reads them back (the file is not saved again) and
+/// answers as the first; one that asks for another index builds it and saves it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reads_the_hash_indexes_saved_beside_the_snapshot() {
+    let (data_dir, cache_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = std::sync::Arc::new(
+        object_store::local::LocalFileSystem::new_with_prefix(data_dir.path()).unwrap(),
+    );
+    let mut producer = ProducerBuilder::new(store.clone(), "movies", movies::schema().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let data = movies::state1(5_000);
+    producer
+        .run_cycle(|w| data.iter().try_for_each(|m| w.add(m)))
+        .await
+        .unwrap();
+    let start = |fields: &'static [&'static str]| {
+        ConsumerBuilder::new(store.clone(), "movies")
+            .with_mapped_blob_cache(cache_dir.path())
+            .with_hash_index("Movie", fields)
+            .build()
+    };
+    let by_actor = |consumer: &hollow::consumer::Consumer| -> Vec<Vec<u32>> {
+        let state = consumer.current().unwrap();
+        let index = state.hash_index("Movie", &["cast.id"]).unwrap();
+        (0..2_000i64)
+            .map(|actor| index.find(&actor).unwrap().to_vec())
+            .collect()
+    };
+    let saved_file = || {
+        let path = std::fs::read_dir(cache_dir.path().join("snapshot"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(".indexes"))
+            .expect("indexes saved beside the snapshot");
+        std::fs::read(path).unwrap()
+    };
+    let holds =
+        |saved: &[u8], field: &str| saved.windows(field.len()).any(|w| w == field.as_bytes());
+
+    let first = start(&["cast.id"]).await.unwrap();
+    let expected = by_actor(&first);
+    assert!(expected.iter().any(|movies| movies.len() > 1));
+    drop(first);
+    let saved = saved_file();
+    assert!(holds(&saved, "cast.id"), "the hash index is saved");
+
+    let second = start(&["cast.id"]).await.unwrap();
+    assert_eq!(by_actor(&second), expected);
+    assert_serves(&second, &data);
+    drop(second);
+    assert_eq!(saved_file(), saved, "read back, not saved again");
+
+    let third = start(&["country"]).await.unwrap();
+    assert_eq!(by_actor(&third), expected);
+    drop(third);
+    let again = saved_file();
+    assert!(holds(&again, "cast.id") && holds(&again, "country"));
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::ArcSwapOption;
 use futures::FutureExt;
 use hollow_core::{ReadState, Schema, SchemaBuilder, SchemaConflict, StateId};
-use hollow_store::{load, BlobStore, Plan};
+use hollow_store::{load_with_hash_indexes, BlobStore, Plan};
 use object_store::{ObjectStore, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -378,19 +378,16 @@ impl Shared {
         {
             return Err(why.clone().error(*state));
         }
-        let (mut next, plan) = match load(
-            &self.store,
-            current.as_deref(),
-            target,
-            self.max_delta_chain,
-        )
-        .await
-        {
+        let load = |current| {
+            let indexes = &self.hash_indexes;
+            load_with_hash_indexes(&self.store, current, target, self.max_delta_chain, indexes)
+        };
+        let (mut next, plan) = match load(current.as_deref()).await {
             Ok(done) => done,
             // A broken delta path (a missing or corrupt delta): try a fresh snapshot once.
             Err(e) if current.is_some() => {
                 tracing::warn!(error = %e, %target, "following deltas failed; loading a snapshot");
-                load(&self.store, None, target, self.max_delta_chain).await?
+                load(None).await?
             }
             Err(e) => return Err(e.into()),
         };

@@ -1,6 +1,7 @@
-//! Primary key indexes saved beside their snapshot and read back instead of built: the same
-//! lookups as a built index; refused (never misread) when saved for another snapshot, damaged,
-//! or when the snapshot changed; and never a panic or a wrong record, whatever the bytes.
+//! Indexes saved beside their snapshot and read back instead of built: the same lookups as
+//! built indexes; refused (never misread) when saved for another snapshot, damaged, or when
+//! the snapshot changed; and never a panic, whatever the bytes (nor a wrong record from a
+//! primary key index).
 
 use bytes::Bytes;
 use hollow_core::{Error, ReadState, SchemaBuilder, SnapshotCheck, WriteState};
@@ -186,4 +187,118 @@ fn damaged_saved_indexes_never_answer_a_wrong_record() {
     }
     // Bucket bits flipped are accepted (a lookup may then miss); sizes and versions are not.
     assert!(accepted > 0);
+}
+
+/// Products with a hash index the schema declares (by category) and one added (by price).
+fn hashed_snapshot(products: u32) -> Bytes {
+    let schema = SchemaBuilder::new()
+        .add::<Product>()
+        .primary_key("Product", &["category.id", "sku"])
+        .hash_index("Product", &["category.name"])
+        .build()
+        .unwrap();
+    let mut w = WriteState::new(schema);
+    for i in 0..products {
+        w.add(&Product {
+            category: Category {
+                id: (i % 40) as i64,
+                name: format!("category {}", i % 40),
+            },
+            sku: format!("sku-{i}"),
+            price: (i % 1000) as i64,
+        })
+        .unwrap();
+    }
+    Bytes::from(w.write_snapshot(1).unwrap())
+}
+
+/// Every lookup of both hash indexes answers as on `built`.
+fn assert_hash_lookups_match(read: &ReadState, built: &ReadState) {
+    for (fields, keys) in [(["category.name"], 0..45), (["price"], 0..1005)] {
+        let (a, b) = (
+            read.hash_index("Product", &fields).unwrap(),
+            built.hash_index("Product", &fields).unwrap(),
+        );
+        for k in keys {
+            let (x, y) = match fields[0] {
+                "price" => (a.find(&(k as i64)), b.find(&(k as i64))),
+                _ => (
+                    a.find(format!("category {k}").as_str()),
+                    b.find(format!("category {k}").as_str()),
+                ),
+            };
+            assert_eq!(x.unwrap(), y.unwrap(), "{fields:?} {k}");
+        }
+    }
+}
+
+/// Hash indexes, declared or added, are saved with the primary key indexes and read back as
+/// they were built: the same lookups, the same bytes saved again.
+#[test]
+fn saved_hash_indexes_answer_as_built_ones() {
+    let blob = hashed_snapshot(20_000);
+    let mut built = ReadState::from_snapshot(blob.clone()).unwrap();
+    built.add_hash_index("Product", &["price"]).unwrap();
+    let saved = Bytes::from(built.save_indexes().unwrap());
+    let read = ReadState::from_snapshot_with_saved_indexes(
+        blob.clone(),
+        saved.clone(),
+        SnapshotCheck::Checksums,
+    )
+    .unwrap();
+    assert_hash_lookups_match(&read, &built);
+    assert_eq!(read.save_indexes().unwrap(), &saved[..]);
+
+    // Saved without the declared one (by an older save), it is built on load.
+    let mut bare = ReadState::from_snapshot_without_indexes(blob.clone()).unwrap();
+    assert!(bare.save_indexes().is_none());
+    bare = ReadState::from_snapshot(blob.clone()).unwrap();
+    let only_declared = Bytes::from(bare.save_indexes().unwrap());
+    let read =
+        ReadState::from_snapshot_with_saved_indexes(blob, only_declared, SnapshotCheck::Checksums)
+            .unwrap();
+    assert!(read.hash_index("Product", &["category.name"]).is_ok());
+    assert!(read.hash_index("Product", &["price"]).is_err());
+}
+
+/// Saved hash indexes damaged are refused; damaged ones whose checksum was made good again are
+/// refused or read, and a lookup then never panics nor names a record the type does not have.
+/// (The cache folder is trusted as far as its checksums: whoever can write it with a good
+/// checksum can change the cached snapshot too.)
+#[test]
+fn damaged_saved_hash_indexes_never_panic() {
+    let blob = hashed_snapshot(600);
+    let built = ReadState::from_snapshot(blob.clone()).unwrap();
+    let saved = built.save_indexes().unwrap();
+    let footer_at = saved.len() - 8;
+    let products = built.record_count("Product").unwrap();
+    // The hash indexes come after the primary key tables: damage only those bytes.
+    let magic = saved
+        .windows(13)
+        .position(|w| w == b"category.name")
+        .unwrap();
+    let mut refused = 0;
+    for i in magic - 12..footer_at {
+        for mask in [0x01u8, 0x80] {
+            let mut b = saved.clone();
+            b[i] ^= mask;
+            let checksum = xxhash_rust::xxh3::xxh3_64(&b[..footer_at]);
+            b[footer_at..].copy_from_slice(&checksum.to_le_bytes());
+            let read = ReadState::from_snapshot_with_saved_indexes(
+                blob.clone(),
+                Bytes::from(b),
+                SnapshotCheck::Checksums,
+            );
+            let Ok(state) = read else {
+                refused += 1;
+                continue;
+            };
+            let index = state.hash_index("Product", &["category.name"]).unwrap();
+            for k in 0..45 {
+                let found = index.find(format!("category {k}").as_str()).unwrap();
+                assert!(found.iter().all(|&o| (o as u64) < products), "byte {i}");
+            }
+        }
+    }
+    assert!(refused > 0);
 }

@@ -51,7 +51,7 @@ mod store;
 
 pub use error::{Error, Result};
 pub use lease::{Lease, LeaseObject};
-pub use load::{load, load_listed};
+pub use load::{load, load_listed, load_with_hash_indexes};
 /// The object store crate, re-exported so that stores are named with the version hollow uses.
 pub use object_store;
 pub use plan::{plan, resolve_version, Plan};

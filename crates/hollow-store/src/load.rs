@@ -18,7 +18,22 @@ pub async fn load(
     target: StateId,
     max_chain: usize,
 ) -> Result<(ReadState, Plan)> {
-    load_listed(store, &store.list().await?, current, target, max_chain).await
+    load_with_hash_indexes(store, current, target, max_chain, &[]).await
+}
+
+/// [`load`], for a reader that adds the hash indexes `hash_indexes` (type name, field paths)
+/// to the states it serves: a snapshot loaded has them added before its indexes are saved in
+/// the blob cache, so that the next load of it copies them instead of building them. An index
+/// that cannot be added is left for the caller to add, and to report.
+pub async fn load_with_hash_indexes(
+    store: &BlobStore,
+    current: Option<&ReadState>,
+    target: StateId,
+    max_chain: usize,
+    hash_indexes: &[(String, Vec<String>)],
+) -> Result<(ReadState, Plan)> {
+    let blobs = store.list().await?;
+    load_planned(store, &blobs, current, target, max_chain, hash_indexes).await
 }
 
 /// [`load`] with the store's blobs listed already (`blobs`, from [`BlobStore::list`]): for a
@@ -30,9 +45,20 @@ pub async fn load_listed(
     target: StateId,
     max_chain: usize,
 ) -> Result<(ReadState, Plan)> {
+    load_planned(store, blobs, current, target, max_chain, &[]).await
+}
+
+async fn load_planned(
+    store: &BlobStore,
+    blobs: &[BlobName],
+    current: Option<&ReadState>,
+    target: StateId,
+    max_chain: usize,
+    hash_indexes: &[(String, Vec<String>)],
+) -> Result<(ReadState, Plan)> {
     let plan = plan(blobs, current.map(ReadState::id), target, max_chain)?;
     let mut state = match (plan.snapshot, current) {
-        (Some(id), _) => open_snapshot(store, id).await?,
+        (Some(id), _) => open_snapshot(store, id, hash_indexes).await?,
         (None, Some(c)) => c.clone(),
         (None, None) => {
             return Err(Error::Unreachable {
@@ -55,16 +81,30 @@ pub async fn load_listed(
     Ok((state, plan))
 }
 
-/// Loads the snapshot of state `id`: from the cache with the indexes saved beside it when it
-/// can, otherwise as any blob, saving its indexes in the cache for the next load.
-async fn open_snapshot(store: &BlobStore, id: StateId) -> Result<ReadState> {
+/// Loads the snapshot of state `id` with the hash indexes `hash_indexes` added: from the cache
+/// with the indexes saved beside it when it can, otherwise as any blob; then saves its indexes
+/// in the cache for the next load, unless the saved ones were all there.
+async fn open_snapshot(
+    store: &BlobStore,
+    id: StateId,
+    hash_indexes: &[(String, Vec<String>)],
+) -> Result<ReadState> {
     let blob = BlobName::Snapshot(id);
-    if let Some(state) = store.load_cached_with_indexes(blob).await {
-        return Ok(state);
-    }
     let before = store.cached_stamp(blob);
-    let state = open(store, blob, ReadState::from_snapshot).await?;
-    store.save_cached_indexes(blob, &state, before).await;
+    let (mut state, from_saved) = match store.load_cached_with_indexes(blob).await {
+        Some(state) => (state, true),
+        None => (open(store, blob, ReadState::from_snapshot).await?, false),
+    };
+    let mut added = false;
+    for (type_name, fields) in hash_indexes {
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        if state.hash_index(type_name, &fields).is_err() {
+            added |= state.add_hash_index(type_name, &fields).is_ok();
+        }
+    }
+    if !from_saved || added {
+        store.save_cached_indexes(blob, &state, before).await;
+    }
     Ok(state)
 }
 

@@ -1,5 +1,5 @@
-//! Primary key indexes saved beside the snapshot they were built on, so that loading that
-//! snapshot again maps them instead of building them.
+//! Indexes saved beside the snapshot they were built on, so that loading that snapshot again
+//! maps its primary key indexes and copies its hash indexes instead of building them.
 //!
 //! ```text
 //! header  (40 B)  magic "HOLLOWIX" | layout version u32 | table count u32 |
@@ -7,12 +7,18 @@
 //! tables  each:   type id u32 | ordinal bits u8 | entry bits u8 | has duplicate u8 | 0 u8 |
 //!                 capacity u64 | an empty bucket u64 | duplicate ordinals u32 u32 |
 //!                 bucket bytes u64 | the buckets (a multiple of 8 bytes)
+//! hash indexes    count u32 | each: type id u32 | shard bits u32 | field count u32 |
+//!                 per field: byte length u32, UTF-8 | per shard: key count u64 |
+//!                 posting count u64 | per key: hash u64, hash low u32, run length u32 |
+//!                 the postings, u32 each | padding to 8 bytes
 //! footer  (8 B)   xxh3 of every byte before it
 //! ```
 //! All integers are little-endian; the buckets start 8-byte aligned. The layout version names
 //! how keys are hashed and placed ([`LAYOUT_VERSION`]): a table saved by a library that hashed
 //! otherwise would answer lookups wrongly, so one of another version is refused, never read.
-//! Anything wrong is an [`Error::SavedIndexes`]; the caller then builds the indexes instead.
+//! A hash index is saved as its keys (their hashes, in order) and postings, and its tables are
+//! laid out again on load. Anything wrong is an [`Error::SavedIndexes`]; the caller then builds
+//! the indexes instead.
 
 use bytes::Bytes;
 use xxhash_rust::xxh3::xxh3_64;
@@ -21,10 +27,12 @@ use crate::byte_io::{ByteReader, ByteWriter};
 use crate::error::{Error, Result};
 use crate::StateId;
 
-/// The version of the primary key index's hashing and bucket layout. Bump it with any change to
-/// how a key is hashed, which bucket it goes to or how a bucket is packed; the test
-/// `index::tests::the_saved_layout_is_frozen` fails until it is.
-pub const LAYOUT_VERSION: u32 = 1;
+/// The version of the primary key index's hashing and bucket layout, and of the hash index's
+/// key hashing. Bump it with any change to how a key is hashed, which bucket or shard it goes
+/// to or how a bucket is packed; the tests `index::tests::the_saved_layout_is_frozen` and
+/// `hash_index::tests::the_saved_key_hashes_are_frozen` fail until it is. (2: hash indexes
+/// saved too.)
+pub const LAYOUT_VERSION: u32 = 2;
 
 const MAGIC: [u8; 8] = *b"HOLLOWIX";
 
@@ -47,6 +55,29 @@ pub struct SavedTable {
     pub buckets: Bytes,
 }
 
+/// One hash index, as saved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedHashIndex {
+    /// The type indexed.
+    pub type_id: u32,
+    /// Its key's field paths.
+    pub fields: Vec<String>,
+    /// The index has `1 << shard_bits` shards.
+    pub shard_bits: u32,
+    /// Per shard, its keys and their records.
+    pub shards: Vec<SavedShard>,
+}
+
+/// One shard of a saved hash index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SavedShard {
+    /// Per key, in the order of the table: the two words of its hash and the length of its run
+    /// of the postings.
+    pub keys: Vec<(u64, u32, u32)>,
+    /// The ordinals of the keys' records, run after run.
+    pub postings: Vec<u32>,
+}
+
 /// Saved indexes: which snapshot they belong to, and their tables.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SavedIndexes {
@@ -56,6 +87,8 @@ pub struct SavedIndexes {
     pub footer_checksum: u64,
     /// One table per indexed type, by type id.
     pub tables: Vec<SavedTable>,
+    /// The hash indexes the state had.
+    pub hash_indexes: Vec<SavedHashIndex>,
 }
 
 impl SavedIndexes {
@@ -81,6 +114,27 @@ impl SavedIndexes {
             w.u32(b);
             w.u64(t.buckets.len() as u64);
             w.bytes(&t.buckets);
+            w.align8();
+        }
+        w.u32(self.hash_indexes.len() as u32);
+        for h in &self.hash_indexes {
+            w.u32(h.type_id);
+            w.u32(h.shard_bits);
+            w.u32(h.fields.len() as u32);
+            for f in &h.fields {
+                w.u32(f.len() as u32);
+                w.bytes(f.as_bytes());
+            }
+            for shard in &h.shards {
+                w.u64(shard.keys.len() as u64);
+                w.u64(shard.postings.len() as u64);
+                for &(hash, low, run) in &shard.keys {
+                    w.u64(hash);
+                    w.u32(low);
+                    w.u32(run);
+                }
+                shard.postings.iter().for_each(|&o| w.u32(o));
+            }
             w.align8();
         }
         let mut bytes = w.into_inner();
@@ -141,11 +195,16 @@ impl SavedIndexes {
                     buckets,
                 });
             }
+            let mut hash_indexes = Vec::new();
+            for _ in 0..r.u32("hash index count")? {
+                hash_indexes.push(read_hash_index(r)?);
+            }
             r.finish("saved indexes")?;
             Ok(Self {
                 snapshot,
                 footer_checksum,
                 tables,
+                hash_indexes,
             })
         };
         read(&mut r).map_err(|e| match e {
@@ -153,6 +212,53 @@ impl SavedIndexes {
             other => unusable(other.to_string()),
         })
     }
+}
+
+/// A little-endian integer of up to 8 bytes.
+fn le(bytes: &[u8]) -> u64 {
+    bytes.iter().rev().fold(0, |v, &b| v << 8 | b as u64)
+}
+
+/// Reads one saved hash index (its counts bounded by the bytes there are).
+fn read_hash_index(r: &mut ByteReader) -> Result<SavedHashIndex> {
+    let type_id = r.u32("hash index type id")?;
+    let shard_bits = r.u32("hash index shard bits")?;
+    if shard_bits > 16 {
+        return Err(Error::SavedIndexes(format!(
+            "a hash index of 2^{shard_bits} shards"
+        )));
+    }
+    let mut fields = Vec::new();
+    for _ in 0..r.u32("hash index field count")? {
+        let len = r.u32("field name length")?;
+        let name = r.take_slice("field name", len as u64)?;
+        let name = std::str::from_utf8(name)
+            .map_err(|_| Error::SavedIndexes("a field name that is not UTF-8".into()))?;
+        fields.push(name.to_string());
+    }
+    let mut shards = Vec::with_capacity(1 << shard_bits);
+    for _ in 0..1u32 << shard_bits {
+        let keys = r.u64("key count")?;
+        let postings = r.u64("posting count")?;
+        let key_bytes = r.take_slice("keys", keys.saturating_mul(16))?;
+        let keys = key_bytes
+            .chunks_exact(16)
+            .map(|k| (le(&k[..8]), le(&k[8..12]) as u32, le(&k[12..]) as u32))
+            .collect();
+        let posting_bytes = r.take_slice("postings", postings.saturating_mul(4))?;
+        let postings = posting_bytes
+            .chunks_exact(4)
+            .map(|p| le(p) as u32)
+            .collect();
+        shards.push(SavedShard { keys, postings });
+    }
+    r.align8("hash index")?;
+    Ok(SavedHashIndex {
+        type_id,
+        fields,
+        shard_bits,
+        shards,
+    })
 }
 
 #[cfg(test)]
@@ -171,6 +277,18 @@ mod tests {
                 empty_bucket: 3,
                 duplicate: Some((1, 4)),
                 buckets: Bytes::from(vec![0xFF; 24]),
+            }],
+            hash_indexes: vec![SavedHashIndex {
+                type_id: 1,
+                fields: vec!["cast.id".into(), "country".into()],
+                shard_bits: 1,
+                shards: vec![
+                    SavedShard {
+                        keys: vec![(0x13, 7, 2), (0x8001, 9, 1)],
+                        postings: vec![3, 5, 4],
+                    },
+                    SavedShard::default(),
+                ],
             }],
         }
     }
@@ -198,11 +316,11 @@ mod tests {
             assert!(SavedIndexes::decode(Bytes::from(b)).is_err(), "flip {i}");
         }
         let mut other = bytes.clone();
-        other[8] = 2;
+        other[8] = 3;
         let at = other.len() - 8;
         let checksum = xxh3_64(&other[..at]);
         other[at..].copy_from_slice(&checksum.to_le_bytes());
         let e = SavedIndexes::decode(Bytes::from(other)).unwrap_err();
-        assert!(e.to_string().contains("index layout 2"), "{e}");
+        assert!(e.to_string().contains("index layout 3"), "{e}");
     }
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{Error, Result, SchemaProblem};
+use crate::format::saved_indexes::{SavedHashIndex, SavedShard};
 use crate::index::{combine, kind_class, mix, part_class, stored_part, Key, KeyMismatch, KeyPart};
 use crate::parallel::map_ordinals;
 use crate::schema::{FieldPath, TypeId, TypeKind};
@@ -301,6 +302,14 @@ impl LeafKeys<'_> {
 impl HashIndex {
     /// Builds the index of `type_name` of `state` on `fields` (paths such as `cast.id`).
     pub(crate) fn build(state: &impl StateTypes, type_name: &str, fields: &[&str]) -> Result<Self> {
+        let mut index = Self::empty(state, type_name, fields)?;
+        let id = state.schema().require(type_name)?;
+        index.fill(state, id);
+        Ok(index)
+    }
+
+    /// The index of `type_name` of `state` on `fields`, with no keys yet.
+    fn empty(state: &impl StateTypes, type_name: &str, fields: &[&str]) -> Result<Self> {
         let schema = state.schema();
         let id = schema.require(type_name)?;
         if schema.get(id).kind() != TypeKind::Object {
@@ -325,15 +334,106 @@ impl HashIndex {
             .iter()
             .enumerate()
             .fold(0, |c, (i, p)| c | kind_class(p.kind) << (2 * i));
-        let mut index = Self {
+        Ok(Self {
             type_name: type_name.to_string(),
             fields: fields.iter().map(|f| f.to_string()).collect(),
             paths,
             classes,
             shards: Vec::new(),
             shard_bits: 0,
-        };
-        index.fill(state, id);
+        })
+    }
+
+    /// The index as saved beside a snapshot (see [`crate::ReadState::save_indexes`]): its keys
+    /// and postings, shard by shard; `type_id` is its type's.
+    pub(crate) fn saved(&self, type_id: TypeId) -> SavedHashIndex {
+        let shards = self
+            .shards
+            .iter()
+            .map(|shard| {
+                let mut saved = SavedShard::default();
+                for (b, next) in shard.buckets.iter().zip(&shard.buckets[1..]) {
+                    let run = &shard.postings[b.start as usize..next.start as usize];
+                    // Keys whose records all left (after deltas) are not saved.
+                    if !b.is_empty() && !run.is_empty() {
+                        saved.keys.push((b.hash, b.hash_low, run.len() as u32));
+                        saved.postings.extend_from_slice(run);
+                    }
+                }
+                saved
+            })
+            .collect();
+        SavedHashIndex {
+            type_id: type_id.0,
+            fields: self.fields.clone(),
+            shard_bits: self.shard_bits,
+            shards,
+        }
+    }
+
+    /// The index `saved` (by [`HashIndex::saved`]) for `state`, its tables laid out again: the
+    /// index a build would give, or an [`Error::SavedIndexes`] if `saved` is not one (keys out
+    /// of order or in the wrong shard, runs not ascending, ordinals the type does not have).
+    pub(crate) fn from_saved(state: &impl StateTypes, saved: SavedHashIndex) -> Result<Self> {
+        let unusable = |why: String| Error::SavedIndexes(why);
+        let schema = state.schema();
+        let id = TypeId(saved.type_id);
+        if id.index() >= schema.len() {
+            return Err(unusable(format!("no type {}", saved.type_id)));
+        }
+        let type_name = schema.get(id).name().to_string();
+        let fields: Vec<&str> = saved.fields.iter().map(String::as_str).collect();
+        let what = format!("the hash index of {type_name}({})", fields.join(", "));
+        let mut index = Self::empty(state, &type_name, &fields)
+            .map_err(|e| unusable(format!("{what}: {e}")))?;
+        let keys: usize = saved.shards.iter().map(|s| s.keys.len()).sum();
+        let bits = shard_bits_for(keys);
+        if saved.shard_bits != bits || saved.shards.len() != 1 << bits {
+            return Err(unusable(format!(
+                "{what} has 2^{} shards for {keys} keys",
+                saved.shard_bits
+            )));
+        }
+        let population = &state.type_data(id).population;
+        for (number, shard) in saved.shards.iter().enumerate() {
+            let in_order = shard
+                .keys
+                .windows(2)
+                .all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1));
+            let placed = shard.keys.iter().all(|&(hash, low, run)| {
+                hash & 1 == 1 && run > 0 && shard_of([hash, low as u64], bits) == number
+            });
+            let mut runs = shard.keys.iter().scan(0usize, |at, &(_, _, run)| {
+                let start = *at;
+                *at += run as usize;
+                Some(shard.postings.get(start..*at))
+            });
+            let postings_fit = runs.all(|r| {
+                r.is_some_and(|r| {
+                    r.windows(2).all(|w| w[0] < w[1])
+                        && r.iter().all(|&o| population.contains(o as u64))
+                })
+            });
+            let total: usize = shard.keys.iter().map(|k| k.2 as usize).sum();
+            if !(in_order && placed && postings_fit && total == shard.postings.len()) {
+                return Err(unusable(format!("{what}: shard {number} is damaged")));
+            }
+        }
+        index.shard_bits = bits;
+        index.shards = saved
+            .shards
+            .iter()
+            .map(|shard| {
+                let mut at = 0;
+                let runs = shard.keys.iter().map(|&(hash, low, run)| {
+                    let r = &shard.postings[at..at + run as usize];
+                    at += run as usize;
+                    ([hash, low as u64], r.iter().copied())
+                });
+                let (keys, postings) = (shard.keys.len(), shard.postings.len());
+                Arc::new(Shard::from_runs(keys, postings, runs, bits))
+            })
+            .collect();
         Ok(index)
     }
 
@@ -733,5 +833,110 @@ mod tests {
         let lead = HashIndex::build(&state, "Film", &["lead.id"]).unwrap();
         assert_eq!(lead.find(&6i64).unwrap(), &[4]);
         assert!(lead.find(&-1i64).unwrap().is_empty());
+    }
+
+    fn films(n: i64) -> ReadState {
+        let schema = SchemaBuilder::new().add::<Film>().build().unwrap();
+        let mut w = WriteState::new(schema);
+        for id in 0..n {
+            let cast = (0..id % 4)
+                .map(|i| Actor {
+                    id: (id + i * 7) % 20_000,
+                    name: format!("actor {}", (id + i) % 9_000),
+                })
+                .collect();
+            w.add(&Film {
+                id,
+                cast,
+                lead: None,
+            })
+            .unwrap();
+        }
+        ReadState::from_snapshot(Bytes::from(w.write_snapshot(1).unwrap())).unwrap()
+    }
+
+    /// An index saved and read back is the one built, table for table, on one path or two.
+    #[test]
+    fn a_saved_index_read_back_is_the_built_one() {
+        let state = films(30_000);
+        let film = state.schema().require("Film").unwrap();
+        for fields in [&["cast.id"][..], &["cast.name"], &["id", "cast.name"]] {
+            let built = HashIndex::build(&state, "Film", fields).unwrap();
+            assert!(
+                built.shards.len() > 1 || fields == ["cast.name"],
+                "{fields:?}"
+            );
+            let read = HashIndex::from_saved(&state, built.saved(film)).unwrap();
+            assert_eq!(read.shard_bits, built.shard_bits);
+            assert!(read.shards == built.shards, "{fields:?}");
+            assert_eq!(read.find(&5i64).ok(), built.find(&5i64).ok());
+        }
+    }
+
+    /// Saved keys out of order, in another shard, with runs out of order or naming records the
+    /// type does not have, are refused.
+    #[test]
+    fn a_damaged_saved_index_is_refused() {
+        let state = films(30_000);
+        let film = state.schema().require("Film").unwrap();
+        let saved = HashIndex::build(&state, "Film", &["cast.id"])
+            .unwrap()
+            .saved(film);
+        type Damage = fn(&mut SavedHashIndex);
+        let damages: [(&str, Damage); 6] = [
+            ("keys swapped", |s| s.shards[0].keys.swap(0, 1)),
+            ("a key in another shard", |s| {
+                let key = s.shards[1].keys.remove(0);
+                s.shards[0].keys.push(key);
+            }),
+            ("a run out of order", |s| {
+                let shard = &mut s.shards[0];
+                let longer = shard.keys.iter().position(|k| k.2 > 1).unwrap();
+                let at: u32 = shard.keys[..longer].iter().map(|k| k.2).sum();
+                shard.postings.swap(at as usize, at as usize + 1);
+            }),
+            ("an ordinal past the type", |s| {
+                let last = s.shards[0].postings.len() - 1;
+                s.shards[0].postings[last] = 1 << 30;
+            }),
+            ("runs longer than the postings", |s| {
+                s.shards[0].keys[0].2 += 1
+            }),
+            ("another field", |s| s.fields = vec!["nothing".into()]),
+        ];
+        for (what, damage) in damages {
+            let mut damaged = saved.clone();
+            damage(&mut damaged);
+            let e = HashIndex::from_saved(&state, damaged)
+                .map(drop)
+                .unwrap_err();
+            assert!(matches!(e, Error::SavedIndexes(_)), "{what}: {e}");
+        }
+    }
+
+    /// How keys are hashed and sharded is part of the saved layout: a change must bump
+    /// `LAYOUT_VERSION` (and this test's figures), or saved indexes would answer wrongly.
+    #[test]
+    fn the_saved_key_hashes_are_frozen() {
+        let state = films(30_000);
+        let film = state.schema().require("Film").unwrap();
+        let saved = HashIndex::build(&state, "Film", &["id", "cast.name"])
+            .unwrap()
+            .saved(film);
+        let mut words = Vec::new();
+        for (s, shard) in saved.shards.iter().enumerate() {
+            for &(hash, low, run) in &shard.keys {
+                words.extend([s as u64, hash, low as u64, run as u64]);
+            }
+        }
+        let digest = xxhash_rust::xxh3::xxh3_64(bytemuck::cast_slice(&words));
+        assert_eq!(
+            (
+                crate::format::saved_indexes::LAYOUT_VERSION,
+                saved.shard_bits,
+                digest
+            ),
+            (2, 3, 1447576804597196294)
+        );
     }
 }

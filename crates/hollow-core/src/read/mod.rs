@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use crate::error::{CorruptReason, Error, Result};
 use crate::format::{self, BlobKind, SectionKind};
+use crate::hash_index::HashIndex;
 use crate::index::PrimaryKeyIndex;
 use crate::schema::{Schema, TypeId};
 use crate::type_data::{BlobAddresses, StateTypes, TypeData};
@@ -87,10 +88,10 @@ impl ReadState {
         Ok(state)
     }
 
-    /// The primary key indexes of a state loaded from a snapshot, saved so that a later load
-    /// of the same snapshot ([`ReadState::from_snapshot_with_saved_indexes`]) maps them
-    /// instead of building them. `None` for a state reached by a delta, or one loaded without
-    /// indexes.
+    /// The primary key indexes and the hash indexes of a state loaded from a snapshot, saved so
+    /// that a later load of the same snapshot ([`ReadState::from_snapshot_with_saved_indexes`])
+    /// maps the primary key indexes and copies the hash indexes instead of building them.
+    /// `None` for a state reached by a delta, or one loaded without indexes.
     pub fn save_indexes(&self) -> Option<Vec<u8>> {
         let tables = self
             .indexes
@@ -106,17 +107,25 @@ impl ReadState {
         if tables.len() != pk_types.count() {
             return None;
         }
+        let hash_indexes = self
+            .hash_indexes
+            .iter()
+            .map(|index| Some(index.saved(self.schema.type_id(index.type_name())?)))
+            .collect::<Option<Vec<_>>>()?;
         let saved = format::saved_indexes::SavedIndexes {
             snapshot: self.id,
             footer_checksum: self.snapshot_checksum?,
             tables,
+            hash_indexes,
         };
         Some(saved.encode())
     }
 
-    /// [`ReadState::from_snapshot`], with the primary key indexes read from `saved` (what
-    /// [`ReadState::save_indexes`] gave for this snapshot) instead of built: they stay in
-    /// `saved`'s buffer, a memory-mapped file if that is what it is.
+    /// [`ReadState::from_snapshot`], with the indexes read from `saved` (what
+    /// [`ReadState::save_indexes`] gave for this snapshot) instead of built: the primary key
+    /// indexes stay in `saved`'s buffer, a memory-mapped file if that is what it is; the hash
+    /// indexes are copied out and checked (keys in order, runs ascending, ordinals the type
+    /// has), and the ones the schema declares that `saved` lacks are built.
     ///
     /// `check` says how much of the blob to verify: [`SnapshotCheck::UnchangedSinceSaved`]
     /// skips hashing its bytes, for a caller that knows they have not changed since the
@@ -165,6 +174,10 @@ impl ReadState {
             ));
         }
         state.indexes = indexes;
+        for saved in saved.hash_indexes {
+            let index = HashIndex::from_saved(&state, saved)?;
+            state.hash_indexes.push(Arc::new(index));
+        }
         state.add_declared_hash_indexes()?;
         Ok(state)
     }

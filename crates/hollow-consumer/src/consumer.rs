@@ -111,8 +111,9 @@ impl ConsumerBuilder {
     }
 
     /// Keeps a hash index of `type_name` on `fields` (paths such as `country` or `cast.id`)
-    /// with every state served: built when a snapshot is loaded, updated by each delta, read
-    /// with `state.hash_index(type_name, fields)`. A state the index cannot be built on (a
+    /// with every state served: built when a snapshot is loaded (or read back from a blob cache
+    /// that saved it beside the snapshot), updated by each delta, read with
+    /// `state.hash_index(type_name, fields)`. A state the index cannot be built on (a
     /// field gone) is not swapped in; the health says why.
     pub fn with_hash_index(mut self, type_name: &str, fields: &[&str]) -> Self {
         self.hash_indexes.push((

@@ -122,9 +122,9 @@ impl BlobStore {
     /// change once published, so a copy is good for as long as it verifies: a copy that fails
     /// its checksums is deleted and fetched again.
     ///
-    /// Beside a cached snapshot, a load saves the primary key indexes it built
-    /// (`<snapshot>.indexes`), so that the next load of that snapshot reads (or maps) them
-    /// instead of building them. They record the snapshot file's size, modification and change
+    /// Beside a cached snapshot, a load saves the primary key indexes it built and the hash
+    /// indexes of the state (`<snapshot>.indexes`; see [`crate::load_with_hash_indexes`]), so
+    /// that the next load of that snapshot reads (or maps) them instead of building them. They record the snapshot file's size, modification and change
     /// times and inode as they were when its checksums were verified; while the file still has
     /// them, a load does not hash it again (its structure is validated at every load). Saved
     /// indexes that are damaged, or from a library that hashes keys otherwise, are rebuilt.

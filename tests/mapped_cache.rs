@@ -103,16 +103,16 @@ fn assert_serves(consumer: &hollow::consumer::Consumer, data: &[movies::Movie]) 
     }
 }
 
-/// A consumer saves the primary key indexes it built beside the cached snapshot; the next one
-/// on that cache maps them. Saved indexes that are damaged are rebuilt and saved again, and a
-/// snapshot file changed in place after they were saved is caught by its checksums (its stamp
-/// changed), fetched again, and served right.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_maps_the_indexes_saved_beside_the_snapshot() {
-    let (data_dir, cache_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let store = std::sync::Arc::new(
-        object_store::local::LocalFileSystem::new_with_prefix(data_dir.path()).unwrap(),
-    );
+/// A store in `folder` where a producer published 5,000 movies; the producer and the movies.
+async fn published(
+    folder: &std::path::Path,
+) -> (
+    std::sync::Arc<object_store::local::LocalFileSystem>,
+    hollow::producer::Producer,
+    Vec<movies::Movie>,
+) {
+    let store =
+        std::sync::Arc::new(object_store::local::LocalFileSystem::new_with_prefix(folder).unwrap());
     let mut producer = ProducerBuilder::new(store.clone(), "movies", movies::schema().unwrap())
         .build()
         .await
@@ -122,6 +122,17 @@ async fn a_restart_maps_the_indexes_saved_beside_the_snapshot() {
         .run_cycle(|w| data.iter().try_for_each(|m| w.add(m)))
         .await
         .unwrap();
+    (store, producer, data)
+}
+
+/// A consumer saves the primary key indexes it built beside the cached snapshot; the next one
+/// on that cache maps them. Saved indexes that are damaged are rebuilt and saved again, and a
+/// snapshot file changed in place after they were saved is caught by its checksums (its stamp
+/// changed), fetched again, and served right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_maps_the_indexes_saved_beside_the_snapshot() {
+    let (data_dir, cache_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (store, producer, data) = published(data_dir.path()).await;
     let expected = producer.state().unwrap().checksum();
     let start = || {
         ConsumerBuilder::new(store.clone(), "movies")
@@ -191,18 +202,7 @@ async fn a_restart_maps_the_indexes_saved_beside_the_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_reads_the_hash_indexes_saved_beside_the_snapshot() {
     let (data_dir, cache_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let store = std::sync::Arc::new(
-        object_store::local::LocalFileSystem::new_with_prefix(data_dir.path()).unwrap(),
-    );
-    let mut producer = ProducerBuilder::new(store.clone(), "movies", movies::schema().unwrap())
-        .build()
-        .await
-        .unwrap();
-    let data = movies::state1(5_000);
-    producer
-        .run_cycle(|w| data.iter().try_for_each(|m| w.add(m)))
-        .await
-        .unwrap();
+    let (store, _producer, data) = published(data_dir.path()).await;
     let start = |fields: &'static [&'static str]| {
         ConsumerBuilder::new(store.clone(), "movies")
             .with_mapped_blob_cache(cache_dir.path())

@@ -22,12 +22,18 @@ struct Product {
 
 /// Products keyed by a path and a string, categories by an int.
 fn snapshot(version: u64, products: u32) -> Vec<u8> {
-    let schema = SchemaBuilder::new()
+    write(schema().build().unwrap(), version, products)
+}
+
+fn schema() -> SchemaBuilder {
+    SchemaBuilder::new()
         .add::<Product>()
         .primary_key("Product", &["category.id", "sku"])
         .primary_key("Category", &["id"])
-        .build()
-        .unwrap();
+}
+
+/// `products` products in 40 categories, at 1,000 prices.
+fn write(schema: hollow_core::Schema, version: u64, products: u32) -> Vec<u8> {
     let mut w = WriteState::new(schema);
     for i in 0..products {
         w.add(&Product {
@@ -36,7 +42,7 @@ fn snapshot(version: u64, products: u32) -> Vec<u8> {
                 name: format!("category {}", i % 40),
             },
             sku: format!("sku-{i}"),
-            price: i as i64,
+            price: (i % 1000) as i64,
         })
         .unwrap();
     }
@@ -52,7 +58,7 @@ fn assert_finds_everything(state: &ReadState, products: u32) {
             .unwrap()
             .unwrap();
         let p: Product = state.get_as("Product", o).unwrap();
-        assert_eq!(p.price, i as i64);
+        assert_eq!(p.price, (i % 1000) as i64);
     }
     assert_eq!(index.find(&(3i64, "sku-none")).unwrap(), None);
     let categories = state.primary_key_index("Category").unwrap();
@@ -189,27 +195,10 @@ fn damaged_saved_indexes_never_answer_a_wrong_record() {
     assert!(accepted > 0);
 }
 
-/// Products with a hash index the schema declares (by category) and one added (by price).
+/// Products with a hash index the schema declares (by category); tests add one by price.
 fn hashed_snapshot(products: u32) -> Bytes {
-    let schema = SchemaBuilder::new()
-        .add::<Product>()
-        .primary_key("Product", &["category.id", "sku"])
-        .hash_index("Product", &["category.name"])
-        .build()
-        .unwrap();
-    let mut w = WriteState::new(schema);
-    for i in 0..products {
-        w.add(&Product {
-            category: Category {
-                id: (i % 40) as i64,
-                name: format!("category {}", i % 40),
-            },
-            sku: format!("sku-{i}"),
-            price: (i % 1000) as i64,
-        })
-        .unwrap();
-    }
-    Bytes::from(w.write_snapshot(1).unwrap())
+    let schema = schema().hash_index("Product", &["category.name"]);
+    Bytes::from(write(schema.build().unwrap(), 1, products))
 }
 
 /// Every lookup of both hash indexes answers as on `built`.

@@ -246,6 +246,16 @@ impl<'w, H: OnStaged> Pipeline<'w, H> {
     }
 }
 
+/// The pipeline's state, without its tables or handler.
+impl<H: OnStaged> std::fmt::Debug for Pipeline<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("tape_bytes", &self.tape_bytes)
+            .field("worker", &self.worker.is_some())
+            .finish()
+    }
+}
+
 impl<H: OnStaged> Drop for Pipeline<'_, H> {
     fn drop(&mut self) {
         // An error not reported by now goes with the batch (the caller dropped it without
@@ -256,17 +266,9 @@ impl<H: OnStaged> Drop for Pipeline<'_, H> {
 
 /// Records being added in batches; see [`WriteState::batch`]. Everything added is interned by
 /// the time this is dropped.
+#[derive(Debug)]
 pub struct AddBatch<'w> {
     pipeline: Pipeline<'w, NothingStaged>,
-}
-
-impl std::fmt::Debug for AddBatch<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AddBatch")
-            .field("tape_bytes", &self.pipeline.tape_bytes)
-            .field("worker", &self.pipeline.worker.is_some())
-            .finish()
-    }
 }
 
 impl<'w> AddBatch<'w> {
@@ -301,17 +303,9 @@ impl<'w> AddBatch<'w> {
 /// interned; see [`WriteState::staged_batch`]. Serializing runs on the caller's thread while a
 /// worker thread interns the tape before and runs the handler. Everything staged is interned
 /// and handled by the time this is dropped.
+#[derive(Debug)]
 pub struct StagedBatch<'w, H: OnStaged> {
     pipeline: Pipeline<'w, H>,
-}
-
-impl<H: OnStaged> std::fmt::Debug for StagedBatch<'_, H> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StagedBatch")
-            .field("tape_bytes", &self.pipeline.tape_bytes)
-            .field("worker", &self.pipeline.worker.is_some())
-            .finish()
-    }
 }
 
 impl<'w, H: OnStaged> StagedBatch<'w, H> {

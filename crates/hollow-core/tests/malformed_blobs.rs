@@ -368,6 +368,21 @@ fn rewrite(
     Bytes::from(out.finish())
 }
 
+/// `blob` with the snapshot section of `type_name` decoded, changed by `change`, encoded again.
+fn rewrite_type_section(
+    blob: Vec<u8>,
+    type_name: &str,
+    change: impl FnOnce(&mut TypeSection),
+) -> Bytes {
+    rewrite(blob, type_name, |def, s| {
+        let mut t = TypeSection::decode(s.data, s.offset, def).unwrap();
+        change(&mut t);
+        let mut out = ByteWriter::new();
+        t.encode(&mut out);
+        out
+    })
+}
+
 /// Regression: a delta of a list type whose sizes add up to the row count only modulo 2^64
 /// panicked in the packed-array code; it is a corrupt blob.
 #[test]
@@ -429,8 +444,7 @@ fn a_snapshot_cannot_claim_more_zero_width_elements_than_its_bytes_bound() {
     })
     .unwrap();
     let claimed = 1u64 << 40;
-    let hostile = rewrite(w.write_snapshot(1).unwrap(), "ListOfTag", |def, s| {
-        let mut t = TypeSection::decode(s.data, s.offset, def).unwrap();
+    let hostile = rewrite_type_section(w.write_snapshot(1).unwrap(), "ListOfTag", |t| {
         t.encodings.iter_mut().for_each(|e| e.width = 0);
         t.row_count = claimed;
         t.rows = Bytes::from(vec![0u8; 8]);
@@ -442,9 +456,6 @@ fn a_snapshot_cannot_claim_more_zero_width_elements_than_its_bytes_bound() {
                 width,
             ),
         ));
-        let mut out = ByteWriter::new();
-        t.encode(&mut out);
-        out
     });
     assert!(hostile.len() < 1024, "{} bytes", hostile.len());
     let started = std::time::Instant::now();
@@ -488,8 +499,7 @@ fn elements_in_an_empty_collection_slot_are_refused() {
     }
     let snapshot = w.write_snapshot(2).unwrap();
     ReadState::from_snapshot(Bytes::from(snapshot.clone())).unwrap();
-    let hostile = rewrite(snapshot, "ListOfTag", |def, s| {
-        let mut t = TypeSection::decode(s.data, s.offset, def).unwrap();
+    let hostile = rewrite_type_section(snapshot, "ListOfTag", |t| {
         let (width, ends) = t.ends.clone().unwrap();
         let expected = pack_values([1, 1, 4].into_iter(), width);
         assert_eq!(
@@ -498,9 +508,6 @@ fn elements_in_an_empty_collection_slot_are_refused() {
             "the layout this test changes: ordinal 1 is empty"
         );
         t.ends = Some((width, pack_values([1, 2, 4].into_iter(), width)));
-        let mut out = ByteWriter::new();
-        t.encode(&mut out);
-        out
     });
     let e = ReadState::from_snapshot(hostile).unwrap_err();
     assert!(

@@ -146,6 +146,16 @@ fn shard_ranges(pairs: &[(u64, u64)], shard_bits: u32) -> Vec<Range<usize>> {
     ranges
 }
 
+/// The keys of a saved shard, each with its run of the postings (`None` for a run that goes
+/// past them).
+fn saved_runs(shard: &SavedShard) -> impl Iterator<Item = (KeyHash, Option<&[u32]>)> {
+    shard.keys.iter().scan(0usize, |at, &(hash, low, run)| {
+        let start = *at;
+        *at += run as usize;
+        Some(([hash, low as u64], shard.postings.get(start..*at)))
+    })
+}
+
 /// One bucket of a shard's table: a key, and where its run of the postings starts. Runs
 /// follow each other in the postings in bucket order, so a run ends where the next bucket's
 /// starts, and an empty bucket's run is empty.
@@ -403,13 +413,8 @@ impl HashIndex {
             let placed = shard.keys.iter().all(|&(hash, low, run)| {
                 hash & 1 == 1 && run > 0 && shard_of([hash, low as u64], bits) == number
             });
-            let mut runs = shard.keys.iter().scan(0usize, |at, &(_, _, run)| {
-                let start = *at;
-                *at += run as usize;
-                Some(shard.postings.get(start..*at))
-            });
-            let postings_fit = runs.all(|r| {
-                r.is_some_and(|r| {
+            let postings_fit = saved_runs(shard).all(|(_, run)| {
+                run.is_some_and(|r| {
                     r.windows(2).all(|w| w[0] < w[1])
                         && r.iter().all(|&o| population.contains(o as u64))
                 })
@@ -424,12 +429,8 @@ impl HashIndex {
             .shards
             .iter()
             .map(|shard| {
-                let mut at = 0;
-                let runs = shard.keys.iter().map(|&(hash, low, run)| {
-                    let r = &shard.postings[at..at + run as usize];
-                    at += run as usize;
-                    ([hash, low as u64], r.iter().copied())
-                });
+                let runs =
+                    saved_runs(shard).map(|(h, run)| (h, run.unwrap_or_default().iter().copied()));
                 let (keys, postings) = (shard.keys.len(), shard.postings.len());
                 Arc::new(Shard::from_runs(keys, postings, runs, bits))
             })

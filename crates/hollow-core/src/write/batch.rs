@@ -315,9 +315,10 @@ impl<'w, H: OnStaged> StagedBatch<'w, H> {
         }
     }
 
-    /// Hands each tape to the interning thread once it holds `bytes` bytes (default 2 MiB).
-    /// Small values make every few records cross threads: for tests.
-    pub fn with_tape_bytes(mut self, bytes: usize) -> Self {
+    /// Hands each tape to the interning thread once it holds `bytes` bytes (default 2 MiB):
+    /// small values make every few records cross threads.
+    #[cfg(test)]
+    fn with_tape_bytes(mut self, bytes: usize) -> Self {
         self.pipeline.tape_bytes = bytes.max(1);
         self
     }

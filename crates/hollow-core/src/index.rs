@@ -759,13 +759,11 @@ impl PrimaryKeyIndex {
         low: u32,
         bits: u32,
     ) -> Vec<T> {
-        let mut entries =
+        let parts =
             crate::parallel::map_ordinals(&self.data.population, 1024, |batch, out, _: &mut ()| {
                 out.extend(batch.iter().map(|&o| entry(o)))
-            })
-            .concat();
-        crate::radix_sort::sort_by_bits(&mut entries, key, low, bits);
-        entries
+            });
+        crate::radix_sort::sorted_by_bits(&parts, key, low, bits)
     }
 
     /// Places `entries` ((home bucket, entry), sorted by home bucket) in `buckets`, all set

@@ -12,12 +12,18 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{Error, Result};
 use crate::format::saved_indexes::SavedTable;
-use crate::packed::{bits_needed, low_mask, packed_len_bytes, BitWriter, PackedBits};
+use crate::packed::{bits_needed, low_mask, packed_len_bytes, set_bits, BitWriter, PackedBits};
 use crate::schema::{Kind, TypeId};
 use crate::type_data::{StateTypes, TypeData};
 
 /// Hash bits kept in each bucket beside the ordinal.
 const TAG_BITS: u8 = 4;
+
+/// Records from which a new table is filled on the cores, region by region...
+const PARALLEL_PLACE_RECORDS: u64 = 1 << 20;
+
+/// ...in this many regions.
+const PLACE_REGIONS: u64 = 16;
 
 /// One field of a key, in the form keys are hashed and compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,12 +285,17 @@ impl PrimaryKeyIndex {
     /// is computed in one sequential pass, the entries are radix-sorted by home bucket, and placed
     /// in that order, so the table is written front to back.
     pub(crate) fn build(state: &impl StateTypes, id: TypeId) -> Self {
-        Self::build_with(state, id, true)
+        let regions = match state.type_data(id).record_count >= PARALLEL_PLACE_RECORDS {
+            true => PLACE_REGIONS,
+            false => 1,
+        };
+        Self::build_with(state, id, true, regions)
     }
 
     /// [`PrimaryKeyIndex::build`], sorting (home bucket, entry) packed in one word when
-    /// `pack` and both fit, as pairs otherwise.
-    fn build_with(state: &impl StateTypes, id: TypeId, pack: bool) -> Self {
+    /// `pack` and both fit, then filling the table in `regions` at once; as pairs otherwise,
+    /// filling it front to back.
+    fn build_with(state: &impl StateTypes, id: TypeId, pack: bool, regions: u64) -> Self {
         let mut index = Self::without_buckets(state, id);
         let (capacity, ordinal_bits, entry_bits) =
             (index.capacity, index.ordinal_bits, index.entry_bits);
@@ -304,9 +315,7 @@ impl PrimaryKeyIndex {
                 home << entry_bits | entry
             };
             let entries = this.sorted_entries(pack, |&e| e, entry_bits as u32, home_bits);
-            let entry_mask = low_mask(entry_bits);
-            let unpack = |&e: &u64| (e >> entry_bits, e & entry_mask);
-            this.place_sorted(entries.iter().map(unpack), &mut buckets)
+            this.place_packed(&entries, &mut buckets, regions)
         } else {
             let entries = this.sorted_entries(home_entry, |e| e.0, 0, home_bits);
             this.place_sorted(entries.into_iter(), &mut buckets)
@@ -755,7 +764,7 @@ impl PrimaryKeyIndex {
     fn sorted_entries<T: Copy + Default + Send>(
         &self,
         entry: impl Fn(u32) -> T + Sync,
-        key: impl Fn(&T) -> u64,
+        key: impl Fn(&T) -> u64 + Sync,
         low: u32,
         bits: u32,
     ) -> Vec<T> {
@@ -767,22 +776,85 @@ impl PrimaryKeyIndex {
     }
 
     /// Places `entries` ((home bucket, entry), sorted by home bucket) in `buckets`, all set
-    /// to ones (empty): each goes to its home bucket or just after the last one placed, so the
-    /// table is written front to back; entries pushed past the end wrap around and probe from
-    /// the start. Returns two ordinals with the same key, if any: equal keys have equal home
-    /// buckets and tags, so only those are compared.
+    /// to ones (empty). Returns two ordinals with the same key, if any.
     fn place_sorted(
         &self,
         entries: impl Iterator<Item = (u64, u64)>,
         buckets: &mut BitWriter,
     ) -> Option<(u32, u32)> {
+        let (duplicate, past_end) =
+            self.place_region(entries, 0..self.capacity, buckets.words_mut());
+        self.place_past(past_end, 0, buckets);
+        duplicate
+    }
+
+    /// [`PrimaryKeyIndex::place_sorted`] for entries packed as `home << entry_bits | entry`,
+    /// the table cut into `regions` that the cores fill at once: each region starts at a
+    /// bucket whose bits start a word, so no two regions share a word.
+    fn place_packed(
+        &self,
+        entries: &[u64],
+        buckets: &mut BitWriter,
+        regions: u64,
+    ) -> Option<(u32, u32)> {
+        let entry_bits = self.entry_bits as u64;
+        let entry_mask = low_mask(self.entry_bits);
+        // The fewest buckets whose bits span a whole number of words.
+        let aligned = 64 >> entry_bits.trailing_zeros().min(6);
+        let region_buckets = self.capacity.div_ceil(regions).next_multiple_of(aligned);
+        let mut items = Vec::new();
+        let (mut entries, mut words) = (entries, buckets.words_mut());
+        let mut start = 0;
+        while start < self.capacity {
+            let end = (start + region_buckets).min(self.capacity);
+            let (here, after) =
+                entries.split_at(entries.partition_point(|e| e >> entry_bits < end));
+            let word_count = match end == self.capacity {
+                true => words.len(),
+                false => ((end - start) * entry_bits / 64) as usize,
+            };
+            let (region_words, after_words) = std::mem::take(&mut words).split_at_mut(word_count);
+            items.push((start..end, here, region_words));
+            (entries, words, start) = (after, after_words, end);
+        }
+        let placed = crate::parallel::map_balanced(
+            items,
+            |item| item.1.len() as u64,
+            0,
+            |(region, entries, words)| {
+                let unpack = |&e: &u64| (e >> entry_bits, e & entry_mask);
+                let end = region.end;
+                let (duplicate, past_end) =
+                    self.place_region(entries.iter().map(unpack), region, words);
+                (duplicate, past_end, end)
+            },
+        );
+        let mut duplicate = None;
+        for (found, past_end, end) in placed {
+            duplicate = duplicate.or(found);
+            self.place_past(past_end, end % self.capacity, buckets);
+        }
+        duplicate
+    }
+
+    /// Places `entries` ((home bucket, entry), sorted by home bucket, homes in `region`) in the
+    /// region's buckets, whose bits are `words` (all ones where empty): each goes to its home
+    /// bucket or just after the last one placed, so the region is written front to back.
+    /// Returns two ordinals with the same key, if any (equal keys have equal home buckets and
+    /// tags, so only those are compared), and the entries pushed past the region's end.
+    fn place_region(
+        &self,
+        entries: impl Iterator<Item = (u64, u64)>,
+        region: std::ops::Range<u64>,
+        words: &mut [u64],
+    ) -> (Option<(u32, u32)>, Vec<u64>) {
         let entry_bits = self.entry_bits;
         let empty = self.empty();
         let mut duplicate = None;
         let mut run: Vec<u64> = Vec::new();
         let mut run_home = u64::MAX;
-        let mut next_free = 0u64;
-        let mut wrapped = Vec::new();
+        let mut next_free = region.start;
+        let mut past_end = Vec::new();
         for (home, entry) in entries {
             if home != run_home {
                 run_home = home;
@@ -800,21 +872,28 @@ impl PrimaryKeyIndex {
                 run.push(entry);
             }
             let pos = home.max(next_free);
-            if pos >= self.capacity {
-                wrapped.push(entry);
+            if pos >= region.end {
+                past_end.push(entry);
                 continue;
             }
-            buckets.set(pos * entry_bits as u64, entry_bits, entry);
+            let bit = (pos - region.start) * entry_bits as u64;
+            set_bits(words, bit, entry_bits, entry);
             next_free = pos + 1;
         }
-        for entry in wrapped {
-            let mut pos = 0;
+        (duplicate, past_end)
+    }
+
+    /// Places `entries`, pushed past the end of a region, each in the first empty bucket from
+    /// bucket `from` on (wrapping around), as probing will look for them.
+    fn place_past(&self, entries: Vec<u64>, from: u64, buckets: &mut BitWriter) {
+        let (entry_bits, empty) = (self.entry_bits, self.empty());
+        let mut pos = from;
+        for entry in entries {
             while buckets.get(pos * entry_bits as u64, entry_bits) & empty != empty {
                 pos = self.next(pos);
             }
             buckets.set(pos * entry_bits as u64, entry_bits, entry);
         }
-        duplicate
     }
 
     /// Like [`PrimaryKeyIndex::find`], with the key given as its parts.
@@ -881,13 +960,49 @@ mod tests {
         w.add(&Row { id: 4321, v: -1 }).unwrap();
         let state = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
         let id = state.schema().require("Row").unwrap();
-        let packed = super::PrimaryKeyIndex::build_with(&state, id, true);
-        let paired = super::PrimaryKeyIndex::build_with(&state, id, false);
+        let packed = super::PrimaryKeyIndex::build_with(&state, id, true, 1);
+        let paired = super::PrimaryKeyIndex::build_with(&state, id, false, 1);
         assert_eq!(packed.buckets.bytes(), paired.buckets.bytes());
         assert_eq!(packed.duplicate, Some(Some((4321, 20_000))));
         assert_eq!(paired.duplicate, packed.duplicate);
         for k in [0, 17, 19_999, 4321] {
             assert!(packed.find(&k).unwrap().is_some());
+        }
+    }
+
+    /// A table filled in regions at once holds the same entries as one filled front to back,
+    /// entries pushed past a region's end (or the table's) included, and finds every key.
+    #[test]
+    fn a_table_filled_in_regions_finds_every_key() {
+        let schema = SchemaBuilder::new()
+            .add::<Row>()
+            .primary_key("Row", &["id"])
+            .build()
+            .unwrap();
+        let mut w = WriteState::new(schema);
+        for id in 0..30_000 {
+            w.add(&Row {
+                id: id * 3,
+                v: id % 7,
+            })
+            .unwrap();
+        }
+        let state = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
+        let id = state.schema().require("Row").unwrap();
+        let entries = |index: &super::PrimaryKeyIndex| {
+            let mut all: Vec<u64> = (0..index.capacity).map(|b| index.entry_at(b)).collect();
+            all.sort_unstable();
+            all
+        };
+        let whole = super::PrimaryKeyIndex::build_with(&state, id, true, 1);
+        for regions in [2, 7, 16, 1000] {
+            let cut = super::PrimaryKeyIndex::build_with(&state, id, true, regions);
+            assert_eq!(entries(&cut), entries(&whole), "{regions} regions");
+            assert_eq!(cut.duplicate, Some(None));
+            for k in 0..30_000i64 {
+                assert_eq!(cut.find(&(k * 3)).unwrap(), Some(k as u32), "key {k}");
+                assert_eq!(cut.find(&(k * 3 + 1)).unwrap(), None);
+            }
         }
     }
 

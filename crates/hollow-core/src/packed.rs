@@ -264,24 +264,36 @@ impl BitWriter {
     /// Overwrites the `width` bits at `bit` with `value`.
     #[inline]
     pub fn set(&mut self, bit: u64, width: u8, value: u64) {
-        if width == 0 {
-            return;
-        }
-        let word = (bit >> 6) as usize;
-        let shift = (bit & 63) as u32;
-        let mask = low_mask(width);
-        self.words[word] = (self.words[word] & !(mask << shift)) | (value << shift);
-        if shift + width as u32 > 64 {
-            let spill = 64 - shift;
-            let hi_mask = mask >> spill;
-            self.words[word + 1] = (self.words[word + 1] & !hi_mask) | (value >> spill);
-        }
+        set_bits(&mut self.words, bit, width, value);
+    }
+
+    /// The words written so far (the padding word last), for writing disjoint ranges of them
+    /// at once with [`set_bits`].
+    pub fn words_mut(&mut self) -> &mut [u64] {
+        &mut self.words
     }
 
     /// The words as little-endian bytes, without copying them.
     pub fn into_bytes(mut self) -> Bytes {
         self.words.iter_mut().for_each(|x| *x = x.to_le());
         Bytes::from_owner(LeWords(self.words))
+    }
+}
+
+/// Overwrites the `width` bits at `bit` of `words` with `value` (which fits in `width` bits).
+#[inline]
+pub fn set_bits(words: &mut [u64], bit: u64, width: u8, value: u64) {
+    if width == 0 {
+        return;
+    }
+    let word = (bit >> 6) as usize;
+    let shift = (bit & 63) as u32;
+    let mask = low_mask(width);
+    words[word] = (words[word] & !(mask << shift)) | (value << shift);
+    if shift + width as u32 > 64 {
+        let spill = 64 - shift;
+        let hi_mask = mask >> spill;
+        words[word + 1] = (words[word + 1] & !hi_mask) | (value >> spill);
     }
 }
 

@@ -13,13 +13,16 @@ const DIGIT: u32 = 11;
 /// Entries a bucket of the first pass may hold and still be sorted inside a core's cache.
 const IN_CACHE_ENTRIES: usize = 1 << 15;
 
+/// Buckets of the first pass sorted one after the other by one core.
+const BUCKETS_PER_GROUP: usize = 32;
+
 /// Bytes of entries from which the whole input no longer stays in a last-level cache.
 const OUT_OF_CACHE_BYTES: usize = 16 << 20;
 
 /// Sorts `entries` by bits `low..low + bits` of `key(entry)` (stable).
-pub(crate) fn sort_by_bits<T: Copy + Default>(
+pub(crate) fn sort_by_bits<T: Copy + Default + Send>(
     entries: &mut Vec<T>,
-    key: impl Fn(&T) -> u64,
+    key: impl Fn(&T) -> u64 + Sync,
     low: u32,
     bits: u32,
 ) {
@@ -28,9 +31,9 @@ pub(crate) fn sort_by_bits<T: Copy + Default>(
 
 /// The entries of `parts`, one after the other, sorted by bits `low..low + bits` of
 /// `key(entry)` (stable): the parts are read once, by the first pass, never concatenated.
-pub(crate) fn sorted_by_bits<T: Copy + Default>(
+pub(crate) fn sorted_by_bits<T: Copy + Default + Send>(
     parts: &[Vec<T>],
-    key: impl Fn(&T) -> u64,
+    key: impl Fn(&T) -> u64 + Sync,
     low: u32,
     bits: u32,
 ) -> Vec<T> {
@@ -45,9 +48,9 @@ pub(crate) fn sorted_by_bits<T: Copy + Default>(
 
 /// [`sorted_by_bits`], splitting the entries by their top digit first when there are more than
 /// `in_cache` of them.
-fn sorted_by_bits_in<T: Copy + Default>(
+fn sorted_by_bits_in<T: Copy + Default + Send>(
     parts: &[Vec<T>],
-    key: impl Fn(&T) -> u64,
+    key: impl Fn(&T) -> u64 + Sync,
     low: u32,
     bits: u32,
     in_cache: usize,
@@ -69,15 +72,34 @@ fn sorted_by_bits_in<T: Copy + Default>(
         .trailing_zeros();
     let width = wanted.clamp(1, DIGIT).min(bits);
     let starts = scatter(parts, &mut sorted, &key, low + bits - width, width);
-    let largest = starts.windows(2).map(|b| b[1] - b[0]).max().unwrap_or(0);
-    let mut scratch = vec![T::default(); largest];
-    for bucket in starts.windows(2) {
-        let (entries, scratch) = (
-            &mut sorted[bucket[0]..bucket[1]],
-            &mut scratch[..bucket[1] - bucket[0]],
-        );
-        sort_lsd(entries, scratch, &key, low, bits - width);
+    // The buckets are sorted on the cores (an input this large is always worth it), in groups
+    // of neighbours, each group with its scratch space.
+    let mut groups = Vec::new();
+    let mut rest = &mut sorted[..];
+    for group in starts
+        .windows(2)
+        .collect::<Vec<_>>()
+        .chunks(BUCKETS_PER_GROUP)
+    {
+        let len = group.last().map_or(0, |b| b[1]) - group[0][0];
+        let (entries, after) = rest.split_at_mut(len);
+        rest = after;
+        let sizes: Vec<usize> = group.iter().map(|b| b[1] - b[0]).collect();
+        groups.push((entries, sizes));
     }
+    crate::parallel::map_balanced(
+        groups,
+        |g| g.0.len() as u64,
+        0,
+        |(mut entries, sizes)| {
+            let mut scratch = vec![T::default(); sizes.iter().copied().max().unwrap_or(0)];
+            for size in sizes {
+                let (bucket, after) = entries.split_at_mut(size);
+                entries = after;
+                sort_lsd(bucket, &mut scratch[..size], &key, low, bits - width);
+            }
+        },
+    );
     sorted
 }
 

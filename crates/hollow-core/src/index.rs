@@ -20,7 +20,7 @@ use crate::type_data::{StateTypes, TypeData};
 const TAG_BITS: u8 = 4;
 
 /// Records from which a new table is filled on the cores, region by region...
-const PARALLEL_PLACE_RECORDS: u64 = 1 << 20;
+const PARALLEL_PLACE_RECORDS: u64 = 1 << 17;
 
 /// ...in this many regions.
 const PLACE_REGIONS: u64 = 16;

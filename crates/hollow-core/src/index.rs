@@ -283,7 +283,8 @@ impl PrimaryKeyIndex {
     ///
     /// Random inserts would cost a dependent cache miss each; instead every record's home bucket
     /// is computed in one sequential pass, the entries are radix-sorted by home bucket, and placed
-    /// in that order, so the table is written front to back.
+    /// in that order, so the table is written front to back (a large table in regions, one per
+    /// core at a time).
     pub(crate) fn build(state: &impl StateTypes, id: TypeId) -> Self {
         let regions = match state.type_data(id).record_count >= PARALLEL_PLACE_RECORDS {
             true => PLACE_REGIONS,

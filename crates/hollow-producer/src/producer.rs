@@ -527,10 +527,14 @@ impl Producer {
             stages,
         };
         // Nothing holds the snapshot any more, unless the store keeps it (as an in-memory one
-        // does): then the next cycle allocates anew.
+        // does): then the next cycle allocates anew. A producer that writes its snapshots in
+        // the background writes none here after its first cycle: a buffer kept for it would
+        // hold a snapshot's worth of memory for nothing.
         if let Some(Ok(mut buffer)) = blobs.snapshot.map(Bytes::try_into_mut) {
-            buffer.clear();
-            self.snapshot_buffer = buffer.into();
+            if !self.settings.snapshots_in_background {
+                buffer.clear();
+                self.snapshot_buffer = buffer.into();
+            }
         }
         Ok(CycleOutcome::Published(report))
     }
@@ -643,5 +647,24 @@ mod tests {
             .unwrap();
         run(&mut p, "a").await;
         assert_eq!(p.snapshot_buffer.capacity(), 0);
+    }
+
+    /// A producer writing its snapshots in the background keeps no buffer for the snapshots it
+    /// no longer writes on the cycle's path.
+    #[tokio::test]
+    async fn no_snapshot_buffer_is_kept_when_snapshots_are_written_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let mut p = ProducerBuilder::new(Arc::new(folder), "rows", schema())
+            .with_snapshots_in_background()
+            .build()
+            .await
+            .unwrap();
+        run(&mut p, "a").await;
+        assert_eq!(p.snapshot_buffer.capacity(), 0);
+        run(&mut p, "b").await;
+        p.wait_for_background_snapshot().await;
+        assert_eq!(p.snapshot_buffer.capacity(), 0);
+        assert_eq!(p.version(), Some(2));
     }
 }

@@ -311,12 +311,18 @@ impl PrimaryKeyIndex {
         };
         let mut buckets = BitWriter::with_ones(capacity * entry_bits as u64);
         let duplicate = if pack && home_bits + entry_bits as u32 <= 64 {
-            let pack = |o| {
-                let (home, entry) = home_entry(o);
-                home << entry_bits | entry
+            // The bits to spare carry more of the hash above the entry, so that keys are
+            // compared only when those bits match too (equal keys always do).
+            let wide_bits = (64 - home_bits).min(entry_bits as u32 + 16) as u8;
+            let check_mask = low_mask(wide_bits - entry_bits);
+            let pack = |o: u32| {
+                let h = this.record_hash(o as u64);
+                let check = (h >> TAG_BITS) & check_mask;
+                let entry = (this.tag(h) << ordinal_bits) | o as u64;
+                this.bucket(h) << wide_bits | check << entry_bits | entry
             };
-            let entries = this.sorted_entries(pack, |&e| e, entry_bits as u32, home_bits);
-            this.place_packed(&entries, &mut buckets, regions)
+            let entries = this.sorted_entries(pack, |&e| e, wide_bits as u32, home_bits);
+            this.place_packed(&entries, wide_bits, &mut buckets, regions)
         } else {
             let entries = this.sorted_entries(home_entry, |e| e.0, 0, home_bits);
             this.place_sorted(entries.into_iter(), &mut buckets)
@@ -789,17 +795,19 @@ impl PrimaryKeyIndex {
         duplicate
     }
 
-    /// [`PrimaryKeyIndex::place_sorted`] for entries packed as `home << entry_bits | entry`,
-    /// the table cut into `regions` that the cores fill at once: each region starts at a
-    /// bucket whose bits start a word, so no two regions share a word.
+    /// [`PrimaryKeyIndex::place_sorted`] for entries packed as `home << wide_bits | wide`
+    /// (a wide entry: more hash bits above the entry), the table cut into `regions` that the
+    /// cores fill at once: each region starts at a bucket whose bits start a word, so no two
+    /// regions share a word.
     fn place_packed(
         &self,
         entries: &[u64],
+        wide_bits: u8,
         buckets: &mut BitWriter,
         regions: u64,
     ) -> Option<(u32, u32)> {
         let entry_bits = self.entry_bits as u64;
-        let entry_mask = low_mask(self.entry_bits);
+        let wide_mask = low_mask(wide_bits);
         // The fewest buckets whose bits span a whole number of words.
         let aligned = 64 >> entry_bits.trailing_zeros().min(6);
         let region_buckets = self.capacity.div_ceil(regions).next_multiple_of(aligned);
@@ -808,8 +816,7 @@ impl PrimaryKeyIndex {
         let mut start = 0;
         while start < self.capacity {
             let end = (start + region_buckets).min(self.capacity);
-            let (here, after) =
-                entries.split_at(entries.partition_point(|e| e >> entry_bits < end));
+            let (here, after) = entries.split_at(entries.partition_point(|e| e >> wide_bits < end));
             let word_count = match end == self.capacity {
                 true => words.len(),
                 false => ((end - start) * entry_bits / 64) as usize,
@@ -823,7 +830,7 @@ impl PrimaryKeyIndex {
             |item| item.1.len() as u64,
             0,
             |(region, entries, words)| {
-                let unpack = |&e: &u64| (e >> entry_bits, e & entry_mask);
+                let unpack = |&e: &u64| (e >> wide_bits, e & wide_mask);
                 let end = region.end;
                 let (duplicate, past_end) =
                     self.place_region(entries.iter().map(unpack), region, words);
@@ -842,7 +849,8 @@ impl PrimaryKeyIndex {
     /// region's buckets, whose bits are `words` (all ones where empty): each goes to its home
     /// bucket or just after the last one placed, so the region is written front to back.
     /// Returns two ordinals with the same key, if any (equal keys have equal home buckets and
-    /// tags, so only those are compared), and the entries pushed past the region's end.
+    /// tags, and equal hash bits above an entry if it is wide, so only those are compared),
+    /// and the entries pushed past the region's end.
     fn place_region(
         &self,
         entries: impl Iterator<Item = (u64, u64)>,
@@ -850,13 +858,14 @@ impl PrimaryKeyIndex {
         words: &mut [u64],
     ) -> (Option<(u32, u32)>, Vec<u64>) {
         let entry_bits = self.entry_bits;
-        let empty = self.empty();
+        let (empty, entry_mask) = (self.empty(), low_mask(entry_bits));
         let mut duplicate = None;
         let mut run: Vec<u64> = Vec::new();
         let mut run_home = u64::MAX;
         let mut next_free = region.start;
         let mut past_end = Vec::new();
-        for (home, entry) in entries {
+        for (home, wide) in entries {
+            let entry = wide & entry_mask;
             if home != run_home {
                 run_home = home;
                 run.clear();
@@ -864,13 +873,13 @@ impl PrimaryKeyIndex {
                 duplicate = run
                     .iter()
                     .find(|&&e| {
-                        e >> self.ordinal_bits == entry >> self.ordinal_bits
+                        e >> self.ordinal_bits == wide >> self.ordinal_bits
                             && self.same_key(e & empty, entry & empty)
                     })
                     .map(|&e| ((e & empty) as u32, (entry & empty) as u32));
             }
             if duplicate.is_none() {
-                run.push(entry);
+                run.push(wide);
             }
             let pos = home.max(next_free);
             if pos >= region.end {

@@ -954,22 +954,28 @@ mod tests {
         v: i32,
     }
 
-    /// Entries sorted packed in one word (types of up to 2^29 records) or as pairs (larger
-    /// ones) give the same table, and find the same duplicate.
-    #[test]
-    fn packed_and_paired_builds_give_the_same_index() {
+    /// A state of `rows`, keyed by `id`, and the rows' type.
+    fn state_of(rows: impl IntoIterator<Item = Row>) -> (ReadState, crate::schema::TypeId) {
         let schema = SchemaBuilder::new()
             .add::<Row>()
             .primary_key("Row", &["id"])
             .build()
             .unwrap();
         let mut w = WriteState::new(schema);
-        for id in 0..20_000 {
-            w.add(&Row { id, v: id % 7 }).unwrap();
+        for row in rows {
+            w.add(&row).unwrap();
         }
-        w.add(&Row { id: 4321, v: -1 }).unwrap();
         let state = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
         let id = state.schema().require("Row").unwrap();
+        (state, id)
+    }
+
+    /// Entries sorted packed in one word (types of up to 2^29 records) or as pairs (larger
+    /// ones) give the same table, and find the same duplicate.
+    #[test]
+    fn packed_and_paired_builds_give_the_same_index() {
+        let rows = (0..20_000).map(|id| Row { id, v: id % 7 });
+        let (state, id) = state_of(rows.chain([Row { id: 4321, v: -1 }]));
         let packed = super::PrimaryKeyIndex::build_with(&state, id, true, 1);
         let paired = super::PrimaryKeyIndex::build_with(&state, id, false, 1);
         assert_eq!(packed.buckets.bytes(), paired.buckets.bytes());
@@ -984,21 +990,10 @@ mod tests {
     /// entries pushed past a region's end (or the table's) included, and finds every key.
     #[test]
     fn a_table_filled_in_regions_finds_every_key() {
-        let schema = SchemaBuilder::new()
-            .add::<Row>()
-            .primary_key("Row", &["id"])
-            .build()
-            .unwrap();
-        let mut w = WriteState::new(schema);
-        for id in 0..30_000 {
-            w.add(&Row {
-                id: id * 3,
-                v: id % 7,
-            })
-            .unwrap();
-        }
-        let state = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
-        let id = state.schema().require("Row").unwrap();
+        let (state, id) = state_of((0..30_000).map(|id| Row {
+            id: id * 3,
+            v: id % 7,
+        }));
         let entries = |index: &super::PrimaryKeyIndex| {
             let mut all: Vec<u64> = (0..index.capacity).map(|b| index.entry_at(b)).collect();
             all.sort_unstable();
@@ -1013,6 +1008,17 @@ mod tests {
                 assert_eq!(cut.find(&(k * 3)).unwrap(), Some(k as u32), "key {k}");
                 assert_eq!(cut.find(&(k * 3 + 1)).unwrap(), None);
             }
+        }
+        // A duplicate is found whichever region its key falls in.
+        let rows = (0..30_000).map(|id| Row { id, v: 0 });
+        let (state, id) = state_of(rows.chain([Row { id: 29_001, v: 1 }]));
+        for regions in [1, 16] {
+            let cut = super::PrimaryKeyIndex::build_with(&state, id, true, regions);
+            assert_eq!(
+                cut.duplicate,
+                Some(Some((29_001, 30_000))),
+                "{regions} regions"
+            );
         }
     }
 

@@ -305,9 +305,10 @@ impl PrimaryKeyIndex {
         // otherwise.
         let home_bits = 64 - capacity.leading_zeros();
         let this = &index;
-        let home_entry = |o: u32| {
+        // A record's key hash, and its entry: tag and ordinal.
+        let hash_entry = |o: u32| {
             let h = this.record_hash(o as u64);
-            (this.bucket(h), (this.tag(h) << ordinal_bits) | o as u64)
+            (h, (this.tag(h) << ordinal_bits) | o as u64)
         };
         let mut buckets = BitWriter::with_ones(capacity * entry_bits as u64);
         let duplicate = if pack && home_bits + entry_bits as u32 <= 64 {
@@ -316,14 +317,17 @@ impl PrimaryKeyIndex {
             let wide_bits = (64 - home_bits).min(entry_bits as u32 + 16) as u8;
             let check_mask = low_mask(wide_bits - entry_bits);
             let pack = |o: u32| {
-                let h = this.record_hash(o as u64);
+                let (h, entry) = hash_entry(o);
                 let check = (h >> TAG_BITS) & check_mask;
-                let entry = (this.tag(h) << ordinal_bits) | o as u64;
                 this.bucket(h) << wide_bits | check << entry_bits | entry
             };
             let entries = this.sorted_entries(pack, |&e| e, wide_bits as u32, home_bits);
             this.place_packed(&entries, wide_bits, &mut buckets, regions)
         } else {
+            let home_entry = |o: u32| {
+                let (h, entry) = hash_entry(o);
+                (this.bucket(h), entry)
+            };
             let entries = this.sorted_entries(home_entry, |e| e.0, 0, home_bits);
             this.place_sorted(entries.into_iter(), &mut buckets)
         };

@@ -66,33 +66,30 @@ fn sorted_by_bits_in<T: Copy + Default + Send>(
         return sorted;
     }
     // The top digit has as many bits as split uniform keys into buckets of about
-    // IN_CACHE_ENTRIES, at most DIGIT.
-    let wanted = (len / IN_CACHE_ENTRIES)
-        .next_power_of_two()
-        .trailing_zeros();
+    // IN_CACHE_ENTRIES (or `in_cache`, if fewer: tests split small inputs finely), at most
+    // DIGIT.
+    let bucket_len = IN_CACHE_ENTRIES.min(in_cache).max(1);
+    let wanted = (len / bucket_len).next_power_of_two().trailing_zeros();
     let width = wanted.clamp(1, DIGIT).min(bits);
     let starts = scatter(parts, &mut sorted, &key, low + bits - width, width);
     // The buckets are sorted on the cores (an input this large is always worth it), in groups
     // of neighbours, each group with its scratch space.
     let mut groups = Vec::new();
     let mut rest = &mut sorted[..];
-    for group in starts
-        .windows(2)
-        .collect::<Vec<_>>()
-        .chunks(BUCKETS_PER_GROUP)
-    {
-        let len = group.last().map_or(0, |b| b[1]) - group[0][0];
-        let (entries, after) = rest.split_at_mut(len);
+    let buckets = starts.len() - 1;
+    for first in (0..buckets).step_by(BUCKETS_PER_GROUP) {
+        let last = (first + BUCKETS_PER_GROUP).min(buckets);
+        let (entries, after) = rest.split_at_mut(starts[last] - starts[first]);
         rest = after;
-        let sizes: Vec<usize> = group.iter().map(|b| b[1] - b[0]).collect();
-        groups.push((entries, sizes));
+        groups.push((entries, &starts[first..=last]));
     }
     crate::parallel::map_balanced(
         groups,
         |g| g.0.len() as u64,
         0,
-        |(mut entries, sizes)| {
-            let mut scratch = vec![T::default(); sizes.iter().copied().max().unwrap_or(0)];
+        |(mut entries, starts)| {
+            let sizes = starts.windows(2).map(|b| b[1] - b[0]);
+            let mut scratch = vec![T::default(); sizes.clone().max().unwrap_or(0)];
             for size in sizes {
                 let (bucket, after) = entries.split_at_mut(size);
                 entries = after;

@@ -624,16 +624,18 @@ mod tests {
             .unwrap();
     }
 
+    /// A producer of rows in a local folder.
+    fn in_folder(dir: &std::path::Path) -> ProducerBuilder {
+        let folder = object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap();
+        ProducerBuilder::new(Arc::new(folder), "rows", schema())
+    }
+
     /// The buffer a snapshot was written in is the next snapshot's, unless the store holds on
     /// to the blob, as an in-memory one does.
     #[tokio::test]
     async fn the_snapshot_buffer_is_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let folder = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
-        let mut p = ProducerBuilder::new(Arc::new(folder), "rows", schema())
-            .build()
-            .await
-            .unwrap();
+        let mut p = in_folder(dir.path()).build().await.unwrap();
         run(&mut p, "a").await;
         assert!(p.snapshot_buffer.capacity() > 0);
         let buffer = p.snapshot_buffer.as_ptr();
@@ -654,8 +656,7 @@ mod tests {
     #[tokio::test]
     async fn no_snapshot_buffer_is_kept_when_snapshots_are_written_in_the_background() {
         let dir = tempfile::tempdir().unwrap();
-        let folder = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
-        let mut p = ProducerBuilder::new(Arc::new(folder), "rows", schema())
+        let mut p = in_folder(dir.path())
             .with_snapshots_in_background()
             .build()
             .await

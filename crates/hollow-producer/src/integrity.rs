@@ -1,4 +1,4 @@
-//! The integrity check of a cycle's blobs before anything is published.
+//! The integrity checks of a cycle's blobs before anything is published.
 
 use bytes::Bytes;
 use hollow_core::{ReadState, WriteState};
@@ -12,73 +12,52 @@ pub(crate) struct CycleBlobs {
     pub(crate) deltas: Option<(Bytes, Bytes)>,
 }
 
-/// Loads the cycle's snapshot and checks the deltas against it: the announced state
-/// (`previous`) plus the delta must equal the snapshot's state, and that plus the reverse delta
-/// the announced state. Returns the new state.
-///
-/// A cycle without a snapshot is checked in time proportional to its change, apart from the
-/// copy of each type the delta touches that applying it makes: the announced state plus the
-/// delta must hold what `write` wrote (populations, and every record the cycle added:
-/// [`WriteState::verify_changes_in`]), and that plus the reverse delta the announced state,
-/// which [`ReadState::apply_delta_checking_reverse`] checks from what the two deltas change.
-///
-/// The forward chain runs on a second thread while the snapshot is loaded. The forward state
-/// must equal the snapshot's bit for bit, so the reverse delta applied to it stands for the
-/// reverse delta applied to the snapshot's state, and it is the state returned: its primary key
-/// indexes are the previous ones updated, where the snapshot's would have to be built.
-pub(crate) fn check_integrity(
-    previous: Option<(&ReadState, u64)>,
-    blobs: &CycleBlobs,
+/// The state of a producer's first version: its snapshot, loaded in place (the state reads
+/// the snapshot's buffer, which nothing else keeps).
+pub(crate) fn first_state(snapshot: &Bytes) -> Result<ReadState> {
+    Ok(ReadState::from_snapshot(snapshot.clone())?)
+}
+
+/// Checks a cycle's deltas in time proportional to its change, apart from the copy of each
+/// type the delta touches that applying it makes: the announced state (`previous`, version
+/// `from`) plus the delta must hold what `write` wrote (populations, and every record the
+/// cycle added: [`WriteState::verify_changes_in`]), and that plus the reverse delta the
+/// announced state, which [`ReadState::apply_delta_checking_reverse`] checks from what the two
+/// deltas change. Returns the new state: its primary key indexes are the previous ones
+/// updated, where a snapshot's would have to be built.
+pub(crate) fn check_deltas(
+    (previous, from): (&ReadState, u64),
+    (delta, reverse): &(Bytes, Bytes),
     version: u64,
     write: &WriteState,
 ) -> Result<ReadState> {
-    let no_snapshot = || {
+    let (forward, back_is_previous) =
+        previous.apply_delta_checking_reverse(delta.clone(), reverse.clone())?;
+    write.verify_changes_in(&forward).map_err(|difference| {
         Error::Integrity(format!(
-            "version {version} has neither a snapshot nor a delta"
+            "version {from} plus its delta differs from what version {version} wrote: {difference}"
         ))
-    };
-    let Some(((previous, from), (delta, reverse))) = previous.zip(blobs.deltas.as_ref()) else {
-        // A copy: states never hold on to the snapshot's buffer, which the next cycle reuses.
-        let snapshot = Bytes::copy_from_slice(blobs.snapshot.as_ref().ok_or_else(no_snapshot)?);
-        return Ok(ReadState::from_snapshot(snapshot)?);
-    };
-    let Some(snapshot) = &blobs.snapshot else {
-        let (forward, back_is_previous) =
-            previous.apply_delta_checking_reverse(delta.clone(), reverse.clone())?;
-        write.verify_changes_in(&forward).map_err(|difference| {
-            Error::Integrity(format!(
-                "version {from} plus its delta differs from what version {version} wrote: {difference}"
-            ))
-        })?;
-        if !back_is_previous {
-            return Err(Error::Integrity(format!(
-                "version {version} plus its reverse delta differs from version {from}"
-            )));
-        }
-        return Ok(forward);
-    };
-    let (snapshot, chain) = std::thread::scope(|s| {
-        let chain =
-            s.spawn(|| previous.apply_delta_checking_reverse(delta.clone(), reverse.clone()));
-        let snapshot = ReadState::from_snapshot_without_indexes(snapshot.clone());
-        let chain = chain
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (snapshot, chain)
-    });
-    let snapshot = snapshot?;
-    let (forward, back_is_previous) = chain?;
-    if !forward.same_content_as(&snapshot) {
-        return Err(Error::Integrity(format!(
-            "version {from} plus its delta differs from the snapshot of {version}"
-        )));
-    }
+    })?;
     if !back_is_previous {
         return Err(Error::Integrity(format!(
             "version {version} plus its reverse delta differs from version {from}"
         )));
     }
     Ok(forward)
+}
+
+/// Checks that `snapshot` holds `state` (version `from` plus its delta, checked by
+/// [`check_deltas`]) bit for bit, so that a reader starting from the snapshot and one
+/// following the deltas serve the same.
+pub(crate) fn check_snapshot(state: &ReadState, from: u64, snapshot: &Bytes) -> Result<()> {
+    let loaded = ReadState::from_snapshot_without_indexes(snapshot.clone())?;
+    if !state.same_content_as(&loaded) {
+        return Err(Error::Integrity(format!(
+            "version {from} plus its delta differs from the snapshot of {}",
+            state.version()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -113,28 +92,23 @@ mod tests {
     }
 
     #[test]
-    fn consistent_blobs_pass_and_give_the_snapshots_state() {
+    fn consistent_blobs_pass_and_give_the_new_state() {
         let (v1, blobs, w) = cycle(["a", "b"]);
-        let state = check_integrity(Some((&v1, 1)), &blobs, 2, &w).unwrap();
+        let deltas = blobs.deltas.as_ref().unwrap();
+        let state = check_deltas((&v1, 1), deltas, 2, &w).unwrap();
         assert_eq!(state.version(), 2);
         assert_eq!(state.record_count("Row").unwrap(), 50);
+        check_snapshot(&state, 1, blobs.snapshot.as_ref().unwrap()).unwrap();
+
+        let first = first_state(blobs.snapshot.as_ref().unwrap()).unwrap();
+        assert_eq!(first.checksum(), state.checksum());
     }
 
     #[test]
-    fn without_a_snapshot_the_deltas_are_checked_against_the_write_state() {
-        let (v1, mut blobs, w) = cycle(["a", "b"]);
-        blobs.snapshot = None;
-        let state = check_integrity(Some((&v1, 1)), &blobs, 2, &w).unwrap();
-        assert_eq!(state.version(), 2);
-        assert_eq!(state.record_count("Row").unwrap(), 50);
-
-        // A delta that reaches other records than the ones written.
+    fn deltas_that_reach_other_records_than_the_ones_written_fail() {
+        let (v1, blobs, w) = cycle(["a", "b"]);
         let (_, other, _) = cycle(["a", "c"]);
-        let mixed = CycleBlobs {
-            snapshot: None,
-            deltas: other.deltas,
-        };
-        let e = check_integrity(Some((&v1, 1)), &mixed, 2, &w).unwrap_err();
+        let e = check_deltas((&v1, 1), other.deltas.as_ref().unwrap(), 2, &w).unwrap_err();
         assert!(
             matches!(&e, Error::Integrity(m) if m.contains("differs from what version 2 wrote")),
             "{e}"
@@ -142,11 +116,8 @@ mod tests {
         // A reverse delta that does not lead back.
         let (_, other, _) = cycle(["z", "b"]);
         let (delta, _) = blobs.deltas.unwrap();
-        let mixed = CycleBlobs {
-            snapshot: None,
-            deltas: Some((delta, other.deltas.unwrap().1)),
-        };
-        let e = check_integrity(Some((&v1, 1)), &mixed, 2, &w).unwrap_err();
+        let mixed = (delta, other.deltas.unwrap().1);
+        let e = check_deltas((&v1, 1), &mixed, 2, &w).unwrap_err();
         assert!(
             matches!(&e, Error::Integrity(m) if m.contains("reverse delta")),
             "{e}"
@@ -157,30 +128,10 @@ mod tests {
     fn a_snapshot_that_the_delta_does_not_reach_fails() {
         let (v1, blobs, w) = cycle(["a", "b"]);
         let (_, other, _) = cycle(["a", "c"]);
-        let mixed = CycleBlobs {
-            snapshot: other.snapshot,
-            deltas: blobs.deltas,
-        };
-        let e = check_integrity(Some((&v1, 1)), &mixed, 2, &w).unwrap_err();
+        let state = check_deltas((&v1, 1), blobs.deltas.as_ref().unwrap(), 2, &w).unwrap();
+        let e = check_snapshot(&state, 1, other.snapshot.as_ref().unwrap()).unwrap_err();
         assert!(
-            matches!(&e, Error::Integrity(m) if m.contains("plus its delta")),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_reverse_delta_that_does_not_lead_back_fails() {
-        let (v1, blobs, w) = cycle(["a", "b"]);
-        let (_, other, _) = cycle(["z", "b"]);
-        let (delta, _) = blobs.deltas.unwrap();
-        let (_, wrong_reverse) = other.deltas.unwrap();
-        let mixed = CycleBlobs {
-            snapshot: blobs.snapshot,
-            deltas: Some((delta, wrong_reverse)),
-        };
-        let e = check_integrity(Some((&v1, 1)), &mixed, 2, &w).unwrap_err();
-        assert!(
-            matches!(&e, Error::Integrity(m) if m.contains("reverse delta")),
+            matches!(&e, Error::Integrity(m) if m.contains("plus its delta differs from the snapshot")),
             "{e}"
         );
     }

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::builder::Settings;
 use crate::changes::{Changes, Populator};
 use crate::error::{Error, Result};
-use crate::integrity::{check_integrity, CycleBlobs};
+use crate::integrity::{check_deltas, check_snapshot, first_state, CycleBlobs};
 use crate::leadership::{Elector, Leadership};
 use crate::outcome::{CycleOutcome, CycleReport};
 use crate::restore::{random_tag, restore, Restored};
@@ -38,9 +38,9 @@ pub struct Producer {
     next_version: u64,
     published: u64,
     settings: Settings,
-    /// The buffer the last snapshot was written in, for the next one: a snapshot-sized
-    /// allocation costs a page fault per 4 KiB each time it is made anew.
-    snapshot_buffer: Vec<u8>,
+    /// While a cycle has given up the announced state to write its snapshot: the cycle's new
+    /// state and its reverse delta, which give the announced state back if the cycle fails.
+    previous_by_reverse: Option<(ReadState, Bytes)>,
     /// Set when the producer may no longer be at the announced state (an announcement it lost
     /// or could not confirm, a panic): the next cycle first restores from the store.
     needs_restore: bool,
@@ -72,7 +72,7 @@ impl Producer {
             next_version: restored.next_version,
             published: 0,
             settings,
-            snapshot_buffer: Vec::new(),
+            previous_by_reverse: None,
             background_snapshot: None,
         }
     }
@@ -313,6 +313,9 @@ impl Producer {
                 message: panic_message(panic.as_ref()),
             })
         });
+        if let Some((state, reverse)) = self.previous_by_reverse.take() {
+            self.take_back_announced(&state, reverse);
+        }
         if matches!(result, Err(Error::Panicked { .. })) {
             // The write state may be half-changed: start over from the store.
             self.needs_restore = true;
@@ -343,6 +346,18 @@ impl Producer {
             }
         }
         result
+    }
+
+    /// Gives the announced state back after a cycle that gave it up failed: `state`, the
+    /// cycle's new state, plus the reverse delta, which the cycle checked leads back to it.
+    fn take_back_announced(&mut self, state: &ReadState, reverse: Bytes) {
+        match state.apply_delta(reverse) {
+            Ok(previous) => self.announced = Some(previous),
+            Err(e) => {
+                tracing::warn!(error = %e, "the announced state could not be taken back; restoring it from the store");
+                self.needs_restore = true;
+            }
+        }
     }
 
     /// Brings the producer to the state the store announces, when it may not be there: after a
@@ -435,15 +450,11 @@ impl Producer {
             origin.is_none() || (self.published + 1).is_multiple_of(self.settings.snapshot_every);
         let in_background =
             snapshot_cycle && origin.is_some() && self.settings.snapshots_in_background;
-        let snapshot = match snapshot_cycle && !in_background {
-            true => {
-                let buffer = std::mem::take(&mut self.snapshot_buffer);
-                Some(Bytes::from(self.write.write_snapshot_into(id, buffer)?))
-            }
-            false => None,
-        };
-        let blobs = CycleBlobs {
-            snapshot,
+        let mut blobs = CycleBlobs {
+            snapshot: match origin {
+                None => Some(Bytes::from(self.write.write_snapshot(id)?)),
+                Some(_) => None,
+            },
             deltas: match origin {
                 None => None,
                 Some(from) => Some((
@@ -455,8 +466,12 @@ impl Producer {
         stage("write_blobs", t);
 
         let t = Instant::now();
-        let previous = self.announced.as_ref().map(|a| (a, a.version()));
-        let state = check_integrity(previous, &blobs, version, &self.write)?;
+        let state = match (&self.announced, &blobs.deltas) {
+            (Some(previous), Some(deltas)) => {
+                check_deltas((previous, previous.version()), deltas, version, &self.write)?
+            }
+            _ => first_state(blobs.snapshot.as_ref().expect("a first cycle's snapshot"))?,
+        };
         stage("integrity_check", t);
 
         let t = Instant::now();
@@ -474,6 +489,20 @@ impl Producer {
         }
         stage("validate", t);
 
+        if snapshot_cycle && !in_background && origin.is_some() {
+            // The snapshot is written once the deltas passed, and the announced state gives up
+            // its own copies of the types the delta changed first: the new state plus the
+            // reverse delta gives it back if the cycle fails from here on. So a producer never
+            // holds the old and new copies of what changed and the snapshot at once.
+            let t = Instant::now();
+            let (_, reverse) = blobs.deltas.as_ref().expect("a later cycle's deltas");
+            self.previous_by_reverse = Some((state.clone(), reverse.clone()));
+            self.announced = None;
+            let snapshot = Bytes::from(self.write.write_snapshot(id)?);
+            check_snapshot(&state, origin.map_or(0, |o| o.version), &snapshot)?;
+            blobs.snapshot = Some(snapshot);
+            stage("write_snapshot", t);
+        }
         let t = Instant::now();
         // Every blob is named by the states it joins, random tags included, so the blobs of two
         // producers racing for one version never collide; the announcement decides which wins.
@@ -503,6 +532,7 @@ impl Producer {
         stage("announce", t);
 
         self.write.commit_cycle()?;
+        self.previous_by_reverse = None;
         if in_background {
             self.publish_snapshot_in_background(state.clone());
         }
@@ -526,16 +556,6 @@ impl Producer {
             stored_delta_bytes: stored_bytes.deltas,
             stages,
         };
-        // Nothing holds the snapshot any more, unless the store keeps it (as an in-memory one
-        // does): then the next cycle allocates anew. A producer that writes its snapshots in
-        // the background writes none here after its first cycle: a buffer kept for it would
-        // hold a snapshot's worth of memory for nothing.
-        if let Some(Ok(mut buffer)) = blobs.snapshot.map(Bytes::try_into_mut) {
-            if !self.settings.snapshots_in_background {
-                buffer.clear();
-                self.snapshot_buffer = buffer.into();
-            }
-        }
         Ok(CycleOutcome::Published(report))
     }
 
@@ -630,42 +650,32 @@ mod tests {
         ProducerBuilder::new(Arc::new(folder), "rows", schema())
     }
 
-    /// The buffer a snapshot was written in is the next snapshot's, unless the store holds on
-    /// to the blob, as an in-memory one does.
+    /// A cycle gives up the announced state's copies of what changed before it writes its
+    /// snapshot; when it fails after that (here another producer announced first), it gives
+    /// the announced state back: the producer still holds the state it announced.
     #[tokio::test]
-    async fn the_snapshot_buffer_is_reused() {
+    async fn a_cycle_failing_after_its_snapshot_gives_the_announced_state_back() {
         let dir = tempfile::tempdir().unwrap();
         let mut p = in_folder(dir.path()).build().await.unwrap();
         run(&mut p, "a").await;
-        assert!(p.snapshot_buffer.capacity() > 0);
-        let buffer = p.snapshot_buffer.as_ptr();
-        run(&mut p, "b").await;
-        assert_eq!(p.snapshot_buffer.as_ptr(), buffer);
+        let announced = p.state().map(|s| (s.id(), s.checksum()));
+        let mut other = in_folder(dir.path()).build().await.unwrap();
+        run(&mut other, "b").await;
 
-        let memory = object_store::memory::InMemory::new();
-        let mut p = ProducerBuilder::new(Arc::new(memory), "rows", schema())
-            .build()
-            .await
-            .unwrap();
-        run(&mut p, "a").await;
-        assert_eq!(p.snapshot_buffer.capacity(), 0);
-    }
-
-    /// A producer writing its snapshots in the background keeps no buffer for the snapshots it
-    /// no longer writes on the cycle's path.
-    #[tokio::test]
-    async fn no_snapshot_buffer_is_kept_when_snapshots_are_written_in_the_background() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut p = in_folder(dir.path())
-            .with_snapshots_in_background()
-            .build()
-            .await
-            .unwrap();
-        run(&mut p, "a").await;
-        assert_eq!(p.snapshot_buffer.capacity(), 0);
-        run(&mut p, "b").await;
-        p.wait_for_background_snapshot().await;
-        assert_eq!(p.snapshot_buffer.capacity(), 0);
-        assert_eq!(p.version(), Some(2));
+        let rows: Vec<Row> = (0..500)
+            .map(|id| Row {
+                id,
+                name: format!("c{id}"),
+            })
+            .collect();
+        let lost = p
+            .run_cycle(|w| rows.iter().try_for_each(|r| w.add(r)))
+            .await;
+        assert!(lost.is_err(), "{lost:?}");
+        assert_eq!(p.state().map(|s| (s.id(), s.checksum())), announced);
+        assert!(p.previous_by_reverse.is_none());
+        // The next cycle restores what the other producer announced and goes on from there.
+        run(&mut p, "d").await;
+        assert_eq!(p.version(), Some(3));
     }
 }

@@ -19,18 +19,19 @@ pub(crate) fn first_state(snapshot: &Bytes) -> Result<ReadState> {
 }
 
 /// Checks a cycle's deltas in time proportional to its change, apart from the copy of each
-/// type the delta touches that applying it makes: the announced state (`previous`, version
-/// `from`) plus the delta must hold what `write` wrote (populations, and every record the
+/// type the delta touches that applying it makes: the announced state (`previous`) plus the
+/// delta must hold what `write` wrote (populations, and every record the
 /// cycle added: [`WriteState::verify_changes_in`]), and that plus the reverse delta the
 /// announced state, which [`ReadState::apply_delta_checking_reverse`] checks from what the two
 /// deltas change. Returns the new state: its primary key indexes are the previous ones
 /// updated, where a snapshot's would have to be built.
 pub(crate) fn check_deltas(
-    (previous, from): (&ReadState, u64),
+    previous: &ReadState,
     (delta, reverse): &(Bytes, Bytes),
     version: u64,
     write: &WriteState,
 ) -> Result<ReadState> {
+    let from = previous.version();
     let (forward, back_is_previous) =
         previous.apply_delta_checking_reverse(delta.clone(), reverse.clone())?;
     write.verify_changes_in(&forward).map_err(|difference| {
@@ -95,7 +96,7 @@ mod tests {
     fn consistent_blobs_pass_and_give_the_new_state() {
         let (v1, blobs, w) = cycle(["a", "b"]);
         let deltas = blobs.deltas.as_ref().unwrap();
-        let state = check_deltas((&v1, 1), deltas, 2, &w).unwrap();
+        let state = check_deltas(&v1, deltas, 2, &w).unwrap();
         assert_eq!(state.version(), 2);
         assert_eq!(state.record_count("Row").unwrap(), 50);
         check_snapshot(&state, 1, blobs.snapshot.as_ref().unwrap()).unwrap();
@@ -108,7 +109,7 @@ mod tests {
     fn deltas_that_reach_other_records_than_the_ones_written_fail() {
         let (v1, blobs, w) = cycle(["a", "b"]);
         let (_, other, _) = cycle(["a", "c"]);
-        let e = check_deltas((&v1, 1), other.deltas.as_ref().unwrap(), 2, &w).unwrap_err();
+        let e = check_deltas(&v1, other.deltas.as_ref().unwrap(), 2, &w).unwrap_err();
         assert!(
             matches!(&e, Error::Integrity(m) if m.contains("differs from what version 2 wrote")),
             "{e}"
@@ -117,7 +118,7 @@ mod tests {
         let (_, other, _) = cycle(["z", "b"]);
         let (delta, _) = blobs.deltas.unwrap();
         let mixed = (delta, other.deltas.unwrap().1);
-        let e = check_deltas((&v1, 1), &mixed, 2, &w).unwrap_err();
+        let e = check_deltas(&v1, &mixed, 2, &w).unwrap_err();
         assert!(
             matches!(&e, Error::Integrity(m) if m.contains("reverse delta")),
             "{e}"
@@ -128,7 +129,7 @@ mod tests {
     fn a_snapshot_that_the_delta_does_not_reach_fails() {
         let (v1, blobs, w) = cycle(["a", "b"]);
         let (_, other, _) = cycle(["a", "c"]);
-        let state = check_deltas((&v1, 1), blobs.deltas.as_ref().unwrap(), 2, &w).unwrap();
+        let state = check_deltas(&v1, blobs.deltas.as_ref().unwrap(), 2, &w).unwrap();
         let e = check_snapshot(&state, 1, other.snapshot.as_ref().unwrap()).unwrap_err();
         assert!(
             matches!(&e, Error::Integrity(m) if m.contains("plus its delta differs from the snapshot")),

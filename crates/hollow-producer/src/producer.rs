@@ -275,10 +275,12 @@ impl Producer {
     }
 
     /// Runs one cycle: `populate` adds the whole dataset; the producer builds the new state,
-    /// writes its blobs, checks them (the announced state plus the delta must equal the new
-    /// snapshot, and back), runs the validators, publishes every blob (create-only) and
-    /// announces the version last. Any failure announces nothing and leaves the producer at its
-    /// last announced state, so the next cycle produces a correct delta from it.
+    /// writes its delta and reverse delta and checks them (the announced state plus the delta
+    /// must hold what was written, and the reverse delta lead back), runs the validators,
+    /// writes the snapshot and checks that it holds the same state bit for bit, publishes
+    /// every blob (create-only) and announces the version last. Any failure announces nothing
+    /// and leaves the producer at its last announced state, so the next cycle produces a
+    /// correct delta from it.
     pub async fn run_cycle<F>(&mut self, populate: F) -> Result<CycleOutcome>
     where
         F: FnOnce(&mut Populator<'_>) -> hollow_core::Result<()>,
@@ -466,11 +468,16 @@ impl Producer {
         stage("write_blobs", t);
 
         let t = Instant::now();
-        let state = match (&self.announced, &blobs.deltas) {
-            (Some(previous), Some(deltas)) => {
-                check_deltas((previous, previous.version()), deltas, version, &self.write)?
+        let state = match (&self.announced, &blobs.deltas, &blobs.snapshot) {
+            (Some(previous), Some(deltas), _) => {
+                check_deltas(previous, deltas, version, &self.write)?
             }
-            _ => first_state(blobs.snapshot.as_ref().expect("a first cycle's snapshot"))?,
+            (_, _, Some(snapshot)) => first_state(snapshot)?,
+            _ => {
+                return Err(Error::Integrity(format!(
+                    "version {version} has neither a snapshot nor a delta"
+                )))
+            }
         };
         stage("integrity_check", t);
 
@@ -489,17 +496,17 @@ impl Producer {
         }
         stage("validate", t);
 
-        if snapshot_cycle && !in_background && origin.is_some() {
+        let snapshot_now = snapshot_cycle && !in_background;
+        if let (true, Some(from), Some((_, reverse))) = (snapshot_now, origin, &blobs.deltas) {
             // The snapshot is written once the deltas passed, and the announced state gives up
             // its own copies of the types the delta changed first: the new state plus the
             // reverse delta gives it back if the cycle fails from here on. So a producer never
             // holds the old and new copies of what changed and the snapshot at once.
             let t = Instant::now();
-            let (_, reverse) = blobs.deltas.as_ref().expect("a later cycle's deltas");
             self.previous_by_reverse = Some((state.clone(), reverse.clone()));
             self.announced = None;
             let snapshot = Bytes::from(self.write.write_snapshot(id)?);
-            check_snapshot(&state, origin.map_or(0, |o| o.version), &snapshot)?;
+            check_snapshot(&state, from.version, &snapshot)?;
             blobs.snapshot = Some(snapshot);
             stage("write_snapshot", t);
         }

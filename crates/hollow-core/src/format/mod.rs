@@ -307,21 +307,34 @@ impl BlobWriter {
         w.u64(self.header.destination.tag);
         w.u32(self.sections.len() as u32);
         w.u32(0);
+        // The section table is filled in once the sections are copied in, each part let go of
+        // as soon as it is: a blob and all of its sections are never held whole at once (at
+        // 10 M movies that would be a second snapshot's worth of memory).
+        let table_start = w.len();
+        w.bytes(&vec![0; table_end - table_start]);
+        let mut entries = Vec::with_capacity(self.sections.len());
         let mut offset = table_end;
-        for (kind, type_id, parts) in &self.sections {
+        for (kind, type_id, parts) in self.sections {
             let mut checksum = xxhash_rust::xxh3::Xxh3::new();
-            parts.iter().for_each(|p| checksum.update(p));
-            w.u32(kind.code());
-            w.u32(*type_id);
-            w.u64(offset as u64);
-            w.u64(section_len(parts) as u64);
-            w.u64(checksum.digest());
-            offset += section_len(parts).next_multiple_of(8);
-        }
-        for (_, _, parts) in &self.sections {
-            parts.iter().for_each(|p| w.bytes(p));
+            let mut len = 0;
+            for part in parts {
+                checksum.update(&part);
+                w.bytes(&part);
+                len += part.len();
+            }
             w.align8();
+            entries.push((kind, type_id, offset, len, checksum.digest()));
+            offset += len.next_multiple_of(8);
         }
+        let mut table = ByteWriter::new();
+        for (kind, type_id, offset, len, checksum) in entries {
+            table.u32(kind.code());
+            table.u32(type_id);
+            table.u64(offset as u64);
+            table.u64(len as u64);
+            table.u64(checksum);
+        }
+        w.buf_mut()[table_start..table_end].copy_from_slice(&table.into_inner());
         let checksum = xxh3_64(w.buf_mut());
         w.bytes(&FOOTER_MAGIC);
         w.u64(checksum);

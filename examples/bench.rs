@@ -165,8 +165,9 @@ fn side_process(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                     .without_retention()
                     .build()
                     .await?;
+                let mut held = None;
                 for k in 0..2 {
-                    producer
+                    let outcome = producer
                         .run_cycle(|w| movies::for_each_in_state(n, k, |m| w.add(m)))
                         .await?;
                     eprintln!(
@@ -174,8 +175,15 @@ fn side_process(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                         rss_bytes() >> 20,
                         peak_rss_bytes() >> 20
                     );
+                    if let hollow::producer::CycleOutcome::Published(report) = outcome {
+                        held = Some((report.write_state_bytes, report.state_bytes));
+                    }
                 }
                 figure("producer_peak_rss_bytes", peak_rss_bytes(), "B");
+                // What it holds between cycles, as the producer counts it.
+                let (write_state, state) = held.ok_or("no cycle was published")?;
+                figure("producer_write_state_bytes", write_state, "B");
+                figure("producer_announced_state_bytes", state, "B");
             }
             "mapped" => {
                 // The cache filled by a first consumer, then a second one timed from its start

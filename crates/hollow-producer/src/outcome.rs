@@ -22,6 +22,13 @@ pub struct CycleReport {
     pub stored_delta_bytes: Option<(usize, usize)>,
     /// Time of each stage, in order.
     pub stages: Vec<(&'static str, Duration)>,
+    /// Bytes the producer's write state holds after the cycle: every record encoded, with
+    /// its deduplication tables (vectors counted by capacity). Also the gauge
+    /// `hollow_producer_write_state_bytes`.
+    pub write_state_bytes: usize,
+    /// Bytes of the announced state the producer holds after the cycle, with its primary key
+    /// indexes. Also the gauge `hollow_producer_state_bytes`.
+    pub state_bytes: usize,
 }
 
 impl CycleReport {

@@ -554,6 +554,11 @@ impl Producer {
             }
             stage("retention", t);
         }
+        let write_state_bytes = self.write.heap_bytes();
+        let state_bytes =
+            (self.announced.as_ref()).map_or(0, |s| s.heap_bytes() + s.index_heap_bytes());
+        metrics::gauge!("hollow_producer_write_state_bytes").set(write_state_bytes as f64);
+        metrics::gauge!("hollow_producer_state_bytes").set(state_bytes as f64);
         let report = CycleReport {
             version,
             previous: origin.map(|o| o.version),
@@ -562,6 +567,8 @@ impl Producer {
             stored_snapshot_bytes: stored_bytes.snapshot,
             stored_delta_bytes: stored_bytes.deltas,
             stages,
+            write_state_bytes,
+            state_bytes,
         };
         Ok(CycleOutcome::Published(report))
     }
@@ -655,6 +662,39 @@ mod tests {
     fn in_folder(dir: &std::path::Path) -> ProducerBuilder {
         let folder = object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap();
         ProducerBuilder::new(Arc::new(folder), "rows", schema())
+    }
+
+    /// A cycle reports the memory the producer holds after it: the write state's tables grow
+    /// with the records, and the announced state is counted with its index.
+    #[tokio::test]
+    async fn a_cycle_reports_the_memory_the_producer_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = in_folder(dir.path()).build().await.unwrap();
+        async fn report(p: &mut Producer, rows: i64) -> usize {
+            let rows: Vec<Row> = (0..rows)
+                .map(|id| Row {
+                    id,
+                    name: format!("row {id}"),
+                })
+                .collect();
+            match p
+                .run_cycle(|w| rows.iter().try_for_each(|r| w.add(r)))
+                .await
+            {
+                Ok(CycleOutcome::Published(report)) => {
+                    let state = p.state().unwrap();
+                    let held = state.heap_bytes() + state.index_heap_bytes();
+                    assert_eq!(report.state_bytes, held);
+                    assert!(state.index_heap_bytes() > 0);
+                    report.write_state_bytes
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let small = report(&mut p, 1_000).await;
+        let large = report(&mut p, 20_000).await;
+        assert!(small > 1_000 * 8, "{small}");
+        assert!(large > small * 10, "{small} -> {large}");
     }
 
     /// A cycle gives up the announced state's copies of what changed before it writes its

@@ -538,8 +538,14 @@ impl Producer {
         self.announcement = Some(self.announce(id).await?);
         stage("announce", t);
 
-        self.write.commit_cycle()?;
+        // Announced: what the cycle gave up is not to be taken back, and a write state that
+        // cannot commit is restored from the store.
         self.previous_by_reverse = None;
+        let committed = self.write.commit_cycle();
+        if committed.is_err() {
+            self.needs_restore = true;
+        }
+        committed?;
         if in_background {
             self.publish_snapshot_in_background(state.clone());
         }

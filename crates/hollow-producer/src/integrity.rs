@@ -12,12 +12,6 @@ pub(crate) struct CycleBlobs {
     pub(crate) deltas: Option<(Bytes, Bytes)>,
 }
 
-/// The state of a producer's first version: its snapshot, loaded in place (the state reads
-/// the snapshot's buffer, which nothing else keeps).
-pub(crate) fn first_state(snapshot: &Bytes) -> Result<ReadState> {
-    Ok(ReadState::from_snapshot(snapshot.clone())?)
-}
-
 /// Checks a cycle's deltas in time proportional to its change, apart from the copy of each
 /// type the delta touches that applying it makes: the announced state (`previous`) plus the
 /// delta must hold what `write` wrote (populations, and every record the
@@ -101,7 +95,7 @@ mod tests {
         assert_eq!(state.record_count("Row").unwrap(), 50);
         check_snapshot(&state, 1, blobs.snapshot.as_ref().unwrap()).unwrap();
 
-        let first = first_state(blobs.snapshot.as_ref().unwrap()).unwrap();
+        let first = ReadState::from_snapshot(blobs.snapshot.unwrap()).unwrap();
         assert_eq!(first.checksum(), state.checksum());
     }
 

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::builder::Settings;
 use crate::changes::{Changes, Populator};
 use crate::error::{Error, Result};
-use crate::integrity::{check_deltas, check_snapshot, first_state, CycleBlobs};
+use crate::integrity::{check_deltas, check_snapshot, CycleBlobs};
 use crate::leadership::{Elector, Leadership};
 use crate::outcome::{CycleOutcome, CycleReport};
 use crate::restore::{random_tag, restore, Restored};
@@ -472,7 +472,8 @@ impl Producer {
             (Some(previous), Some(deltas), _) => {
                 check_deltas(previous, deltas, version, &self.write)?
             }
-            (_, _, Some(snapshot)) => first_state(snapshot)?,
+            // A first state reads its snapshot's buffer in place: nothing else keeps it.
+            (_, _, Some(snapshot)) => ReadState::from_snapshot(snapshot.clone())?,
             _ => {
                 return Err(Error::Integrity(format!(
                     "version {version} has neither a snapshot nor a delta"

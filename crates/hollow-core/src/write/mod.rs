@@ -570,21 +570,9 @@ impl WriteState {
     /// Writes the current state as a snapshot blob of the state `id` (a version, or a version
     /// with its tag: see [`StateId`](crate::StateId)).
     pub fn write_snapshot(&mut self, id: impl Into<crate::StateId>) -> Result<Vec<u8>> {
-        self.write_snapshot_into(id, Vec::new())
-    }
-
-    /// Like [`WriteState::write_snapshot`], into `buffer` (cleared first; one too small is
-    /// replaced by one with an eighth to spare).
-    /// A producer that hands the same buffer back cycle after cycle spares the operating system
-    /// mapping in fresh pages for every snapshot, which costs as much as packing the rows.
-    pub fn write_snapshot_into(
-        &mut self,
-        id: impl Into<crate::StateId>,
-        buffer: Vec<u8>,
-    ) -> Result<Vec<u8>> {
         self.add_held_back();
         self.check_limits()?;
-        snapshot::write(self, id.into(), buffer)
+        snapshot::write(self, id.into())
     }
 
     /// Writes the delta from the last committed state (`origin`) to the current state

@@ -141,25 +141,10 @@ fn decode_mixed(n: usize, body: &[u8], out: &mut Vec<u64>) {
     let mut codes = read_word(body, 0, codes_len);
     let mut at = codes_len;
     out.reserve(n);
-    let Some(last) = body.len().checked_sub(8) else {
-        for _ in 0..n {
-            let width = (codes & 7) as usize + 1;
-            codes >>= 3;
-            out.push(unzigzag(read_word(body, at, width)));
-            at += width;
-        }
-        return;
-    };
-    // The last eight bytes, loaded once: the words that start in them are shifted out of it.
-    let tail = u64::from_le_bytes(body[last..].try_into().expect("8"));
     for _ in 0..n {
         let width = (codes & 7) as usize + 1;
         codes >>= 3;
-        let eight = match body.get(at..at + 8) {
-            Some(eight) => u64::from_le_bytes(eight.try_into().expect("8")),
-            None => tail >> (8 * (at - last)),
-        };
-        out.push(unzigzag(eight & (u64::MAX >> (64 - 8 * width))));
+        out.push(unzigzag(read_word(body, at, width)));
         at += width;
     }
 }

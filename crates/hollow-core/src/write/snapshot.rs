@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::format::{BlobHeader, BlobKind, BlobWriter, SectionKind};
 use crate::StateId;
 
-pub(super) fn write(ws: &mut WriteState, id: StateId, buffer: Vec<u8>) -> Result<Vec<u8>> {
+pub(super) fn write(ws: &mut WriteState, id: StateId) -> Result<Vec<u8>> {
     let mut blob = BlobWriter::new(BlobHeader {
         kind: BlobKind::Snapshot,
         origin: StateId::default(),
@@ -19,7 +19,7 @@ pub(super) fn write(ws: &mut WriteState, id: StateId, buffer: Vec<u8>) -> Result
     for (i, section) in type_sections(ws)?.into_iter().enumerate() {
         blob.section(SectionKind::TypeData, i as u32, section);
     }
-    Ok(blob.finish_into(buffer))
+    Ok(blob.finish())
 }
 
 /// Below this many row words in all, the sections are encoded on the caller's thread.

@@ -184,14 +184,15 @@ pub fn last_offsets(written: &[Written]) -> Vec<(i32, i64)> {
     last.into_iter().collect()
 }
 
-/// Every announced version, up to the one `consumer` serves, reached by pinning (one
-/// producer at a time: with racing producers two states of a version may follow the same
-/// origin, and the blobs alone do not say which was announced). Leaves the consumer pinned.
+/// Every announced version, up to the one `consumer` serves, reached by pinning (which
+/// follows the line of announced states back from the announced one). Leaves the consumer
+/// pinned.
 pub async fn every_version(consumer: &Consumer) -> Vec<Arc<ReadState>> {
     let latest = consumer.version().unwrap();
     let mut states = Vec::new();
     for v in 1..=latest {
-        // A version spent by a cycle that did not announce (killed) has no blobs.
+        // A version spent by a cycle that did not announce (killed before publishing, or
+        // between publishing and announcing) is refused.
         if consumer.pin(v).await.is_ok() {
             states.push(consumer.current().unwrap());
         }

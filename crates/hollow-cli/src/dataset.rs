@@ -106,7 +106,7 @@ impl Dataset {
                     self.name
                 )
             }),
-            Some(v) => hollow_store::resolve_version(blobs, announced, v)
+            Some(v) => hollow_store::resolve_version(blobs, announced, announced, v)
                 .map_err(|e| anyhow!("version {v}: {e} (see `hollow versions {}`)", self.name)),
         }
     }

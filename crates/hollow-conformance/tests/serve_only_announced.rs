@@ -373,3 +373,50 @@ async fn a_wrong_prefix_is_reported_with_what_is_nearby() {
         "{error}"
     );
 }
+
+/// A producer killed between publishing a version and announcing it leaves that version's
+/// blobs behind; the one restarted in its place spends a new version. Pinning the abandoned
+/// version is refused, on the line of the announced states or off it, and every announced
+/// version is pinned.
+#[tokio::test]
+async fn a_version_published_but_never_announced_is_never_pinned() {
+    for backend in Backend::all() {
+        let faulty = FaultyStore::new(backend.store());
+        let store: Arc<dyn ObjectStore> = faulty.clone();
+        let mut data = movies::state1(N);
+        let mut p = producer(store.clone(), 1).await;
+        for k in 1..=2 {
+            cycle(&mut p, &data).await.unwrap();
+            movies::apply_cycle(&mut data, N, k);
+        }
+        // Killed with every blob of version 3 published, before the announcement.
+        faulty.halt_at(support::Halt::Before("announced.version"));
+        let killed = tokio::time::timeout(Duration::from_millis(500), cycle(&mut p, &data)).await;
+        assert!(killed.is_err(), "{}: {killed:?}", backend.name());
+        drop(p);
+        let dataset = BlobStore::new(store.clone(), PREFIX);
+        let blobs = dataset.list().await.unwrap();
+        assert!(blobs.iter().any(|b| b.newest_version() == 3), "{blobs:?}");
+
+        let mut restarted = producer(backend.store(), 1).await;
+        movies::apply_cycle(&mut data, N, 3);
+        cycle(&mut restarted, &data).await.unwrap();
+        assert_eq!(restarted.version(), Some(4), "{}", backend.name());
+
+        let record = Arc::new(Record::default());
+        let c = consumer(BlobStore::new(backend.store(), PREFIX), &record).await;
+        for pinned_from in [4, 2] {
+            c.pin(pinned_from).await.unwrap();
+            let e = c.pin(3).await.unwrap_err();
+            assert!(e.to_string().contains("never announced"), "{e}");
+            assert_eq!(c.version(), Some(pinned_from), "still serving");
+        }
+        for v in [1, 2, 4] {
+            c.pin(v).await.unwrap();
+            assert_eq!(c.version(), Some(v));
+        }
+        assert!(c.pin(5).await.is_err());
+        c.unpin().await.unwrap();
+        assert_eq!(c.current().unwrap().id(), restarted.state_id().unwrap());
+    }
+}

@@ -320,17 +320,20 @@ impl Shared {
         let (target, announcement) = match pinned {
             Some(version) => {
                 // Pinned: the announcement is still read, so that health shows what a consumer
-                // would serve once unpinned (and that it is still following).
+                // would serve once unpinned (and that it is still following), and so that only
+                // an announced state of that version is pinned.
+                let mut announced = None;
                 if let Ok(Some(Some(a))) = self.store.announcement_if_changed(None).await {
                     let mut health = lock(&self.health);
                     health.announced = Some(a.version());
                     health.announced_epoch = Some(a.epoch);
+                    announced = Some(a.state);
                 }
                 if current_id.is_some_and(|c| c.version == version) {
                     return Ok(None);
                 }
                 let blobs = self.store.list().await?;
-                let target = hollow_store::resolve_version(&blobs, current_id, version)?;
+                let target = hollow_store::resolve_version(&blobs, current_id, announced, version)?;
                 (target, None)
             }
             None => {
@@ -623,7 +626,10 @@ impl Consumer {
     }
 
     /// Goes to `version` (back through reverse deltas, or from a snapshot) and stays there,
-    /// ignoring announcements, until [`Consumer::unpin`].
+    /// ignoring announcements, until [`Consumer::unpin`]. Only a state that was announced is
+    /// pinned: a version spent by a cycle that never announced (its producer killed between
+    /// publishing and announcing), or one newer than the announcement, is an error (see
+    /// [`hollow_store::resolve_version`]).
     pub async fn pin(&self, version: u64) -> Result<Option<RefreshEvent>> {
         lock(&self.shared.health).pinned = Some(version);
         self.refresh().await

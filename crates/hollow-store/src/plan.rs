@@ -165,16 +165,63 @@ fn links(blobs: &[BlobName]) -> Links {
     (forward, backward, snapshots)
 }
 
-/// The state of `version` to pin: the one reverse deltas lead to from `current` (the line the
-/// consumer came along), else the one deltas lead to from `current`, else the only state of
-/// that version in the store. Racing producers may have left states of the same version that
-/// were never announced; an ambiguous choice is an error, not a guess.
+/// The state of `version` to pin. On the line of `announced` (the announced state and the
+/// states deltas lead to it from: every state a producer announced, in order) when that line
+/// reaches back to `version`: a version the line skips was spent by a cycle that never
+/// announced (a producer killed between publishing and announcing, or one that lost a race),
+/// and is refused, as is a version newer than the announced one. Older than the line reaches
+/// (deltas removed by retention), or with nothing announced: the one reverse deltas lead to
+/// from `current` (the line the consumer came along), else the one deltas lead to from
+/// `current`, else the only state of that version in the store. An ambiguous choice is an
+/// error, not a guess.
 pub fn resolve_version(
     blobs: &[BlobName],
     current: Option<StateId>,
+    announced: Option<StateId>,
     version: u64,
 ) -> Result<StateId> {
     let (forward, backward, snapshots) = links(blobs);
+    let unreachable = |reason: String| Error::Unreachable {
+        target: StateId::from(version),
+        reason,
+    };
+    if let Some(a) = announced {
+        if a.version == version {
+            return Ok(a);
+        }
+        if version > a.version {
+            return Err(unreachable(format!(
+                "it was never announced: the announced version is {}",
+                a.version
+            )));
+        }
+        let line: Vec<StateId> = ways_to(&forward, a).into_keys().collect();
+        let on_line: Vec<StateId> = line
+            .iter()
+            .copied()
+            .filter(|s| s.version == version)
+            .collect();
+        if let [only] = on_line.as_slice() {
+            return Ok(*only);
+        }
+        let before = line
+            .iter()
+            .map(|s| s.version)
+            .filter(|&v| v < version)
+            .max();
+        if let (Some(before), []) = (before, on_line.as_slice()) {
+            let after = line
+                .iter()
+                .map(|s| s.version)
+                .filter(|&v| v > version)
+                .min()
+                .unwrap_or(a.version);
+            return Err(unreachable(format!(
+                "it was never announced: the announced states go from version {before} to \
+                 {after} (a producer spent it in a cycle that did not announce)"
+            )));
+        }
+    }
     let mut candidates: Vec<StateId> = snapshots
         .into_iter()
         .chain(forward.iter().chain(&backward).flat_map(|&(a, b)| [a, b]))
@@ -214,10 +261,7 @@ pub fn resolve_version(
         }
         None => unique(candidates),
     };
-    result.map_err(|reason| Error::Unreachable {
-        target: StateId::from(version),
-        reason,
-    })
+    result.map_err(unreachable)
 }
 
 #[cfg(test)]
@@ -319,11 +363,51 @@ mod tests {
             }
             assert_eq!(at, s(6));
         }
-        assert_eq!(resolve_version(&b, Some(s(5)), 3).unwrap(), s(3));
-        assert_eq!(resolve_version(&b, Some(s(5)), 5).unwrap(), s(5));
-        assert_eq!(resolve_version(&b, None, 5).unwrap(), s(5));
+        assert_eq!(resolve_version(&b, Some(s(5)), None, 3).unwrap(), s(3));
+        assert_eq!(resolve_version(&b, Some(s(5)), None, 5).unwrap(), s(5));
+        assert_eq!(resolve_version(&b, None, None, 5).unwrap(), s(5));
         // Deltas from 1 lead to both states of version 3: no guess.
-        assert!(resolve_version(&b, Some(s(1)), 3).is_err());
-        assert!(resolve_version(&b, None, 3).is_err());
+        assert!(resolve_version(&b, Some(s(1)), None, 3).is_err());
+        assert!(resolve_version(&b, None, None, 3).is_err());
+        // The announcement settles it: version 3 is the announced line's.
+        for current in [None, Some(s(1)), Some(loser(3))] {
+            assert_eq!(resolve_version(&b, current, Some(s(6)), 3).unwrap(), s(3));
+        }
+    }
+
+    /// A producer killed between publishing version 4 and announcing it: the one restarted
+    /// publishes version 5 on top of the announced 3. Version 4 is the only state of its
+    /// version in the store, yet was never announced, and is not pinned.
+    #[test]
+    fn versions_spent_without_an_announcement_are_not_pinned() {
+        let orphan = StateId::new(4, 0xdead);
+        let mut b = vec![BlobName::Snapshot(s(1))];
+        for (from, to) in [(s(1), s(2)), (s(2), s(3)), (s(3), orphan), (s(3), s(5))] {
+            b.push(BlobName::Delta { from, to });
+            b.push(BlobName::ReverseDelta { from: to, to: from });
+        }
+        b.push(BlobName::Snapshot(orphan));
+        for current in [None, Some(s(3)), Some(s(5))] {
+            let e = resolve_version(&b, current, Some(s(5)), 4).unwrap_err();
+            assert!(
+                e.to_string().contains("never announced")
+                    && e.to_string().contains("from version 3 to 5"),
+                "{e}"
+            );
+            for v in [1, 2, 3, 5] {
+                assert_eq!(resolve_version(&b, current, Some(s(5)), v).unwrap(), s(v));
+            }
+            let e = resolve_version(&b, current, Some(s(5)), 6).unwrap_err();
+            assert!(e.to_string().contains("announced version is 5"), "{e}");
+        }
+        // Without an announcement the store alone cannot tell: the only state of version 4.
+        assert_eq!(resolve_version(&b, None, None, 4).unwrap(), orphan);
+        // Older than the announced line reaches (deltas removed by retention): as before.
+        let kept: Vec<BlobName> = b
+            .iter()
+            .filter(|n| n.newest_version() >= 3 || matches!(n, BlobName::Snapshot(_)))
+            .cloned()
+            .collect();
+        assert_eq!(resolve_version(&kept, None, Some(s(5)), 1).unwrap(), s(1));
     }
 }

@@ -101,8 +101,13 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// Says what the bench does next, and how much memory it holds and has held so far.
 fn progress(msg: &str) {
-    eprintln!("[bench] {msg}");
+    eprintln!(
+        "[bench] {msg} (resident {} MB, peak {} MB)",
+        rss_bytes() >> 20,
+        peak_rss_bytes() >> 20
+    );
 }
 
 fn figure(name: &str, value: impl std::fmt::Display, unit: &str) {
@@ -705,6 +710,8 @@ fn producer_figures(folder: &std::path::Path, n: u64) -> Result<(), Box<dyn std:
             tokio::time::sleep(std::time::Duration::from_micros(200)).await;
         }
         figure("announce_to_swap_ms", ms(announced), "ms");
+        // Its memory is not the consumer's to share during the lookups.
+        drop(producer);
 
         progress("lookups at rest, then while the consumer keeps refreshing (pin 1 / unpin)");
         let ids = std::sync::Arc::new(movies::lookup_ids(n, 2_000_000));
@@ -740,7 +747,6 @@ fn producer_figures(folder: &std::path::Path, n: u64) -> Result<(), Box<dyn std:
         );
         eprintln!("[bench]   {refreshes} refreshes ran during the lookups");
         drop(consumer);
-        drop(producer);
 
         progress("incremental producer: cycle 1's changes as upserts and deletes");
         let folder = folder.with_file_name("incremental");
@@ -811,7 +817,9 @@ fn main() {
     };
     let result = match args.extras_only {
         true => Ok(()),
-        false => run(&args).and_then(|_| side_figures(args.records)),
+        // The sides first, while this process holds nothing: memory it freed but the allocator
+        // kept would otherwise sit beside theirs.
+        false => side_figures(args.records).and_then(|_| run(&args)),
     };
     let result = result.and_then(|_| match args.kafka {
         true => kafka::figures(args.records),

@@ -29,6 +29,54 @@ async fn versions_lists_every_state_and_the_announced_one() {
     assert_eq!(json["states"][0]["reachable"], true);
 }
 
+/// A producer that lost the race for version 4 left that version's blobs behind: `versions`
+/// marks its state as not announced, and neither `history` nor `--version 4` reads it.
+#[tokio::test]
+async fn a_state_never_announced_is_marked_and_never_read() {
+    let mut d = dataset().await;
+    let store = std::sync::Arc::new(
+        hollow::object_store::local::LocalFileSystem::new_with_prefix(d.dir.path()).unwrap(),
+    );
+    let mut winner = hollow::producer::ProducerBuilder::new(store, "movies", support::schema())
+        .build()
+        .await
+        .unwrap();
+    let mut won = support::versions()[2].clone();
+    won[0].year = 1999;
+    winner
+        .run_cycle(|w| won.iter().try_for_each(|m| w.add(m).map(|_| ())))
+        .await
+        .unwrap();
+    let mut lost = won.clone();
+    lost[0].year = 1777;
+    let lost_race = d
+        .producer
+        .run_cycle(|w| lost.iter().try_for_each(|m| w.add(m).map(|_| ())))
+        .await;
+    assert!(lost_race.is_err(), "{lost_race:?}");
+
+    let (code, out, err) = run(&["versions", &d.arg()]);
+    assert_eq!(code, 0, "{err}");
+    let fours: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with('4'))
+        .collect();
+    assert_eq!(fours.len(), 2, "{out}");
+    assert!(
+        fours.iter().any(|l| l.ends_with("announced"))
+            && fours
+                .iter()
+                .any(|l| l.ends_with("not on the announced line")),
+        "{out}"
+    );
+    let (code, out, _) = run(&["history", &d.arg(), "Movie", "1"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("1999") && !out.contains("1777"), "{out}");
+    let (code, out, err) = run(&["get", &d.arg(), "Movie", "1", "--version", "4"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1999"), "{out}");
+}
+
 #[tokio::test]
 async fn schema_prints_the_text_form() {
     let d = dataset().await;

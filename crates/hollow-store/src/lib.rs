@@ -54,5 +54,5 @@ pub use lease::{Lease, LeaseObject};
 pub use load::{load, load_listed, load_with_hash_indexes};
 /// The object store crate, re-exported so that stores are named with the version hollow uses.
 pub use object_store;
-pub use plan::{plan, resolve_version, Plan};
+pub use plan::{announced_line, plan, resolve_version, Plan};
 pub use store::{Announcement, AnnouncementObject, BlobStore};

@@ -165,6 +165,19 @@ fn links(blobs: &[BlobName]) -> Links {
     (forward, backward, snapshots)
 }
 
+/// The line of announced states that ends at `announced`: it and every state deltas lead to it
+/// from, oldest first. Each state a producer publishes follows the one announced before it,
+/// so these are the states that were announced, back to where retention removed the deltas;
+/// a state published but never announced (its producer killed, or beaten by another) has no
+/// delta out of it to this line.
+pub fn announced_line(blobs: &[BlobName], announced: StateId) -> Vec<StateId> {
+    let (forward, _, _) = links(blobs);
+    let mut line: Vec<StateId> = ways_to(&forward, announced).into_keys().collect();
+    line.push(announced);
+    line.sort_unstable_by_key(|s| (s.version, s.tag));
+    line
+}
+
 /// The state of `version` to pin. On the line of `announced` (the announced state and the
 /// states deltas lead to it from: every state a producer announced, in order) when that line
 /// reaches back to `version`: a version the line skips was spent by a cycle that never
@@ -195,7 +208,7 @@ pub fn resolve_version(
                 a.version
             )));
         }
-        let line: Vec<StateId> = ways_to(&forward, a).into_keys().collect();
+        let line = announced_line(blobs, a);
         let on_line: Vec<StateId> = line
             .iter()
             .copied()

@@ -5,7 +5,6 @@ use serde_json::json;
 
 use crate::commands::diff::difference_text;
 use crate::commands::records::lookup;
-use crate::commands::versions::line_of;
 use crate::dataset::Dataset;
 use crate::{json, Outcome};
 
@@ -27,7 +26,7 @@ pub async fn run(
     let names = dataset.blob_names().await?;
     let announced = dataset.announced().await?.map(|a| a.state);
     let mut states: Vec<_> = match announced {
-        Some(_) => line_of(announced, &names).into_iter().collect(),
+        Some(a) => hollow_store::announced_line(&names, a),
         None => names.iter().map(|b| b.destination()).collect(),
     };
     states.sort();

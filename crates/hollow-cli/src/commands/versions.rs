@@ -1,6 +1,6 @@
 //! `hollow versions`: what is announced, and every state the store holds.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use hollow_core::StateId;
 use hollow_store::layout::BlobName;
@@ -37,27 +37,6 @@ fn status(
     }
 }
 
-/// The states linked to `start` by deltas or reverse deltas, either way.
-pub fn line_of(start: Option<StateId>, blobs: &[BlobName]) -> HashSet<StateId> {
-    let mut links: HashMap<StateId, Vec<StateId>> = HashMap::new();
-    for b in blobs {
-        if let BlobName::Delta { from, to } | BlobName::ReverseDelta { from, to } = *b {
-            links.entry(from).or_default().push(to);
-            links.entry(to).or_default().push(from);
-        }
-    }
-    let mut line: HashSet<StateId> = start.into_iter().collect();
-    let mut todo: Vec<StateId> = line.iter().copied().collect();
-    while let Some(s) = todo.pop() {
-        for &next in links.get(&s).into_iter().flatten() {
-            if line.insert(next) {
-                todo.push(next);
-            }
-        }
-    }
-    line
-}
-
 pub async fn run(dataset: &Dataset, as_json: bool) -> anyhow::Result<Outcome> {
     let blobs = dataset.blobs().await?;
     let names: Vec<BlobName> = blobs.iter().map(|(b, _)| *b).collect();
@@ -79,7 +58,11 @@ pub async fn run(dataset: &Dataset, as_json: bool) -> anyhow::Result<Outcome> {
             }
         }
     }
-    let line = line_of(announced, &names);
+    let line: HashSet<StateId> = announced
+        .map(|a| hollow_store::announced_line(&names, a))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let total: u64 = blobs.iter().map(|(_, b)| b).sum();
     let listed: Vec<_> = rows
         .iter()

@@ -88,17 +88,21 @@ impl Dataset {
     }
 }
 
+/// The dataset's schema: `Movie` keyed by `id`.
+pub fn schema() -> hollow::core::Schema {
+    SchemaBuilder::new()
+        .add::<Movie>()
+        .primary_key("Movie", &["id"])
+        .build()
+        .expect("schema")
+}
+
 /// A producer of `movies` into `store` under `prefix` that has published the three versions.
 pub async fn producer_with_versions(
     store: Arc<dyn hollow::object_store::ObjectStore>,
     prefix: &str,
 ) -> Producer {
-    let schema = SchemaBuilder::new()
-        .add::<Movie>()
-        .primary_key("Movie", &["id"])
-        .build()
-        .expect("schema");
-    let mut producer = ProducerBuilder::new(store, prefix, schema)
+    let mut producer = ProducerBuilder::new(store, prefix, schema())
         .build()
         .await
         .expect("producer");

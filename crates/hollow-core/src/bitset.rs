@@ -126,6 +126,12 @@ impl Bitset {
         self.iter_words(0..self.words.len())
     }
 
+    /// The words, little-endian bit order: bit `i % 64` of word `i / 64` is element `i`.
+    #[inline]
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+
     /// Number of 64-bit words: [`Bitset::iter_words`] takes ranges of them.
     pub fn word_count(&self) -> usize {
         self.words.len()

@@ -50,6 +50,7 @@ mod parallel;
 mod radix_sort;
 pub mod raw;
 mod read;
+mod row_overlay;
 pub mod schema;
 mod state_id;
 mod type_data;

@@ -80,6 +80,34 @@ impl PackedBits {
     }
 }
 
+/// Whether `n` bits of `a` from bit `a_at` equal those of `b` from `b_at`.
+pub fn same_bits(a: &PackedBits, a_at: u64, b: &PackedBits, b_at: u64, n: u64) -> bool {
+    let mut done = 0;
+    while done < n {
+        let width = (n - done).min(64) as u8;
+        if a.get(a_at + done, width) != b.get(b_at + done, width) {
+            return false;
+        }
+        done += width as u64;
+    }
+    true
+}
+
+/// Whether bits `bits` of `a` equal the same bits of `b`: whole words compared as bytes, at
+/// memory speed, the partial words at either end bit by bit.
+pub fn same_bit_range(a: &PackedBits, b: &PackedBits, bits: std::ops::Range<u64>) -> bool {
+    let (start, end) = (bits.start, bits.end.max(bits.start));
+    let first_word = start.div_ceil(64);
+    let last_word = end / 64;
+    if first_word >= last_word {
+        return same_bits(a, start, b, start, end - start);
+    }
+    let (from, to) = (first_word as usize * 8, last_word as usize * 8);
+    same_bits(a, start, b, start, first_word * 64 - start)
+        && matches!((a.bytes().get(from..to), b.bytes().get(from..to)), (Some(x), Some(y)) if x == y)
+        && same_bits(a, last_word * 64, b, last_word * 64, end - last_word * 64)
+}
+
 /// A packed array of `len` unsigned values of one width.
 #[derive(Clone, Debug, Default)]
 pub struct PackedArray {

@@ -9,7 +9,8 @@ use crate::bitset::Bitset;
 use crate::encoding::{decode, ColumnEncoding};
 use crate::error::{CorruptReason, Error, Result};
 use crate::format::type_section::{DictSection, TypeSection};
-use crate::packed::{PackedArray, PackedBits};
+use crate::packed::{same_bit_range, same_bits, BitWriter, PackedArray, PackedBits};
+use crate::row_overlay::RowOverlay;
 use crate::schema::{Kind, Schema, TypeDef, TypeId};
 
 /// Where a column lives in a row and how to decode it.
@@ -222,7 +223,10 @@ pub(crate) struct TypeData {
     pub(crate) columns: Vec<ColumnLayout>,
     pub(crate) row_bits: u64,
     pub(crate) row_count: u64,
+    /// The rows, `row_bits` each; for an object type reached by deltas, the rows of its base,
+    /// shared, with `overlay` holding the rows that changed since.
     pub(crate) rows: PackedBits,
+    pub(crate) overlay: Option<RowOverlay>,
     pub(crate) ends: Option<PackedArray>,
     /// Per column, the dictionary of a string or bytes column.
     pub(crate) dicts: Vec<Option<Dictionary>>,
@@ -242,7 +246,7 @@ impl TypeData {
             population: self.population.clone(),
             encodings: self.columns.iter().map(|c| c.encoding).collect(),
             row_count: self.row_count,
-            rows: exact(&self.rows, self.row_count * self.row_bits),
+            rows: exact(&self.whole_rows(), self.row_count * self.row_bits),
             ends: self
                 .ends
                 .as_ref()
@@ -257,6 +261,16 @@ impl TypeData {
     }
 
     pub(crate) fn from_section(s: TypeSection, def: &TypeDef) -> Result<Self> {
+        Self::from_section_over(s, None, def)
+    }
+
+    /// [`TypeData::from_section`] for an object type whose rows are `base`'s with `overlay`
+    /// over them (the section's own rows are then ignored), or as stored when `None`.
+    pub(crate) fn from_section_over(
+        s: TypeSection,
+        overlaid: Option<(PackedBits, RowOverlay)>,
+        def: &TypeDef,
+    ) -> Result<Self> {
         let name = def.name();
         let slots = s.population.len();
         if s.population.end() != slots {
@@ -286,8 +300,14 @@ impl TypeData {
                 layout
             })
             .collect();
-        let rows = PackedBits::new(s.rows, s.row_count * row_bits)
-            .ok_or_else(|| Error::corrupt(name, CorruptReason::Missing { what: "rows" }))?;
+        let (rows, overlay) = match overlaid {
+            Some((base, overlay)) if !def.is_collection() => (base, Some(overlay)),
+            _ => {
+                let rows = PackedBits::new(s.rows, s.row_count * row_bits)
+                    .ok_or_else(|| Error::corrupt(name, CorruptReason::Missing { what: "rows" }))?;
+                (rows, None)
+            }
+        };
         let ends = match (def.is_collection(), s.ends) {
             (false, None) => {
                 if s.row_count != slots {
@@ -391,6 +411,7 @@ impl TypeData {
             row_bits,
             row_count: s.row_count,
             rows,
+            overlay,
             ends,
             dicts,
         })
@@ -406,10 +427,81 @@ impl TypeData {
     #[inline(always)]
     pub(crate) fn value(&self, row: u64, column: usize) -> Option<u64> {
         let c = &self.columns[column];
-        let stored = self
-            .rows
-            .get(row * self.row_bits + c.offset, c.encoding.width);
+        let (bits, at) = self.row_at(row);
+        let stored = bits.get(at + c.offset, c.encoding.width);
         decode(stored, c.encoding, c.nullable)
+    }
+
+    /// Where the bits of `row` are: in the overlay, or in the rows.
+    #[inline(always)]
+    pub(crate) fn row_at(&self, row: u64) -> (&PackedBits, u64) {
+        if let Some(overlay) = &self.overlay {
+            if let Some(i) = overlay.position(row) {
+                return (overlay.rows(), i * self.row_bits);
+            }
+        }
+        (&self.rows, row * self.row_bits)
+    }
+
+    /// The rows with the overlay's written over them: the rows as a snapshot stores them.
+    /// Shared, not copied, when there is no overlay.
+    pub(crate) fn whole_rows(&self) -> PackedBits {
+        if self.overlay.is_none() {
+            return self.rows.clone();
+        }
+        let bits = self.row_count * self.row_bits;
+        PackedBits::new(self.whole_rows_writer(self.row_count).into_bytes(), bits)
+            .unwrap_or_default()
+    }
+
+    /// A writer holding the whole rows (see [`TypeData::whole_rows`]) of the first `rows`
+    /// ordinals, zeros past the row count.
+    pub(crate) fn whole_rows_writer(&self, rows: u64) -> BitWriter {
+        let row_bits = self.row_bits;
+        let mut w = BitWriter::from_le_bytes(self.rows.bytes(), rows * row_bits);
+        if let Some(overlay) = &self.overlay {
+            for (i, o) in overlay.held().iter().enumerate() {
+                if o < rows {
+                    let at = i as u64 * row_bits;
+                    w.copy_bits(o * row_bits, overlay.rows(), at, row_bits);
+                }
+            }
+        }
+        w
+    }
+
+    /// Whether the rows of both types (alike in layout and row count) hold the same bits: the
+    /// runs that neither overlays compared at memory speed, the overlaid rows one by one.
+    pub(crate) fn same_rows_as(&self, other: &TypeData) -> bool {
+        let (rb, count) = (self.row_bits, self.row_count);
+        if self.overlay.is_none() && other.overlay.is_none() {
+            return same_bit_range(&self.rows, &other.rows, 0..count * rb);
+        }
+        fn held(t: &TypeData) -> &[u64] {
+            t.overlay.as_ref().map_or(&[], |o| o.held().words())
+        }
+        let (mine, theirs) = (held(self), held(other));
+        let words = mine.len().max(theirs.len());
+        let mut from = 0;
+        for w in 0..words {
+            let mut either =
+                mine.get(w).copied().unwrap_or(0) | theirs.get(w).copied().unwrap_or(0);
+            while either != 0 {
+                let o = w as u64 * 64 + either.trailing_zeros() as u64;
+                either &= either - 1;
+                if o >= count {
+                    break;
+                }
+                let ((a, a_at), (b, b_at)) = (self.row_at(o), other.row_at(o));
+                if !same_bit_range(&self.rows, &other.rows, from * rb..o * rb)
+                    || !same_bits(a, a_at, b, b_at, rb)
+                {
+                    return false;
+                }
+                from = o + 1;
+            }
+        }
+        same_bit_range(&self.rows, &other.rows, from * rb..count * rb)
     }
 
     /// The rows of collection record `ordinal`.
@@ -464,6 +556,7 @@ impl TypeData {
         self.population.heap_bytes()
             + self.columns.capacity() * std::mem::size_of::<ColumnLayout>()
             + self.rows.heap_bytes()
+            + self.overlay.as_ref().map_or(0, |o| o.heap_bytes())
             + self.ends.as_ref().map_or(0, |e| e.heap_bytes())
             + self
                 .dicts

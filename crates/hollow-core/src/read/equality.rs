@@ -28,7 +28,8 @@ pub(super) fn same_data(a: &TypeData, b: &TypeData) -> bool {
             .iter()
             .map(|c| c.encoding)
             .eq(b.columns.iter().map(|c| c.encoding))
-        && a.rows.bytes() == b.rows.bytes()
+        && a.row_count == b.row_count
+        && a.same_rows_as(b)
         && a.ends.as_ref().map(|e| (e.width(), e.bits().bytes()))
             == b.ends.as_ref().map(|e| (e.width(), e.bits().bytes()))
         && dicts_equal

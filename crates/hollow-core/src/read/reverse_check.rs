@@ -24,7 +24,7 @@ use super::apply::patch_population;
 use super::ReadState;
 use crate::format::delta_section::{DictDelta, TypeDelta};
 use crate::format::SectionKind;
-use crate::packed::{PackedArray, PackedBits};
+use crate::packed::{same_bits, PackedArray, PackedBits};
 use crate::schema::{TypeDef, TypeId};
 use crate::type_data::{Dictionary, TypeData};
 
@@ -97,11 +97,12 @@ fn type_undone(p: &TypeData, f: &TypeData, d: &TypeDelta, r: &TypeDelta, def: &T
             let Some(added) = PackedBits::new(r.rows.clone(), r.row_count * row_bits) else {
                 return false;
             };
-            let same_row = |rows: &PackedBits, at: u64, o: u32| {
-                same_bits(rows, at * row_bits, &p.rows, o as u64 * row_bits, row_bits)
+            let same_row = |(rows, at): (&PackedBits, u64), o: u32| {
+                let (theirs, their_at) = p.row_at(o as u64);
+                same_bits(rows, at, theirs, their_at, row_bits)
             };
-            (r.added.iter().enumerate()).all(|(i, &o)| same_row(&added, i as u64, o))
-                && kept_changes.all(|o| same_row(&f.rows, o as u64, o))
+            (r.added.iter().enumerate()).all(|(i, &o)| same_row((&added, i as u64 * row_bits), o))
+                && kept_changes.all(|o| same_row(f.row_at(o as u64), o))
         }
         true => collection_rows_undone(p, f, r, &mut kept_changes),
     };
@@ -207,19 +208,6 @@ fn kept_changes<'a>(
 ) -> impl Iterator<Item = u32> + 'a {
     (added.iter().copied())
         .filter(|&o| previous.contains(o as u64) && readded.binary_search(&o).is_err())
-}
-
-/// Whether `n` bits of `a` from bit `a_at` equal those of `b` from `b_at`.
-fn same_bits(a: &PackedBits, a_at: u64, b: &PackedBits, b_at: u64, n: u64) -> bool {
-    let mut done = 0;
-    while done < n {
-        let width = (n - done).min(64) as u8;
-        if a.get(a_at + done, width) != b.get(b_at + done, width) {
-            return false;
-        }
-        done += width as u64;
-    }
-    true
 }
 
 #[cfg(test)]

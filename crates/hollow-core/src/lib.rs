@@ -52,6 +52,7 @@ pub mod raw;
 mod read;
 mod row_overlay;
 pub mod schema;
+mod snapshot_buffer;
 mod state_id;
 mod type_data;
 mod write;

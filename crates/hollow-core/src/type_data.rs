@@ -37,6 +37,10 @@ fn exact(bits: &PackedBits, len: u64) -> Bytes {
 pub(crate) struct BlobAddresses {
     start: usize,
     len: usize,
+    /// When each type section gives its pages back as soon as no type reads it (see
+    /// [`crate::snapshot_buffer`]): the bytes outside the type sections, which are all that
+    /// stays allocated of what no type reads.
+    outside_type_sections: Option<usize>,
 }
 
 impl BlobAddresses {
@@ -44,6 +48,30 @@ impl BlobAddresses {
         Self {
             start: blob.as_ptr() as usize,
             len: blob.len(),
+            outside_type_sections: None,
+        }
+    }
+
+    /// The same buffer, whose type sections, `type_section_bytes` in all, give their pages
+    /// back apart.
+    pub(crate) fn releasing_sections(self, type_section_bytes: usize) -> Self {
+        Self {
+            outside_type_sections: Some(self.len.saturating_sub(type_section_bytes)),
+            ..self
+        }
+    }
+
+    /// Whether its type sections give their pages back apart.
+    pub(crate) fn releases_sections(&self) -> bool {
+        self.outside_type_sections.is_some()
+    }
+
+    /// The bytes of the buffer that stay allocated although no type reads them, given that
+    /// types read `referenced` bytes of it.
+    pub(crate) fn unreferenced_but_held(&self, referenced: usize) -> usize {
+        match self.outside_type_sections {
+            Some(outside) => outside,
+            None => self.len.saturating_sub(referenced),
         }
     }
 

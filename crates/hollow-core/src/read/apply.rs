@@ -657,7 +657,8 @@ impl ReadState {
 /// replaced the rest of it, and a consumer would carry a dead copy of most of its first
 /// snapshot for as long as it runs. Once half of the buffer or more is no longer read, what is
 /// still read is copied out (no more than what is let go), and the buffer is freed with the
-/// last state that reads it.
+/// last state that reads it. A buffer whose type sections give their pages back apart (see
+/// [`crate::snapshot_buffer`]) holds no dead copy, and is left as it is.
 fn let_go_of_mostly_replaced_blob(
     types: Vec<Arc<TypeData>>,
     blob: Option<BlobAddresses>,
@@ -666,7 +667,7 @@ fn let_go_of_mostly_replaced_blob(
         return (types, None);
     };
     let still_read: usize = types.iter().map(|t| t.bytes_in(blob)).sum();
-    if still_read * 2 > blob.len() {
+    if blob.releases_sections() || still_read * 2 > blob.len() {
         return (types, Some(blob));
     }
     let types = types

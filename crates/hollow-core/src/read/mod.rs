@@ -22,6 +22,7 @@ use crate::format::{self, BlobKind, SectionKind};
 use crate::hash_index::HashIndex;
 use crate::index::PrimaryKeyIndex;
 use crate::schema::{Schema, TypeId};
+use crate::snapshot_buffer::SnapshotBuffer;
 use crate::type_data::{BlobAddresses, StateTypes, TypeData};
 use crate::StateId;
 
@@ -192,7 +193,10 @@ impl ReadState {
 
     /// Reads a snapshot blob, its bytes verified as `check` says, without indexes.
     fn decode_snapshot(blob: Bytes, check: format::ContentCheck) -> Result<Self> {
+        let blob = format::compressed::decompress_if_compressed(blob)?;
         let addresses = BlobAddresses::of(&blob);
+        let (blob, buffer) = SnapshotBuffer::adopt(blob);
+        let mut type_section_bytes = 0;
         let parsed = format::parse_checked(blob, check)?;
         let snapshot_checksum = Some(parsed.footer_checksum);
         if parsed.header.kind != BlobKind::Snapshot {
@@ -221,7 +225,12 @@ impl ReadState {
                         },
                     )
                 })?;
-            types.push(Arc::new(TypeData::decode(s.data, s.offset, def)?));
+            type_section_bytes += s.data.len();
+            let data = match &buffer {
+                Some(buffer) => buffer.section(s.data),
+                None => s.data,
+            };
+            types.push(Arc::new(TypeData::decode(data, s.offset, def)?));
         }
         if sections.next().is_some() {
             return Err(Error::corrupt(
@@ -238,7 +247,10 @@ impl ReadState {
             indexes: Vec::new(),
             hash_indexes: Vec::new(),
             tags: Arc::new(tags),
-            blob: Some(addresses),
+            blob: Some(match buffer {
+                Some(_) => addresses.releasing_sections(type_section_bytes),
+                None => addresses,
+            }),
             snapshot_checksum,
         })
     }
@@ -417,7 +429,7 @@ impl ReadState {
         let types: usize = self.types.iter().map(|t| t.heap_bytes()).sum();
         let unreferenced_blob_bytes = self.blob.map_or(0, |blob| {
             let referenced: usize = self.types.iter().map(|t| t.bytes_in(blob)).sum();
-            blob.len().saturating_sub(referenced)
+            blob.unreferenced_but_held(referenced)
         });
         types
             + unreferenced_blob_bytes

@@ -463,12 +463,20 @@ impl TypeData {
     /// Where the bits of `row` are: in the overlay, or in the rows.
     #[inline(always)]
     pub(crate) fn row_at(&self, row: u64) -> (&PackedBits, u64) {
-        if let Some(overlay) = &self.overlay {
-            if let Some(i) = overlay.position(row) {
-                return (overlay.rows(), i * self.row_bits);
-            }
+        match &self.overlay {
+            None => (&self.rows, row * self.row_bits),
+            Some(overlay) => self.overlaid_row_at(overlay, row),
         }
-        (&self.rows, row * self.row_bits)
+    }
+
+    /// [`TypeData::row_at`] with an overlay: out of line, so that loops over the rows of a
+    /// type without one stay as tight as before.
+    #[inline(never)]
+    fn overlaid_row_at<'a>(&'a self, overlay: &'a RowOverlay, row: u64) -> (&'a PackedBits, u64) {
+        match overlay.position(row) {
+            Some(i) => (overlay.rows(), i * self.row_bits),
+            None => (&self.rows, row * self.row_bits),
+        }
     }
 
     /// The rows with the overlay's written over them: the rows as a snapshot stores them.
@@ -546,6 +554,14 @@ impl TypeData {
             }
             Some(_) => 0..0,
             None => ordinal..ordinal + 1,
+        }
+    }
+
+    /// Bytes of `blob` this type reads as the base of an overlay (0 without one).
+    pub(crate) fn overlaid_bytes_in(&self, blob: BlobAddresses) -> usize {
+        match self.overlay {
+            Some(_) => blob.share_of(self.rows.bytes()),
+            None => 0,
         }
     }
 

@@ -657,7 +657,9 @@ impl ReadState {
 /// replaced the rest of it, and a consumer would carry a dead copy of most of its first
 /// snapshot for as long as it runs. Once half of the buffer or more is no longer read, what is
 /// still read is copied out (no more than what is let go), and the buffer is freed with the
-/// last state that reads it. A buffer whose type sections give their pages back apart (see
+/// last state that reads it. Rows that an overlay's base reads count as replaced: they are
+/// copied out with the rest (once, then deltas overlay the copy), as a delta that copied them
+/// whole would have. A buffer whose type sections give their pages back apart (see
 /// [`crate::snapshot_buffer`]) holds no dead copy, and is left as it is.
 fn let_go_of_mostly_replaced_blob(
     types: Vec<Arc<TypeData>>,
@@ -666,7 +668,9 @@ fn let_go_of_mostly_replaced_blob(
     let Some(blob) = blob else {
         return (types, None);
     };
-    let still_read: usize = types.iter().map(|t| t.bytes_in(blob)).sum();
+    let still_read: usize = (types.iter())
+        .map(|t| t.bytes_in(blob) - t.overlaid_bytes_in(blob))
+        .sum();
     if blob.releases_sections() || still_read * 2 > blob.len() {
         return (types, Some(blob));
     }

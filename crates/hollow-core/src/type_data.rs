@@ -557,14 +557,6 @@ impl TypeData {
         }
     }
 
-    /// Bytes of `blob` this type reads as the base of an overlay (0 without one).
-    pub(crate) fn overlaid_bytes_in(&self, blob: BlobAddresses) -> usize {
-        match self.overlay {
-            Some(_) => blob.share_of(self.rows.bytes()),
-            None => 0,
-        }
-    }
-
     /// Bytes of this type's buffers that are slices of `blob`.
     pub(crate) fn bytes_in(&self, blob: BlobAddresses) -> usize {
         blob.share_of(self.rows.bytes())

@@ -1,6 +1,8 @@
 //! Applying a delta: a new state that shares every type the delta does not touch and rebuilds
-//! the ones it does, copying unchanged runs of bits in bulk. The rebuilt sections go through the
-//! same validation as a snapshot's, so a state reached by deltas keeps every guarantee.
+//! the ones it does, copying unchanged runs of bits in bulk; an object type whose records the
+//! delta changes few of shares its rows too, under an overlay of the changed ones (see
+//! [`crate::row_overlay`]). The rebuilt sections go through the same validation as a
+//! snapshot's, so a state reached by deltas keeps every guarantee.
 
 use std::sync::Arc;
 
@@ -573,9 +575,12 @@ impl ReadState {
 
     /// Applies a delta (or reverse delta) whose origin is this state's version. Returns the
     /// destination state; this state is untouched and stays readable. Every type the delta does
-    /// not change is shared, not copied (except once the delta leaves less than half of the
-    /// snapshot buffer this state reads in use: what is still read of it is then copied out,
-    /// so that the buffer can be freed); primary key indexes are updated for the records that
+    /// not change is shared, not copied, and so are the rows of an object type it changes
+    /// little (up to one record in 8 since they were last written whole), under an overlay of
+    /// the rows it changes: the memory a delta costs grows with what it changes. (When the
+    /// delta leaves less than half of a snapshot buffer this state reads in use, and the
+    /// buffer's sections are not released one by one, what is still read of it is copied out,
+    /// so that the buffer can be freed.) Primary key indexes are updated for the records that
     /// changed. A delta that does not fit this state is an error, never a corrupt state.
     pub fn apply_delta(&self, blob: Bytes) -> Result<ReadState> {
         let mut plan = self.plan_delta(blob)?;
@@ -657,10 +662,9 @@ impl ReadState {
 /// replaced the rest of it, and a consumer would carry a dead copy of most of its first
 /// snapshot for as long as it runs. Once half of the buffer or more is no longer read, what is
 /// still read is copied out (no more than what is let go), and the buffer is freed with the
-/// last state that reads it. Rows that an overlay's base reads count as replaced: they are
-/// copied out with the rest (once, then deltas overlay the copy), as a delta that copied them
-/// whole would have. A buffer whose type sections give their pages back apart (see
-/// [`crate::snapshot_buffer`]) holds no dead copy, and is left as it is.
+/// last state that reads it. The rows an overlay's base reads are still read: a memory-mapped
+/// snapshot keeps serving them from the page cache. A buffer whose type sections give their
+/// pages back apart (see [`crate::snapshot_buffer`]) holds no dead copy, and is left as it is.
 fn let_go_of_mostly_replaced_blob(
     types: Vec<Arc<TypeData>>,
     blob: Option<BlobAddresses>,
@@ -668,9 +672,7 @@ fn let_go_of_mostly_replaced_blob(
     let Some(blob) = blob else {
         return (types, None);
     };
-    let still_read: usize = (types.iter())
-        .map(|t| t.bytes_in(blob) - t.overlaid_bytes_in(blob))
-        .sum();
+    let still_read: usize = types.iter().map(|t| t.bytes_in(blob)).sum();
     if blob.releases_sections() || still_read * 2 > blob.len() {
         return (types, Some(blob));
     }

@@ -472,8 +472,11 @@ impl Producer {
             (Some(previous), Some(deltas), _) => {
                 check_deltas(previous, deltas, version, &self.write)?
             }
-            // A first state reads its snapshot's buffer in place: nothing else keeps it.
-            (_, _, Some(snapshot)) => ReadState::from_snapshot(snapshot.clone())?,
+            // A first state reads a copy of its snapshot, a buffer of its own, whose type
+            // sections give their pages back as deltas replace them; the blob itself is
+            // published, then dropped. Reading the blob in place would keep all of it
+            // allocated for as long as deltas overlay rows it holds.
+            (_, _, Some(snapshot)) => ReadState::from_snapshot(Bytes::copy_from_slice(snapshot))?,
             _ => {
                 return Err(Error::Integrity(format!(
                     "version {version} has neither a snapshot nor a delta"

@@ -12,47 +12,40 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
-/// A heap buffer, owned as raw parts so that pages of it can be given back while other parts
-/// are still read.
+/// A heap buffer, read through a raw pointer so that pages of it can be given back while
+/// other parts are still read.
 pub(crate) struct SnapshotBuffer {
     ptr: *mut u8,
     len: usize,
-    capacity: usize,
+    /// The memory `ptr` points into, owned here and never touched otherwise (dropped last).
+    _owner: BytesMut,
 }
 
-// SAFETY: the buffer is plain bytes owned by this value; it is only read (through the views
-// below) and freed once, in `drop`.
+// SAFETY: the buffer is plain bytes owned by this value (`BytesMut` is `Send`); it is only
+// read, through the views below.
 unsafe impl Send for SnapshotBuffer {}
 // SAFETY: as above: shared references only read.
 unsafe impl Sync for SnapshotBuffer {}
 
-impl Drop for SnapshotBuffer {
-    fn drop(&mut self) {
-        // SAFETY: the parts are those of the `Vec` taken apart in `adopt`, freed only here.
-        drop(unsafe { Vec::from_raw_parts(self.ptr, self.len, self.capacity) });
-    }
-}
-
 impl SnapshotBuffer {
     /// Takes over the memory of `blob` when nothing else holds it (a blob just read or
-    /// decompressed), returning a `Bytes` over the whole buffer and the buffer, from which
-    /// [`SnapshotBuffer::section`] makes views. A blob shared elsewhere, or memory-mapped, is
-    /// returned as it is, with `None`.
+    /// decompressed), without copying it, returning a `Bytes` over the whole buffer and the
+    /// buffer, from which [`SnapshotBuffer::section`] makes views. A blob shared elsewhere, or
+    /// memory-mapped, is returned as it is, with `None`.
     pub(crate) fn adopt(blob: Bytes) -> (Bytes, Option<Arc<Self>>) {
         if !blob.is_unique() {
             return (blob, None);
         }
-        let blob = match blob.try_into_mut() {
-            Ok(owned) => Vec::from(owned),
+        let mut owner = match blob.try_into_mut() {
+            Ok(owned) => owned,
             Err(shared) => return (shared, None),
         };
-        let mut blob = std::mem::ManuallyDrop::new(blob);
         let buffer = Arc::new(Self {
-            ptr: blob.as_mut_ptr(),
-            len: blob.len(),
-            capacity: blob.capacity(),
+            ptr: owner.as_mut_ptr(),
+            len: owner.len(),
+            _owner: owner,
         });
         let whole = Bytes::from_owner(View {
             buffer: buffer.clone(),
@@ -143,8 +136,11 @@ mod tests {
     #[test]
     fn sections_read_their_bytes_until_the_last_goes_and_shared_blobs_are_left_alone() {
         let data: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
-        let (whole, buffer) = SnapshotBuffer::adopt(Bytes::from(data.clone()));
+        let blob = Bytes::from(data.clone());
+        let at = blob.as_ptr();
+        let (whole, buffer) = SnapshotBuffer::adopt(blob);
         let buffer = buffer.expect("a unique blob is adopted");
+        assert_eq!(whole.as_ptr(), at, "adopted in place, not copied");
         assert_eq!(&whole[..], &data[..]);
         let first = buffer.section(whole.slice(10..300_000));
         let second = buffer.section(whole.slice(300_000..1 << 20));

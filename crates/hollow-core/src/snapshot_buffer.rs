@@ -35,9 +35,7 @@ impl SnapshotBuffer {
     /// buffer, from which [`SnapshotBuffer::section`] makes views. A blob shared elsewhere, or
     /// memory-mapped, is returned as it is, with `None`.
     pub(crate) fn adopt(blob: Bytes) -> (Bytes, Option<Arc<Self>>) {
-        if !blob.is_unique() {
-            return (blob, None);
-        }
+        // `try_into_mut` succeeds only for a unique blob, and then without copying it.
         let mut owner = match blob.try_into_mut() {
             Ok(owned) => owned,
             Err(shared) => return (shared, None),

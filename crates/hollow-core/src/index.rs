@@ -310,7 +310,10 @@ impl PrimaryKeyIndex {
             let h = this.record_hash(o as u64);
             (h, (this.tag(h) << ordinal_bits) | o as u64)
         };
-        let mut buckets = BitWriter::with_ones(capacity * entry_bits as u64);
+        // The table is allocated once the entries are sorted, so that it never sits beside the
+        // sort's input and output at once.
+        let empty_table = || BitWriter::with_ones(capacity * entry_bits as u64);
+        let mut buckets;
         let duplicate = if pack && home_bits + entry_bits as u32 <= 64 {
             // The bits to spare carry more of the hash above the entry, so that keys are
             // compared only when those bits match too (equal keys always do).
@@ -322,6 +325,7 @@ impl PrimaryKeyIndex {
                 this.bucket(h) << wide_bits | check << entry_bits | entry
             };
             let entries = this.sorted_entries(pack, |&e| e, wide_bits as u32, home_bits);
+            buckets = empty_table();
             this.place_packed(&entries, wide_bits, &mut buckets, regions)
         } else {
             let home_entry = |o: u32| {
@@ -329,6 +333,7 @@ impl PrimaryKeyIndex {
                 (this.bucket(h), entry)
             };
             let entries = this.sorted_entries(home_entry, |e| e.0, 0, home_bits);
+            buckets = empty_table();
             this.place_sorted(entries.into_iter(), &mut buckets)
         };
         index.duplicate = Some(duplicate);

@@ -8,10 +8,16 @@
 //! block of 512 ordinals says where. Reading a row costs one more bit test; finding an
 //! overlaid row, a few population counts in the cache line that bit is in.
 //!
-//! Every ordinal at or past the base's row count is in the overlay (a type that grew), so a
+//! Every ordinal at or past the base's slot count is in the overlay (a type that grew), so a
 //! row not in the overlay is always in the base. The overlay grows with each delta; once it
 //! would hold more than [`MAX_OVERLAID_SHARE`] of the type's ordinals, the delta writes the
 //! rows out whole instead, and those become the next base.
+//!
+//! A collection type holds a run of element rows per record rather than one row, so its
+//! overlay holds a run per ordinal too ([`OverlayBuilder::with_spans`]), numbered on from the
+//! base's rows: row `base_rows + k` is the overlay's row `k`. A record's rows are then one
+//! contiguous range whichever side they are on, and everything that walks a record's rows by
+//! number reads them unchanged.
 
 use crate::bitset::Bitset;
 use crate::packed::{BitWriter, PackedBits};
@@ -33,6 +39,9 @@ pub(crate) struct RowOverlay {
     rows: PackedBits,
     /// How many rows the base holds.
     base_rows: u64,
+    /// For a collection type, per held ordinal (in ascending order), where its rows end in
+    /// [`RowOverlay::rows`]; `None` for an object type (one row per ordinal).
+    span_ends: Option<Vec<u64>>,
 }
 
 impl RowOverlay {
@@ -59,6 +68,21 @@ impl RowOverlay {
         &self.rows
     }
 
+    /// Whether this is the overlay of a collection type: a run of rows per ordinal.
+    pub(crate) fn has_spans(&self) -> bool {
+        self.span_ends.is_some()
+    }
+
+    /// For a collection type, the rows of `ordinal` if the overlay holds it, numbered on from
+    /// the base's rows.
+    #[inline]
+    pub(crate) fn span(&self, ordinal: u64) -> Option<std::ops::Range<u64>> {
+        let ends = self.span_ends.as_ref()?;
+        let i = self.position(ordinal)? as usize;
+        let start = if i == 0 { 0 } else { ends[i - 1] };
+        Some(self.base_rows + start..self.base_rows + ends[i])
+    }
+
     /// The ordinals whose rows are here.
     pub(crate) fn held(&self) -> &Bitset {
         &self.held
@@ -70,48 +94,116 @@ impl RowOverlay {
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.held.heap_bytes() + self.ranks.capacity() * 8 + self.rows.heap_bytes()
+        self.held.heap_bytes()
+            + self.ranks.capacity() * 8
+            + self.rows.heap_bytes()
+            + self.span_ends.as_ref().map_or(0, |e| e.capacity() * 8)
     }
 }
 
 /// Builds an overlay: the held ordinals first, then their rows in ascending order.
 pub(crate) struct OverlayBuilder {
     held: Bitset,
-    rows: BitWriter,
     row_bits: u64,
     base_rows: u64,
+    span_ends: Option<Vec<u64>>,
 }
 
 impl OverlayBuilder {
-    /// An overlay holding the ordinals of `held` over a base of `base_rows` rows. Every
-    /// ordinal from `base_rows` up to `held.len()` must be in `held`.
+    /// An overlay holding the row of each ordinal of `held` over a base of `base_rows` rows.
+    /// Every ordinal from `base_rows` up to `held.len()` must be in `held`.
     pub(crate) fn new(held: Bitset, row_bits: u64, base_rows: u64) -> Self {
         debug_assert!((base_rows..held.len()).all(|o| held.contains(o)));
-        let count = held.count();
         Self {
-            rows: BitWriter::with_bits(count * row_bits),
             held,
             row_bits,
             base_rows,
+            span_ends: None,
         }
     }
 
-    /// Writes the row of each held ordinal, ascending: `row_of(ordinal)` says where its bits
-    /// are (`row_bits` bits of a buffer from a bit offset), or `None` for a row of zeros.
+    /// An overlay holding a run of rows for each ordinal of `held` (`span_lengths`: how many,
+    /// ordinals ascending) over a base of `base_rows` rows, whose records end at slot
+    /// `base_slots`: every ordinal from there up to `held.len()` must be in `held`.
+    pub(crate) fn with_spans(
+        held: Bitset,
+        row_bits: u64,
+        base_rows: u64,
+        base_slots: u64,
+        span_lengths: impl Iterator<Item = u64>,
+    ) -> Self {
+        debug_assert!((base_slots..held.len()).all(|o| held.contains(o)));
+        let ends: Vec<u64> = span_lengths
+            .scan(0u64, |end, n| {
+                *end += n;
+                Some(*end)
+            })
+            .collect();
+        debug_assert_eq!(ends.len() as u64, held.count());
+        Self {
+            held,
+            row_bits,
+            base_rows,
+            span_ends: Some(ends),
+        }
+    }
+
+    /// How many rows the overlay holds.
+    fn row_count(&self) -> u64 {
+        match &self.span_ends {
+            None => self.held.count(),
+            Some(ends) => ends.last().copied().unwrap_or(0),
+        }
+    }
+
+    /// The rows of the `i`th held ordinal.
+    fn span_of(&self, i: usize) -> std::ops::Range<u64> {
+        match &self.span_ends {
+            None => i as u64..i as u64 + 1,
+            Some(ends) => (if i == 0 { 0 } else { ends[i - 1] })..ends[i],
+        }
+    }
+
+    /// The overlay, with the rows of each held ordinal, ascending: `rows_of(ordinal)` says
+    /// where their bits are (a buffer and a bit offset: as many rows as the ordinal's span),
+    /// or `None` for rows of zeros.
     pub(crate) fn fill<'a>(
-        &mut self,
-        mut row_of: impl FnMut(u64) -> Option<(&'a PackedBits, u64)>,
-    ) {
+        self,
+        mut rows_of: impl FnMut(u64) -> Option<(&'a PackedBits, u64)>,
+    ) -> RowOverlay {
+        let row_bits = self.row_bits;
+        let mut rows = BitWriter::with_bits(self.row_count() * row_bits);
         for (i, o) in self.held.iter().enumerate() {
-            if let Some((from, at)) = row_of(o) {
-                let to = i as u64 * self.row_bits;
-                self.rows.copy_bits(to, from, at, self.row_bits);
+            let span = self.span_of(i);
+            if let Some((from, at)) = rows_of(o).filter(|_| !span.is_empty()) {
+                let bits = (span.end - span.start) * row_bits;
+                rows.copy_bits(span.start * row_bits, from, at, bits);
             }
         }
+        let bits = self.row_count() * row_bits;
+        self.finish(PackedBits::new(rows.into_bytes(), bits).unwrap_or_default())
     }
 
-    /// The overlay, its rows as [`OverlayBuilder::fill`] wrote them.
-    pub(crate) fn finish(self) -> RowOverlay {
+    /// [`OverlayBuilder::fill`] for rows of one byte (a dictionary's entries over its pool):
+    /// `bytes_of(ordinal)` gives the bytes of the ordinal's span, `None` when it is empty.
+    pub(crate) fn fill_bytes<'a>(
+        self,
+        mut bytes_of: impl FnMut(u64) -> Option<&'a [u8]>,
+    ) -> RowOverlay {
+        debug_assert_eq!(self.row_bits, 8);
+        let len = self.row_count() as usize;
+        // Whole words, and one more: the padding `PackedBits` reads past the last row.
+        let mut pool = Vec::with_capacity(len.next_multiple_of(8) + 8);
+        for o in self.held.iter() {
+            pool.extend_from_slice(bytes_of(o).unwrap_or_default());
+        }
+        debug_assert_eq!(pool.len(), len);
+        pool.resize(len.next_multiple_of(8) + 8, 0);
+        let rows = PackedBits::new(bytes::Bytes::from(pool), len as u64 * 8);
+        self.finish(rows.unwrap_or_default())
+    }
+
+    fn finish(self, rows: PackedBits) -> RowOverlay {
         let words = self.held.words();
         let mut ranks = Vec::with_capacity(words.len().div_ceil(8));
         let mut before = 0u64;
@@ -119,12 +211,12 @@ impl OverlayBuilder {
             ranks.push(before);
             before += block.iter().map(|w| w.count_ones() as u64).sum::<u64>();
         }
-        let bits = before * self.row_bits;
         RowOverlay {
-            rows: PackedBits::new(self.rows.into_bytes(), bits).unwrap_or_default(),
+            rows,
             held: self.held,
             ranks,
             base_rows: self.base_rows,
+            span_ends: self.span_ends,
         }
     }
 }
@@ -142,9 +234,8 @@ mod tests {
         let mut source = BitWriter::with_bits(slots * 13);
         (0..slots).for_each(|o| source.set(o * 13, 13, o));
         let source = PackedBits::new(source.into_bytes(), slots * 13).unwrap();
-        let mut b = OverlayBuilder::new(held, 13, 2900);
-        b.fill(|o| (o % 2 == 0).then_some((&source, o * 13)));
-        let overlay = b.finish();
+        let b = OverlayBuilder::new(held, 13, 2900);
+        let overlay = b.fill(|o| (o % 2 == 0).then_some((&source, o * 13)));
         for o in 0..slots + 100 {
             match overlay.position(o) {
                 Some(i) => {

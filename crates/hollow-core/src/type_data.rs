@@ -100,13 +100,17 @@ impl BlobAddresses {
 #[derive(Clone, Debug)]
 pub(crate) struct Dictionary {
     pub(crate) population: Bitset,
+    /// Where each entry ends in `pool` (its base's, under an overlay).
     ends: PackedArray,
     pool: Bytes,
     utf8: bool,
+    /// For a dictionary reached by deltas: the entries changed since its base, one byte per
+    /// row (see [`crate::row_overlay`]).
+    overlay: Option<RowOverlay>,
 }
 
 impl Dictionary {
-    fn from_section(d: DictSection, utf8: bool, what: &str) -> Result<Self> {
+    pub(crate) fn from_section(d: DictSection, utf8: bool, what: &str) -> Result<Self> {
         let entries = d.population.len();
         if d.population.end() != entries {
             return Err(Error::corrupt(
@@ -171,19 +175,78 @@ impl Dictionary {
             ends,
             pool: d.pool,
             utf8,
+            overlay: None,
         })
+    }
+
+    /// `base`'s entries (its base's, shared) under `overlay`, with `population`. The overlay
+    /// must hold every entry from the base's slot count on, each valid UTF-8 in a string
+    /// dictionary: it is built from checked entries (`read::apply`).
+    pub(crate) fn overlaid(base: &Dictionary, population: Bitset, overlay: RowOverlay) -> Self {
+        Self {
+            population,
+            ends: base.ends.clone(),
+            pool: base.pool.clone(),
+            utf8: base.utf8,
+            overlay: Some(overlay),
+        }
+    }
+
+    /// Whether it holds strings (checked as UTF-8), not bytes.
+    pub(crate) fn is_utf8(&self) -> bool {
+        self.utf8
+    }
+
+    /// The overlay of a dictionary reached by deltas.
+    pub(crate) fn overlay(&self) -> Option<&RowOverlay> {
+        self.overlay.as_ref()
+    }
+
+    /// How many bytes its base's pool holds.
+    pub(crate) fn base_pool_len(&self) -> u64 {
+        self.pool.len() as u64
+    }
+
+    /// How many entry slots its base holds.
+    pub(crate) fn base_len(&self) -> u64 {
+        self.ends.len()
     }
 
     /// True when both dictionaries hold the same entries in the same bytes.
     pub(crate) fn same_bytes_as(&self, other: &Dictionary) -> bool {
+        if self.overlay.is_some() || other.overlay.is_some() {
+            let (a, b) = (self.to_section(), other.to_section());
+            return a.population == b.population
+                && a.ends_width == b.ends_width
+                && a.ends == b.ends
+                && a.pool == b.pool;
+        }
         self.population == other.population
             && self.ends.width() == other.ends.width()
             && self.ends.bits().bytes() == other.ends.bits().bytes()
             && self.pool == other.pool
     }
 
-    /// The dictionary as stored: the inverse of `from_section`, sharing its buffers.
+    /// The dictionary as stored: the inverse of `from_section`, sharing its buffers (written
+    /// out whole under an overlay).
     pub(crate) fn to_section(&self) -> DictSection {
+        if self.overlay.is_some() {
+            let mut pool = Vec::new();
+            let ends = (0..self.len()).map(|e| {
+                pool.extend_from_slice(self.get(e).unwrap_or_default());
+                pool.len() as u64
+            });
+            let ends: Vec<u64> = ends.collect();
+            let ends_width = crate::packed::bits_needed(pool.len() as u64);
+            return DictSection {
+                population: self.population.clone(),
+                ends_width,
+                ends: crate::packed::pack_values(ends.into_iter(), ends_width).slice(
+                    ..crate::packed::packed_len_bytes(self.len() * ends_width as u64) as usize,
+                ),
+                pool: Bytes::from(pool),
+            };
+        }
         DictSection {
             population: self.population.clone(),
             ends_width: self.ends.width(),
@@ -194,18 +257,40 @@ impl Dictionary {
 
     /// Number of entry slots.
     pub(crate) fn len(&self) -> u64 {
-        self.ends.len()
+        self.population.len()
     }
 
     /// The bytes of entry `i`, `None` past the end.
     #[inline]
     pub(crate) fn get(&self, i: u64) -> Option<&[u8]> {
+        if let Some(overlay) = &self.overlay {
+            return self.overlaid_get(overlay, i);
+        }
         if i >= self.ends.len() {
             return None;
         }
         let start = if i == 0 { 0 } else { self.ends.get(i - 1) } as usize;
         let end = self.ends.get(i) as usize;
         self.pool.get(start..end)
+    }
+
+    /// [`Dictionary::get`] under an overlay: out of line, so that a dictionary without one
+    /// reads as before.
+    #[inline(never)]
+    fn overlaid_get<'a>(&'a self, overlay: &'a RowOverlay, i: u64) -> Option<&'a [u8]> {
+        if i >= self.population.len() {
+            return None;
+        }
+        if let Some(span) = overlay.span(i) {
+            let base = overlay.base_rows();
+            let bytes = overlay.rows().bytes();
+            return bytes.get((span.start - base) as usize..(span.end - base) as usize);
+        }
+        if i >= self.ends.len() {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends.get(i - 1) } as usize;
+        self.pool.get(start..self.ends.get(i) as usize)
     }
 
     /// Entry `i` as a string (`None` past the end or for a bytes dictionary).
@@ -216,13 +301,17 @@ impl Dictionary {
         }
         let bytes = self.get(i)?;
         // SAFETY: `from_section` checked that the pool is valid UTF-8 and that every entry ends
-        // (so the next one starts) on a character boundary; `get` only returns whole entries.
-        // This skips re-validating on every hot-path string read.
+        // (so the next one starts) on a character boundary, and an overlay holds entries that
+        // were each checked as UTF-8 (`read::apply`); `get` only returns whole entries. This
+        // skips re-validating on every hot-path string read.
         Some(unsafe { std::str::from_utf8_unchecked(bytes) })
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.population.heap_bytes() + self.ends.heap_bytes() + self.pool.len()
+        self.population.heap_bytes()
+            + self.ends.heap_bytes()
+            + self.pool.len()
+            + self.overlay.as_ref().map_or(0, |o| o.heap_bytes())
     }
 
     /// Bytes of this dictionary that are slices of `blob`.
@@ -243,6 +332,14 @@ impl Dictionary {
     }
 }
 
+/// A type's rows as a delta leaves them: its base's rows (and a collection's ends), shared,
+/// under an overlay of the rows changed since.
+pub(crate) struct Overlaid {
+    pub(crate) rows: PackedBits,
+    pub(crate) ends: Option<PackedArray>,
+    pub(crate) overlay: RowOverlay,
+}
+
 /// The records of one type.
 #[derive(Clone, Debug)]
 pub(crate) struct TypeData {
@@ -251,10 +348,12 @@ pub(crate) struct TypeData {
     pub(crate) columns: Vec<ColumnLayout>,
     pub(crate) row_bits: u64,
     pub(crate) row_count: u64,
-    /// The rows, `row_bits` each; for an object type reached by deltas, the rows of its base,
-    /// shared, with `overlay` holding the rows that changed since.
+    /// The rows, `row_bits` each; for a type reached by deltas, the rows of its base, shared,
+    /// with `overlay` holding the rows that changed since.
     pub(crate) rows: PackedBits,
     pub(crate) overlay: Option<RowOverlay>,
+    /// For a collection type, where each record's rows end in `rows` (its base's, under an
+    /// overlay).
     pub(crate) ends: Option<PackedArray>,
     /// Per column, the dictionary of a string or bytes column.
     pub(crate) dicts: Vec<Option<Dictionary>>,
@@ -270,12 +369,13 @@ impl TypeData {
     /// The type as stored, to write into a snapshot: the inverse of `from_section`, sharing
     /// its buffers.
     pub(crate) fn to_section(&self) -> TypeSection {
+        let flat = self.flattened();
         TypeSection {
             population: self.population.clone(),
             encodings: self.columns.iter().map(|c| c.encoding).collect(),
             row_count: self.row_count,
-            rows: exact(&self.whole_rows(), self.row_count * self.row_bits),
-            ends: self
+            rows: exact(&flat.rows, self.row_count * self.row_bits),
+            ends: flat
                 .ends
                 .as_ref()
                 .map(|e| (e.width(), exact(e.bits(), e.len() * e.width() as u64))),
@@ -289,14 +389,17 @@ impl TypeData {
     }
 
     pub(crate) fn from_section(s: TypeSection, def: &TypeDef) -> Result<Self> {
-        Self::from_section_over(s, None, def)
+        Self::from_section_over(s, None, None, def)
     }
 
-    /// [`TypeData::from_section`] for an object type whose rows are `base`'s with `overlay`
-    /// over them (the section's own rows are then ignored), or as stored when `None`.
+    /// [`TypeData::from_section`] for a type whose rows are a base's with an overlay over
+    /// them (the section's own rows, and ends, are then ignored), or as stored when `None`;
+    /// and whose dictionaries are `dicts` (already checked: the section's are then ignored),
+    /// or the section's when `None`.
     pub(crate) fn from_section_over(
         s: TypeSection,
-        overlaid: Option<(PackedBits, RowOverlay)>,
+        overlaid: Option<Overlaid>,
+        dicts: Option<Vec<Dictionary>>,
         def: &TypeDef,
     ) -> Result<Self> {
         let name = def.name();
@@ -328,15 +431,34 @@ impl TypeData {
                 layout
             })
             .collect();
-        let (rows, overlay) = match overlaid {
-            Some((base, overlay)) if !def.is_collection() => (base, Some(overlay)),
-            _ => {
+        let (rows, overlay, section_ends) = match overlaid {
+            Some(Overlaid {
+                rows,
+                ends,
+                overlay,
+            }) => {
+                if def.is_collection() != overlay.has_spans()
+                    || def.is_collection() != ends.is_some()
+                {
+                    return Err(Error::corrupt(
+                        name,
+                        CorruptReason::Unexpected {
+                            what: "an overlay of another kind of type",
+                        },
+                    ));
+                }
+                (rows, Some(overlay), ends.map(Ok))
+            }
+            None => {
                 let rows = PackedBits::new(s.rows, s.row_count * row_bits)
                     .ok_or_else(|| Error::corrupt(name, CorruptReason::Missing { what: "rows" }))?;
-                (rows, None)
+                (rows, None, s.ends.map(Err))
             }
         };
-        let ends = match (def.is_collection(), s.ends) {
+        // The ends of an overlay's base were checked when the base was; a section's are here.
+        let ends = match (def.is_collection(), section_ends) {
+            (true, Some(Ok(base_ends))) => Some(base_ends),
+            (_, Some(Ok(_))) => None,
             (false, None) => {
                 if s.row_count != slots {
                     return Err(Error::corrupt(
@@ -350,7 +472,7 @@ impl TypeData {
                 }
                 None
             }
-            (false, Some(_)) => {
+            (false, Some(Err(_))) => {
                 return Err(Error::corrupt(
                     name,
                     CorruptReason::Unexpected {
@@ -366,7 +488,7 @@ impl TypeData {
                     },
                 ))
             }
-            (true, Some((width, bytes))) => {
+            (true, Some(Err((width, bytes)))) => {
                 let ends = PackedArray::new(bytes, slots, width).ok_or_else(|| {
                     Error::corrupt(
                         name,
@@ -414,19 +536,22 @@ impl TypeData {
             }
         };
         let mut section_dicts = s.dicts.into_iter();
+        let mut checked_dicts = dicts.map(Vec::into_iter);
         let mut dicts = Vec::with_capacity(columns.len());
         for col in def.columns() {
             dicts.push(match col.ty.kind {
                 k if k.is_var_length() => {
                     let what = format!("{name}.{}", col.name);
-                    let d = section_dicts.next().ok_or_else(|| {
-                        Error::corrupt(&what, CorruptReason::Missing { what: "dictionary" })
-                    })?;
-                    Some(Dictionary::from_section(
-                        d,
-                        col.ty.kind == Kind::String,
-                        &what,
-                    )?)
+                    let missing =
+                        || Error::corrupt(&what, CorruptReason::Missing { what: "dictionary" });
+                    match &mut checked_dicts {
+                        Some(checked) => Some(checked.next().ok_or_else(missing)?),
+                        None => {
+                            let d = section_dicts.next().ok_or_else(missing)?;
+                            let utf8 = col.ty.kind == Kind::String;
+                            Some(Dictionary::from_section(d, utf8, &what)?)
+                        }
+                    }
                 }
                 _ => None,
             });
@@ -470,13 +595,74 @@ impl TypeData {
     }
 
     /// [`TypeData::row_at`] with an overlay: out of line, so that loops over the rows of a
-    /// type without one stay as tight as before.
+    /// type without one stay as tight as before. A collection's overlay numbers its rows on
+    /// from the base's; an object type's row is its ordinal's.
     #[inline(never)]
     fn overlaid_row_at<'a>(&'a self, overlay: &'a RowOverlay, row: u64) -> (&'a PackedBits, u64) {
-        match overlay.position(row) {
+        let in_overlay = match overlay.has_spans() {
+            true => row.checked_sub(overlay.base_rows()),
+            false => overlay.position(row),
+        };
+        match in_overlay {
             Some(i) => (overlay.rows(), i * self.row_bits),
             None => (&self.rows, row * self.row_bits),
         }
+    }
+
+    /// This type without its overlay: the rows (and a collection's ends) written out as a
+    /// snapshot stores them. Itself, borrowed, when it has no overlay.
+    pub(crate) fn flattened(&self) -> std::borrow::Cow<'_, TypeData> {
+        let Some(overlay) = &self.overlay else {
+            return std::borrow::Cow::Borrowed(self);
+        };
+        let mut flat = self.clone();
+        flat.overlay = None;
+        match overlay.has_spans() {
+            false => flat.rows = self.whole_rows(),
+            true => {
+                let (rows, ends) = self.whole_spans();
+                (flat.rows, flat.ends) = (rows, Some(ends));
+            }
+        }
+        std::borrow::Cow::Owned(flat)
+    }
+
+    /// A collection's rows and ends as a snapshot stores them: every record's rows in ordinal
+    /// order, runs that follow each other in the same buffer copied at once.
+    fn whole_spans(&self) -> (PackedBits, PackedArray) {
+        let (slots, row_bits) = (self.slot_count(), self.row_bits);
+        let ends_width = crate::packed::bits_needed(self.row_count);
+        let mut rows = BitWriter::with_bits(self.row_count * row_bits);
+        let mut ends = BitWriter::with_bits(slots * ends_width as u64);
+        // A run still to copy: from (buffer, bit), to bit, bits.
+        let mut run: Option<(&PackedBits, u64, u64, u64)> = None;
+        let mut cursor = 0u64;
+        for o in 0..slots {
+            let r = self.row_range(o);
+            let n = r.end - r.start;
+            if n > 0 {
+                let (from, at) = self.row_at(r.start);
+                match &mut run {
+                    Some((f, a, _, bits)) if std::ptr::eq(*f, from) && *a + *bits == at => {
+                        *bits += n * row_bits
+                    }
+                    _ => {
+                        if let Some((f, a, to, bits)) = run {
+                            rows.copy_bits(to, f, a, bits);
+                        }
+                        run = Some((from, at, cursor * row_bits, n * row_bits));
+                    }
+                }
+                cursor += n;
+            }
+            ends.put(o * ends_width as u64, ends_width, cursor);
+        }
+        if let Some((f, a, to, bits)) = run {
+            rows.copy_bits(to, f, a, bits);
+        }
+        let rows = PackedBits::new(rows.into_bytes(), self.row_count * row_bits);
+        let ends = PackedArray::new(ends.into_bytes(), slots, ends_width);
+        (rows.unwrap_or_default(), ends.unwrap_or_default())
     }
 
     /// The rows with the overlay's written over them: the rows as a snapshot stores them.
@@ -540,9 +726,13 @@ impl TypeData {
         same_bit_range(&self.rows, &other.rows, from * rb..count * rb)
     }
 
-    /// The rows of collection record `ordinal`.
+    /// The rows of collection record `ordinal` (numbered on past the base's for rows in an
+    /// overlay: see [`crate::row_overlay`]).
     #[inline]
     pub(crate) fn row_range(&self, ordinal: u64) -> std::ops::Range<u64> {
+        if let Some(span) = self.overlay.as_ref().and_then(|o| o.span(ordinal)) {
+            return span;
+        }
         match &self.ends {
             Some(ends) if ordinal < ends.len() => {
                 let start = if ordinal == 0 {

@@ -20,7 +20,7 @@ use crate::index::PrimaryKeyIndex;
 use crate::packed::{bits_needed, pack_values, BitWriter, PackedArray, PackedBits};
 use crate::row_overlay::{OverlayBuilder, RowOverlay, MAX_OVERLAID_SHARE};
 use crate::schema::{TypeDef, TypeId};
-use crate::type_data::{BlobAddresses, Dictionary, TypeData};
+use crate::type_data::{BlobAddresses, Dictionary, Overlaid, TypeData};
 
 /// The population after the delta, checked against the one before.
 ///
@@ -113,15 +113,15 @@ impl<'a> RowCopier<'a> {
         }
     }
 
-    /// Copies `count` old rows from `old_row` to `new_row`.
+    /// Copies `count` old rows from `old_row` to `new_row`: rows that, under an overlay, are
+    /// all on the same side of it.
     fn copy(&self, w: &mut BitWriter, new_row: u64, old_row: u64, count: u64) {
-        if self.same && self.old.overlay.is_none() {
-            w.copy_bits(
-                new_row * self.row_bits,
-                &self.old.rows,
-                old_row * self.old.row_bits,
-                count * self.row_bits,
-            );
+        let one_buffer = self.old.overlay.as_ref().is_none_or(|o| o.has_spans());
+        if self.same && one_buffer {
+            if count > 0 {
+                let (rows, at) = self.old.row_at(old_row);
+                w.copy_bits(new_row * self.row_bits, rows, at, count * self.row_bits);
+            }
             return;
         }
         for r in 0..count {
@@ -137,12 +137,12 @@ impl<'a> RowCopier<'a> {
     }
 }
 
-/// The rows a delta leaves an object type with.
+/// The rows a delta leaves a type with.
 enum PatchedRows {
-    /// Written out whole.
-    Whole(Bytes),
-    /// The old type's base rows, shared, under an overlay of every row changed since.
-    Overlaid(PackedBits, RowOverlay),
+    /// Written out whole: the rows, and a collection's ends (width, bytes).
+    Whole(Bytes, Option<(u8, Bytes)>),
+    /// The old type's base, shared, under an overlay of every record changed since.
+    Overlaid(Overlaid),
 }
 
 fn patch_object(
@@ -158,7 +158,12 @@ fn patch_object(
         .ok_or_else(|| Error::corrupt(name, CorruptReason::Missing { what: "added rows" }))?;
     if copier.same {
         if let Some(overlay) = overlay_after(old, d, &delta_rows) {
-            return Ok(PatchedRows::Overlaid(old.rows.clone(), overlay));
+            let (rows, ends) = (old.rows.clone(), None);
+            return Ok(PatchedRows::Overlaid(Overlaid {
+                rows,
+                ends,
+                overlay,
+            }));
         }
     }
     let mut w = if copier.same {
@@ -187,7 +192,7 @@ fn patch_object(
             row_bits,
         );
     }
-    Ok(PatchedRows::Whole(w.into_bytes()))
+    Ok(PatchedRows::Whole(w.into_bytes(), None))
 }
 
 /// The overlay of `old`'s rows after delta `d` (encodings unchanged): `old`'s overlay, the
@@ -209,23 +214,19 @@ fn overlay_after(old: &TypeData, d: &TypeDelta, delta_rows: &PackedBits) -> Opti
     }
     let mut added = d.added.iter().enumerate().peekable();
     let mut removed = d.removed.iter().peekable();
-    let mut overlay = OverlayBuilder::new(held, row_bits, base_rows);
-    overlay.fill(|o| {
+    let overlay = OverlayBuilder::new(held, row_bits, base_rows);
+    Some(overlay.fill(|o| {
         while removed.next_if(|&&r| (r as u64) < o).is_some() {}
         if let Some((i, _)) = added.next_if(|&(_, &a)| a as u64 == o) {
             return Some((delta_rows, i as u64 * row_bits));
         }
         let emptied = removed.peek().is_some_and(|&&r| r as u64 == o);
         (!emptied && o < old_slots).then(|| old.row_at(o))
-    });
-    Some(overlay.finish())
+    }))
 }
 
-fn patch_collection(
-    name: &str,
-    old: &TypeData,
-    d: &TypeDelta,
-) -> Result<(Bytes, u64, (u8, Bytes))> {
+/// The rows a delta leaves a collection type with, and how many there are.
+fn patch_collection(name: &str, old: &TypeData, d: &TypeDelta) -> Result<(PatchedRows, u64)> {
     let copier = RowCopier::new(old, &d.encodings);
     let row_bits = copier.row_bits;
     let (sizes_width, sizes) = d
@@ -262,90 +263,124 @@ fn patch_collection(
         .sum();
     let kept_rows = old.row_count - removed_rows;
     let total = kept_rows + added_rows;
+    if copier.same {
+        if let Some(overlay) = spans_overlay_after(old, d, &delta_rows, &sizes) {
+            let (rows, ends) = (old.rows.clone(), old.ends.clone());
+            return Ok((
+                PatchedRows::Overlaid(Overlaid {
+                    rows,
+                    ends,
+                    overlay,
+                }),
+                total,
+            ));
+        }
+    }
     let mut w = BitWriter::with_bits(total * row_bits);
     let ends_width = bits_needed(total);
     let mut ends = BitWriter::with_bits(d.slot_count * ends_width as u64);
-    let old_ends = old.ends.clone().unwrap_or_default();
-    // Where the old rows of ordinal `o` end (past the old slots: where the last one ended).
-    let old_end_at = |o: u64| match old_ends.len() {
-        0 => 0,
-        len => old_ends.get(o.min(len - 1)),
-    };
-    // The ordinals the delta touches, ascending. Between two of them every ordinal keeps its
-    // old record, or stays empty (and an empty slot has no rows: `TypeData::from_section`), so
-    // a stretch of them is one run of old rows, and their ends the old ones shifted alike.
-    let mut touched = merge_ascending(&d.removed, &d.added)
-        .filter(|&o| (o as u64) < d.slot_count)
-        .peekable();
-    let (mut cursor, mut next_added, mut delta_row) = (0u64, 0usize, 0u64);
+    let old_slots = old.slot_count();
+    // Rows from this one on are in the old type's overlay: a run of old rows to copy at once
+    // stays on one side.
+    let overlay_from = old.overlay.as_ref().map_or(u64::MAX, |o| o.base_rows());
+    let (mut added, mut removed) = (d.added.iter().peekable(), d.removed.iter().peekable());
+    let (mut cursor, mut next_added, mut delta_row) = (0u64, 0u64, 0u64);
     // A run of old rows still to copy: (first old row, first new row, count).
     let mut run = (0u64, 0u64, 0u64);
-    let mut o = 0u64;
-    loop {
-        let stretch_end = touched.peek().map_or(d.slot_count, |&t| t as u64);
-        if stretch_end > o {
-            let start = if o == 0 { 0 } else { old_end_at(o - 1) };
-            let end = old_end_at(stretch_end - 1);
-            if run.0 + run.2 != start || run.1 + run.2 != cursor {
-                copier.copy(&mut w, run.1, run.0, run.2);
-                run = (start, cursor, 0);
-            }
-            run.2 += end - start;
-            for k in o..stretch_end {
-                ends.put(
-                    k * ends_width as u64,
-                    ends_width,
-                    old_end_at(k) - start + cursor,
-                );
-            }
-            cursor += end - start;
-            o = stretch_end;
-        }
-        if o >= d.slot_count {
-            break;
-        }
-        touched.next();
-        // A touched ordinal is a record added (or re-added), or one removed that leaves its
-        // slot empty (the population is the old one less the removed plus the added).
-        if d.added.get(next_added) == Some(&(o as u32)) {
-            let n = sizes.get(next_added as u64);
+    for o in 0..d.slot_count {
+        while removed.next_if(|&&r| (r as u64) < o).is_some() {}
+        if added.next_if_eq(&&(o as u32)).is_some() {
+            let n = sizes.get(next_added);
             w.copy_bits(
                 cursor * row_bits,
                 &delta_rows,
                 delta_row * row_bits,
                 n * row_bits,
             );
-            delta_row += n;
-            next_added += 1;
-            cursor += n;
+            (delta_row, next_added, cursor) = (delta_row + n, next_added + 1, cursor + n);
+        } else if o < old_slots && removed.peek().is_none_or(|&&r| r as u64 != o) {
+            // Kept (an empty slot has no rows: `TypeData::from_section`).
+            let r = old.row_range(o);
+            if r.end > r.start {
+                let follows = run.0 + run.2 == r.start
+                    && run.1 + run.2 == cursor
+                    && (run.0 >= overlay_from) == (r.start >= overlay_from);
+                if !follows {
+                    copier.copy(&mut w, run.1, run.0, run.2);
+                    run = (r.start, cursor, 0);
+                }
+                run.2 += r.end - r.start;
+                cursor += r.end - r.start;
+            }
         }
         ends.put(o * ends_width as u64, ends_width, cursor);
-        o += 1;
     }
     copier.copy(&mut w, run.1, run.0, run.2);
-    Ok((w.into_bytes(), total, (ends_width, ends.into_bytes())))
+    let ends = (ends_width, ends.into_bytes());
+    Ok((PatchedRows::Whole(w.into_bytes(), Some(ends)), total))
 }
 
-/// The union of two ascending lists, ascending, each value once.
-fn merge_ascending<'a>(a: &'a [u32], b: &'a [u32]) -> impl Iterator<Item = u32> + 'a {
-    let (mut a, mut b) = (a.iter().copied().peekable(), b.iter().copied().peekable());
-    std::iter::from_fn(move || match (a.peek().copied(), b.peek().copied()) {
-        (Some(x), Some(y)) if x == y => {
-            b.next();
-            a.next()
+/// The overlay of collection type `old` after delta `d` (encodings unchanged): `old`'s
+/// overlay, and the records `d` adds (`sizes` rows each, in `delta_rows`), removes, or that
+/// are new empty slots. `None` when that would overlay more than one ordinal in
+/// [`MAX_OVERLAID_SHARE`]: the rows are then better written out whole.
+fn spans_overlay_after(
+    old: &TypeData,
+    d: &TypeDelta,
+    delta_rows: &PackedBits,
+    sizes: &PackedArray,
+) -> Option<RowOverlay> {
+    let (slots, old_slots, row_bits) = (d.slot_count, old.slot_count(), old.row_bits);
+    let (base_rows, base_slots) = match &old.overlay {
+        Some(overlay) => (
+            overlay.base_rows(),
+            old.ends.as_ref().map_or(0, |e| e.len()),
+        ),
+        None => (old.row_count, old_slots),
+    };
+    let mut held = match &old.overlay {
+        Some(overlay) => overlay.held().clone_with_len(slots),
+        None => Bitset::with_len(slots),
+    };
+    let changed = d.removed.iter().chain(&d.added).map(|&o| o as u64);
+    changed.filter(|&o| o < slots).for_each(|o| held.insert(o));
+    (old_slots..slots).for_each(|o| held.insert(o));
+    if held.count() * MAX_OVERLAID_SHARE > slots {
+        return None;
+    }
+    // Where each added record's rows start in the delta's.
+    let starts: Vec<u64> = (0..sizes.len())
+        .scan(0u64, |at, i| {
+            let start = *at;
+            *at += sizes.get(i);
+            Some(start)
+        })
+        .collect();
+    let added_at = |o: u64| d.added.binary_search(&(o as u32)).ok();
+    let kept = |o: u64| o < old_slots && d.removed.binary_search(&(o as u32)).is_err();
+    let length = |o: u64| match added_at(o) {
+        Some(i) => sizes.get(i as u64),
+        None if kept(o) => old.row_range(o).end - old.row_range(o).start,
+        None => 0,
+    };
+    let lengths: Vec<u64> = held.iter().map(length).collect();
+    let overlay =
+        OverlayBuilder::with_spans(held, row_bits, base_rows, base_slots, lengths.into_iter());
+    Some(overlay.fill(|o| match added_at(o) {
+        Some(i) => Some((delta_rows, starts[i] * row_bits)),
+        None if kept(o) => {
+            let r = old.row_range(o);
+            (r.end > r.start).then(|| old.row_at(r.start))
         }
-        (Some(x), Some(y)) if x < y => a.next(),
-        (Some(_), Some(_)) | (None, Some(_)) => b.next(),
-        (Some(_), None) => a.next(),
-        (None, None) => None,
-    })
+        None => None,
+    }))
 }
 
-fn patch_dictionary(old: &Dictionary, d: &DictDelta, what: &str) -> Result<DictSection> {
+fn patch_dictionary(old: &Dictionary, d: &DictDelta, what: &str) -> Result<Dictionary> {
     if d.removed.is_empty() && d.added.is_empty() && d.pool.is_empty() && d.slot_count == old.len()
     {
         // Unchanged: shared, not copied entry by entry.
-        return Ok(old.to_section());
+        return Ok(old.clone());
     }
     let population = patch_population(&old.population, d.slot_count, &d.removed, &d.added, what)?;
     let lengths = PackedArray::new(d.lengths.clone(), d.added.len() as u64, d.lengths_width)
@@ -357,32 +392,31 @@ fn patch_dictionary(old: &Dictionary, d: &DictDelta, what: &str) -> Result<DictS
                 },
             )
         })?;
-    let mut pool = Vec::new();
-    let mut ends = Vec::with_capacity(d.slot_count as usize);
-    let (mut next_added, mut at) = (0usize, 0usize);
-    for e in 0..d.slot_count {
-        if population.contains(e) {
-            if d.added.get(next_added) == Some(&(e as u32)) {
-                let len = lengths.get(next_added as u64) as usize;
-                let bytes = at
-                    .checked_add(len)
-                    .and_then(|end| d.pool.get(at..end))
-                    .ok_or_else(|| {
-                        Error::corrupt(
-                            what,
-                            CorruptReason::Missing {
-                                what: "pool bytes of the added entries",
-                            },
-                        )
-                    })?;
-                pool.extend_from_slice(bytes);
-                at += len;
-                next_added += 1;
-            } else {
-                pool.extend_from_slice(old.get(e).unwrap_or_default());
-            }
+    // The bytes of each added entry, checked to be text in a string dictionary.
+    let mut added = Vec::with_capacity(d.added.len());
+    let mut at = 0usize;
+    for (i, &e) in d.added.iter().enumerate() {
+        let len = lengths.get(i as u64) as usize;
+        let bytes = (at.checked_add(len))
+            .and_then(|end| d.pool.get(at..end))
+            .ok_or_else(|| {
+                Error::corrupt(
+                    what,
+                    CorruptReason::Missing {
+                        what: "pool bytes of the added entries",
+                    },
+                )
+            })?;
+        if old.is_utf8() && std::str::from_utf8(bytes).is_err() {
+            return Err(Error::corrupt(
+                format!("{what}, dictionary entry {e}"),
+                CorruptReason::NotUtf8 {
+                    what: "an added entry",
+                },
+            ));
         }
-        ends.push(pool.len() as u64);
+        added.push(bytes);
+        at += len;
     }
     if at != d.pool.len() {
         return Err(Error::corrupt(
@@ -393,13 +427,58 @@ fn patch_dictionary(old: &Dictionary, d: &DictDelta, what: &str) -> Result<DictS
             },
         ));
     }
+    // An entry after the delta: added, or kept from `old`.
+    let entry = |e: u64| match d.added.binary_search(&(e as u32)) {
+        Ok(i) => Some(added[i]),
+        Err(_) if population.contains(e) => old.get(e),
+        Err(_) => None,
+    };
+    if let Some(overlay) = dictionary_overlay_after(old, d, &entry) {
+        return Ok(Dictionary::overlaid(old, population, overlay));
+    }
+    let mut pool = Vec::new();
+    let mut ends = Vec::with_capacity(d.slot_count as usize);
+    for e in 0..d.slot_count {
+        pool.extend_from_slice(entry(e).unwrap_or_default());
+        ends.push(pool.len() as u64);
+    }
     let ends_width = bits_needed(pool.len() as u64);
-    Ok(DictSection {
+    let section = DictSection {
         population,
         ends_width,
         ends: pack_values(ends.into_iter(), ends_width),
         pool: Bytes::from(pool),
-    })
+    };
+    Dictionary::from_section(section, old.is_utf8(), what)
+}
+
+/// The overlay of dictionary `old` after delta `d`: `old`'s overlay and the entries `d`
+/// changes, each as `entry` gives it after the delta (`None`: empty). `None` when that would
+/// overlay more than one entry in [`MAX_OVERLAID_SHARE`]: the pool is then better written out
+/// whole.
+fn dictionary_overlay_after<'a>(
+    old: &Dictionary,
+    d: &DictDelta,
+    entry: &impl Fn(u64) -> Option<&'a [u8]>,
+) -> Option<RowOverlay> {
+    let (slots, old_slots) = (d.slot_count, old.len());
+    let mut held = match old.overlay() {
+        Some(overlay) => overlay.held().clone_with_len(slots),
+        None => Bitset::with_len(slots),
+    };
+    let changed = d.removed.iter().chain(&d.added).map(|&o| o as u64);
+    changed.filter(|&o| o < slots).for_each(|o| held.insert(o));
+    (old_slots..slots).for_each(|o| held.insert(o));
+    if held.count() * MAX_OVERLAID_SHARE > slots {
+        return None;
+    }
+    let base_bytes = old.overlay().map_or(old.base_pool_len(), |o| o.base_rows());
+    let lengths: Vec<u64> = (held.iter())
+        .map(|e| entry(e).map_or(0, |b| b.len() as u64))
+        .collect();
+    let overlay =
+        OverlayBuilder::with_spans(held, 8, base_bytes, old.base_len(), lengths.into_iter());
+    Some(overlay.fill_bytes(entry))
 }
 
 /// Below this many bytes of old type data in all, a delta is applied on the caller's thread.
@@ -408,16 +487,13 @@ const PARALLEL_BYTES: u64 = 1 << 20;
 fn patch_type(old: &TypeData, def: &TypeDef, d: TypeDelta) -> Result<TypeData> {
     let name = def.name();
     let population = patch_population(&old.population, d.slot_count, &d.removed, &d.added, name)?;
-    let (rows, row_count, ends, overlaid) = if def.is_collection() {
-        let (rows, count, ends) = patch_collection(name, old, &d)?;
-        (rows, count, Some(ends), None)
-    } else {
-        match patch_object(name, old, &d, &population)? {
-            PatchedRows::Whole(rows) => (rows, d.slot_count, None, None),
-            PatchedRows::Overlaid(base, overlay) => {
-                (Bytes::new(), d.slot_count, None, Some((base, overlay)))
-            }
-        }
+    let (patched, row_count) = match def.is_collection() {
+        true => patch_collection(name, old, &d)?,
+        false => (patch_object(name, old, &d, &population)?, d.slot_count),
+    };
+    let (rows, ends, overlaid) = match patched {
+        PatchedRows::Whole(rows, ends) => (rows, ends, None),
+        PatchedRows::Overlaid(overlaid) => (Bytes::new(), None, Some(overlaid)),
     };
     let mut dicts = Vec::with_capacity(d.dicts.len());
     let mut deltas = d.dicts.iter();
@@ -445,9 +521,10 @@ fn patch_type(old: &TypeData, def: &TypeDef, d: TypeDelta) -> Result<TypeData> {
             row_count,
             rows,
             ends,
-            dicts,
+            dicts: Vec::new(),
         },
         overlaid,
+        Some(dicts),
         def,
     )
 }
@@ -819,9 +896,10 @@ mod tests {
         );
     }
 
-    /// A chain of small deltas keeps the object type's rows shared under an overlay of the
-    /// rows they change, reads and compares (bit for bit) as the snapshot of each version,
-    /// and writes the rows out whole once the overlay would hold more than its share.
+    /// A chain of small deltas keeps the rows of an object type, of a collection type and of
+    /// a dictionary shared under an overlay of the records (entries) they change, reads and
+    /// compares (bit for bit) as the snapshot of each version, and writes them out whole once
+    /// the overlay would hold more than its share.
     #[test]
     fn small_deltas_overlay_the_rows_they_change() {
         use std::collections::BTreeMap;
@@ -839,19 +917,33 @@ mod tests {
             id: i64,
             price: i32,
             name: String,
+            /// A list of its own per item (lists are deduplicated), as long as the price says.
+            marks: Vec<i64>,
+            /// A string of its own per item, changing with the price.
+            label: String,
         }
         let schema = SchemaBuilder::new()
             .add::<Item>()
             .primary_key("Item", &["id"])
             .build()
             .unwrap();
-        let t = schema.type_id("Item").unwrap().index();
+        let item = schema.type_id("Item").unwrap().index();
+        let list = schema.type_id("ListOfI64").unwrap().index();
         let mut w = WriteState::new(schema);
         let mut items: BTreeMap<i64, i32> = (0..1000).map(|id| (id, id as i32 % 50)).collect();
         let write = |w: &mut WriteState, items: &BTreeMap<i64, i32>, version: u64| {
             for (&id, &price) in items {
                 let name = format!("item {}", id % 7);
-                w.add(&Item { id, price, name }).unwrap();
+                let marks = (0..price as i64 % 4 + 1).map(|m| id * 8 + m).collect();
+                let label = format!("{id}é{}", "x".repeat(price as usize % 5));
+                w.add(&Item {
+                    id,
+                    price,
+                    name,
+                    marks,
+                    label,
+                })
+                .unwrap();
             }
             let snapshot = w.write_snapshot(version).unwrap();
             let delta = (version > 1).then(|| w.write_delta(version - 1, version).unwrap());
@@ -860,7 +952,10 @@ mod tests {
             (snapshot, delta.map(Bytes::from))
         };
         let mut chain = write(&mut w, &items, 1).0;
-        let (mut overlaid, mut rewritten) = (0, 0);
+        // Per type, and for the labels' dictionary: deltas that left it overlaid, and that
+        // rewrote an overlaid one whole.
+        let (mut overlaid, mut rewritten) = ([0; 3], [0; 3]);
+        let labels = |state: &ReadState| state.types[item].dicts[4].clone().unwrap();
         for version in 2..=20u64 {
             let k = version as i64;
             // 2% changed, 0.5% removed, 0.5% added (at the end when no slot is free).
@@ -873,44 +968,59 @@ mod tests {
             }
             let (snapshot, delta) = write(&mut w, &items, version);
             let next = chain.apply_delta(delta.unwrap()).unwrap();
-            let (mine, theirs): (&TypeData, &TypeData) = (&next.types[t], &snapshot.types[t]);
-            match (&chain.types[t].overlay, &mine.overlay) {
-                (_, Some(_)) => overlaid += 1,
-                (Some(_), None) => rewritten += 1,
+            assert_eq!(next.checksum(), snapshot.checksum(), "v{version}");
+            match (labels(&chain).overlay(), labels(&next).overlay()) {
+                (_, Some(_)) => overlaid[2] += 1,
+                (Some(_), None) => rewritten[2] += 1,
                 (None, None) => {}
             }
-            assert!(
-                same_data(mine, theirs),
-                "v{version}: not laid out as the snapshot"
-            );
-            assert_eq!(next.checksum(), snapshot.checksum(), "v{version}");
-            // A bit flipped anywhere in the snapshot's rows is seen, in an overlaid row or not.
-            let flipped = |ordinal: u64| {
-                let mut other = theirs.clone();
-                let bits = theirs.row_count * theirs.row_bits;
-                let mut rows = BitWriter::from_le_bytes(theirs.rows.bytes(), bits);
-                let at = ordinal * theirs.row_bits + 3;
-                rows.set(at, 1, 1 - theirs.rows.get(at, 1));
-                other.rows = PackedBits::new(rows.into_bytes(), bits).unwrap();
-                other
-            };
-            let held = mine
-                .overlay
-                .as_ref()
-                .map(|o| o.held().iter().next().unwrap());
-            for ordinal in [0, theirs.row_count / 2, theirs.row_count - 1]
-                .into_iter()
-                .chain(held)
-            {
-                assert!(!same_data(mine, &flipped(ordinal)), "v{version}: {ordinal}");
-                assert!(!same_data(&flipped(ordinal), mine), "v{version}: {ordinal}");
+            let (mine, theirs) = (labels(&next), labels(&snapshot));
+            assert!(mine.same_bytes_as(&theirs), "v{version}: labels");
+            for e in 0..theirs.len() {
+                assert_eq!(mine.get_str(e), theirs.get_str(e), "v{version}: label {e}");
+            }
+            for (i, t) in [item, list].into_iter().enumerate() {
+                let (mine, theirs): (&TypeData, &TypeData) = (&next.types[t], &snapshot.types[t]);
+                match (&chain.types[t].overlay, &mine.overlay) {
+                    (_, Some(_)) => overlaid[i] += 1,
+                    (Some(_), None) => rewritten[i] += 1,
+                    (None, None) => {}
+                }
+                assert!(
+                    same_data(mine, theirs),
+                    "v{version}, type {t}: not laid out as the snapshot"
+                );
+                // A bit flipped anywhere in the snapshot's rows is seen, in an overlaid row or
+                // not.
+                let flipped = |row: u64| {
+                    let mut other = theirs.clone();
+                    let bits = theirs.row_count * theirs.row_bits;
+                    let mut rows = BitWriter::from_le_bytes(theirs.rows.bytes(), bits);
+                    let at = row * theirs.row_bits + 3;
+                    rows.set(at, 1, 1 - theirs.rows.get(at, 1));
+                    other.rows = PackedBits::new(rows.into_bytes(), bits).unwrap();
+                    other
+                };
+                // The first row of the first overlaid record, as the snapshot numbers it.
+                let held = (mine.overlay.as_ref())
+                    .and_then(|o| o.held().iter().find(|&o| theirs.population.contains(o)))
+                    .map(|o| theirs.row_range(o).start);
+                for row in [0, theirs.row_count / 2, theirs.row_count - 1]
+                    .into_iter()
+                    .chain(held)
+                {
+                    assert!(!same_data(mine, &flipped(row)), "v{version}: {row}");
+                    assert!(!same_data(&flipped(row), mine), "v{version}: {row}");
+                }
             }
             chain = next;
         }
-        // About 3% of the rows change each cycle: an overlay holds four cycles' worth.
-        assert!(
-            overlaid >= 10 && rewritten >= 2,
-            "{overlaid} overlaid, {rewritten} rewritten"
-        );
+        // About 3% of the records change each cycle: an overlay holds four cycles' worth.
+        for i in 0..3 {
+            assert!(
+                overlaid[i] >= 10 && rewritten[i] >= 2,
+                "{i}: {overlaid:?} overlaid, {rewritten:?} rewritten"
+            );
+        }
     }
 }

@@ -15,6 +15,11 @@ pub(super) fn same_type(a: &Arc<TypeData>, b: &Arc<TypeData>) -> bool {
 
 /// Whether two types hold the same bits, compared at memory speed.
 pub(super) fn same_data(a: &TypeData, b: &TypeData) -> bool {
+    let spans = |t: &TypeData| t.overlay.as_ref().is_some_and(|o| o.has_spans());
+    if spans(a) || spans(b) {
+        // A collection under an overlay is compared as a snapshot would store it.
+        return same_data(&a.flattened(), &b.flattened());
+    }
     let dicts_equal = a.dicts.len() == b.dicts.len()
         && a.dicts.iter().zip(&b.dicts).all(|(x, y)| match (x, y) {
             (None, None) => true,

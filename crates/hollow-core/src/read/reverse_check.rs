@@ -145,13 +145,7 @@ fn collection_rows_undone(
         let fits = at.checked_add(n).is_some_and(|end| end <= r.row_count);
         if !fits
             || rows.end - rows.start != n
-            || !same_bits(
-                &added,
-                at * row_bits,
-                &p.rows,
-                rows.start * row_bits,
-                n * row_bits,
-            )
+            || !same_span(&added, at * row_bits, p, rows.start, n)
         {
             return false;
         }
@@ -160,15 +154,24 @@ fn collection_rows_undone(
     at == r.row_count
         && kept_changes.all(|o| {
             let (mine, theirs) = (f.row_range(o as u64), p.row_range(o as u64));
-            mine.end - mine.start == theirs.end - theirs.start
-                && same_bits(
-                    &f.rows,
-                    mine.start * row_bits,
-                    &p.rows,
-                    theirs.start * row_bits,
-                    (theirs.end - theirs.start) * row_bits,
-                )
+            let n = theirs.end - theirs.start;
+            mine.end - mine.start == n
+                && (n == 0 || {
+                    let (rows, at) = f.row_at(mine.start);
+                    same_span(rows, at, p, theirs.start, n)
+                })
         })
+}
+
+/// Whether the `n` rows of `rows` from bit `at` on hold the bits of `p`'s rows from `p_row`
+/// on (a span of one record's rows: all on one side of an overlay).
+fn same_span(rows: &PackedBits, at: u64, p: &TypeData, p_row: u64, n: u64) -> bool {
+    let row_bits = p.row_bits;
+    if n == 0 {
+        return true;
+    }
+    let (theirs, their_at) = p.row_at(p_row);
+    same_bits(rows, at, theirs, their_at, n * row_bits)
 }
 
 /// Whether `r` patches dictionary `f` (which is `p` patched by `d`) back into `p`.

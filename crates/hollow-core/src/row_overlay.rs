@@ -9,9 +9,10 @@
 //! overlaid row, a few population counts in the cache line that bit is in.
 //!
 //! Every ordinal at or past the base's slot count is in the overlay (a type that grew), so a
-//! row not in the overlay is always in the base. The overlay grows with each delta; once it
-//! would hold more than [`MAX_OVERLAID_SHARE`] of the type's ordinals, the delta writes the
-//! rows out whole instead, and those become the next base.
+//! row not in the overlay is always in the base. Each delta builds the next overlay from the
+//! last one and its own changes, so the overlay grows, and so does what each delta copies;
+//! once keeping it costs more than writing the rows out whole would ([`worth_keeping`]), the
+//! delta writes them out whole instead, and those become the next base.
 //!
 //! A collection type holds a run of element rows per record rather than one row, so its
 //! overlay holds a run per ordinal too ([`OverlayBuilder::with_spans`]), numbered on from the
@@ -23,7 +24,21 @@ use crate::bitset::Bitset;
 use crate::packed::{BitWriter, PackedBits};
 
 /// The overlay may hold at most one ordinal in this many; past that a delta rewrites the rows.
-pub(crate) const MAX_OVERLAID_SHARE: u64 = 8;
+const MAX_OVERLAID_SHARE: u64 = 8;
+
+/// Whether an overlay that holds `held` of a type's `slots` ordinals after a delta that
+/// changed `changed` of them is worth keeping, rather than writing the type out whole.
+///
+/// Deltas of `changed` ordinals each grow an overlay by about as many until it holds `h`:
+/// every delta copies the overlay (`h / 2` on average) and one in `h / changed` copies the
+/// whole type, `slots` more. The sum, `h / 2 + slots * changed / h` per delta, is least at
+/// `h = sqrt(2 * slots * changed)`: past that the overlay is written out. A small delta thus
+/// keeps a small overlay (70 changes of a million records: 11,800 ordinals, not 125,000),
+/// and never more than one ordinal in [`MAX_OVERLAID_SHARE`], which lookups pay for.
+pub(crate) fn worth_keeping(held: u64, changed: u64, slots: u64) -> bool {
+    let (held, changed, slots) = (held as u128, changed.max(1) as u128, slots as u128);
+    held * MAX_OVERLAID_SHARE as u128 <= slots && held * held <= 2 * slots * changed
+}
 
 /// Ordinals per rank block: eight words, one cache line of the bitset.
 const BLOCK: u64 = 512;
@@ -224,6 +239,19 @@ impl OverlayBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_deltas_keep_small_overlays_and_none_holds_more_than_its_share() {
+        // 70 changes a delta over a million records: about 11,800 held at most.
+        assert!(worth_keeping(11_800, 70, 1_000_000));
+        assert!(!worth_keeping(12_000, 70, 1_000_000));
+        // 1% of the records changed: the share bounds it.
+        assert!(worth_keeping(125_000, 10_000, 1_000_000));
+        assert!(!worth_keeping(125_001, 10_000, 1_000_000));
+        // No change (a delta of tags alone) and no records.
+        assert!(worth_keeping(0, 0, 0) && worth_keeping(1, 0, 1_000_000));
+        assert!(worth_keeping(u64::MAX / 16, u64::MAX / 4, u64::MAX));
+    }
 
     #[test]
     fn finds_each_held_row_and_no_other() {

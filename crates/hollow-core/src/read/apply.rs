@@ -18,7 +18,7 @@ use crate::format::{self, BlobKind, SectionKind};
 use crate::hash_index::Patched;
 use crate::index::PrimaryKeyIndex;
 use crate::packed::{bits_needed, pack_values, BitWriter, PackedArray, PackedBits};
-use crate::row_overlay::{OverlayBuilder, RowOverlay, MAX_OVERLAID_SHARE};
+use crate::row_overlay::{worth_keeping, OverlayBuilder, RowOverlay};
 use crate::schema::{TypeDef, TypeId};
 use crate::type_data::{BlobAddresses, Dictionary, Overlaid, TypeData};
 
@@ -197,8 +197,7 @@ fn patch_object(
 
 /// The overlay of `old`'s rows after delta `d` (encodings unchanged): `old`'s overlay, the
 /// rows `d` adds, the zeroed rows of the records it removes and of new empty slots. `None`
-/// when that would overlay more than one ordinal in [`MAX_OVERLAID_SHARE`]: the rows are then
-/// better written out whole.
+/// when that overlay is not [`worth_keeping`]: the rows are then written out whole.
 fn overlay_after(old: &TypeData, d: &TypeDelta, delta_rows: &PackedBits) -> Option<RowOverlay> {
     let (slots, old_slots, row_bits) = (d.slot_count, old.row_count, old.row_bits);
     let base_rows = old.overlay.as_ref().map_or(old_slots, |o| o.base_rows());
@@ -209,7 +208,11 @@ fn overlay_after(old: &TypeData, d: &TypeDelta, delta_rows: &PackedBits) -> Opti
     let changed = d.removed.iter().chain(&d.added).map(|&o| o as u64);
     changed.filter(|&o| o < slots).for_each(|o| held.insert(o));
     (old_slots..slots).for_each(|o| held.insert(o));
-    if held.count() * MAX_OVERLAID_SHARE > slots {
+    if !worth_keeping(
+        held.count(),
+        (d.removed.len() + d.added.len()) as u64,
+        slots,
+    ) {
         return None;
     }
     let mut added = d.added.iter().enumerate().peekable();
@@ -322,8 +325,8 @@ fn patch_collection(name: &str, old: &TypeData, d: &TypeDelta) -> Result<(Patche
 
 /// The overlay of collection type `old` after delta `d` (encodings unchanged): `old`'s
 /// overlay, and the records `d` adds (`sizes` rows each, in `delta_rows`), removes, or that
-/// are new empty slots. `None` when that would overlay more than one ordinal in
-/// [`MAX_OVERLAID_SHARE`]: the rows are then better written out whole.
+/// are new empty slots. `None` when that overlay is not [`worth_keeping`]: the rows are then
+/// written out whole.
 fn spans_overlay_after(
     old: &TypeData,
     d: &TypeDelta,
@@ -345,7 +348,11 @@ fn spans_overlay_after(
     let changed = d.removed.iter().chain(&d.added).map(|&o| o as u64);
     changed.filter(|&o| o < slots).for_each(|o| held.insert(o));
     (old_slots..slots).for_each(|o| held.insert(o));
-    if held.count() * MAX_OVERLAID_SHARE > slots {
+    if !worth_keeping(
+        held.count(),
+        (d.removed.len() + d.added.len()) as u64,
+        slots,
+    ) {
         return None;
     }
     // Where each added record's rows start in the delta's.
@@ -453,9 +460,8 @@ fn patch_dictionary(old: &Dictionary, d: &DictDelta, what: &str) -> Result<Dicti
 }
 
 /// The overlay of dictionary `old` after delta `d`: `old`'s overlay and the entries `d`
-/// changes, each as `entry` gives it after the delta (`None`: empty). `None` when that would
-/// overlay more than one entry in [`MAX_OVERLAID_SHARE`]: the pool is then better written out
-/// whole.
+/// changes, each as `entry` gives it after the delta (`None`: empty). `None` when that overlay
+/// is not [`worth_keeping`]: the pool is then written out whole.
 fn dictionary_overlay_after<'a>(
     old: &Dictionary,
     d: &DictDelta,
@@ -469,7 +475,11 @@ fn dictionary_overlay_after<'a>(
     let changed = d.removed.iter().chain(&d.added).map(|&o| o as u64);
     changed.filter(|&o| o < slots).for_each(|o| held.insert(o));
     (old_slots..slots).for_each(|o| held.insert(o));
-    if held.count() * MAX_OVERLAID_SHARE > slots {
+    if !worth_keeping(
+        held.count(),
+        (d.removed.len() + d.added.len()) as u64,
+        slots,
+    ) {
         return None;
     }
     let base_bytes = old.overlay().map_or(old.base_pool_len(), |o| o.base_rows());
@@ -652,9 +662,10 @@ impl ReadState {
 
     /// Applies a delta (or reverse delta) whose origin is this state's version. Returns the
     /// destination state; this state is untouched and stays readable. Every type the delta does
-    /// not change is shared, not copied, and so are the rows of an object type it changes
-    /// little (up to one record in 8 since they were last written whole), under an overlay of
-    /// the rows it changes: the memory a delta costs grows with what it changes. (When the
+    /// not change is shared, not copied, and so are the rows of a type (and the entries of a
+    /// dictionary) it changes little, under an overlay of the records changed since they were
+    /// last written whole (see [`crate::row_overlay`]): the memory a delta costs grows with
+    /// what it changes. (When the
     /// delta leaves less than half of a snapshot buffer this state reads in use, and the
     /// buffer's sections are not released one by one, what is still read of it is copied out,
     /// so that the buffer can be freed.) Primary key indexes are updated for the records that

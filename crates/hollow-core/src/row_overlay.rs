@@ -35,9 +35,30 @@ const MAX_OVERLAID_SHARE: u64 = 8;
 /// `h = sqrt(2 * slots * changed)`: past that the overlay is written out. A small delta thus
 /// keeps a small overlay (70 changes of a million records: 11,800 ordinals, not 125,000),
 /// and never more than one ordinal in [`MAX_OVERLAID_SHARE`], which lookups pay for.
-pub(crate) fn worth_keeping(held: u64, changed: u64, slots: u64) -> bool {
+fn worth_keeping(held: u64, changed: u64, slots: u64) -> bool {
     let (held, changed, slots) = (held as u128, changed.max(1) as u128, slots as u128);
     held * MAX_OVERLAID_SHARE as u128 <= slots && held * held <= 2 * slots * changed
+}
+
+/// The ordinals an overlay holds after a delta that removes and adds the ordinals given (each
+/// list ascending): those `last` held, those the delta changes below its slot count `slots`,
+/// and every new slot from `old_slots` on. `None` when that overlay is not [`worth_keeping`].
+pub(crate) fn held_after(
+    last: Option<&RowOverlay>,
+    removed: &[u32],
+    added: &[u32],
+    old_slots: u64,
+    slots: u64,
+) -> Option<Bitset> {
+    let mut held = match last {
+        Some(overlay) => overlay.held().clone_with_len(slots),
+        None => Bitset::with_len(slots),
+    };
+    let changed = removed.iter().chain(added).map(|&o| o as u64);
+    changed.filter(|&o| o < slots).for_each(|o| held.insert(o));
+    (old_slots..slots).for_each(|o| held.insert(o));
+    let changed = (removed.len() + added.len()) as u64;
+    worth_keeping(held.count(), changed, slots).then_some(held)
 }
 
 /// Ordinals per rank block: eight words, one cache line of the bitset.

@@ -18,7 +18,7 @@ use crate::format::{self, BlobKind, SectionKind};
 use crate::hash_index::Patched;
 use crate::index::PrimaryKeyIndex;
 use crate::packed::{bits_needed, pack_values, BitWriter, PackedArray, PackedBits};
-use crate::row_overlay::{worth_keeping, OverlayBuilder, RowOverlay};
+use crate::row_overlay::{held_after, OverlayBuilder, RowOverlay};
 use crate::schema::{TypeDef, TypeId};
 use crate::type_data::{BlobAddresses, Dictionary, Overlaid, TypeData};
 
@@ -197,24 +197,11 @@ fn patch_object(
 
 /// The overlay of `old`'s rows after delta `d` (encodings unchanged): `old`'s overlay, the
 /// rows `d` adds, the zeroed rows of the records it removes and of new empty slots. `None`
-/// when that overlay is not [`worth_keeping`]: the rows are then written out whole.
+/// when that overlay is not worth keeping ([`held_after`]): the rows are then written out whole.
 fn overlay_after(old: &TypeData, d: &TypeDelta, delta_rows: &PackedBits) -> Option<RowOverlay> {
     let (slots, old_slots, row_bits) = (d.slot_count, old.row_count, old.row_bits);
     let base_rows = old.overlay.as_ref().map_or(old_slots, |o| o.base_rows());
-    let mut held = match &old.overlay {
-        Some(overlay) => overlay.held().clone_with_len(slots),
-        None => Bitset::with_len(slots),
-    };
-    let changed = d.removed.iter().chain(&d.added).map(|&o| o as u64);
-    changed.filter(|&o| o < slots).for_each(|o| held.insert(o));
-    (old_slots..slots).for_each(|o| held.insert(o));
-    if !worth_keeping(
-        held.count(),
-        (d.removed.len() + d.added.len()) as u64,
-        slots,
-    ) {
-        return None;
-    }
+    let held = held_after(old.overlay.as_ref(), &d.removed, &d.added, old_slots, slots)?;
     let mut added = d.added.iter().enumerate().peekable();
     let mut removed = d.removed.iter().peekable();
     let overlay = OverlayBuilder::new(held, row_bits, base_rows);
@@ -325,7 +312,7 @@ fn patch_collection(name: &str, old: &TypeData, d: &TypeDelta) -> Result<(Patche
 
 /// The overlay of collection type `old` after delta `d` (encodings unchanged): `old`'s
 /// overlay, and the records `d` adds (`sizes` rows each, in `delta_rows`), removes, or that
-/// are new empty slots. `None` when that overlay is not [`worth_keeping`]: the rows are then
+/// are new empty slots. `None` when that overlay is not worth keeping ([`held_after`]): the rows are then
 /// written out whole.
 fn spans_overlay_after(
     old: &TypeData,
@@ -341,20 +328,7 @@ fn spans_overlay_after(
         ),
         None => (old.row_count, old_slots),
     };
-    let mut held = match &old.overlay {
-        Some(overlay) => overlay.held().clone_with_len(slots),
-        None => Bitset::with_len(slots),
-    };
-    let changed = d.removed.iter().chain(&d.added).map(|&o| o as u64);
-    changed.filter(|&o| o < slots).for_each(|o| held.insert(o));
-    (old_slots..slots).for_each(|o| held.insert(o));
-    if !worth_keeping(
-        held.count(),
-        (d.removed.len() + d.added.len()) as u64,
-        slots,
-    ) {
-        return None;
-    }
+    let held = held_after(old.overlay.as_ref(), &d.removed, &d.added, old_slots, slots)?;
     // Where each added record's rows start in the delta's.
     let starts: Vec<u64> = (0..sizes.len())
         .scan(0u64, |at, i| {
@@ -461,27 +435,14 @@ fn patch_dictionary(old: &Dictionary, d: &DictDelta, what: &str) -> Result<Dicti
 
 /// The overlay of dictionary `old` after delta `d`: `old`'s overlay and the entries `d`
 /// changes, each as `entry` gives it after the delta (`None`: empty). `None` when that overlay
-/// is not [`worth_keeping`]: the pool is then written out whole.
+/// is not worth keeping ([`held_after`]): the pool is then written out whole.
 fn dictionary_overlay_after<'a>(
     old: &Dictionary,
     d: &DictDelta,
     entry: &impl Fn(u64) -> Option<&'a [u8]>,
 ) -> Option<RowOverlay> {
     let (slots, old_slots) = (d.slot_count, old.len());
-    let mut held = match old.overlay() {
-        Some(overlay) => overlay.held().clone_with_len(slots),
-        None => Bitset::with_len(slots),
-    };
-    let changed = d.removed.iter().chain(&d.added).map(|&o| o as u64);
-    changed.filter(|&o| o < slots).for_each(|o| held.insert(o));
-    (old_slots..slots).for_each(|o| held.insert(o));
-    if !worth_keeping(
-        held.count(),
-        (d.removed.len() + d.added.len()) as u64,
-        slots,
-    ) {
-        return None;
-    }
+    let held = held_after(old.overlay(), &d.removed, &d.added, old_slots, slots)?;
     let base_bytes = old.overlay().map_or(old.base_pool_len(), |o| o.base_rows());
     let lengths: Vec<u64> = (held.iter())
         .map(|e| entry(e).map_or(0, |b| b.len() as u64))

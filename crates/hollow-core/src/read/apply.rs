@@ -197,7 +197,8 @@ fn patch_object(
 
 /// The overlay of `old`'s rows after delta `d` (encodings unchanged): `old`'s overlay, the
 /// rows `d` adds, the zeroed rows of the records it removes and of new empty slots. `None`
-/// when that overlay is not worth keeping ([`held_after`]): the rows are then written out whole.
+/// when that overlay is not worth keeping ([`held_after`]): the rows are then written out
+/// whole.
 fn overlay_after(old: &TypeData, d: &TypeDelta, delta_rows: &PackedBits) -> Option<RowOverlay> {
     let (slots, old_slots, row_bits) = (d.slot_count, old.row_count, old.row_bits);
     let base_rows = old.overlay.as_ref().map_or(old_slots, |o| o.base_rows());
@@ -312,8 +313,8 @@ fn patch_collection(name: &str, old: &TypeData, d: &TypeDelta) -> Result<(Patche
 
 /// The overlay of collection type `old` after delta `d` (encodings unchanged): `old`'s
 /// overlay, and the records `d` adds (`sizes` rows each, in `delta_rows`), removes, or that
-/// are new empty slots. `None` when that overlay is not worth keeping ([`held_after`]): the rows are then
-/// written out whole.
+/// are new empty slots. `None` when that overlay is not worth keeping ([`held_after`]): the
+/// rows are then written out whole.
 fn spans_overlay_after(
     old: &TypeData,
     d: &TypeDelta,
@@ -321,13 +322,12 @@ fn spans_overlay_after(
     sizes: &PackedArray,
 ) -> Option<RowOverlay> {
     let (slots, old_slots, row_bits) = (d.slot_count, old.slot_count(), old.row_bits);
-    let (base_rows, base_slots) = match &old.overlay {
-        Some(overlay) => (
-            overlay.base_rows(),
-            old.ends.as_ref().map_or(0, |e| e.len()),
-        ),
-        None => (old.row_count, old_slots),
-    };
+    // The base's ends: its records' rows (all of them when there is no overlay yet).
+    let base_slots = old.ends.as_ref().map_or(0, |e| e.len());
+    let base_rows = old
+        .overlay
+        .as_ref()
+        .map_or(old.row_count, |o| o.base_rows());
     let held = held_after(old.overlay.as_ref(), &d.removed, &d.added, old_slots, slots)?;
     // Where each added record's rows start in the delta's.
     let starts: Vec<u64> = (0..sizes.len())

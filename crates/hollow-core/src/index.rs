@@ -275,6 +275,10 @@ pub(crate) fn stored_part<'a>(
     }
 }
 
+/// An update probes for the entry this many entries ahead of the one it places, so that the
+/// bucket's cache line is loaded by the time it is reached.
+const PROBES_AHEAD: usize = 16;
+
 /// Buckets may be at most this full (entries plus tombstones) before a rebuild, in 1/100.
 const MAX_FILL_PERCENT: u64 = 85;
 
@@ -535,8 +539,12 @@ impl PrimaryKeyIndex {
         let bits = self.capacity * self.entry_bits as u64;
         let mut buckets = BitWriter::from_le_bytes(self.buckets.bytes(), bits);
         let (empty, tombstone) = (self.empty(), self.tombstone());
-        for &r in removed {
-            let mut pos = self.bucket(self.record_hash(r as u64));
+        let removed_hashes = self.hashes_of(removed);
+        for (i, (&r, &h)) in removed.iter().zip(&removed_hashes).enumerate() {
+            if let Some(&ahead) = removed_hashes.get(i + PROBES_AHEAD) {
+                buckets.prefetch(self.bucket(ahead) * self.entry_bits as u64);
+            }
+            let mut pos = self.bucket(h);
             loop {
                 let ordinal = buckets.get(pos * self.entry_bits as u64, self.entry_bits) & empty;
                 if ordinal == r as u64 {
@@ -567,25 +575,29 @@ impl PrimaryKeyIndex {
                 _ => None,
             },
         };
-        for &a in added {
-            let h = next.record_hash(a as u64);
+        let added_hashes = next.hashes_of(added);
+        // While duplicates are known to be absent, an added entry whose tag matches one of the
+        // run its probe passes may be one; the keys of these suspects are compared afterwards,
+        // in a loop whose reads of the records overlap.
+        let known_unique = next.duplicate == Some(None);
+        let mut suspects = Vec::new();
+        for (i, (&a, &h)) in added.iter().zip(&added_hashes).enumerate() {
+            if let Some(&ahead) = added_hashes.get(i + PROBES_AHEAD) {
+                buckets.prefetch(next.bucket(ahead) * next.entry_bits as u64);
+            }
             let mut pos = next.bucket(h);
-            // The first free bucket takes the entry; while duplicates are still unknown to be
-            // absent, the probe goes on to the end of the run comparing keys.
+            // The first free bucket takes the entry; while duplicates are known to be absent,
+            // the probe goes on to the end of the run.
             let mut free = None;
             loop {
                 let entry = buckets.get(pos * next.entry_bits as u64, next.entry_bits);
                 let ordinal = entry & empty;
                 if ordinal == empty || ordinal == tombstone {
                     free.get_or_insert(pos);
-                } else if next.duplicate == Some(None)
-                    && entry >> next.ordinal_bits == next.tag(h)
-                    && next.same_key(ordinal, a as u64)
-                {
-                    let pair = (ordinal.min(a as u64) as u32, ordinal.max(a as u64) as u32);
-                    next.duplicate = Some(Some(pair));
+                } else if known_unique && entry >> next.ordinal_bits == next.tag(h) {
+                    suspects.push((ordinal as u32, a));
                 }
-                if ordinal == empty || (free.is_some() && next.duplicate != Some(None)) {
+                if ordinal == empty || (free.is_some() && !known_unique) {
                     break;
                 }
                 pos = next.next(pos);
@@ -596,6 +608,9 @@ impl PrimaryKeyIndex {
                 next.entry_bits,
                 (next.tag(h) << next.ordinal_bits) | a as u64,
             );
+        }
+        if known_unique {
+            next.duplicate = Some(next.first_same_key(&suspects));
         }
         next.buckets = PackedBits::new(buckets.into_bytes(), bits)?;
         Some(next)
@@ -668,6 +683,40 @@ impl PrimaryKeyIndex {
     /// True when the records at ordinals `a` and `b` have the same key.
     fn same_key(&self, a: u64, b: u64) -> bool {
         (0..self.key_columns.len()).all(|i| self.key_part(a, i) == self.key_part(b, i))
+    }
+
+    /// The key hashes of the records at `ordinals`, in a loop of their own: its iterations do
+    /// not wait on each other, so the cache misses of reading the records overlap.
+    fn hashes_of(&self, ordinals: &[u32]) -> Vec<u64> {
+        (ordinals.iter().enumerate())
+            .map(|(i, &o)| {
+                if let Some(&ahead) = ordinals.get(i + PROBES_AHEAD) {
+                    self.prefetch_key(ahead);
+                }
+                self.record_hash(o as u64)
+            })
+            .collect()
+    }
+
+    /// Hints the CPU to load the first key field of the record at `ordinal`.
+    #[inline(always)]
+    fn prefetch_key(&self, ordinal: u32) {
+        if let Some(&column) = self.key_columns.first() {
+            self.data.prefetch_value(ordinal as u64, column);
+        }
+    }
+
+    /// The first of `pairs` of ordinals whose records have the same key, smaller ordinal first.
+    /// The records of later pairs are loaded while earlier ones are compared.
+    fn first_same_key(&self, pairs: &[(u32, u32)]) -> Option<(u32, u32)> {
+        (pairs.iter().enumerate()).find_map(|(i, &(a, b))| {
+            if let Some(&(c, d)) = pairs.get(i + PROBES_AHEAD) {
+                self.prefetch_key(c);
+                self.prefetch_key(d);
+            }
+            self.same_key(a as u64, b as u64)
+                .then_some((a.min(b), a.max(b)))
+        })
     }
 
     fn record_hash(&self, ordinal: u64) -> u64 {

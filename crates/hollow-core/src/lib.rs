@@ -47,6 +47,7 @@ mod index;
 mod key_path;
 mod packed;
 mod parallel;
+mod prefetch;
 mod radix_sort;
 pub mod raw;
 mod read;

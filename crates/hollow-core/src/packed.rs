@@ -61,6 +61,13 @@ impl PackedBits {
         ((lo >> shift) | ((hi << 1) << (63 - shift))) & low_mask(width)
     }
 
+    /// Hints the CPU to load the byte holding bit `bit`, which a later [`PackedBits::get`]
+    /// will read.
+    #[inline(always)]
+    pub fn prefetch(&self, bit: u64) {
+        crate::prefetch::prefetch(self.bytes.as_ptr().wrapping_add((bit >> 3) as usize));
+    }
+
     /// The underlying bytes.
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
@@ -271,6 +278,13 @@ impl BitWriter {
         let lo = self.words[word];
         let hi = self.words.get(word + 1).copied().unwrap_or(0);
         ((lo >> shift) | ((hi << 1) << (63 - shift))) & low_mask(width)
+    }
+
+    /// Hints the CPU to load the word holding bit `bit`, which a later [`BitWriter::get`] or
+    /// [`BitWriter::set`] will touch.
+    #[inline(always)]
+    pub fn prefetch(&self, bit: u64) {
+        crate::prefetch::prefetch(self.words.as_ptr().wrapping_add((bit >> 6) as usize));
     }
 
     /// Writes the low `width` bits of `value` at bit `bit`. The value must fit in `width` bits and

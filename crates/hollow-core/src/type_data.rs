@@ -585,6 +585,14 @@ impl TypeData {
         decode(stored, c.encoding, c.nullable)
     }
 
+    /// Hints the CPU to load the bits of `column` of `row`, which a later
+    /// [`TypeData::value`] will read.
+    #[inline(always)]
+    pub(crate) fn prefetch_value(&self, row: u64, column: usize) {
+        let (bits, at) = self.row_at(row);
+        bits.prefetch(at + self.columns[column].offset);
+    }
+
     /// Where the bits of `row` are: in the overlay, or in the rows.
     #[inline(always)]
     pub(crate) fn row_at(&self, row: u64) -> (&PackedBits, u64) {

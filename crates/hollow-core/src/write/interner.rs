@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::ops::Range;
 
-use super::slot_table::{prefetch, Slot, SlotTable};
+use super::slot_table::{Slot, SlotTable};
 use crate::bitset::Bitset;
+use crate::prefetch::prefetch;
 
 /// Bits of a [`Span`] that hold the value's length.
 const LENGTH_BITS: u32 = 24;

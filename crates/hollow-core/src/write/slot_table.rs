@@ -5,6 +5,8 @@
 //! the value's place in the arena would save the span's line but double the table, which is
 //! the larger part of a producer's memory.)
 
+use crate::prefetch::prefetch;
+
 /// One slot: a value's 32-bit hash and its ordinal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Slot {
@@ -40,20 +42,6 @@ const MAX_LOAD: (usize, usize) = (3, 4);
 const GROWTH: (usize, usize) = (3, 2);
 /// The slots of a table's first allocation.
 const MIN_SLOTS: usize = 16;
-
-/// Hints the CPU to load the cache line at `ptr`.
-#[inline(always)]
-pub(super) fn prefetch<T>(ptr: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint: it never faults and reads nothing the program can see,
-    // whatever the address (the callers pass addresses inside live slices anyway). SSE is part of
-    // the x86_64 baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
-}
 
 /// Open-addressing table of [`Slot`]s, between half and three quarters full once past its
 /// first allocation. Its size is not a power of two: a table that doubled whenever it passed
@@ -243,8 +231,6 @@ mod tests {
 
     #[test]
     fn prefetch_of_any_address_is_harmless() {
-        prefetch(std::ptr::null::<u8>());
-        prefetch(usize::MAX as *const u64);
         let t = SlotTable::default();
         t.prefetch_home(7);
         assert!(t.first_candidate(7).is_none());

@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::entry_table::EntryTable;
 use crate::error::{Error, Result};
 use crate::format::saved_indexes::SavedTable;
-use crate::packed::{bits_needed, low_mask, packed_len_bytes, set_bits, BitWriter, PackedBits};
+use crate::packed::{bits_needed, low_mask, packed_len_bytes, set_bits, BitWriter};
 use crate::schema::{Kind, TypeId};
 use crate::type_data::{StateTypes, TypeData};
 
@@ -170,7 +171,7 @@ pub struct PrimaryKeyIndex {
     /// Per key field (2 bits each, the first 32 fields): the class of key part it accepts (see
     /// [`part_class`]). Checked on every lookup, so kept inline.
     key_classes: u64,
-    buckets: PackedBits,
+    buckets: EntryTable,
     capacity: u64,
     /// Bits of the ordinal part of a bucket; the two highest codes mean empty and removed.
     ordinal_bits: u8,
@@ -341,8 +342,8 @@ impl PrimaryKeyIndex {
             this.place_sorted(entries.into_iter(), &mut buckets)
         };
         index.duplicate = Some(duplicate);
-        let bits = capacity * entry_bits as u64;
-        index.buckets = PackedBits::new(buckets.into_bytes(), bits).unwrap_or_default();
+        index.buckets =
+            EntryTable::new(buckets.into_bytes(), capacity, entry_bits).unwrap_or_default();
         index
     }
 
@@ -367,7 +368,7 @@ impl PrimaryKeyIndex {
             key_columns,
             paths,
             key_classes,
-            buckets: PackedBits::default(),
+            buckets: EntryTable::default(),
             capacity,
             ordinal_bits,
             entry_bits: ordinal_bits + TAG_BITS,
@@ -393,7 +394,7 @@ impl PrimaryKeyIndex {
             capacity: self.capacity,
             empty_bucket,
             duplicate,
-            buckets: self.buckets.bytes().clone(),
+            buckets: self.buckets.to_bytes(),
         })
     }
 
@@ -439,8 +440,8 @@ impl PrimaryKeyIndex {
         if let Some((a, b)) = table.duplicate.filter(|&(a, b)| a.max(b) as u64 >= slots) {
             return Err(unusable("duplicate ordinal", a.max(b) as u64, slots));
         }
-        let bits = index.capacity * index.entry_bits as u64;
-        index.buckets = PackedBits::new(table.buckets, bits).unwrap_or_default();
+        index.buckets =
+            EntryTable::new(table.buckets, index.capacity, index.entry_bits).unwrap_or_default();
         let empty = index.empty();
         if table.empty_bucket >= index.capacity
             || index.entry_at(table.empty_bucket) & empty != empty
@@ -456,8 +457,7 @@ impl PrimaryKeyIndex {
 
     #[inline(always)]
     fn entry_at(&self, bucket: u64) -> u64 {
-        self.buckets
-            .get(bucket * self.entry_bits as u64, self.entry_bits)
+        self.buckets.get(bucket)
     }
 
     /// For a key with a field that is a path: per key field, the records of `state` reached
@@ -515,8 +515,8 @@ impl PrimaryKeyIndex {
     }
 
     /// The index of the state `data` belongs to, reached from this index's state by removing
-    /// the records at `removed` and adding those at `added`. Updates a copy of the buckets in
-    /// place; `None` when the table must be rebuilt instead (ordinals grew wider, or it is too
+    /// the records at `removed` and adding those at `added`. Writes copies of the chunks of
+    /// buckets it changes and shares the others; `None` when the table must be rebuilt instead (ordinals grew wider, or it is too
     /// full of entries and removed markers).
     ///
     /// Whether keys are duplicated stays known when it was: a new duplicate is an added key
@@ -536,19 +536,18 @@ impl PrimaryKeyIndex {
         if (data.record_count + tombstones) * 100 > self.capacity * MAX_FILL_PERCENT {
             return None;
         }
-        let bits = self.capacity * self.entry_bits as u64;
-        let mut buckets = BitWriter::from_le_bytes(self.buckets.bytes(), bits);
+        let mut buckets = self.buckets.writer(removed.len() + added.len());
         let (empty, tombstone) = (self.empty(), self.tombstone());
         let removed_hashes = self.hashes_of(removed);
         for (i, (&r, &h)) in removed.iter().zip(&removed_hashes).enumerate() {
             if let Some(&ahead) = removed_hashes.get(i + PROBES_AHEAD) {
-                buckets.prefetch(self.bucket(ahead) * self.entry_bits as u64);
+                buckets.prefetch(self.bucket(ahead));
             }
             let mut pos = self.bucket(h);
             loop {
-                let ordinal = buckets.get(pos * self.entry_bits as u64, self.entry_bits) & empty;
+                let ordinal = buckets.get(pos) & empty;
                 if ordinal == r as u64 {
-                    buckets.set(pos * self.entry_bits as u64, self.entry_bits, tombstone);
+                    buckets.set(pos, tombstone);
                     break;
                 }
                 if ordinal == empty {
@@ -562,7 +561,7 @@ impl PrimaryKeyIndex {
             key_columns: self.key_columns.clone(),
             paths: Self::paths_in(state, id),
             key_classes: self.key_classes,
-            buckets: PackedBits::default(),
+            buckets: EntryTable::default(),
             capacity: self.capacity,
             ordinal_bits: self.ordinal_bits,
             entry_bits: self.entry_bits,
@@ -583,14 +582,14 @@ impl PrimaryKeyIndex {
         let mut suspects = Vec::new();
         for (i, (&a, &h)) in added.iter().zip(&added_hashes).enumerate() {
             if let Some(&ahead) = added_hashes.get(i + PROBES_AHEAD) {
-                buckets.prefetch(next.bucket(ahead) * next.entry_bits as u64);
+                buckets.prefetch(next.bucket(ahead));
             }
             let mut pos = next.bucket(h);
             // The first free bucket takes the entry; while duplicates are known to be absent,
             // the probe goes on to the end of the run.
             let mut free = None;
             loop {
-                let entry = buckets.get(pos * next.entry_bits as u64, next.entry_bits);
+                let entry = buckets.get(pos);
                 let ordinal = entry & empty;
                 if ordinal == empty || ordinal == tombstone {
                     free.get_or_insert(pos);
@@ -603,16 +602,12 @@ impl PrimaryKeyIndex {
                 pos = next.next(pos);
             }
             let pos = free.unwrap_or(pos);
-            buckets.set(
-                pos * next.entry_bits as u64,
-                next.entry_bits,
-                (next.tag(h) << next.ordinal_bits) | a as u64,
-            );
+            buckets.set(pos, (next.tag(h) << next.ordinal_bits) | a as u64);
         }
         if known_unique {
             next.duplicate = Some(next.first_same_key(&suspects));
         }
-        next.buckets = PackedBits::new(buckets.into_bytes(), bits)?;
+        next.buckets = buckets.finish();
         Some(next)
     }
 
@@ -1036,7 +1031,7 @@ mod tests {
         let (state, id) = state_of(rows.chain([Row { id: 4321, v: -1 }]));
         let packed = super::PrimaryKeyIndex::build_with(&state, id, true, 1);
         let paired = super::PrimaryKeyIndex::build_with(&state, id, false, 1);
-        assert_eq!(packed.buckets.bytes(), paired.buckets.bytes());
+        assert_eq!(packed.buckets.to_bytes(), paired.buckets.to_bytes());
         assert_eq!(packed.duplicate, Some(Some((4321, 20_000))));
         assert_eq!(paired.duplicate, packed.duplicate);
         for k in [0, 17, 19_999, 4321] {
@@ -1107,7 +1102,7 @@ mod tests {
         let state = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
         let buckets = |t: &str| {
             let index = state.primary_key_index(t).unwrap();
-            xxhash_rust::xxh3::xxh3_64(index.buckets.bytes())
+            xxhash_rust::xxh3::xxh3_64(&index.buckets.to_bytes())
         };
         assert_eq!(
             (
@@ -1117,6 +1112,77 @@ mod tests {
             ),
             (2, 14249659659525681179, 11995668603855771722)
         );
+    }
+
+    /// Deltas of a few records write a few chunks of the table and share the rest with the
+    /// state before; a delta of many copies it whole. Every key is found in every version.
+    #[test]
+    fn small_updates_share_the_chunks_they_do_not_write() {
+        let schema = SchemaBuilder::new()
+            .add::<Row>()
+            .primary_key("Row", &["id"])
+            .build()
+            .unwrap();
+        let n = 30_000;
+        let mut w = WriteState::new(schema);
+        let mut v = vec![0; n as usize];
+        let add = |w: &mut WriteState, v: &[i32]| {
+            let rows: Vec<Row> = (0..n)
+                .map(|id| Row {
+                    id,
+                    v: v[id as usize],
+                })
+                .collect();
+            w.add_all(&rows).unwrap();
+        };
+        add(&mut w, &v);
+        let mut states =
+            vec![ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap()];
+        w.commit_cycle().unwrap();
+        // Three small deltas, then one that changes a record in 300: 200 writes, more than
+        // the chunks.
+        for version in 2..6u64 {
+            let step = if version == 5 { 300 } else { 9_999 };
+            for id in (version as usize..n as usize).step_by(step) {
+                v[id] += 1;
+            }
+            add(&mut w, &v);
+            let before = states.last().unwrap();
+            let next = before.apply_delta(w.write_delta(version - 1, version).unwrap().into());
+            states.push(next.unwrap());
+            w.commit_cycle().unwrap();
+        }
+        fn index(s: &ReadState) -> &super::PrimaryKeyIndex {
+            s.primary_key_index("Row").unwrap()
+        }
+        let (first, second) = (index(&states[0]), index(&states[1]));
+        assert!(first.buckets.to_bytes() != second.buckets.to_bytes());
+        // Three records changed: at most six chunks of ten written, the rest shared (the
+        // state holds the first table's buffer and its own chunks); a hundred changed: a table
+        // of its own.
+        assert!(first.heap_bytes() < second.heap_bytes());
+        assert!(second.heap_bytes() < first.heap_bytes() * 2);
+        assert_eq!(index(&states[4]).heap_bytes(), first.heap_bytes());
+        for (s, state) in states.iter().enumerate() {
+            let index = index(state);
+            let rows = state.object("Row").unwrap();
+            let values = rows.int("v").unwrap();
+            for id in 0..n {
+                let o = index
+                    .find(&id)
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("{id} in {s}"));
+                assert_eq!(rows.int("id").unwrap().get(o), Some(id as i64));
+                let expected = (2..=s as i64 + 1)
+                    .filter(|&version| {
+                        let step = if version == 5 { 300 } else { 9_999 };
+                        id as i64 >= version && (id as i64 - version) % step == 0
+                    })
+                    .count() as i64;
+                assert_eq!(values.get(o), Some(expected), "row {id} in state {s}");
+            }
+            assert_eq!(index.find(&n).unwrap(), None);
+        }
     }
 
     /// Whether keys are duplicated stays known through updates: no rows are hashed again when

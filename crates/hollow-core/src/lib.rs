@@ -40,6 +40,7 @@ mod bitset;
 mod blob_kind;
 mod byte_io;
 mod encoding;
+mod entry_table;
 mod error;
 mod format;
 mod hash_index;

@@ -108,6 +108,51 @@ async fn retention_keeps_a_bounded_number_of_versions_by_default() {
     assert_eq!(c.version(), Some(cycles));
 }
 
+/// With a snapshot every few cycles, retention lists the store in every cycle only until
+/// what it keeps is what a starting consumer needs; then it waits for the next snapshot
+/// cycle, and what it keeps stays the same.
+#[tokio::test]
+async fn retention_waits_for_a_snapshot_once_only_a_starting_consumer_holds_blobs_back() {
+    let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let mut p = builder(store.clone())
+        .with_snapshot_every(5)
+        .with_retention(2)
+        .build()
+        .await
+        .unwrap();
+    let blobs = BlobStore::new(store.clone(), "rows");
+    let mut passes = Vec::new();
+    for k in 0..16u64 {
+        let CycleOutcome::Published(report) =
+            cycle(&mut p, &rows(&["a", &k.to_string()])).await.unwrap()
+        else {
+            panic!("published")
+        };
+        passes.push(report.stages.iter().any(|(stage, _)| *stage == "retention"));
+        // Kept: the newest two versions, or from the newest snapshot on when that is older.
+        let listed = blobs.list().await.unwrap();
+        let newest_snapshot = (listed.iter())
+            .filter(|b| matches!(b, hollow::store::layout::BlobName::Snapshot(_)))
+            .map(|b| b.destination().version)
+            .max()
+            .unwrap();
+        let oldest = listed.iter().map(|b| b.destination().version).min();
+        assert_eq!(
+            oldest,
+            Some(newest_snapshot.min(k).max(1)),
+            "after cycle {k}"
+        );
+    }
+    // Snapshots in the cycles of versions 1, 5, 10, 15: a pass in those and, but after the
+    // first, in the one after (the version before the snapshot goes then); none in the others.
+    let expected: Vec<bool> = (1..=16u64)
+        .map(|v| v == 1 || v % 5 == 0 || (v > 1 && v % 5 == 1))
+        .collect();
+    assert_eq!(passes, expected);
+    let c = ConsumerBuilder::new(store, "rows").build().await.unwrap();
+    assert_eq!(c.version(), Some(16));
+}
+
 #[tokio::test]
 async fn nonsense_settings_are_errors_not_silently_clamped() {
     let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());

@@ -46,6 +46,9 @@ pub struct Producer {
     needs_restore: bool,
     /// The snapshot being written and published in the background, if any.
     background_snapshot: Option<tokio::task::JoinHandle<Result<StateId>>>,
+    /// Set when the last retention pass kept blobs only because a consumer starting now needs
+    /// them: retention then lists the store again only in a snapshot cycle, not every cycle.
+    retention_waits_for_a_snapshot: bool,
 }
 
 impl Producer {
@@ -74,6 +77,7 @@ impl Producer {
             settings,
             previous_by_reverse: None,
             background_snapshot: None,
+            retention_waits_for_a_snapshot: false,
         }
     }
 
@@ -555,12 +559,22 @@ impl Producer {
         }
         self.announced = Some(state);
         self.published += 1;
-        if let Some(keep) = self.settings.retain_versions {
+        // Until a new snapshot moves what a starting consumer loads, a pass that was held
+        // back by it would find nothing more to delete. (A snapshot published in the
+        // background lands after its cycle: its predecessors go at the next snapshot cycle.)
+        let retention_due = snapshot_cycle || !self.retention_waits_for_a_snapshot;
+        if let Some(keep) = self.settings.retain_versions.filter(|_| retention_due) {
             let t = Instant::now();
             match apply_retention(&self.store, id, keep).await {
-                Ok(deleted) => tracing::debug!(deleted, "retention"),
+                Ok(pass) => {
+                    tracing::debug!(deleted = pass.deleted, "retention");
+                    self.retention_waits_for_a_snapshot = pass.waits_for_a_snapshot;
+                }
                 // The version is announced; a failed clean-up is retried after the next cycle.
-                Err(e) => tracing::warn!(error = %e, "retention failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention failed");
+                    self.retention_waits_for_a_snapshot = false;
+                }
             }
             stage("retention", t);
         }

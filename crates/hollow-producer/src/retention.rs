@@ -6,14 +6,23 @@ use hollow_store::BlobStore;
 
 use crate::error::Result;
 
+/// What a retention pass did.
+pub(crate) struct Retention {
+    /// Blobs deleted.
+    pub deleted: usize,
+    /// Whether what is kept reaches back to the snapshot a consumer starting now would load
+    /// (not only to the newest `keep` versions): then nothing more can go until a newer
+    /// snapshot is published, and later passes can wait for one.
+    pub waits_for_a_snapshot: bool,
+}
+
 /// Deletes blobs of versions older than the newest `keep` ones, keeping the snapshot a
 /// consumer starting now would load for the announced state and every delta from it on.
-/// Returns how many went.
 pub(crate) async fn apply_retention(
     store: &BlobStore,
     announced: StateId,
     keep: u64,
-) -> Result<usize> {
+) -> Result<Retention> {
     let blobs = store.list().await?;
     let mut versions: Vec<u64> = blobs
         .iter()
@@ -44,5 +53,8 @@ pub(crate) async fn apply_retention(
             deleted += 1;
         }
     }
-    Ok(deleted)
+    Ok(Retention {
+        deleted,
+        waits_for_a_snapshot: anchor <= cutoff,
+    })
 }

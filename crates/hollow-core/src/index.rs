@@ -516,8 +516,8 @@ impl PrimaryKeyIndex {
 
     /// The index of the state `data` belongs to, reached from this index's state by removing
     /// the records at `removed` and adding those at `added`. Writes copies of the chunks of
-    /// buckets it changes and shares the others; `None` when the table must be rebuilt instead (ordinals grew wider, or it is too
-    /// full of entries and removed markers).
+    /// buckets it changes and shares the others; `None` when the table must be rebuilt
+    /// instead (ordinals grew wider, or it is too full of entries and removed markers).
     ///
     /// Whether keys are duplicated stays known when it was: a new duplicate is an added key
     /// found already present, seen while probing for its bucket.

@@ -133,7 +133,10 @@ impl ProducerBuilder {
     /// After each announcement, deletes blobs older than the newest `versions` versions, never
     /// one a consumer needs to reach the announced version (default: the newest
     /// 32 versions). Zero is an error at [`ProducerBuilder::build`]. Only blobs of this
-    /// dataset's layout under its prefix are ever deleted.
+    /// dataset's layout under its prefix are ever deleted. A pass runs on another task, off
+    /// the cycle's path, one at a time ([`Producer::wait_for_retention`] waits for it); a
+    /// pass held back only by the snapshot a starting consumer loads is not made again before
+    /// the next snapshot cycle.
     pub fn with_retention(mut self, versions: u64) -> Self {
         self.settings.retain_versions = Some(versions);
         self

@@ -2,6 +2,8 @@
 //! and announces it, or announces nothing at all.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -46,9 +48,11 @@ pub struct Producer {
     needs_restore: bool,
     /// The snapshot being written and published in the background, if any.
     background_snapshot: Option<tokio::task::JoinHandle<Result<StateId>>>,
+    /// The retention pass under way (or done and not yet waited for), if any: blobs deleted.
+    retention: Option<tokio::task::JoinHandle<Result<usize>>>,
     /// Set when the last retention pass kept blobs only because a consumer starting now needs
     /// them: retention then lists the store again only in a snapshot cycle, not every cycle.
-    retention_waits_for_a_snapshot: bool,
+    retention_waits_for_a_snapshot: Arc<AtomicBool>,
 }
 
 impl Producer {
@@ -77,7 +81,8 @@ impl Producer {
             settings,
             previous_by_reverse: None,
             background_snapshot: None,
-            retention_waits_for_a_snapshot: false,
+            retention: None,
+            retention_waits_for_a_snapshot: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -92,6 +97,58 @@ impl Producer {
                 message: format!("the background snapshot task failed: {e}"),
             })
         }))
+    }
+
+    /// Waits for the retention pass started after the last announcement, if one was started
+    /// since the last wait: how many blobs it deleted, or why it failed (it is then made
+    /// again after a later cycle). Retention runs off the cycle's path, one pass at a time.
+    pub async fn wait_for_retention(&mut self) -> Option<Result<usize>> {
+        let job = self.retention.take()?;
+        Some(job.await.unwrap_or_else(|e| {
+            Err(Error::Panicked {
+                message: format!("the retention task failed: {e}"),
+            })
+        }))
+    }
+
+    /// Deletes what retention lets go after announcing `id` (`snapshot_cycle`: whether the
+    /// cycle published a snapshot), on another task, off the cycle's path: listing and
+    /// deleting take round trips to the store (a third of a 10 ms cycle on a local folder;
+    /// more on S3). One pass at a time: the pass of an earlier cycle ends before this one's
+    /// starts (its outcome was logged).
+    async fn apply_retention_in_background(
+        &mut self,
+        id: StateId,
+        keep: u64,
+        snapshot_cycle: bool,
+    ) {
+        if let Some(earlier) = self.retention.take() {
+            let _ = earlier.await;
+        }
+        // Until a new snapshot moves what a starting consumer loads, a pass that was held
+        // back by it would find nothing more to delete. (A snapshot published in the
+        // background lands after its cycle: its predecessors go at the next snapshot cycle.)
+        if !snapshot_cycle && self.retention_waits_for_a_snapshot.load(Ordering::Relaxed) {
+            return;
+        }
+        let (store, waits) = (
+            self.store.clone(),
+            self.retention_waits_for_a_snapshot.clone(),
+        );
+        self.retention = Some(tokio::spawn(async move {
+            let t = Instant::now();
+            let pass = apply_retention(&store, id, keep).await;
+            // A failed pass is made again after the next cycle.
+            let waits_for_a_snapshot = pass.as_ref().is_ok_and(|p| p.waits_for_a_snapshot);
+            waits.store(waits_for_a_snapshot, Ordering::Relaxed);
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            match &pass {
+                Ok(pass) => tracing::debug!(state = %id, deleted = pass.deleted, ms, "retention"),
+                // The version is announced; a failed clean-up is retried after the next cycle.
+                Err(e) => tracing::warn!(state = %id, error = %e, "retention failed"),
+            }
+            pass.map(|p| p.deleted)
+        }));
     }
 
     /// Writes the snapshot of `state` from it, checks that it reads back as `state`, and
@@ -559,24 +616,9 @@ impl Producer {
         }
         self.announced = Some(state);
         self.published += 1;
-        // Until a new snapshot moves what a starting consumer loads, a pass that was held
-        // back by it would find nothing more to delete. (A snapshot published in the
-        // background lands after its cycle: its predecessors go at the next snapshot cycle.)
-        let retention_due = snapshot_cycle || !self.retention_waits_for_a_snapshot;
-        if let Some(keep) = self.settings.retain_versions.filter(|_| retention_due) {
-            let t = Instant::now();
-            match apply_retention(&self.store, id, keep).await {
-                Ok(pass) => {
-                    tracing::debug!(deleted = pass.deleted, "retention");
-                    self.retention_waits_for_a_snapshot = pass.waits_for_a_snapshot;
-                }
-                // The version is announced; a failed clean-up is retried after the next cycle.
-                Err(e) => {
-                    tracing::warn!(error = %e, "retention failed");
-                    self.retention_waits_for_a_snapshot = false;
-                }
-            }
-            stage("retention", t);
+        if let Some(keep) = self.settings.retain_versions {
+            self.apply_retention_in_background(id, keep, snapshot_cycle)
+                .await;
         }
         let write_state_bytes = self.write.heap_bytes();
         let state_bytes =

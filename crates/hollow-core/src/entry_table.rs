@@ -20,8 +20,6 @@ pub(crate) struct EntryTable {
     width: u8,
     /// The buffer the table was made from, while chunks are slices of it.
     buffer: Option<Bytes>,
-    /// How many chunks are slices of `buffer`.
-    in_buffer: usize,
 }
 
 impl EntryTable {
@@ -45,12 +43,26 @@ impl EntryTable {
             })
             .collect::<Option<Vec<_>>>()?;
         Some(Self {
-            in_buffer: chunks.len(),
             chunks,
             len,
             width,
             buffer: Some(bytes),
         })
+    }
+
+    /// Whether `chunk` is a slice of the buffer this table was made from.
+    fn shares_buffer(&self, chunk: &PackedBits) -> bool {
+        self.buffer.as_ref().is_some_and(|buffer| {
+            let range = buffer.as_ptr_range();
+            range.contains(&chunk.bytes().as_ptr())
+        })
+    }
+
+    /// How many chunks are slices of the buffer this table was made from.
+    fn in_buffer(&self) -> usize {
+        (self.chunks.iter())
+            .filter(|chunk| self.shares_buffer(chunk))
+            .count()
     }
 
     /// Entries in chunk `c` of a table of `len`.
@@ -73,7 +85,7 @@ impl EntryTable {
         if let Some(buffer) = self
             .buffer
             .as_ref()
-            .filter(|_| self.in_buffer == self.chunks.len())
+            .filter(|_| self.in_buffer() == self.chunks.len())
         {
             return buffer.clone();
         }
@@ -91,7 +103,7 @@ impl EntryTable {
     /// chunks written since.
     pub(crate) fn heap_bytes(&self) -> usize {
         let buffer = self.buffer.as_ref().map_or(0, Bytes::len);
-        let written = self.chunks.len() - self.in_buffer;
+        let written = self.chunks.len() - self.in_buffer();
         buffer + written * packed_len_bytes(CHUNK_ENTRIES * self.width as u64) as usize
     }
 
@@ -102,7 +114,7 @@ impl EntryTable {
     pub(crate) fn writer(&self, writes: usize) -> EntryTableWriter<'_> {
         let copy = match writes >= self.chunks.len() {
             true => Copy::Whole(match &self.buffer {
-                Some(buffer) if self.in_buffer == self.chunks.len() => {
+                Some(buffer) if self.in_buffer() == self.chunks.len() => {
                     BitWriter::from_le_bytes(buffer, self.len * self.width as u64)
                 }
                 _ => BitWriter::from_le_bytes(&self.to_bytes(), self.len * self.width as u64),
@@ -215,18 +227,7 @@ impl EntryTableWriter<'_> {
             len: table.len,
             width: table.width,
             buffer: table.buffer.clone().filter(|_| keep_buffer),
-            in_buffer: if keep_buffer { in_buffer } else { 0 },
         }
-    }
-}
-
-impl EntryTable {
-    /// Whether `chunk` is a slice of the buffer this table was made from.
-    fn shares_buffer(&self, chunk: &PackedBits) -> bool {
-        self.buffer.as_ref().is_some_and(|buffer| {
-            let range = buffer.as_ptr_range();
-            range.contains(&chunk.bytes().as_ptr())
-        })
     }
 }
 
@@ -262,7 +263,7 @@ mod tests {
         assert_eq!(second.get(CHUNK_ENTRIES), CHUNK_ENTRIES);
         assert!((6..CHUNK_ENTRIES - 1).all(|i| second.get(i) == i));
         assert_eq!(first.get(5), 5, "the first version is unchanged");
-        assert_eq!(second.in_buffer, 3, "three of four chunks shared");
+        assert_eq!(second.in_buffer(), 3, "three of four chunks shared");
         assert!(second.heap_bytes() > first.heap_bytes());
 
         // Its bytes make the same table again.
@@ -285,7 +286,7 @@ mod tests {
         writer.set(2 * CHUNK_ENTRIES, 1);
         let third = writer.finish();
         assert!(third.buffer.is_none());
-        assert_eq!(third.in_buffer, 0);
+        assert_eq!(third.in_buffer(), 0);
         assert!((0..3).all(|c| third.get(c * CHUNK_ENTRIES) == 1));
         assert!((1..CHUNK_ENTRIES).all(|i| third.get(3 * CHUNK_ENTRIES + i) == i % 4096));
     }

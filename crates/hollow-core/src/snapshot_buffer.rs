@@ -69,13 +69,37 @@ impl SnapshotBuffer {
         })
     }
 
+    /// `whole` (a view of a whole buffer, or any blob) as a view that keeps `sections` (views
+    /// of its type sections) alive while it lives: none of them gives its pages back while
+    /// the blob is still read whole through it.
+    pub(crate) fn keeping_sections(whole: Bytes, sections: Vec<Bytes>) -> Bytes {
+        Bytes::from_owner(WholeBlob {
+            whole,
+            _sections: sections,
+        })
+    }
+
     fn bytes(&self, start: usize, len: usize) -> &[u8] {
         // SAFETY: `start + len <= self.len` for every view (checked in `section`) and the
         // buffer lives as long as this borrow of it. Its bytes are never written; pages given
         // back lie inside a type section whose last view is gone, and no live view reads them:
         // `ReadState::decode_snapshot` makes every type section a view of its own, so what is
-        // still read through the whole blob's view (header, schema, tags) lies outside them.
+        // still read through the whole blob's view (header, schema, tags) lies outside them,
+        // and a whole view handed out to be read whole holds every section's view
+        // (`keeping_sections`).
         unsafe { std::slice::from_raw_parts(self.ptr.add(start), len) }
+    }
+}
+
+/// A whole blob, read while the views of its type sections are held.
+struct WholeBlob {
+    whole: Bytes,
+    _sections: Vec<Bytes>,
+}
+
+impl AsRef<[u8]> for WholeBlob {
+    fn as_ref(&self) -> &[u8] {
+        &self.whole
     }
 }
 
@@ -156,5 +180,20 @@ mod tests {
         let shared = Bytes::from(data);
         let _kept = shared.clone();
         assert!(SnapshotBuffer::adopt(shared).1.is_none());
+    }
+
+    #[test]
+    fn a_whole_view_keeping_its_sections_reads_them_after_their_other_views_go() {
+        let data: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        let (whole, buffer) = SnapshotBuffer::adopt(Bytes::from(data.clone()));
+        let buffer = buffer.expect("a unique blob is adopted");
+        let sections = vec![
+            buffer.section(whole.slice(8..500_000)),
+            buffer.section(whole.slice(500_000..1 << 20)),
+        ];
+        let kept = SnapshotBuffer::keeping_sections(whole, sections.clone());
+        drop((sections, buffer));
+        // Had a section's last other view given its pages back, they would read as zeros.
+        assert!(kept[..] == data[..]);
     }
 }

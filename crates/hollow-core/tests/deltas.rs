@@ -364,6 +364,39 @@ fn a_delta_that_replaces_most_of_a_snapshot_lets_its_buffer_go() {
     assert!(is_freed(&freed));
 }
 
+/// A producer's first state reads its snapshot in place and publishes the same memory: the
+/// blob it gets back stays whole while deltas replace the sections the state read, and the
+/// buffer goes with the last of the blob and the states that read it.
+#[test]
+fn a_snapshot_kept_while_read_in_place_stays_whole() {
+    let items = |prefix: &str| -> BTreeMap<i64, Item> {
+        (0..2000)
+            .map(|i| {
+                let mut it = item(i, i as u64);
+                it.name = format!("{prefix} {i:040}");
+                (i, it)
+            })
+            .collect()
+    };
+    let (before, renamed) = (items("first"), items("renamed"));
+    let mut w = WriteState::new(schema());
+    let v1 = cycle(&mut w, &before, 1);
+    let v2 = cycle(&mut w, &renamed, 2);
+
+    let owned = v1.snapshot.clone();
+    let at = owned.as_ptr();
+    let (s1, blob) = ReadState::from_snapshot_keeping_blob(owned).unwrap();
+    assert_eq!(blob.as_ptr(), at, "read in place, not copied");
+    assert_holds(&s1, &before);
+    let s2 = s1.apply_delta(Bytes::from(v2.delta.unwrap())).unwrap();
+    drop(s1);
+    assert!(blob[..] == v1.snapshot[..], "the kept blob changed");
+    drop(blob);
+    assert_holds(&s2, &renamed);
+    assert_eq!(s2.checksum(), load(&v2.snapshot).checksum());
+    assert!(ReadState::from_snapshot_keeping_blob(b"not a blob".to_vec()).is_err());
+}
+
 #[test]
 fn writing_a_delta_needs_a_committed_state() {
     let mut w = WriteState::new(schema());

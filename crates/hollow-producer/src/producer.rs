@@ -513,11 +513,12 @@ impl Producer {
             origin.is_none() || (self.published + 1).is_multiple_of(self.settings.snapshot_every);
         let in_background =
             snapshot_cycle && origin.is_some() && self.settings.snapshots_in_background;
+        let first_snapshot = match origin {
+            None => Some(self.write.write_snapshot(id)?),
+            Some(_) => None,
+        };
         let mut blobs = CycleBlobs {
-            snapshot: match origin {
-                None => Some(Bytes::from(self.write.write_snapshot(id)?)),
-                Some(_) => None,
-            },
+            snapshot: None,
             deltas: match origin {
                 None => None,
                 Some(from) => Some((
@@ -529,15 +530,18 @@ impl Producer {
         stage("write_blobs", t);
 
         let t = Instant::now();
-        let state = match (&self.announced, &blobs.deltas, &blobs.snapshot) {
+        let state = match (&self.announced, &blobs.deltas, first_snapshot) {
             (Some(previous), Some(deltas), _) => {
                 check_deltas(previous, deltas, version, &self.write)?
             }
-            // A first state reads a copy of its snapshot, a buffer of its own, whose type
-            // sections give their pages back as deltas replace them; the blob itself is
-            // published, then dropped. Reading the blob in place would keep all of it
-            // allocated for as long as deltas overlay rows it holds.
-            (_, _, Some(snapshot)) => ReadState::from_snapshot(Bytes::copy_from_slice(snapshot))?,
+            // A first state reads its snapshot in place, and the blob published is a view of
+            // the same memory: one copy, whose type sections give their pages back as deltas
+            // replace them once the blob is published and dropped.
+            (_, _, Some(snapshot)) => {
+                let (state, blob) = ReadState::from_snapshot_keeping_blob(snapshot)?;
+                blobs.snapshot = Some(blob);
+                state
+            }
             _ => {
                 return Err(Error::Integrity(format!(
                     "version {version} has neither a snapshot nor a delta"

@@ -75,18 +75,38 @@ impl ReadState {
     /// schema declares. Any malformed input is an [`Error`], never a panic.
     pub fn from_snapshot(blob: Bytes) -> Result<Self> {
         let mut state = Self::from_snapshot_without_indexes(blob)?;
-        state.indexes = state
+        state.build_indexes()?;
+        Ok(state)
+    }
+
+    /// [`ReadState::from_snapshot`] for a blob the caller owns and still needs (a producer's
+    /// first snapshot, read back and then published): the state reads the blob in place,
+    /// without a copy, and the blob comes back as a view of the same memory. While the view
+    /// lives, every type section stays readable through it; once it is dropped, a section
+    /// gives its pages back as soon as no state reads it, as for a blob read from a store.
+    pub fn from_snapshot_keeping_blob(blob: Vec<u8>) -> Result<(Self, Bytes)> {
+        let (mut state, blob) =
+            Self::decode_snapshot_keeping_blob(Bytes::from(blob), format::ContentCheck::Verify)?;
+        state.build_indexes()?;
+        Ok((state, blob))
+    }
+
+    /// Builds the primary key index of every type that declares one, and the hash indexes the
+    /// schema declares.
+    fn build_indexes(&mut self) -> Result<()> {
+        let state = &*self;
+        let indexes = state
             .schema
             .types()
             .iter()
             .enumerate()
             .map(|(i, def)| {
                 (!def.primary_key().is_empty())
-                    .then(|| Arc::new(PrimaryKeyIndex::build(&state, TypeId(i as u32))))
+                    .then(|| Arc::new(PrimaryKeyIndex::build(state, TypeId(i as u32))))
             })
             .collect();
-        state.add_declared_hash_indexes()?;
-        Ok(state)
+        self.indexes = indexes;
+        self.add_declared_hash_indexes()
     }
 
     /// The primary key indexes and the hash indexes of a state loaded from a snapshot, saved so
@@ -193,9 +213,20 @@ impl ReadState {
 
     /// Reads a snapshot blob, its bytes verified as `check` says, without indexes.
     fn decode_snapshot(blob: Bytes, check: format::ContentCheck) -> Result<Self> {
+        Self::decode_snapshot_keeping_blob(blob, check).map(|(state, _)| state)
+    }
+
+    /// [`ReadState::decode_snapshot`], returning also the (decompressed) blob, as a view that
+    /// keeps every type section readable while it lives.
+    fn decode_snapshot_keeping_blob(
+        blob: Bytes,
+        check: format::ContentCheck,
+    ) -> Result<(Self, Bytes)> {
         let blob = format::compressed::decompress_if_compressed(blob)?;
         let addresses = BlobAddresses::of(&blob);
         let (blob, buffer) = SnapshotBuffer::adopt(blob);
+        let whole = blob.clone();
+        let mut sections_read = Vec::new();
         let mut type_section_bytes = 0;
         let parsed = format::parse_checked(blob, check)?;
         let snapshot_checksum = Some(parsed.footer_checksum);
@@ -230,6 +261,7 @@ impl ReadState {
                 Some(buffer) => buffer.section(s.data),
                 None => s.data,
             };
+            sections_read.push(data.clone());
             types.push(Arc::new(TypeData::decode(data, s.offset, def)?));
         }
         if sections.next().is_some() {
@@ -240,7 +272,7 @@ impl ReadState {
                 },
             ));
         }
-        Ok(Self {
+        let state = Self {
             id,
             schema,
             types,
@@ -252,7 +284,11 @@ impl ReadState {
                 None => addresses,
             }),
             snapshot_checksum,
-        })
+        };
+        Ok((
+            state,
+            SnapshotBuffer::keeping_sections(whole, sections_read),
+        ))
     }
 
     /// Writes this state as a snapshot blob, as its producer would have: the same identity,

@@ -175,7 +175,14 @@ pub(super) fn type_section(
         slots
     };
     let mut rows = BitWriter::with_bits(row_count * row_bits);
-    let mut ends = Vec::new();
+    // A collection's end rows are packed as they come: at 10 M records a vector of them
+    // would be as large as the packed rows of the whole type.
+    let ends_width = bits_needed(row_count);
+    let mut ends = BitWriter::with_bits(if collection {
+        slots * ends_width as u64
+    } else {
+        0
+    });
     let mut next_row = 0u64;
     let mut words = Vec::new();
     for o in 0..slots {
@@ -194,13 +201,10 @@ pub(super) fn type_section(
             }
         }
         if collection {
-            ends.push(next_row);
+            ends.put(o * ends_width as u64, ends_width, next_row);
         }
     }
-    let ends = collection.then(|| {
-        let width = bits_needed(row_count);
-        (width, pack_values(ends.into_iter(), width))
-    });
+    let ends = collection.then(|| (ends_width, ends.into_bytes()));
     let dicts = tw
         .dicts
         .iter()

@@ -371,20 +371,65 @@ impl TypeData {
     pub(crate) fn to_section(&self) -> TypeSection {
         let flat = self.flattened();
         TypeSection {
-            population: self.population.clone(),
-            encodings: self.columns.iter().map(|c| c.encoding).collect(),
-            row_count: self.row_count,
             rows: exact(&flat.rows, self.row_count * self.row_bits),
             ends: flat
                 .ends
                 .as_ref()
                 .map(|e| (e.width(), exact(e.bits(), e.len() * e.width() as u64))),
+            ..self.to_section_without_rows()
+        }
+    }
+
+    /// [`TypeData::to_section`] without the rows (nor a collection's ends), which stay where
+    /// they are: no type under an overlay is flattened.
+    pub(crate) fn to_section_without_rows(&self) -> TypeSection {
+        TypeSection {
+            population: self.population.clone(),
+            encodings: self.columns.iter().map(|c| c.encoding).collect(),
+            row_count: self.row_count,
+            rows: Bytes::new(),
+            ends: None,
             dicts: self
                 .dicts
                 .iter()
                 .flatten()
                 .map(Dictionary::to_section)
                 .collect(),
+        }
+    }
+
+    /// Feeds `hasher` the rows of an object type as a snapshot lays them out (see
+    /// [`TypeData::whole_rows`]), a block at a time, so that a type under an overlay is never
+    /// flattened whole.
+    pub(crate) fn hash_whole_rows(&self, hasher: &mut xxhash_rust::xxh3::Xxh3) {
+        // Rows per block: a multiple of 64, so that every block starts on a word.
+        const BLOCK_ROWS: u64 = 4096;
+        let row_bits = self.row_bits;
+        let base = self.rows.bytes();
+        let mut held = self
+            .overlay
+            .as_ref()
+            .map(|o| (o, o.held().iter().enumerate().peekable()));
+        let mut first = 0;
+        while first < self.row_count && row_bits > 0 {
+            let n = BLOCK_ROWS.min(self.row_count - first);
+            let start = (first * row_bits / 8) as usize;
+            let mut block =
+                BitWriter::from_le_bytes(base.get(start..).unwrap_or_default(), n * row_bits);
+            if let Some((overlay, ordinals)) = &mut held {
+                while let Some((i, o)) = ordinals.next_if(|&(_, o)| o < first + n) {
+                    let at = i as u64 * row_bits;
+                    block.copy_bits((o - first) * row_bits, overlay.rows(), at, row_bits);
+                }
+            }
+            let bits = n * row_bits;
+            let words = &mut block.words_mut()[..bits.div_ceil(64) as usize];
+            if !bits.is_multiple_of(64) {
+                // Past the last row: whatever the base held there is not part of the type.
+                words[words.len() - 1] &= (1u64 << (bits % 64)) - 1;
+            }
+            words.iter().for_each(|w| hasher.update(&w.to_le_bytes()));
+            first += n;
         }
     }
 

@@ -75,6 +75,11 @@ fn cycle_on(
         .apply_delta(Bytes::from(blobs.delta.clone().unwrap()))
         .unwrap();
     w.verify_changes_in(&next).unwrap();
+    assert_eq!(
+        next.layout_digest(),
+        load(&blobs.snapshot).layout_digest(),
+        "a state reached by a delta is laid out as the snapshot of its version"
+    );
     // The state reached by the delta writes a snapshot of itself that reads back the same.
     let rewritten = ReadState::from_snapshot(Bytes::from(next.write_snapshot())).unwrap();
     assert_eq!(rewritten.id(), next.id());
@@ -473,6 +478,7 @@ proptest! {
             let (blobs, next) = cycle_on(&mut w, &items, version, &chain);
             let snapshot = load(&blobs.snapshot);
             prop_assert_eq!(next.checksum(), snapshot.checksum(), "forward at v{}", version);
+            prop_assert_eq!(next.layout_digest(), snapshot.layout_digest(), "layout at v{}", version);
             let reverse = Bytes::from(blobs.reverse.unwrap());
             let back = next.apply_delta(reverse.clone()).unwrap();
             prop_assert_eq!(back.checksum(), previous_checksum, "reverse at v{}", version);
@@ -720,6 +726,19 @@ fn a_state_reached_by_deltas_is_bit_for_bit_its_snapshot() {
     assert!(!s1.same_content_as(&s2));
     let back = s2.apply_delta(Bytes::from(v2.reverse.unwrap())).unwrap();
     assert!(back.same_content_as(&s1));
+    // The same by digest, which a producer compares once it no longer holds the other state.
+    assert_eq!(chained.layout_digest(), s2.layout_digest());
+    assert_eq!(back.layout_digest(), s1.layout_digest());
+    assert_ne!(s1.layout_digest(), s2.layout_digest());
+    w.set_tag("source", "elsewhere");
+    let v3 = cycle(&mut w, &items, 3);
+    let s3 = load(&v3.snapshot);
+    assert!(s3.tags() != s2.tags());
+    assert_ne!(
+        s3.layout_digest(),
+        s2.layout_digest(),
+        "tags are in the digest"
+    );
 }
 
 /// Regression: after the producer changed the type of a key field (i64 → string), lookups

@@ -530,7 +530,7 @@ impl Producer {
         stage("write_blobs", t);
 
         let t = Instant::now();
-        let state = match (&self.announced, &blobs.deltas, first_snapshot) {
+        let mut state = match (&self.announced, &blobs.deltas, first_snapshot) {
             (Some(previous), Some(deltas), _) => {
                 check_deltas(previous, deltas, version, &self.write)?
             }
@@ -567,16 +567,25 @@ impl Producer {
 
         let snapshot_now = snapshot_cycle && !in_background;
         if let (true, Some(from), Some((_, reverse))) = (snapshot_now, origin, &blobs.deltas) {
-            // The snapshot is written once the deltas passed, and the announced state gives up
-            // its own copies of the types the delta changed first: the new state plus the
-            // reverse delta gives it back if the cycle fails from here on. So a producer never
-            // holds the old and new copies of what changed and the snapshot at once.
+            // The snapshot is written once the deltas passed, and replaces the state they
+            // reach: that state and the announced one are let go first (the digest of the
+            // first kept to compare), and the new state reads the snapshot in place. So a
+            // producer never holds a state and a snapshot of it at once, nor the old and new
+            // copies of what changed. Until the new state is read, a failure leaves nothing to
+            // take the announced state back from: the next cycle restores it from the store.
             let t = Instant::now();
-            self.previous_by_reverse = Some((state.clone(), reverse.clone()));
+            let reached = state.layout_digest();
+            drop(state);
             self.announced = None;
-            let snapshot = Bytes::from(self.write.write_snapshot(id)?);
-            check_snapshot(&state, from.version, &snapshot)?;
-            blobs.snapshot = Some(snapshot);
+            self.needs_restore = true;
+            let snapshot = self.write.write_snapshot(id)?;
+            let (loaded, blob) = ReadState::from_snapshot_keeping_blob(snapshot)?;
+            check_snapshot(&loaded, reached, from.version)?;
+            self.needs_restore = false;
+            // From here on, the new state plus the reverse delta gives the announced one back.
+            self.previous_by_reverse = Some((loaded.clone(), reverse.clone()));
+            state = loaded;
+            blobs.snapshot = Some(blob);
             stage("write_snapshot", t);
         }
         let t = Instant::now();

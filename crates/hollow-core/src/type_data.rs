@@ -24,6 +24,22 @@ pub(crate) struct ColumnLayout {
 }
 
 /// The bytes a section stores for `bits` packed bits (a buffer in memory may hold padding).
+/// Feeds `hasher` the first `bits` bits of the packed little-endian `bytes`, as whole words,
+/// the bits past them in the last word cleared: whatever follows the data (another row of a
+/// base, padding) is not part of it.
+fn hash_packed(hasher: &mut xxhash_rust::xxh3::Xxh3, bytes: &[u8], bits: u64) {
+    let whole = (bits / 64) as usize * 8;
+    hasher.update(&bytes[..whole.min(bytes.len())]);
+    if !bits.is_multiple_of(64) {
+        let mut last = [0u8; 8];
+        let tail = bytes.get(whole..).unwrap_or_default();
+        let n = tail.len().min(8);
+        last[..n].copy_from_slice(&tail[..n]);
+        let word = u64::from_le_bytes(last) & ((1u64 << (bits % 64)) - 1);
+        hasher.update(&word.to_le_bytes());
+    }
+}
+
 fn exact(bits: &PackedBits, len: u64) -> Bytes {
     bits.bytes()
         .slice(..crate::packed::packed_len_bytes(len) as usize)
@@ -406,29 +422,24 @@ impl TypeData {
         const BLOCK_ROWS: u64 = 4096;
         let row_bits = self.row_bits;
         let base = self.rows.bytes();
-        let mut held = self
-            .overlay
-            .as_ref()
-            .map(|o| (o, o.held().iter().enumerate().peekable()));
+        let Some(overlay) = &self.overlay else {
+            // The same bytes as the blocks below, hashed in place.
+            return hash_packed(hasher, base, self.row_count * row_bits);
+        };
+        let mut held = overlay.held().iter().enumerate().peekable();
         let mut first = 0;
         while first < self.row_count && row_bits > 0 {
             let n = BLOCK_ROWS.min(self.row_count - first);
             let start = (first * row_bits / 8) as usize;
             let mut block =
                 BitWriter::from_le_bytes(base.get(start..).unwrap_or_default(), n * row_bits);
-            if let Some((overlay, ordinals)) = &mut held {
-                while let Some((i, o)) = ordinals.next_if(|&(_, o)| o < first + n) {
-                    let at = i as u64 * row_bits;
-                    block.copy_bits((o - first) * row_bits, overlay.rows(), at, row_bits);
-                }
+            while let Some((i, o)) = held.next_if(|&(_, o)| o < first + n) {
+                let at = i as u64 * row_bits;
+                block.copy_bits((o - first) * row_bits, overlay.rows(), at, row_bits);
             }
-            let bits = n * row_bits;
-            let words = &mut block.words_mut()[..bits.div_ceil(64) as usize];
-            if !bits.is_multiple_of(64) {
-                // Past the last row: whatever the base held there is not part of the type.
-                words[words.len() - 1] &= (1u64 << (bits % 64)) - 1;
-            }
-            words.iter().for_each(|w| hasher.update(&w.to_le_bytes()));
+            let words = block.words_mut();
+            words.iter_mut().for_each(|w| *w = w.to_le());
+            hash_packed(hasher, bytemuck::cast_slice(words), n * row_bits);
             first += n;
         }
     }

@@ -143,6 +143,18 @@ pub enum Error {
         /// What was exceeded.
         limit: String,
     },
+    /// A snapshot read as the snapshot of a state let go
+    /// ([`ReadState::from_snapshot_laid_out_as`](crate::ReadState::from_snapshot_laid_out_as))
+    /// does not hold that state bit for bit.
+    #[error(
+        "the snapshot of version {version} does not hold version {laid_out_as} as it was laid out"
+    )]
+    LayoutMismatch {
+        /// The snapshot's version.
+        version: u64,
+        /// The version of the state let go.
+        laid_out_as: u64,
+    },
     /// A record could not be read back into the requested Rust type.
     #[error("cannot read record: {0}")]
     Read(String),

@@ -159,6 +159,19 @@ pub(crate) fn combine(h: u64, part: u64) -> u64 {
     (h.rotate_left(23) ^ part).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// A [`PrimaryKeyIndex`] without the records it reads (see [`PrimaryKeyIndex::detach`]).
+#[derive(Debug)]
+pub(crate) struct DetachedKeyTable {
+    key_columns: Vec<usize>,
+    key_classes: u64,
+    buckets: EntryTable,
+    capacity: u64,
+    ordinal_bits: u8,
+    entry_bits: u8,
+    tombstones: u64,
+    duplicate: Option<Option<(u32, u32)>>,
+}
+
 /// Primary key → ordinal for one type of one state.
 #[derive(Debug)]
 pub struct PrimaryKeyIndex {
@@ -348,6 +361,39 @@ impl PrimaryKeyIndex {
     }
 
     /// The index of type `id` of `state`, sized for its records, without its buckets yet.
+    /// The index without the records it reads, to be attached to a state holding the same
+    /// records at the same ordinals ([`PrimaryKeyIndex::attach`]): its records can go
+    /// meanwhile.
+    pub(crate) fn detach(self) -> DetachedKeyTable {
+        DetachedKeyTable {
+            key_columns: self.key_columns,
+            key_classes: self.key_classes,
+            buckets: self.buckets,
+            capacity: self.capacity,
+            ordinal_bits: self.ordinal_bits,
+            entry_bits: self.entry_bits,
+            tombstones: self.tombstones,
+            duplicate: self.duplicate,
+        }
+    }
+
+    /// A detached index over the records of type `id` of `state`, which the caller knows are
+    /// the ones it was detached from, at the same ordinals.
+    pub(crate) fn attach(state: &impl StateTypes, id: TypeId, table: DetachedKeyTable) -> Self {
+        Self {
+            data: state.type_data(id).clone(),
+            paths: Self::paths_in(state, id),
+            key_columns: table.key_columns,
+            key_classes: table.key_classes,
+            buckets: table.buckets,
+            capacity: table.capacity,
+            ordinal_bits: table.ordinal_bits,
+            entry_bits: table.entry_bits,
+            tombstones: table.tombstones,
+            duplicate: table.duplicate,
+        }
+    }
+
     fn without_buckets(state: &impl StateTypes, id: TypeId) -> Self {
         let data = state.type_data(id).clone();
         let fields = state.schema().get(id).primary_key();

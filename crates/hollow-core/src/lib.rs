@@ -65,8 +65,8 @@ pub use hash_index::HashIndex;
 pub use index::{Key, KeyMismatch, KeyPart, PrimaryKeyIndex};
 pub use read::{
     BoolField, BytesField, CollectionReader, DictionaryStats, Difference, FieldStats, FloatField,
-    IntField, ObjectReader, ReadState, RefField, SnapshotCheck, StateDiff, StrField, TypeDiff,
-    TypeStats, TypedIndex, UIntField, Value,
+    IntField, ObjectReader, ReadState, RefField, SnapshotCheck, StateDiff, StateLayout, StrField,
+    TypeDiff, TypeStats, TypedIndex, UIntField, Value,
 };
 pub use schema::{Schema, SchemaBuilder, SchemaConflict};
 pub use state_id::StateId;

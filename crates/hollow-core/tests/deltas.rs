@@ -402,6 +402,38 @@ fn a_snapshot_kept_while_read_in_place_stays_whole() {
     assert!(ReadState::from_snapshot_keeping_blob(b"not a blob".to_vec()).is_err());
 }
 
+/// A producer lets the state its deltas reach go before writing the snapshot of its version,
+/// and reads that snapshot back with the state's indexes: every key is found as before. A
+/// snapshot of anything else is refused.
+#[test]
+fn a_snapshot_read_as_the_state_it_replaces_takes_its_indexes() {
+    let mut w = WriteState::new(schema());
+    let mut items: BTreeMap<i64, Item> = (0..3000).map(|i| (i, item(i, i as u64))).collect();
+    let v1 = cycle(&mut w, &items, 1);
+    for i in 0..300 {
+        items.remove(&(i * 7));
+        items.insert(5000 + i, item(5000 + i, i as u64 * 3));
+    }
+    let chain = load(&v1.snapshot);
+    let (v2, reached) = cycle_on(&mut w, &items, 2, &chain);
+    drop(chain);
+    let layout = reached.into_layout();
+    let digest = layout.digest();
+    let (s2, blob) = ReadState::from_snapshot_laid_out_as(v2.snapshot.clone(), layout).unwrap();
+    assert!(blob[..] == v2.snapshot[..]);
+    assert_eq!(s2.layout_digest(), digest);
+    assert_holds(&s2, &items);
+
+    let other = load(&v2.snapshot).into_layout();
+    match ReadState::from_snapshot_laid_out_as(v1.snapshot, other) {
+        Err(Error::LayoutMismatch {
+            version: 1,
+            laid_out_as: 2,
+        }) => {}
+        r => panic!("{:?}", r.map(|(s, _)| s.version())),
+    }
+}
+
 #[test]
 fn writing_a_delta_needs_a_committed_state() {
     let mut w = WriteState::new(schema());

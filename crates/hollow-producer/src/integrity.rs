@@ -1,7 +1,7 @@
 //! The integrity checks of a cycle's blobs before anything is published.
 
 use bytes::Bytes;
-use hollow_core::{ReadState, WriteState};
+use hollow_core::{ReadState, StateLayout, WriteState};
 
 use crate::error::{Error, Result};
 
@@ -41,18 +41,22 @@ pub(crate) fn check_deltas(
     Ok(forward)
 }
 
-/// Checks that `loaded`, the state read from a cycle's snapshot, holds bit for bit the state
-/// version `from` plus its delta reached (checked by [`check_deltas`]), whose
-/// [`ReadState::layout_digest`] is `reached`: so that a reader starting from the snapshot and
-/// one following the deltas serve the same.
-pub(crate) fn check_snapshot(loaded: &ReadState, reached: u64, from: u64) -> Result<()> {
-    if loaded.layout_digest() != reached {
-        return Err(Error::Integrity(format!(
-            "version {from} plus its delta differs from the snapshot of {}",
-            loaded.version()
-        )));
-    }
-    Ok(())
+/// The state read from a cycle's snapshot, which must hold bit for bit the state version
+/// `from` plus its delta reached (checked by [`check_deltas`]) and was let go as `reached`: so
+/// that a reader starting from the snapshot and one following the deltas serve the same. It
+/// reads the snapshot in place and takes the indexes of the state it replaces; the snapshot
+/// comes back as a view of the same memory, to publish.
+pub(crate) fn snapshot_state(
+    snapshot: Vec<u8>,
+    reached: StateLayout,
+    from: u64,
+) -> Result<(ReadState, Bytes)> {
+    ReadState::from_snapshot_laid_out_as(snapshot, reached).map_err(|e| match e {
+        hollow_core::Error::LayoutMismatch { version, .. } => Error::Integrity(format!(
+            "version {from} plus its delta differs from the snapshot of {version}"
+        )),
+        e => e.into(),
+    })
 }
 
 #[cfg(test)]
@@ -93,9 +97,15 @@ mod tests {
         let state = check_deltas(&v1, deltas, 2, &w).unwrap();
         assert_eq!(state.version(), 2);
         assert_eq!(state.record_count("Row").unwrap(), 50);
-        let first = ReadState::from_snapshot(blobs.snapshot.unwrap()).unwrap();
-        check_snapshot(&first, state.layout_digest(), 1).unwrap();
-        assert_eq!(first.checksum(), state.checksum());
+        let checksum = state.checksum();
+        let snapshot = blobs.snapshot.unwrap().to_vec();
+        let (first, blob) = snapshot_state(snapshot.clone(), state.into_layout(), 1).unwrap();
+        assert_eq!(first.checksum(), checksum);
+        assert_eq!(blob[..], snapshot[..]);
+        // The index it took from the state it replaces finds the keys it has, and no other.
+        let index = first.primary_key_index("Row").unwrap();
+        assert!((0..50i64).all(|id| index.find(&id).unwrap().is_some()));
+        assert_eq!(index.find(&50i64).unwrap(), None);
     }
 
     #[test]
@@ -123,8 +133,8 @@ mod tests {
         let (v1, blobs, w) = cycle(["a", "b"]);
         let (_, other, _) = cycle(["a", "c"]);
         let state = check_deltas(&v1, blobs.deltas.as_ref().unwrap(), 2, &w).unwrap();
-        let loaded = ReadState::from_snapshot(other.snapshot.unwrap()).unwrap();
-        let e = check_snapshot(&loaded, state.layout_digest(), 1).unwrap_err();
+        let snapshot = other.snapshot.unwrap().to_vec();
+        let e = snapshot_state(snapshot, state.into_layout(), 1).unwrap_err();
         assert!(
             matches!(&e, Error::Integrity(m) if m.contains("plus its delta differs from the snapshot")),
             "{e}"

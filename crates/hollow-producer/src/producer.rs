@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::builder::Settings;
 use crate::changes::{Changes, Populator};
 use crate::error::{Error, Result};
-use crate::integrity::{check_deltas, check_snapshot, CycleBlobs};
+use crate::integrity::{check_deltas, snapshot_state, CycleBlobs};
 use crate::leadership::{Elector, Leadership};
 use crate::outcome::{CycleOutcome, CycleReport};
 use crate::restore::{random_tag, restore, Restored};
@@ -530,7 +530,7 @@ impl Producer {
         stage("write_blobs", t);
 
         let t = Instant::now();
-        let mut state = match (&self.announced, &blobs.deltas, first_snapshot) {
+        let state = match (&self.announced, &blobs.deltas, first_snapshot) {
             (Some(previous), Some(deltas), _) => {
                 check_deltas(previous, deltas, version, &self.write)?
             }
@@ -566,28 +566,29 @@ impl Producer {
         stage("validate", t);
 
         let snapshot_now = snapshot_cycle && !in_background;
-        if let (true, Some(from), Some((_, reverse))) = (snapshot_now, origin, &blobs.deltas) {
-            // The snapshot is written once the deltas passed, and replaces the state they
-            // reach: that state and the announced one are let go first (the digest of the
-            // first kept to compare), and the new state reads the snapshot in place. So a
-            // producer never holds a state and a snapshot of it at once, nor the old and new
-            // copies of what changed. Until the new state is read, a failure leaves nothing to
-            // take the announced state back from: the next cycle restores it from the store.
-            let t = Instant::now();
-            let reached = state.layout_digest();
-            drop(state);
-            self.announced = None;
-            self.needs_restore = true;
-            let snapshot = self.write.write_snapshot(id)?;
-            let (loaded, blob) = ReadState::from_snapshot_keeping_blob(snapshot)?;
-            check_snapshot(&loaded, reached, from.version)?;
-            self.needs_restore = false;
-            // From here on, the new state plus the reverse delta gives the announced one back.
-            self.previous_by_reverse = Some((loaded.clone(), reverse.clone()));
-            state = loaded;
-            blobs.snapshot = Some(blob);
-            stage("write_snapshot", t);
-        }
+        let state =
+            if let (true, Some(from), Some((_, reverse))) = (snapshot_now, origin, &blobs.deltas) {
+                // The snapshot is written once the deltas passed, and replaces the state they
+                // reach: the announced state and that one are let go first (the second's layout
+                // digest and indexes kept), and the new state reads the snapshot in place. So a
+                // producer never holds a state and a snapshot of it at once, nor the old and new
+                // copies of what changed. Until the new state is read, a failure leaves nothing to
+                // take the announced state back from: the next cycle restores it from the store.
+                let t = Instant::now();
+                self.announced = None;
+                let reached = state.into_layout();
+                self.needs_restore = true;
+                let snapshot = self.write.write_snapshot(id)?;
+                let (loaded, blob) = snapshot_state(snapshot, reached, from.version)?;
+                self.needs_restore = false;
+                // From here on, the new state plus the reverse delta gives the announced one back.
+                self.previous_by_reverse = Some((loaded.clone(), reverse.clone()));
+                blobs.snapshot = Some(blob);
+                stage("write_snapshot", t);
+                loaded
+            } else {
+                state
+            };
         let t = Instant::now();
         // Every blob is named by the states it joins, random tags included, so the blobs of two
         // producers racing for one version never collide; the announcement decides which wins.

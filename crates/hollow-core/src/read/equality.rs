@@ -6,9 +6,7 @@
 use std::sync::Arc;
 
 use super::ReadState;
-use crate::byte_io::ByteWriter;
 use crate::type_data::TypeData;
-use xxhash_rust::xxh3::Xxh3;
 
 /// Whether two types hold the same bits: at once when they are shared.
 pub(super) fn same_type(a: &Arc<TypeData>, b: &Arc<TypeData>) -> bool {
@@ -57,39 +55,5 @@ impl ReadState {
                 .zip(&other.types)
                 .all(|(a, b)| same_type(a, b));
         self.tags() == other.tags() && (identical || self.checksum() == other.checksum())
-    }
-
-    /// A digest of the state as its snapshot lays it out: schema, tags, and the bytes of every
-    /// type's section. Two states have the same digest when (bar a 64-bit hash collision) their
-    /// snapshots hold the same bytes, so a state can be compared with one no longer held: a
-    /// producer lets the state its deltas reach go before it writes the snapshot of that
-    /// version, and compares the state it reads back from the snapshot by digest.
-    ///
-    /// A collection type under an overlay is flattened to be hashed, one type at a time;
-    /// the rows of an object type are hashed a block at a time.
-    pub fn layout_digest(&self) -> u64 {
-        let mut hasher = Xxh3::new();
-        let hash =
-            |w: ByteWriter, hasher: &mut Xxh3| w.into_parts().iter().for_each(|p| hasher.update(p));
-        let mut w = ByteWriter::new();
-        self.schema.encode(&mut w);
-        for (key, value) in self.tags.iter() {
-            w.str(key);
-            w.str(value);
-        }
-        hash(w, &mut hasher);
-        for data in &self.types {
-            let mut w = ByteWriter::new();
-            if data.ends.is_none() {
-                // An object type: its rows hashed a block at a time, never flattened whole.
-                data.to_section_without_rows().encode(&mut w);
-                hash(w, &mut hasher);
-                data.hash_whole_rows(&mut hasher);
-            } else {
-                data.to_section().encode(&mut w);
-                hash(w, &mut hasher);
-            }
-        }
-        hasher.digest()
     }
 }

@@ -7,6 +7,7 @@ mod deserialize;
 mod diff;
 mod equality;
 mod hash_indexes;
+mod layout;
 mod reverse_check;
 mod stats;
 mod typed;
@@ -31,6 +32,7 @@ pub use accessor::{
     StrField, UIntField,
 };
 pub use diff::{StateDiff, TypeDiff};
+pub use layout::StateLayout;
 pub use stats::{DictionaryStats, FieldStats, TypeStats};
 pub use typed::TypedIndex;
 pub use value::{Difference, Value};

@@ -300,22 +300,24 @@ impl Drop for TrackedBuffer {
     }
 }
 
+/// 2,000 items whose names, long enough to fill most of a snapshot, start with `prefix`.
+fn named_items(prefix: &str) -> BTreeMap<i64, Item> {
+    (0..2000)
+        .map(|i| {
+            let mut it = item(i, i as u64);
+            it.name = format!("{prefix} {i:040}");
+            (i, it)
+        })
+        .collect()
+}
+
 /// A type a delta leaves untouched is read in place from the snapshot buffer, and that slice
 /// would keep the whole buffer allocated after deltas replaced the rest: once most of it is
 /// no longer read, what is still read is copied out and the buffer goes with the last state
 /// that reads it. A delta that changes little keeps sharing the buffer.
 #[test]
 fn a_delta_that_replaces_most_of_a_snapshot_lets_its_buffer_go() {
-    let named = |prefix: &str| -> BTreeMap<i64, Item> {
-        (0..2000)
-            .map(|i| {
-                let mut it = item(i, i as u64);
-                it.name = format!("{prefix} {i:040}");
-                (i, it)
-            })
-            .collect()
-    };
-    let (before, renamed) = (named("first"), named("renamed"));
+    let (before, renamed) = (named_items("first"), named_items("renamed"));
     let mut one_changed = before.clone();
     let flag = &mut one_changed.get_mut(&7).unwrap().flag;
     *flag = !*flag;
@@ -374,16 +376,7 @@ fn a_delta_that_replaces_most_of_a_snapshot_lets_its_buffer_go() {
 /// buffer goes with the last of the blob and the states that read it.
 #[test]
 fn a_snapshot_kept_while_read_in_place_stays_whole() {
-    let items = |prefix: &str| -> BTreeMap<i64, Item> {
-        (0..2000)
-            .map(|i| {
-                let mut it = item(i, i as u64);
-                it.name = format!("{prefix} {i:040}");
-                (i, it)
-            })
-            .collect()
-    };
-    let (before, renamed) = (items("first"), items("renamed"));
+    let (before, renamed) = (named_items("first"), named_items("renamed"));
     let mut w = WriteState::new(schema());
     let v1 = cycle(&mut w, &before, 1);
     let v2 = cycle(&mut w, &renamed, 2);

@@ -23,7 +23,6 @@ pub(crate) struct ColumnLayout {
     pub(crate) kind: Kind,
 }
 
-/// The bytes a section stores for `bits` packed bits (a buffer in memory may hold padding).
 /// Feeds `hasher` the first `bits` bits of the packed little-endian `bytes`, as whole words,
 /// the bits past them in the last word cleared: whatever follows the data (another row of a
 /// base, padding) is not part of it.
@@ -40,6 +39,7 @@ fn hash_packed(hasher: &mut xxhash_rust::xxh3::Xxh3, bytes: &[u8], bits: u64) {
     }
 }
 
+/// The bytes a section stores for `bits` packed bits (a buffer in memory may hold padding).
 fn exact(bits: &PackedBits, len: u64) -> Bytes {
     bits.bytes()
         .slice(..crate::packed::packed_len_bytes(len) as usize)

@@ -322,6 +322,160 @@ impl BitWriter {
     }
 }
 
+/// Where values are packed at given bit positions, into bits that are zero so far.
+pub trait PutBits {
+    /// Writes the low `width` bits of `value` at bit `bit`.
+    fn put_bits(&mut self, bit: u64, width: u8, value: u64);
+}
+
+impl PutBits for BitWriter {
+    #[inline(always)]
+    fn put_bits(&mut self, bit: u64, width: u8, value: u64) {
+        self.put(bit, width, value)
+    }
+}
+
+/// Words in one chunk of a [`ChunkedBitWriter`] (1 MiB).
+const CHUNK_WORDS: usize = 1 << 17;
+
+/// The words of one chunk of a [`ChunkedBitWriter`]. A whole chunk is mapped from the system
+/// rather than allocated, so that dropping it (once copied into a blob) gives its pages back
+/// at once: freed heap memory may stay resident (glibc keeps a block freed on one thread in
+/// the arena of the thread that allocated it), which would keep the copy's memory after all.
+enum ChunkWords {
+    Heap(Vec<u64>),
+    Mapped(memmap2::MmapMut),
+}
+
+impl ChunkWords {
+    /// `len` zero words.
+    fn zeroed(len: usize) -> Self {
+        if len >= CHUNK_WORDS {
+            // Fresh anonymous pages are zero, and touched only as they are written.
+            if let Ok(map) = memmap2::MmapMut::map_anon(len * 8) {
+                return Self::Mapped(map);
+            }
+        }
+        Self::Heap(vec![0; len])
+    }
+
+    #[inline(always)]
+    fn words(&mut self) -> &mut [u64] {
+        match self {
+            Self::Heap(words) => words,
+            // A map starts on a page boundary and holds whole words.
+            Self::Mapped(map) => bytemuck::cast_slice_mut(&mut map[..]),
+        }
+    }
+
+    /// The first `len` words, as little-endian bytes.
+    fn into_bytes(mut self, len: usize) -> Bytes {
+        self.words().iter_mut().for_each(|x| *x = x.to_le());
+        match self {
+            Self::Heap(mut words) => {
+                words.truncate(len);
+                Bytes::from_owner(LeWords(words))
+            }
+            Self::Mapped(map) => Bytes::from_owner(map).slice(..len * 8),
+        }
+    }
+}
+
+impl std::fmt::Debug for ChunkWords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Heap(words) => write!(f, "Heap({} words)", words.len()),
+            Self::Mapped(map) => write!(f, "Mapped({} words)", map.len() / 8),
+        }
+    }
+}
+
+/// Builds packed bits front to back in chunks of [`CHUNK_WORDS`] words, each given away (as
+/// little-endian [`Bytes`]) once a put moves past it. Whoever copies the chunks into a blob
+/// lets each go in turn, so a large array is never held twice, as one [`BitWriter`] would be
+/// while its copy is made. Puts must come at non-decreasing positions.
+#[derive(Debug)]
+pub struct ChunkedBitWriter {
+    /// The chunks written.
+    done: Vec<Bytes>,
+    /// The chunk being written, then the first word of the next one if there is one (a value
+    /// may straddle them).
+    words: ChunkWords,
+    /// The index of the chunk's first word among all words.
+    base: usize,
+    /// Words in all, the padding word included.
+    total: usize,
+}
+
+impl ChunkedBitWriter {
+    /// A writer for `bits` bits of data (plus the padding word), all zero.
+    pub fn with_bits(bits: u64) -> Self {
+        let total = (bits.div_ceil(64) + 1) as usize;
+        Self {
+            done: Vec::new(),
+            words: ChunkWords::zeroed(total.min(CHUNK_WORDS + 1)),
+            base: 0,
+            total,
+        }
+    }
+
+    /// Gives the chunk being written away and starts the next one.
+    #[cold]
+    fn next_chunk(&mut self) {
+        assert!(
+            self.base < self.total,
+            "a put past the end of a ChunkedBitWriter"
+        );
+        let len = (self.total - self.base).min(CHUNK_WORDS);
+        let base = self.base + len;
+        let mut next = ChunkWords::zeroed((self.total - base).min(CHUNK_WORDS + 1));
+        if let (Some(first), Some(&carried)) = (next.words().first_mut(), self.words().get(len)) {
+            *first = carried;
+        }
+        let chunk = std::mem::replace(&mut self.words, next);
+        self.done.push(chunk.into_bytes(len));
+        self.base = base;
+    }
+
+    #[inline(always)]
+    fn words(&mut self) -> &mut [u64] {
+        self.words.words()
+    }
+
+    /// The chunks, in order; their bytes end to end are the packed bits.
+    pub fn into_parts(mut self) -> Vec<Bytes> {
+        while self.base < self.total {
+            self.next_chunk();
+        }
+        self.done
+    }
+}
+
+impl PutBits for ChunkedBitWriter {
+    /// Writes the low `width` bits of `value` at bit `bit`, which must not lie in a chunk
+    /// given away already.
+    #[inline(always)]
+    fn put_bits(&mut self, bit: u64, width: u8, value: u64) {
+        if width == 0 {
+            return;
+        }
+        debug_assert!(value & !low_mask(width) == 0, "value wider than its width");
+        let mut word = ((bit >> 6) as usize)
+            .checked_sub(self.base)
+            .expect("a ChunkedBitWriter is written front to back");
+        while word >= CHUNK_WORDS {
+            self.next_chunk();
+            word -= CHUNK_WORDS;
+        }
+        let shift = (bit & 63) as u32;
+        let words = self.words();
+        words[word] |= value << shift;
+        if shift + width as u32 > 64 {
+            words[word + 1] |= value >> (64 - shift);
+        }
+    }
+}
+
 /// Overwrites the `width` bits at `bit` of `words` with `value` (which fits in `width` bits).
 #[inline]
 pub fn set_bits(words: &mut [u64], bit: u64, width: u8, value: u64) {
@@ -390,6 +544,51 @@ mod tests {
         assert_eq!(a.get(0), u64::MAX);
         assert_eq!(a.get(5), 0);
         assert_eq!(a.get(u64::MAX / 64), 0);
+    }
+
+    /// Puts at random widths and gaps, some gaps past whole chunks, and values straddling the
+    /// chunks' ends: the chunks end to end are what one `BitWriter` packs.
+    #[test]
+    fn chunks_hold_what_one_writer_packs() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let bits = (CHUNK_WORDS as u64 * 64) * 5 / 2 + 13;
+        let mut puts = Vec::new();
+        let mut at = 0u64;
+        loop {
+            let width = (next() % 65) as u8;
+            at += match next() % 1000 {
+                0 => CHUNK_WORDS as u64 * 64 + next() % 64,
+                _ => next() % 8,
+            };
+            if at + width as u64 > bits {
+                break;
+            }
+            puts.push((at, width, next() & low_mask(width)));
+            at += width as u64;
+        }
+        // Values whose bits cross from a chunk into the next.
+        let chunk_bits = CHUNK_WORDS as u64 * 64;
+        let crossing = [(chunk_bits - 3, 9), (2 * chunk_bits - 64, 64)];
+        for bits_at in [
+            puts.clone(),
+            crossing.map(|(a, w)| (a, w, low_mask(w))).to_vec(),
+        ] {
+            let mut one = BitWriter::with_bits(bits);
+            let mut chunked = ChunkedBitWriter::with_bits(bits);
+            for &(at, width, value) in &bits_at {
+                one.put(at, width, value);
+                chunked.put_bits(at, width, value);
+            }
+            let parts = chunked.into_parts();
+            assert_eq!(parts.len(), 3);
+            assert_eq!(parts.concat(), one.into_bytes().to_vec());
+        }
     }
 
     /// Copies `n` bits (fewer past the end of `raw`) from bit `from` of `raw` to bit `to` of a

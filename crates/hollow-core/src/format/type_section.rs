@@ -40,9 +40,10 @@ pub struct DictSection {
     pub pool: Bytes,
 }
 
-/// One type's records, as stored.
+/// One type's records, as stored. Its packed arrays are `Rows`: one [`Bytes`] each when read
+/// from a blob, or the chunks a writer packed them in ([`PackedParts`]).
 #[derive(Clone, Debug)]
-pub struct TypeSection {
+pub struct TypeSection<Rows = Bytes> {
     /// Which ordinals hold a record (its length is the slot count).
     pub population: Bitset,
     /// One encoding per column.
@@ -50,30 +51,54 @@ pub struct TypeSection {
     /// Number of rows.
     pub row_count: u64,
     /// Packed rows.
-    pub rows: Bytes,
+    pub rows: Rows,
     /// For collections: (bit width, packed end row per ordinal).
-    pub ends: Option<(u8, Bytes)>,
+    pub ends: Option<(u8, Rows)>,
     /// One dictionary per string or bytes column.
     pub dicts: Vec<DictSection>,
 }
 
-impl TypeSection {
+/// A packed array written as chunks, end to end (see
+/// [`ChunkedBitWriter`](crate::packed::ChunkedBitWriter)).
+pub type PackedParts = Vec<Bytes>;
+
+/// The bytes of a packed array of a [`TypeSection`], however it holds them.
+pub trait PackedBytes {
+    /// Appends the bytes, shared rather than copied.
+    fn share_into(&self, w: &mut ByteWriter);
+}
+
+impl PackedBytes for Bytes {
+    fn share_into(&self, w: &mut ByteWriter) {
+        w.share(self)
+    }
+}
+
+impl PackedBytes for PackedParts {
+    fn share_into(&self, w: &mut ByteWriter) {
+        self.iter().for_each(|part| w.share(part))
+    }
+}
+
+impl<Rows> TypeSection<Rows> {
     /// Bits in one row.
     pub fn row_bits(&self) -> u64 {
         self.encodings.iter().map(|e| e.width as u64).sum()
     }
+}
 
+impl<Rows: PackedBytes> TypeSection<Rows> {
     /// Appends the section's bytes.
     pub fn encode(&self, w: &mut ByteWriter) {
         w.u64(self.population.len());
         self.population.write_to(w.buf_mut());
         write_encodings(w, &self.encodings);
         w.u64(self.row_count);
-        w.share(&self.rows);
+        self.rows.share_into(w);
         if let Some((width, ends)) = &self.ends {
             w.u8(*width);
             w.align8();
-            w.share(ends);
+            ends.share_into(w);
         }
         for d in &self.dicts {
             w.u64(d.population.len());
@@ -86,7 +111,9 @@ impl TypeSection {
             w.align8();
         }
     }
+}
 
+impl TypeSection {
     /// Reads the section of type `def`. Checks that every part is within the section; never
     /// allocates more than the bytes present justify.
     pub fn decode(data: Bytes, base: usize, def: &TypeDef) -> Result<Self> {

@@ -10,7 +10,7 @@ use crate::bitset::Bitset;
 use crate::byte_io::ByteWriter;
 use crate::error::{Error, Result};
 use crate::format::delta_section::{DictDelta, TypeDelta};
-use crate::format::type_section::TypeSection;
+use crate::format::type_section::{PackedParts, TypeSection};
 use crate::format::{BlobHeader, BlobKind, BlobWriter, SectionKind};
 use crate::packed::{bits_needed, pack_values, BitWriter};
 use crate::schema::{TypeDef, TypeId};
@@ -159,7 +159,7 @@ fn add_patch(blob: &mut BlobWriter, type_id: usize, delta: TypeDelta) {
     blob.section(SectionKind::TypeData, type_id as u32, w);
 }
 
-fn add_replacement(blob: &mut BlobWriter, type_id: usize, section: TypeSection) {
+fn add_replacement(blob: &mut BlobWriter, type_id: usize, section: TypeSection<PackedParts>) {
     let mut w = ByteWriter::new();
     section.encode(&mut w);
     blob.section(SectionKind::TypeReplace, type_id as u32, w);

@@ -8,8 +8,8 @@ use super::TypeWriter;
 use crate::bitset::Bitset;
 use crate::encoding::{ColumnEncoding, ValueRange};
 use crate::error::Result;
-use crate::format::type_section::{DictSection, TypeSection};
-use crate::packed::{bits_needed, pack_values, BitWriter};
+use crate::format::type_section::{DictSection, PackedParts, TypeSection};
+use crate::packed::{bits_needed, pack_values, ChunkedBitWriter, PutBits};
 use crate::schema::TypeDef;
 
 #[inline]
@@ -42,7 +42,7 @@ impl RowPacking {
     /// Packs the canonical rows of one record starting at row `first_row`.
     pub(super) fn put_record(
         &self,
-        w: &mut BitWriter,
+        w: &mut impl PutBits,
         first_row: u64,
         record: &[u64],
         mask_words: usize,
@@ -52,7 +52,7 @@ impl RowPacking {
             let bit = (first_row + r as u64) * self.row_bits;
             for (c, enc) in self.encodings.iter().enumerate() {
                 let value = (!is_null(row, mask_words, c)).then(|| row[mask_words + c]);
-                w.put(bit + self.offsets[c], enc.width, enc.encode(value));
+                w.put_bits(bit + self.offsets[c], enc.width, enc.encode(value));
             }
         }
     }
@@ -152,12 +152,13 @@ fn view(i: &super::Interner, which: Which) -> (&crate::bitset::Bitset, u64) {
     }
 }
 
-/// The whole content of one type, as a snapshot section.
+/// The whole content of one type, as a snapshot section. Its arrays are packed in chunks, so
+/// that the blob they are copied into can let each go as it is copied.
 pub(super) fn type_section(
     tw: &mut TypeWriter,
     def: &TypeDef,
     which: Which,
-) -> Result<TypeSection> {
+) -> Result<TypeSection<PackedParts>> {
     let encodings = match which {
         Which::Current => choose_encodings(tw, def)?,
         Which::Previous => tw
@@ -174,11 +175,11 @@ pub(super) fn type_section(
     } else {
         slots
     };
-    let mut rows = BitWriter::with_bits(row_count * row_bits);
+    let mut rows = ChunkedBitWriter::with_bits(row_count * row_bits);
     // A collection's end rows are packed as they come: at 10 M records a vector of them
     // would be as large as the packed rows of the whole type.
     let ends_width = bits_needed(row_count);
-    let mut ends = BitWriter::with_bits(if collection {
+    let mut ends = ChunkedBitWriter::with_bits(if collection {
         slots * ends_width as u64
     } else {
         0
@@ -201,10 +202,10 @@ pub(super) fn type_section(
             }
         }
         if collection {
-            ends.put(o * ends_width as u64, ends_width, next_row);
+            ends.put_bits(o * ends_width as u64, ends_width, next_row);
         }
     }
-    let ends = collection.then(|| (ends_width, ends.into_bytes()));
+    let ends = collection.then(|| (ends_width, ends.into_parts()));
     let dicts = tw
         .dicts
         .iter()
@@ -215,7 +216,7 @@ pub(super) fn type_section(
         population: present.clone_with_len(slots),
         encodings: packing.encodings,
         row_count,
-        rows: rows.into_bytes(),
+        rows: rows.into_parts(),
         ends,
         dicts,
     })

@@ -13,6 +13,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::entry_table::EntryTable;
 use crate::error::{Error, Result};
 use crate::format::saved_indexes::SavedTable;
+use crate::mapped_words::Words;
 use crate::packed::{bits_needed, low_mask, packed_len_bytes, set_bits, BitWriter};
 use crate::schema::{Kind, TypeId};
 use crate::type_data::{StateTypes, TypeData};
@@ -342,7 +343,7 @@ impl PrimaryKeyIndex {
                 let check = (h >> TAG_BITS) & check_mask;
                 this.bucket(h) << wide_bits | check << entry_bits | entry
             };
-            let entries = this.sorted_entries(pack, |&e| e, wide_bits as u32, home_bits);
+            let entries = this.sorted_words(pack, wide_bits as u32, home_bits);
             buckets = empty_table();
             this.place_packed(&entries, wide_bits, &mut buckets, regions)
         } else {
@@ -878,7 +879,26 @@ impl PrimaryKeyIndex {
             crate::parallel::map_ordinals(&self.data.population, 1024, |batch, out, _: &mut ()| {
                 out.extend(batch.iter().map(|&o| entry(o)))
             });
-        crate::radix_sort::sorted_by_bits(&parts, key, low, bits)
+        crate::radix_sort::sorted_by_bits(parts, key, low, bits)
+    }
+
+    /// [`PrimaryKeyIndex::sorted_entries`] for entries of one word, each piece of them in a
+    /// buffer of its own that the sort gives back as soon as it has moved its entries: at 10 M
+    /// records the entries are not held twice (80 MB less at the peak of a build).
+    fn sorted_words(&self, entry: impl Fn(u32) -> u64 + Sync, low: u32, bits: u32) -> Vec<u64> {
+        let population = &self.data.population;
+        let parts = crate::parallel::map_pieces(population, |words| {
+            let mut piece = Words::zeroed(words.len() * 64);
+            let out = piece.as_mut_slice();
+            let mut len = 0;
+            for o in population.iter_words(words) {
+                out[len] = entry(o as u32);
+                len += 1;
+            }
+            piece.truncate(len);
+            piece
+        });
+        crate::radix_sort::sorted_by_bits(parts, |&e| e, low, bits)
     }
 
     /// Places `entries` ((home bucket, entry), sorted by home bucket) in `buckets`, all set

@@ -46,6 +46,7 @@ mod format;
 mod hash_index;
 mod index;
 mod key_path;
+mod mapped_words;
 mod packed;
 mod parallel;
 mod prefetch;

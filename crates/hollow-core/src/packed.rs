@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+use crate::mapped_words::{LeWords, Words};
+
 /// Number of bits needed to represent `value` (0 for 0).
 #[inline]
 pub fn bits_needed(value: u64) -> u8 {
@@ -338,58 +340,6 @@ impl PutBits for BitWriter {
 /// Words in one chunk of a [`ChunkedBitWriter`] (1 MiB).
 const CHUNK_WORDS: usize = 1 << 17;
 
-/// The words of one chunk of a [`ChunkedBitWriter`]. A whole chunk is mapped from the system
-/// rather than allocated, so that dropping it (once copied into a blob) gives its pages back
-/// at once: freed heap memory may stay resident (glibc keeps a block freed on one thread in
-/// the arena of the thread that allocated it), which would keep the copy's memory after all.
-enum ChunkWords {
-    Heap(Vec<u64>),
-    Mapped(memmap2::MmapMut),
-}
-
-impl ChunkWords {
-    /// `len` zero words.
-    fn zeroed(len: usize) -> Self {
-        if len >= CHUNK_WORDS {
-            // Fresh anonymous pages are zero, and touched only as they are written.
-            if let Ok(map) = memmap2::MmapMut::map_anon(len * 8) {
-                return Self::Mapped(map);
-            }
-        }
-        Self::Heap(vec![0; len])
-    }
-
-    #[inline(always)]
-    fn words(&mut self) -> &mut [u64] {
-        match self {
-            Self::Heap(words) => words,
-            // A map starts on a page boundary and holds whole words.
-            Self::Mapped(map) => bytemuck::cast_slice_mut(&mut map[..]),
-        }
-    }
-
-    /// The first `len` words, as little-endian bytes.
-    fn into_bytes(mut self, len: usize) -> Bytes {
-        self.words().iter_mut().for_each(|x| *x = x.to_le());
-        match self {
-            Self::Heap(mut words) => {
-                words.truncate(len);
-                Bytes::from_owner(LeWords(words))
-            }
-            Self::Mapped(map) => Bytes::from_owner(map).slice(..len * 8),
-        }
-    }
-}
-
-impl std::fmt::Debug for ChunkWords {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Heap(words) => write!(f, "Heap({} words)", words.len()),
-            Self::Mapped(map) => write!(f, "Mapped({} words)", map.len() / 8),
-        }
-    }
-}
-
 /// Builds packed bits front to back in chunks of [`CHUNK_WORDS`] words, each given away (as
 /// little-endian [`Bytes`]) once a put moves past it. Whoever copies the chunks into a blob
 /// lets each go in turn, so a large array is never held twice, as one [`BitWriter`] would be
@@ -399,8 +349,9 @@ pub struct ChunkedBitWriter {
     /// The chunks written.
     done: Vec<Bytes>,
     /// The chunk being written, then the first word of the next one if there is one (a value
-    /// may straddle them).
-    words: ChunkWords,
+    /// may straddle them). Whole chunks are mapped, so that each gives its pages back once
+    /// copied and dropped.
+    words: Words,
     /// The index of the chunk's first word among all words.
     base: usize,
     /// Words in all, the padding word included.
@@ -413,7 +364,7 @@ impl ChunkedBitWriter {
         let total = (bits.div_ceil(64) + 1) as usize;
         Self {
             done: Vec::new(),
-            words: ChunkWords::zeroed(total.min(CHUNK_WORDS + 1)),
+            words: Words::zeroed(total.min(CHUNK_WORDS + 1)),
             base: 0,
             total,
         }
@@ -428,18 +379,21 @@ impl ChunkedBitWriter {
         );
         let len = (self.total - self.base).min(CHUNK_WORDS);
         let base = self.base + len;
-        let mut next = ChunkWords::zeroed((self.total - base).min(CHUNK_WORDS + 1));
-        if let (Some(first), Some(&carried)) = (next.words().first_mut(), self.words().get(len)) {
+        let mut next = Words::zeroed((self.total - base).min(CHUNK_WORDS + 1));
+        if let (Some(first), Some(&carried)) =
+            (next.as_mut_slice().first_mut(), self.words().get(len))
+        {
             *first = carried;
         }
-        let chunk = std::mem::replace(&mut self.words, next);
-        self.done.push(chunk.into_bytes(len));
+        let mut chunk = std::mem::replace(&mut self.words, next);
+        chunk.truncate(len);
+        self.done.push(chunk.into_le_bytes());
         self.base = base;
     }
 
     #[inline(always)]
     fn words(&mut self) -> &mut [u64] {
-        self.words.words()
+        self.words.as_mut_slice()
     }
 
     /// The chunks, in order; their bytes end to end are the packed bits.
@@ -490,15 +444,6 @@ pub fn set_bits(words: &mut [u64], bit: u64, width: u8, value: u64) {
         let spill = 64 - shift;
         let hi_mask = mask >> spill;
         words[word + 1] = (words[word + 1] & !hi_mask) | (value >> spill);
-    }
-}
-
-/// Words already in little-endian byte order, viewed as bytes.
-struct LeWords(Vec<u64>);
-
-impl AsRef<[u8]> for LeWords {
-    fn as_ref(&self) -> &[u8] {
-        bytemuck::cast_slice(&self.0)
     }
 }
 

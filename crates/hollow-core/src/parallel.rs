@@ -17,32 +17,36 @@ pub(crate) fn map_ordinals<T: Send, S: Default>(
     batch: usize,
     each: impl Fn(&[u32], &mut Vec<T>, &mut S) + Sync,
 ) -> Vec<Vec<T>> {
+    map_pieces(population, |w| {
+        let mut scratch = S::default();
+        let mut out = Vec::with_capacity(w.len() * 64);
+        let mut ordinals = Vec::with_capacity(batch);
+        for o in population.iter_words(w) {
+            ordinals.push(o as u32);
+            if ordinals.len() == batch {
+                each(&ordinals, &mut out, &mut scratch);
+                ordinals.clear();
+            }
+        }
+        if !ordinals.is_empty() {
+            each(&ordinals, &mut out, &mut scratch);
+        }
+        out
+    })
+}
+
+/// Calls `work` with the words of `population` in pieces (ranges of 64-ordinal words, for
+/// [`Bitset::iter_words`]), on the machine's cores; the results, pieces in order.
+pub(crate) fn map_pieces<R: Send>(
+    population: &Bitset,
+    work: impl Fn(std::ops::Range<usize>) -> R + Sync,
+) -> Vec<R> {
     let words = (population.len() as usize).div_ceil(64);
     let pieces: Vec<std::ops::Range<usize>> = (0..words)
         .step_by(PIECE_WORDS)
         .map(|w| w..(w + PIECE_WORDS).min(words))
         .collect();
-    map_balanced(
-        pieces,
-        |w| (w.len() * 64) as u64,
-        PARALLEL_ORDINALS,
-        |w| {
-            let mut scratch = S::default();
-            let mut out = Vec::with_capacity(w.len() * 64);
-            let mut ordinals = Vec::with_capacity(batch);
-            for o in population.iter_words(w) {
-                ordinals.push(o as u32);
-                if ordinals.len() == batch {
-                    each(&ordinals, &mut out, &mut scratch);
-                    ordinals.clear();
-                }
-            }
-            if !ordinals.is_empty() {
-                each(&ordinals, &mut out, &mut scratch);
-            }
-            out
-        },
-    )
+    map_balanced(pieces, |w| (w.len() * 64) as u64, PARALLEL_ORDINALS, work)
 }
 
 /// Runs `work` on every item and returns the results in item order. When the items weigh

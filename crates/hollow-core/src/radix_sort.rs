@@ -26,13 +26,15 @@ pub(crate) fn sort_by_bits<T: Copy + Default + Send>(
     low: u32,
     bits: u32,
 ) {
-    *entries = sorted_by_bits(&[std::mem::take(entries)], key, low, bits);
+    *entries = sorted_by_bits(vec![std::mem::take(entries)], key, low, bits);
 }
 
 /// The entries of `parts`, one after the other, sorted by bits `low..low + bits` of
-/// `key(entry)` (stable): the parts are read once, by the first pass, never concatenated.
-pub(crate) fn sorted_by_bits<T: Copy + Default + Send>(
-    parts: &[Vec<T>],
+/// `key(entry)` (stable): the parts are read by the first pass, never concatenated, and each
+/// is dropped as soon as its entries are moved (a part whose buffer gives its pages back then,
+/// as [`crate::mapped_words::Words`] do, is not held beside its sorted copy).
+pub(crate) fn sorted_by_bits<T: Copy + Default + Send, P: AsRef<[T]>>(
+    parts: Vec<P>,
     key: impl Fn(&T) -> u64 + Sync,
     low: u32,
     bits: u32,
@@ -48,14 +50,14 @@ pub(crate) fn sorted_by_bits<T: Copy + Default + Send>(
 
 /// [`sorted_by_bits`], splitting the entries by their top digit first when there are more than
 /// `in_cache` of them.
-fn sorted_by_bits_in<T: Copy + Default + Send>(
-    parts: &[Vec<T>],
+fn sorted_by_bits_in<T: Copy + Default + Send, P: AsRef<[T]>>(
+    parts: Vec<P>,
     key: impl Fn(&T) -> u64 + Sync,
     low: u32,
     bits: u32,
     in_cache: usize,
 ) -> Vec<T> {
-    let len = parts.iter().map(Vec::len).sum();
+    let len = parts.iter().map(|p| p.as_ref().len()).sum();
     let mut sorted = vec![T::default(); len];
     if len <= in_cache || bits <= DIGIT {
         // Least significant digit first, the first pass from the parts.
@@ -114,7 +116,7 @@ fn sort_lsd<T: Copy>(
     let mut shift = low;
     while shift < low + bits {
         let width = DIGIT.min(low + bits - shift);
-        scatter(&[&*from], to, key, shift, width);
+        scatter(vec![&*from], to, key, shift, width);
         std::mem::swap(&mut from, &mut to);
         in_scratch = !in_scratch;
         shift += width;
@@ -125,11 +127,11 @@ fn sort_lsd<T: Copy>(
     }
 }
 
-/// One stable counting pass: `to` gets the entries of `from`, part after part, ordered by bits
-/// `shift..shift + width` of their key. Returns where each digit's entries start in `to`, and
-/// the end.
+/// One stable counting pass: `to` gets the entries of `from`, part after part (each dropped
+/// once moved), ordered by bits `shift..shift + width` of their key. Returns where each
+/// digit's entries start in `to`, and the end.
 fn scatter<T: Copy>(
-    from: &[impl AsRef<[T]>],
+    from: Vec<impl AsRef<[T]>>,
     to: &mut [T],
     key: &impl Fn(&T) -> u64,
     shift: u32,
@@ -145,10 +147,12 @@ fn scatter<T: Copy>(
         starts[d] += starts[d - 1];
     }
     let mut next = starts.clone();
-    for e in from.iter().flat_map(|p| p.as_ref()) {
-        let d = digit(e);
-        to[next[d]] = *e;
-        next[d] += 1;
+    for part in from {
+        for e in part.as_ref() {
+            let d = digit(e);
+            to[next[d]] = *e;
+            next[d] += 1;
+        }
     }
     starts
 }
@@ -196,7 +200,7 @@ mod tests {
             let mask = (1u64 << bits) - 1;
             expected.sort_by_key(|e| (e.0 >> low) & mask);
             for in_cache in [0, 100, 5000, usize::MAX] {
-                let sorted = sorted_by_bits_in(&parts, |e| e.0, low, bits, in_cache);
+                let sorted = sorted_by_bits_in(parts.clone(), |e| e.0, low, bits, in_cache);
                 assert_eq!(sorted, expected, "bits {low}..+{bits}, in cache {in_cache}");
             }
             expected = parts.concat();

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::ops::Range;
 
-use super::slot_table::{Slot, SlotTable};
+use super::slot_table::SlotTable;
 use crate::bitset::Bitset;
 use crate::prefetch::prefetch;
 
@@ -167,15 +167,15 @@ impl Interner {
                 self.table.prefetch_home(h);
             }
             if let Some(&h) = hashes.get(i + 2 * PREFETCH_DISTANCE) {
-                if let Some(slot) = self.table.first_candidate(h) {
-                    prefetch(self.spans.as_ptr().wrapping_add(slot.ordinal as usize));
+                if let Some(ordinal) = self.table.first_candidate(h) {
+                    prefetch(self.spans.as_ptr().wrapping_add(ordinal as usize));
                 }
             }
             if let Some(&h) = hashes.get(i + PREFETCH_DISTANCE) {
                 if let Some(span) = self
                     .table
                     .first_candidate(h)
-                    .and_then(|slot| self.spans.get(slot.ordinal as usize))
+                    .and_then(|ordinal| self.spans.get(ordinal as usize))
                 {
                     prefetch(self.arena.as_ptr().wrapping_add(span.start()));
                 }
@@ -185,12 +185,11 @@ impl Interner {
     }
 
     fn intern_hashed(&mut self, value: &[u8], h: u32) -> u32 {
-        let found = self.table.find(h, |e| {
-            let r = self.range(e.ordinal, self.spans[e.ordinal as usize]);
+        let found = self.table.find(h, |ordinal| {
+            let r = self.range(ordinal, self.spans[ordinal as usize]);
             r.len() == value.len() && self.arena[r] == *value
         });
-        if let Some(e) = found {
-            let ordinal = e.ordinal;
+        if let Some(ordinal) = found {
             self.present.insert(ordinal as u64);
             return ordinal;
         }
@@ -211,10 +210,25 @@ impl Interner {
         let ordinal = self.free.pop().unwrap_or(self.spans.len() as u32);
         self.set_span(ordinal, self.arena.len(), value.len());
         self.arena.extend_from_slice(value);
-        self.table.insert(Slot { ordinal, hash: h });
+        self.insert_in_table(h, ordinal);
         self.present.insert(ordinal as u64);
         self.fresh.push(ordinal);
         ordinal
+    }
+
+    /// Adds `ordinal`, whose value hashes to `h`, to the table.
+    fn insert_in_table(&mut self, h: u32, ordinal: u32) {
+        let mut table = std::mem::take(&mut self.table);
+        table.insert(h, ordinal, || self.hashes());
+        self.table = table;
+    }
+
+    /// The hash of every ordinal's value (of the empty value for a free ordinal), for the table
+    /// to grow: a pass over the arena mostly in order, where the table would read it at random.
+    fn hashes(&self) -> Vec<u32> {
+        (0..self.spans.len() as u32)
+            .map(|o| Self::hash(self.get(o)))
+            .collect()
     }
 
     /// One more than the highest ordinal present in the current cycle: the slot count of the
@@ -238,7 +252,7 @@ impl Interner {
         }
         self.set_span(ordinal, self.arena.len(), value.len());
         self.arena.extend_from_slice(value);
-        self.table.insert(Slot { ordinal, hash: h });
+        self.insert_in_table(h, ordinal);
         self.previous.insert(ordinal as u64);
         self.previous_slots = ordinal + 1;
     }
@@ -333,14 +347,16 @@ impl Interner {
     }
 
     fn drop_values(&mut self, ordinals: Vec<u32>) {
+        let mut table = std::mem::take(&mut self.table);
         for &o in &ordinals {
             let value = self.get(o);
             let (hash, len) = (Self::hash(value), value.len());
-            self.table.remove(hash, o);
+            table.remove(hash, o, |other| Self::hash(self.get(other)));
             self.garbage += len;
             self.spans[o as usize] = Span::default();
             self.long_lengths.remove(&o);
         }
+        self.table = table;
         self.free.extend(ordinals);
         self.free.sort_unstable_by(|a, b| b.cmp(a));
         if self.garbage > self.arena.len() / 2 && self.garbage > 4096 {

@@ -40,8 +40,8 @@ impl ReadState {
     /// producer lets the state its deltas reach go before it writes the snapshot of that
     /// version, and compares the state it reads back from the snapshot by digest.
     ///
-    /// A collection type under an overlay is flattened to be hashed, one type at a time;
-    /// the rows of an object type are hashed a block at a time.
+    /// The rows (and a collection's ends) of a type under an overlay are hashed a block at a
+    /// time, never flattened whole.
     pub fn layout_digest(&self) -> u64 {
         let mut hasher = Xxh3::new();
         let hash =
@@ -54,15 +54,13 @@ impl ReadState {
         }
         hash(w, &mut hasher);
         for data in &self.types {
+            // Rows (and a collection's ends) hashed a block at a time, never flattened whole.
             let mut w = ByteWriter::new();
-            if data.ends.is_none() {
-                // An object type: its rows hashed a block at a time, never flattened whole.
-                data.to_section_without_rows().encode(&mut w);
-                hash(w, &mut hasher);
-                data.hash_whole_rows(&mut hasher);
-            } else {
-                data.to_section().encode(&mut w);
-                hash(w, &mut hasher);
+            data.to_section_without_rows().encode(&mut w);
+            hash(w, &mut hasher);
+            match data.ends.is_none() {
+                true => data.hash_whole_rows(&mut hasher),
+                false => data.hash_whole_spans(&mut hasher),
             }
         }
         hasher.digest()

@@ -57,8 +57,10 @@ pub struct Interner {
     previous_slots: u32,
     /// Ordinals free to hand out, highest first so `pop` gives the lowest.
     free: Vec<u32>,
-    /// Ordinals handed out in the current cycle: none of them is in the previous state.
-    fresh: Vec<u32>,
+    /// Ordinals handed out in the current cycle: none of them is in the previous state. A set
+    /// rather than a list: a first cycle hands out every ordinal, and at 10 M values a list
+    /// would hold 40 MB until the cycle ends.
+    fresh: Bitset,
     /// Arena bytes belonging to removed values.
     garbage: usize,
     /// Values this table may hold (ordinals are `u32`, and `u32::MAX` marks an empty slot).
@@ -93,7 +95,7 @@ impl Default for Interner {
             previous: Bitset::default(),
             previous_slots: 0,
             free: Vec::new(),
-            fresh: Vec::new(),
+            fresh: Bitset::default(),
             garbage: 0,
             max_values: MAX_VALUES,
             exceeded: None,
@@ -212,7 +214,7 @@ impl Interner {
         self.arena.extend_from_slice(value);
         self.insert_in_table(h, ordinal);
         self.present.insert(ordinal as u64);
-        self.fresh.push(ordinal);
+        self.fresh.insert(ordinal as u64);
         ordinal
     }
 
@@ -311,12 +313,9 @@ impl Interner {
     pub fn commit(&mut self) {
         let fresh = std::mem::take(&mut self.fresh);
         // A word at a time: a table whose values did not change costs a pass over its words.
-        let removed: Vec<u32> = (self.previous.iter_minus(&self.present).map(|o| o as u32))
-            .chain(
-                fresh
-                    .into_iter()
-                    .filter(|&o| !self.present.contains(o as u64)),
-            )
+        let removed: Vec<u32> = (self.previous.iter_minus(&self.present))
+            .chain(fresh.iter_minus(&self.present))
+            .map(|o| o as u32)
             .collect();
         self.drop_values(removed);
         self.previous_slots = self.present_slots();
@@ -342,7 +341,7 @@ impl Interner {
     pub fn abandon(&mut self) {
         self.exceeded = None;
         let added = std::mem::take(&mut self.fresh);
-        self.drop_values(added);
+        self.drop_values(added.iter().map(|o| o as u32).collect());
         self.present.clear();
     }
 
@@ -385,7 +384,7 @@ impl Interner {
             + self.present.heap_bytes()
             + self.previous.heap_bytes()
             + self.free.capacity() * 4
-            + self.fresh.capacity() * 4
+            + self.fresh.heap_bytes()
     }
 }
 

@@ -13,7 +13,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::entry_table::EntryTable;
 use crate::error::{Error, Result};
 use crate::format::saved_indexes::SavedTable;
-use crate::mapped_words::Words;
+use crate::mapped_words::{release_words, Words};
 use crate::packed::{bits_needed, low_mask, packed_len_bytes, set_bits, BitWriter};
 use crate::schema::{Kind, TypeId};
 use crate::type_data::{StateTypes, TypeData};
@@ -343,9 +343,11 @@ impl PrimaryKeyIndex {
                 let check = (h >> TAG_BITS) & check_mask;
                 this.bucket(h) << wide_bits | check << entry_bits | entry
             };
-            let entries = this.sorted_words(pack, wide_bits as u32, home_bits);
-            buckets = empty_table();
-            this.place_packed(&entries, wide_bits, &mut buckets, regions)
+            let mut entries = this.sorted_words(pack, wide_bits as u32, home_bits);
+            // Zero, untouched: each region is set empty as it is filled, while the entries
+            // placed give their pages back, so the two are never held whole at once.
+            buckets = BitWriter::with_bits(capacity * entry_bits as u64);
+            this.place_packed(entries.as_mut_slice(), wide_bits, &mut buckets, regions)
         } else {
             let home_entry = |o: u32| {
                 let (h, entry) = hash_entry(o);
@@ -885,7 +887,7 @@ impl PrimaryKeyIndex {
     /// [`PrimaryKeyIndex::sorted_entries`] for entries of one word, each piece of them in a
     /// buffer of its own that the sort gives back as soon as it has moved its entries: at 10 M
     /// records the entries are not held twice (80 MB less at the peak of a build).
-    fn sorted_words(&self, entry: impl Fn(u32) -> u64 + Sync, low: u32, bits: u32) -> Vec<u64> {
+    fn sorted_words(&self, entry: impl Fn(u32) -> u64 + Sync, low: u32, bits: u32) -> Words {
         let population = &self.data.population;
         let parts = crate::parallel::map_pieces(population, |words| {
             let mut piece = Words::zeroed(words.len() * 64);
@@ -898,7 +900,7 @@ impl PrimaryKeyIndex {
             piece.truncate(len);
             piece
         });
-        crate::radix_sort::sorted_by_bits(parts, |&e| e, low, bits)
+        crate::radix_sort::sorted_words_by_bits(parts, |&e| e, low, bits)
     }
 
     /// Places `entries` ((home bucket, entry), sorted by home bucket) in `buckets`, all set
@@ -917,10 +919,11 @@ impl PrimaryKeyIndex {
     /// [`PrimaryKeyIndex::place_sorted`] for entries packed as `home << wide_bits | wide`
     /// (a wide entry: more hash bits above the entry), the table cut into `regions` that the
     /// cores fill at once: each region starts at a bucket whose bits start a word, so no two
-    /// regions share a word.
+    /// regions share a word. `buckets` may be all zeros: each region is set empty before it is
+    /// filled, and gives the pages of its entries back once they are placed.
     fn place_packed(
         &self,
-        entries: &[u64],
+        entries: &mut [u64],
         wide_bits: u8,
         buckets: &mut BitWriter,
         regions: u64,
@@ -935,7 +938,8 @@ impl PrimaryKeyIndex {
         let mut start = 0;
         while start < self.capacity {
             let end = (start + region_buckets).min(self.capacity);
-            let (here, after) = entries.split_at(entries.partition_point(|e| e >> wide_bits < end));
+            let split = entries.partition_point(|e| e >> wide_bits < end);
+            let (here, after) = std::mem::take(&mut entries).split_at_mut(split);
             let word_count = match end == self.capacity {
                 true => words.len(),
                 false => ((end - start) * entry_bits / 64) as usize,
@@ -951,8 +955,10 @@ impl PrimaryKeyIndex {
             |(region, entries, words)| {
                 let unpack = |&e: &u64| (e >> wide_bits, e & wide_mask);
                 let end = region.end;
+                words.fill(u64::MAX);
                 let (duplicate, past_end) =
                     self.place_region(entries.iter().map(unpack), region, words);
+                release_words(entries);
                 (duplicate, past_end, end)
             },
         );

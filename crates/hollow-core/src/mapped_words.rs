@@ -1,8 +1,10 @@
-//! Buffers of words for large arrays that are let go one after another while others grow (the
-//! chunks of a snapshot being assembled, the pieces of an index being sorted): a large buffer
-//! is mapped from the system rather than allocated, so that dropping it gives its pages back at
-//! once. Freed heap memory may stay resident (glibc keeps a block freed on one thread in the
-//! arena of the thread that allocated it), which would keep what was let go after all.
+//! Memory given back to the system as soon as it is done with, for large arrays that are let
+//! go while others grow (the chunks of a snapshot being assembled, the entries of an index
+//! being sorted and placed): a large buffer is mapped from the system rather than allocated,
+//! so that dropping it gives its pages back at once, and the pages of a part already read can
+//! be given back before the rest. Freed heap memory may stay resident (glibc keeps a block
+//! freed on one thread in the arena of the thread that allocated it), which would keep what
+//! was let go after all.
 
 use bytes::Bytes;
 
@@ -80,6 +82,46 @@ impl std::fmt::Debug for Words {
         write!(f, "Words({} {kind})", self.len)
     }
 }
+
+/// Gives the whole pages inside `words` back to the system: their values are unspecified
+/// afterwards (zero, for private anonymous memory), and resident again only once written.
+pub(crate) fn release_words(words: &mut [u64]) {
+    // SAFETY: the words are borrowed exclusively, so no one else reads them, and they are
+    // private memory of this process (a heap block or an anonymous map): the pages given back
+    // read as zero if touched again, as if the caller had written them.
+    unsafe { release_pages(words.as_mut_ptr() as usize, std::mem::size_of_val(words)) }
+}
+
+/// Gives back to the operating system the whole pages in `len` bytes from address `at`.
+///
+/// # Safety
+/// The bytes must be private anonymous memory of this process that nothing reads again
+/// (or that may read as zero).
+#[cfg(unix)]
+pub(crate) unsafe fn release_pages(at: usize, len: usize) {
+    // SAFETY: sysconf only reads a system constant.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as usize,
+        _ => return,
+    };
+    let first = at.next_multiple_of(page);
+    let end = (at + len) / page * page;
+    if end <= first {
+        return;
+    }
+    // SAFETY: whole pages inside the caller's range, which nothing reads again (the caller's
+    // contract); MADV_DONTNEED on private anonymous memory makes them read as zeros.
+    unsafe {
+        libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_DONTNEED);
+    }
+}
+
+/// Without `madvise`, nothing is given back.
+///
+/// # Safety
+/// None needed; the same contract as the Unix version, for callers.
+#[cfg(not(unix))]
+pub(crate) unsafe fn release_pages(_at: usize, _len: usize) {}
 
 /// Words already in little-endian order, viewed as bytes.
 pub(crate) struct LeWords(pub(crate) Vec<u64>);

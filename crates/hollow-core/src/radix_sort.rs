@@ -59,13 +59,42 @@ fn sorted_by_bits_in<T: Copy + Default + Send, P: AsRef<[T]>>(
 ) -> Vec<T> {
     let len = parts.iter().map(|p| p.as_ref().len()).sum();
     let mut sorted = vec![T::default(); len];
+    sort_into(parts, &mut sorted, key, low, bits, in_cache);
+    sorted
+}
+
+/// [`sorted_by_bits`] into a buffer whose pages can be given back as the caller reads it
+/// ([`crate::mapped_words::release_words`]).
+pub(crate) fn sorted_words_by_bits<P: AsRef<[u64]>>(
+    parts: Vec<P>,
+    key: impl Fn(&u64) -> u64 + Sync,
+    low: u32,
+    bits: u32,
+) -> crate::mapped_words::Words {
+    let len = parts.iter().map(|p| p.as_ref().len()).sum();
+    let mut sorted = crate::mapped_words::Words::zeroed(len);
+    let in_cache = OUT_OF_CACHE_BYTES / 8;
+    sort_into(parts, sorted.as_mut_slice(), key, low, bits, in_cache);
+    sorted
+}
+
+/// Sorts the entries of `parts` into `sorted` (as long as they are all), as [`sorted_by_bits_in`].
+fn sort_into<T: Copy + Default + Send, P: AsRef<[T]>>(
+    parts: Vec<P>,
+    sorted: &mut [T],
+    key: impl Fn(&T) -> u64 + Sync,
+    low: u32,
+    bits: u32,
+    in_cache: usize,
+) {
+    let len = sorted.len();
     if len <= in_cache || bits <= DIGIT {
         // Least significant digit first, the first pass from the parts.
         let width = DIGIT.min(bits);
-        scatter(parts, &mut sorted, &key, low, width);
+        scatter(parts, sorted, &key, low, width);
         let mut scratch = vec![T::default(); if width < bits { len } else { 0 }];
-        sort_lsd(&mut sorted, &mut scratch, &key, low + width, bits - width);
-        return sorted;
+        sort_lsd(sorted, &mut scratch, &key, low + width, bits - width);
+        return;
     }
     // The top digit has as many bits as split uniform keys into buckets of about
     // IN_CACHE_ENTRIES (or `in_cache`, if fewer: tests split small inputs finely), at most
@@ -73,11 +102,11 @@ fn sorted_by_bits_in<T: Copy + Default + Send, P: AsRef<[T]>>(
     let bucket_len = IN_CACHE_ENTRIES.min(in_cache).max(1);
     let wanted = (len / bucket_len).next_power_of_two().trailing_zeros();
     let width = wanted.clamp(1, DIGIT).min(bits);
-    let starts = scatter(parts, &mut sorted, &key, low + bits - width, width);
+    let starts = scatter(parts, sorted, &key, low + bits - width, width);
     // The buckets are sorted on the cores (an input this large is always worth it), in groups
     // of neighbours, each group with its scratch space.
     let mut groups = Vec::new();
-    let mut rest = &mut sorted[..];
+    let mut rest = sorted;
     let buckets = starts.len() - 1;
     for first in (0..buckets).step_by(BUCKETS_PER_GROUP) {
         let last = (first + BUCKETS_PER_GROUP).min(buckets);
@@ -99,7 +128,6 @@ fn sorted_by_bits_in<T: Copy + Default + Send, P: AsRef<[T]>>(
             }
         },
     );
-    sorted
 }
 
 /// Sorts `entries` least significant digit first, through `scratch` (as long, unless no pass

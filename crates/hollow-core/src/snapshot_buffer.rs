@@ -12,6 +12,8 @@
 
 use std::sync::Arc;
 
+use crate::mapped_words::release_pages;
+
 use bytes::{Bytes, BytesMut};
 
 /// A heap buffer, read through a raw pointer so that pages of it can be given back while
@@ -121,35 +123,14 @@ impl AsRef<[u8]> for View {
 impl Drop for View {
     fn drop(&mut self) {
         if self.release {
-            release_pages(self.buffer.ptr as usize + self.start, self.len);
+            // SAFETY: the pages lie inside the range of a section no one reads any more (this is
+            // its last view, being dropped), within the live buffer, which is private anonymous
+            // memory; nothing touches them again but the allocator, when the buffer is freed,
+            // which needs no content.
+            unsafe { release_pages(self.buffer.ptr as usize + self.start, self.len) };
         }
     }
 }
-
-/// Gives back to the operating system the whole pages in `len` bytes from address `at`.
-#[cfg(unix)]
-fn release_pages(at: usize, len: usize) {
-    // SAFETY: sysconf only reads a system constant.
-    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-        p if p > 0 => p as usize,
-        _ => return,
-    };
-    let first = at.next_multiple_of(page);
-    let end = (at + len) / page * page;
-    if end <= first {
-        return;
-    }
-    // SAFETY: the pages lie inside the range of a section no one reads any more (this is its
-    // last view, being dropped), within the live buffer. MADV_DONTNEED on private anonymous
-    // memory makes them read as zeros if touched again; nothing touches them but the
-    // allocator, when the buffer is freed, which needs no content.
-    unsafe {
-        libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_DONTNEED);
-    }
-}
-
-#[cfg(not(unix))]
-fn release_pages(_at: usize, _len: usize) {}
 
 #[cfg(test)]
 mod tests {

@@ -344,10 +344,16 @@ impl PrimaryKeyIndex {
                 this.bucket(h) << wide_bits | check << entry_bits | entry
             };
             let mut entries = this.sorted_words(pack, wide_bits as u32, home_bits);
-            // Zero, untouched: each region is set empty as it is filled, while the entries
-            // placed give their pages back, so the two are never held whole at once.
-            buckets = BitWriter::with_bits(capacity * entry_bits as u64);
-            this.place_packed(entries.as_mut_slice(), wide_bits, &mut buckets, regions)
+            // Large entries (mapped) give their pages back as they are placed, into a table
+            // left untouched until each region is set empty as it is filled: the two are never
+            // held whole at once. Small ones stay for the next build to reuse.
+            let release = entries.is_mapped();
+            buckets = match release {
+                true => BitWriter::with_bits(capacity * entry_bits as u64),
+                false => empty_table(),
+            };
+            let entries = entries.as_mut_slice();
+            this.place_packed(entries, wide_bits, &mut buckets, regions, release)
         } else {
             let home_entry = |o: u32| {
                 let (h, entry) = hash_entry(o);
@@ -889,8 +895,9 @@ impl PrimaryKeyIndex {
     /// records the entries are not held twice (80 MB less at the peak of a build).
     fn sorted_words(&self, entry: impl Fn(u32) -> u64 + Sync, low: u32, bits: u32) -> Words {
         let population = &self.data.population;
+        let whole = self.data.record_count as usize;
         let parts = crate::parallel::map_pieces(population, |words| {
-            let mut piece = Words::zeroed(words.len() * 64);
+            let mut piece = Words::zeroed_in(words.len() * 64, whole);
             let out = piece.as_mut_slice();
             let mut len = 0;
             for o in population.iter_words(words) {
@@ -919,14 +926,15 @@ impl PrimaryKeyIndex {
     /// [`PrimaryKeyIndex::place_sorted`] for entries packed as `home << wide_bits | wide`
     /// (a wide entry: more hash bits above the entry), the table cut into `regions` that the
     /// cores fill at once: each region starts at a bucket whose bits start a word, so no two
-    /// regions share a word. `buckets` may be all zeros: each region is set empty before it is
-    /// filled, and gives the pages of its entries back once they are placed.
+    /// regions share a word. With `release`, `buckets` may be all zeros: each region is set
+    /// empty before it is filled, and gives the pages of its entries back once they are placed.
     fn place_packed(
         &self,
         entries: &mut [u64],
         wide_bits: u8,
         buckets: &mut BitWriter,
         regions: u64,
+        release: bool,
     ) -> Option<(u32, u32)> {
         let entry_bits = self.entry_bits as u64;
         let wide_mask = low_mask(wide_bits);
@@ -955,10 +963,14 @@ impl PrimaryKeyIndex {
             |(region, entries, words)| {
                 let unpack = |&e: &u64| (e >> wide_bits, e & wide_mask);
                 let end = region.end;
-                words.fill(u64::MAX);
+                if release {
+                    words.fill(u64::MAX);
+                }
                 let (duplicate, past_end) =
                     self.place_region(entries.iter().map(unpack), region, words);
-                release_words(entries);
+                if release {
+                    release_words(entries);
+                }
                 (duplicate, past_end, end)
             },
         );

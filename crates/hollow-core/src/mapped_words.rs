@@ -8,8 +8,10 @@
 
 use bytes::Bytes;
 
-/// Buffers of at least this many words (512 KiB) are mapped.
-const MAPPED_WORDS: usize = 1 << 16;
+/// Buffers that are (part of) arrays of at least this many words (32 MiB) are mapped. Smaller
+/// ones come from the heap, whose freed memory the next array of their size reuses without
+/// faulting its pages in again (glibc maps blocks this large anyway).
+const MAPPED_WORDS: usize = 1 << 22;
 
 /// Zeroed words, in pages of their own when there are many, of which the first `len` are in use.
 pub(crate) struct Words {
@@ -25,12 +27,35 @@ enum Storage {
 impl Words {
     /// `len` zero words. Mapped pages are zero when fresh, and resident only once written.
     pub(crate) fn zeroed(len: usize) -> Self {
-        let storage = match len >= MAPPED_WORDS {
-            true => memmap2::MmapMut::map_anon(len * 8)
-                .map_or_else(|_| Storage::Heap(vec![0; len]), Storage::Mapped),
-            false => Storage::Heap(vec![0; len]),
-        };
+        Self::zeroed_in(len, len)
+    }
+
+    /// `len` zero words, a part of an array of `whole` words in all: mapped when the whole
+    /// array is large, so that each part gives its pages back when dropped.
+    pub(crate) fn zeroed_in(len: usize, whole: usize) -> Self {
+        match whole >= MAPPED_WORDS {
+            true => Self::mapped(len),
+            false => Self::on_heap(len),
+        }
+    }
+
+    /// `len` zero words, mapped whatever their number (on the heap if the system refuses).
+    pub(crate) fn mapped(len: usize) -> Self {
+        let storage = memmap2::MmapMut::map_anon(len * 8)
+            .map_or_else(|_| Storage::Heap(vec![0; len]), Storage::Mapped);
         Self { storage, len }
+    }
+
+    fn on_heap(len: usize) -> Self {
+        Self {
+            storage: Storage::Heap(vec![0; len]),
+            len,
+        }
+    }
+
+    /// Whether the words are mapped (else on the heap).
+    pub(crate) fn is_mapped(&self) -> bool {
+        matches!(self.storage, Storage::Mapped(_))
     }
 
     /// The words in use.
@@ -138,8 +163,8 @@ mod tests {
 
     #[test]
     fn small_and_large_buffers_hold_what_is_written() {
-        for len in [3, MAPPED_WORDS + 5] {
-            let mut words = Words::zeroed(len);
+        for (len, whole) in [(3, 3), (5, MAPPED_WORDS), (MAPPED_WORDS + 5, 0)] {
+            let mut words = Words::zeroed_in(len, whole.max(len));
             assert!(words.as_ref().iter().all(|&w| w == 0));
             words.as_mut_slice()[len - 1] = 0x0102_0304_0506_0708;
             words.truncate(len + 10);
@@ -149,6 +174,30 @@ mod tests {
             assert_eq!(bytes.len(), len * 8);
             assert_eq!(bytes[len * 8 - 8..], 0x0102_0304_0506_0708u64.to_le_bytes());
         }
-        assert!(format!("{:?}", Words::zeroed(MAPPED_WORDS)).contains("mapped"));
+        assert!(Words::zeroed_in(8, MAPPED_WORDS).is_mapped());
+        assert!(!Words::zeroed(8).is_mapped());
+        assert!(Words::mapped(8).is_mapped());
+    }
+
+    /// The whole pages given back read as zero and can be written again; the words on pages
+    /// only partly inside the range are kept.
+    #[test]
+    fn words_given_back_read_as_zero_and_stay_usable() {
+        let mut words = Words::mapped(5 * 1024);
+        words.as_mut_slice().fill(7);
+        release_words(&mut words.as_mut_slice()[100..4000]);
+        let w = words.as_ref();
+        assert!(w[..100].iter().chain(&w[4000..]).all(|&x| x == 7));
+        #[cfg(unix)]
+        {
+            // SAFETY: sysconf only reads a system constant.
+            let page_words = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize / 8;
+            let first = 100usize.next_multiple_of(page_words).min(4000);
+            let end = (4000 / page_words * page_words).max(first);
+            assert!(w[first..end].iter().all(|&x| x == 0));
+            assert!(w[100..first].iter().chain(&w[end..4000]).all(|&x| x == 7));
+        }
+        words.as_mut_slice()[1000] = 9;
+        assert_eq!(words.as_ref()[1000], 9);
     }
 }

@@ -349,8 +349,7 @@ pub struct ChunkedBitWriter {
     /// The chunks written.
     done: Vec<Bytes>,
     /// The chunk being written, then the first word of the next one if there is one (a value
-    /// may straddle them). Whole chunks are mapped, so that each gives its pages back once
-    /// copied and dropped.
+    /// may straddle them).
     words: Words,
     /// The index of the chunk's first word among all words.
     base: usize,
@@ -364,9 +363,19 @@ impl ChunkedBitWriter {
         let total = (bits.div_ceil(64) + 1) as usize;
         Self {
             done: Vec::new(),
-            words: Words::zeroed(total.min(CHUNK_WORDS + 1)),
+            words: Self::chunk(total),
             base: 0,
             total,
+        }
+    }
+
+    /// The buffer of the chunk starting `left` words before the end: a whole chunk is mapped,
+    /// to give its pages back as soon as it is copied and dropped, whatever its array's size
+    /// (a freed heap block stays resident, and the copy would be held twice after all).
+    fn chunk(left: usize) -> Words {
+        match left > CHUNK_WORDS {
+            true => Words::mapped(CHUNK_WORDS + 1),
+            false => Words::zeroed(left),
         }
     }
 
@@ -379,7 +388,7 @@ impl ChunkedBitWriter {
         );
         let len = (self.total - self.base).min(CHUNK_WORDS);
         let base = self.base + len;
-        let mut next = Words::zeroed((self.total - base).min(CHUNK_WORDS + 1));
+        let mut next = Self::chunk(self.total - base);
         if let (Some(first), Some(&carried)) =
             (next.as_mut_slice().first_mut(), self.words().get(len))
         {

@@ -79,6 +79,14 @@ impl EntryTable {
         }
     }
 
+    /// Hints the CPU to load entry `i`, which a later [`EntryTable::get`] will read.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, i: u64) {
+        if let Some(chunk) = self.chunks.get((i >> CHUNK_ENTRIES_LOG2) as usize) {
+            chunk.prefetch((i & (CHUNK_ENTRIES - 1)) * self.width as u64);
+        }
+    }
+
     /// The entries laid end to end as [`EntryTable::new`] takes them: the buffer it was made
     /// from while no chunk has been rewritten.
     pub(crate) fn to_bytes(&self) -> Bytes {

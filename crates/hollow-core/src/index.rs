@@ -6,7 +6,7 @@
 //! copied: a candidate is confirmed by reading the key fields of its record (for a field that
 //! is a path, such as `category.id`, through the records it references).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -170,7 +170,7 @@ pub(crate) struct DetachedKeyTable {
     ordinal_bits: u8,
     entry_bits: u8,
     tombstones: u64,
-    duplicate: Option<Option<(u32, u32)>>,
+    duplicates: Duplicates,
 }
 
 /// Primary key → ordinal for one type of one state.
@@ -192,9 +192,57 @@ pub struct PrimaryKeyIndex {
     entry_bits: u8,
     /// Buckets holding a removed entry (kept so later probes pass over them).
     tombstones: u64,
-    /// Two ordinals with the same key, as found while building; `None` after an update, when
-    /// it is not known.
-    duplicate: Option<Option<(u32, u32)>>,
+    duplicates: Duplicates,
+}
+
+/// What an index knows of records that share a key.
+#[derive(Debug)]
+enum Duplicates {
+    /// Nothing: finding out hashes every record.
+    Unknown,
+    /// Two ordinals with the same key, or none: found while building.
+    Known(Option<(u32, u32)>),
+    /// None among the records of an earlier version; a duplicate can only be a record added
+    /// since (at one of `added`, some perhaps removed again), and those are probed for when
+    /// first asked. Updates leave the check to whoever asks (a producer's validator), so that
+    /// a consumer's refresh, which never does, does not pay for it.
+    UnlessAdded {
+        added: Arc<[u32]>,
+        found: OnceLock<Option<(u32, u32)>>,
+    },
+}
+
+/// Ordinals added since duplicates were last known absent are kept, to be checked when asked,
+/// up to this fraction of the records (1 / this); past it, whether keys are duplicated is no
+/// longer known, and a check hashes every record.
+const PENDING_CHECKS_FRACTION: u64 = 8;
+
+impl Duplicates {
+    /// What is known after an update that removed the records at `removed` and added those
+    /// at `added`, leaving `records` in all.
+    fn after_update(&self, removed: &[u32], added: &[u32], records: u64) -> Self {
+        let pending: &[u32] = match self {
+            Self::Known(None) => &[],
+            Self::UnlessAdded { added, found } => match found.get() {
+                Some(None) => &[],
+                Some(&Some(pair)) => {
+                    return Self::Known(Some(pair)).after_update(removed, added, records)
+                }
+                None => added,
+            },
+            Self::Known(Some((a, b))) if !removed.contains(a) && !removed.contains(b) => {
+                return Self::Known(Some((*a, *b)));
+            }
+            _ => return Self::Unknown,
+        };
+        if (pending.len() + added.len()) as u64 > records / PENDING_CHECKS_FRACTION + 64 {
+            return Self::Unknown;
+        }
+        Self::UnlessAdded {
+            added: pending.iter().chain(added).copied().collect(),
+            found: OnceLock::new(),
+        }
+    }
 }
 
 /// A primary key lookup with a key that cannot be the type's: another number of fields, or a
@@ -363,7 +411,7 @@ impl PrimaryKeyIndex {
             buckets = empty_table();
             this.place_sorted(entries.into_iter(), &mut buckets)
         };
-        index.duplicate = Some(duplicate);
+        index.duplicates = Duplicates::Known(duplicate);
         index.buckets =
             EntryTable::new(buckets.into_bytes(), capacity, entry_bits).unwrap_or_default();
         index
@@ -382,7 +430,7 @@ impl PrimaryKeyIndex {
             ordinal_bits: self.ordinal_bits,
             entry_bits: self.entry_bits,
             tombstones: self.tombstones,
-            duplicate: self.duplicate,
+            duplicates: self.duplicates,
         }
     }
 
@@ -399,7 +447,7 @@ impl PrimaryKeyIndex {
             ordinal_bits: table.ordinal_bits,
             entry_bits: table.entry_bits,
             tombstones: table.tombstones,
-            duplicate: table.duplicate,
+            duplicates: table.duplicates,
         }
     }
 
@@ -428,7 +476,7 @@ impl PrimaryKeyIndex {
             ordinal_bits,
             entry_bits: ordinal_bits + TAG_BITS,
             tombstones: 0,
-            duplicate: None,
+            duplicates: Duplicates::Unknown,
         }
     }
 
@@ -436,7 +484,9 @@ impl PrimaryKeyIndex {
     /// `None` for a table that was updated by a delta (it may hold removed markers, and whether
     /// keys are duplicated may not be known): only a table built from a snapshot is saved.
     pub(crate) fn saved_table(&self, type_id: TypeId) -> Option<SavedTable> {
-        let duplicate = self.duplicate?;
+        let Duplicates::Known(duplicate) = self.duplicates else {
+            return None;
+        };
         if self.tombstones != 0 {
             return None;
         }
@@ -506,7 +556,7 @@ impl PrimaryKeyIndex {
                 table.empty_bucket
             )));
         }
-        index.duplicate = Some(table.duplicate);
+        index.duplicates = Duplicates::Known(table.duplicate);
         Ok(index)
     }
 
@@ -574,8 +624,8 @@ impl PrimaryKeyIndex {
     /// buckets it changes and shares the others; `None` when the table must be rebuilt
     /// instead (ordinals grew wider, or it is too full of entries and removed markers).
     ///
-    /// Whether keys are duplicated stays known when it was: a new duplicate is an added key
-    /// found already present, seen while probing for its bucket.
+    /// Whether keys are duplicated stays known when it was: a new duplicate can only be an
+    /// added record, and those are checked when [`PrimaryKeyIndex::first_duplicate`] is asked.
     pub(crate) fn updated(
         &self,
         state: &impl StateTypes,
@@ -621,46 +671,23 @@ impl PrimaryKeyIndex {
             ordinal_bits: self.ordinal_bits,
             entry_bits: self.entry_bits,
             tombstones,
-            duplicate: match self.duplicate {
-                Some(None) => Some(None),
-                Some(Some((a, b))) if !removed.contains(&a) && !removed.contains(&b) => {
-                    Some(Some((a, b)))
-                }
-                _ => None,
-            },
+            duplicates: (self.duplicates).after_update(removed, added, data.record_count),
         };
         let added_hashes = next.hashes_of(added);
-        // While duplicates are known to be absent, an added entry whose tag matches one of the
-        // run its probe passes may be one; the keys of these suspects are compared afterwards,
-        // in a loop whose reads of the records overlap.
-        let known_unique = next.duplicate == Some(None);
-        let mut suspects = Vec::new();
         for (i, (&a, &h)) in added.iter().zip(&added_hashes).enumerate() {
             if let Some(&ahead) = added_hashes.get(i + PROBES_AHEAD) {
                 buckets.prefetch(next.bucket(ahead));
             }
+            // The first free bucket takes the entry.
             let mut pos = next.bucket(h);
-            // The first free bucket takes the entry; while duplicates are known to be absent,
-            // the probe goes on to the end of the run.
-            let mut free = None;
             loop {
-                let entry = buckets.get(pos);
-                let ordinal = entry & empty;
+                let ordinal = buckets.get(pos) & empty;
                 if ordinal == empty || ordinal == tombstone {
-                    free.get_or_insert(pos);
-                } else if known_unique && entry >> next.ordinal_bits == next.tag(h) {
-                    suspects.push((ordinal as u32, a));
-                }
-                if ordinal == empty || (free.is_some() && !known_unique) {
                     break;
                 }
                 pos = next.next(pos);
             }
-            let pos = free.unwrap_or(pos);
             buckets.set(pos, (next.tag(h) << next.ordinal_bits) | a as u64);
-        }
-        if known_unique {
-            next.duplicate = Some(next.first_same_key(&suspects));
         }
         next.buckets = buckets.finish();
         Some(next)
@@ -852,9 +879,52 @@ impl PrimaryKeyIndex {
     /// does one updated from it; otherwise every record is hashed, the hashes sorted, and keys
     /// compared only within runs of equal hashes.
     pub fn first_duplicate(&self) -> Option<(u32, u32)> {
-        if let Some(known) = self.duplicate {
-            return known;
+        match &self.duplicates {
+            Duplicates::Known(known) => *known,
+            Duplicates::UnlessAdded { added, found } => {
+                *found.get_or_init(|| self.duplicate_of_any(added))
+            }
+            Duplicates::Unknown => self.duplicate_by_hashing_all(),
         }
+    }
+
+    /// Two ordinals with the same key, one of them among `ordinals` (those of them still
+    /// present), if any: each probes its key's run, and the records whose tags match its own
+    /// are compared, in a loop whose reads of the records overlap.
+    fn duplicate_of_any(&self, ordinals: &[u32]) -> Option<(u32, u32)> {
+        let present: Vec<u32> = (ordinals.iter())
+            .copied()
+            .filter(|&o| self.data.population.contains(o as u64))
+            .collect();
+        let hashes = self.hashes_of(&present);
+        let (empty, tombstone) = (self.empty(), self.tombstone());
+        let mut suspects = Vec::new();
+        for (i, (&a, &h)) in present.iter().zip(&hashes).enumerate() {
+            if let Some(&ahead) = hashes.get(i + PROBES_AHEAD) {
+                self.buckets.prefetch(self.bucket(ahead));
+            }
+            let mut pos = self.bucket(h);
+            loop {
+                let entry = self.entry_at(pos);
+                let ordinal = entry & empty;
+                if ordinal == empty {
+                    break;
+                }
+                if ordinal != tombstone
+                    && ordinal != a as u64
+                    && entry >> self.ordinal_bits == self.tag(h)
+                {
+                    suspects.push((ordinal as u32, a));
+                }
+                pos = self.next(pos);
+            }
+        }
+        self.first_same_key(&suspects)
+    }
+
+    /// Two ordinals with the same key, if any, found by hashing every record, sorting the
+    /// hashes, and comparing keys only within runs of equal hashes.
+    fn duplicate_by_hashing_all(&self) -> Option<(u32, u32)> {
         let mut hashes: Vec<(u64, u32)> = self
             .data
             .population
@@ -1116,8 +1186,8 @@ mod tests {
         let packed = super::PrimaryKeyIndex::build_with(&state, id, true, 1);
         let paired = super::PrimaryKeyIndex::build_with(&state, id, false, 1);
         assert_eq!(packed.buckets.to_bytes(), paired.buckets.to_bytes());
-        assert_eq!(packed.duplicate, Some(Some((4321, 20_000))));
-        assert_eq!(paired.duplicate, packed.duplicate);
+        assert_eq!(packed.first_duplicate(), Some((4321, 20_000)));
+        assert_eq!(paired.first_duplicate(), packed.first_duplicate());
         for k in [0, 17, 19_999, 4321] {
             assert!(packed.find(&k).unwrap().is_some());
         }
@@ -1140,7 +1210,7 @@ mod tests {
         for regions in [2, 7, 16, 1000] {
             let cut = super::PrimaryKeyIndex::build_with(&state, id, true, regions);
             assert_eq!(entries(&cut), entries(&whole), "{regions} regions");
-            assert_eq!(cut.duplicate, Some(None));
+            assert!(matches!(cut.duplicates, super::Duplicates::Known(None)));
             for k in 0..30_000i64 {
                 assert_eq!(cut.find(&(k * 3)).unwrap(), Some(k as u32), "key {k}");
                 assert_eq!(cut.find(&(k * 3 + 1)).unwrap(), None);
@@ -1152,8 +1222,8 @@ mod tests {
         for regions in [1, 16] {
             let cut = super::PrimaryKeyIndex::build_with(&state, id, true, regions);
             assert_eq!(
-                cut.duplicate,
-                Some(Some((29_001, 30_000))),
+                cut.first_duplicate(),
+                Some((29_001, 30_000)),
                 "{regions} regions"
             );
         }
@@ -1269,10 +1339,11 @@ mod tests {
         }
     }
 
-    /// Whether keys are duplicated stays known through updates: no rows are hashed again when
-    /// a validator asks.
+    /// Whether keys are duplicated stays known through updates: a validator's question
+    /// probes only for the records added since it was last known, never hashes them all.
     #[test]
     fn an_updated_index_knows_its_duplicates() {
+        use super::Duplicates;
         let schema = SchemaBuilder::new()
             .add::<Row>()
             .primary_key("Row", &["id"])
@@ -1290,24 +1361,38 @@ mod tests {
         w.add_all(&rows(-1, 0)).unwrap();
         let v1 = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
         w.commit_cycle().unwrap();
-        let duplicate = |state: &ReadState| state.primary_key_index("Row").unwrap().duplicate;
-        assert_eq!(duplicate(&v1), Some(None));
+        fn index(state: &ReadState) -> &super::PrimaryKeyIndex {
+            state.primary_key_index("Row").unwrap()
+        }
+        // The added ordinals waiting to be checked.
+        let pending = |state: &ReadState| match &index(state).duplicates {
+            Duplicates::UnlessAdded { added, found } => (added.len(), found.get().copied()),
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(index(&v1).duplicates, Duplicates::Known(None)));
 
         // One record replaced by another with the same key, one added with a new key.
         w.add_all(&rows(5, -5)).unwrap();
         w.add(&Row { id: 2000, v: 0 }).unwrap();
-        let v2 = v1.apply_delta(w.write_delta(1, 2).unwrap().into()).unwrap();
-        assert_eq!(duplicate(&v2), Some(None));
+        let delta12 = w.write_delta(1, 2).unwrap();
+        let v2 = v1.apply_delta(delta12.clone().into()).unwrap();
+        assert_eq!(pending(&v2), (2, None));
+        assert_eq!(index(&v2).first_duplicate(), None);
+        assert_eq!(pending(&v2), (2, Some(None)), "the answer is kept");
         w.commit_cycle().unwrap();
 
         // A second record with key 9, at ordinal 5 (freed in cycle 2).
         w.add_all(&rows(5, -5)).unwrap();
         w.add(&Row { id: 9, v: -9 }).unwrap();
-        let v3 = v2.apply_delta(w.write_delta(2, 3).unwrap().into()).unwrap();
-        assert_eq!(duplicate(&v3), Some(Some((5, 9))));
-        assert_eq!(
-            v3.primary_key_index("Row").unwrap().first_duplicate(),
-            Some((5, 9))
-        );
+        let delta23 = w.write_delta(2, 3).unwrap();
+        let v3 = v2.apply_delta(delta23.clone().into()).unwrap();
+        assert_eq!(pending(&v3).0, 1, "only what cycle 3 added");
+        assert_eq!(index(&v3).first_duplicate(), Some((5, 9)));
+
+        // Unasked, the records added by both deltas wait together.
+        let unasked = v1.apply_delta(delta12.into()).unwrap();
+        let v3 = unasked.apply_delta(delta23.into()).unwrap();
+        assert_eq!(pending(&v3).0, 3);
+        assert_eq!(index(&v3).first_duplicate(), Some((5, 9)));
     }
 }

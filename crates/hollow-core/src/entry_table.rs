@@ -5,7 +5,8 @@
 
 use bytes::Bytes;
 
-use crate::packed::{packed_len_bytes, BitWriter, PackedBits};
+use crate::mapped_words::Words;
+use crate::packed::{get_bits, packed_len_bytes, set_bits, BitWriter, PackedBits};
 
 /// Entries per chunk, as a power of two: a chunk of 24-bit entries is 12 KB, and the chunks
 /// of a 10 M-record table take 3,300 handles (100 KB, which lookups read beside the entry).
@@ -118,14 +119,16 @@ impl EntryTable {
     /// A writer of the next version of this table, about to make `writes` writes spread
     /// over it. It copies a chunk when it first writes to it; but when the writes are as many
     /// as the chunks (most chunks would be copied), it copies the whole table at once into a
-    /// buffer of its own, which is faster than copying chunk by chunk between the writes.
+    /// buffer of its own, which is faster than copying chunk by chunk between the writes (and
+    /// that buffer is a spare of an earlier version when one is kept: its pages are resident).
     pub(crate) fn writer(&self, writes: usize) -> EntryTableWriter<'_> {
+        let bits = self.len * self.width as u64;
         let copy = match writes >= self.chunks.len() {
             true => Copy::Whole(match &self.buffer {
                 Some(buffer) if self.in_buffer() == self.chunks.len() => {
-                    BitWriter::from_le_bytes(buffer, self.len * self.width as u64)
+                    Words::copy_of_le_bytes(buffer, bits)
                 }
-                _ => BitWriter::from_le_bytes(&self.to_bytes(), self.len * self.width as u64),
+                _ => Words::copy_of_le_bytes(&self.to_bytes(), bits),
             }),
             false => Copy::Chunks((0..self.chunks.len()).map(|_| None).collect()),
         };
@@ -141,8 +144,8 @@ pub(crate) struct EntryTableWriter<'a> {
 
 /// What an [`EntryTableWriter`] copied.
 enum Copy {
-    /// The whole table.
-    Whole(BitWriter),
+    /// The whole table, with its padding word.
+    Whole(Words),
     /// Per chunk, its copy once written to; the chunks not written are shared.
     Chunks(Vec<Option<BitWriter>>),
 }
@@ -162,7 +165,9 @@ impl EntryTableWriter<'_> {
         let width = self.table.width;
         let (c, bit) = self.at(i);
         match &self.copy {
-            Copy::Whole(copy) if i < self.table.len => copy.get(i * width as u64, width),
+            Copy::Whole(copy) if i < self.table.len => {
+                get_bits(copy.as_ref(), i * width as u64, width)
+            }
             Copy::Chunks(written) => match written.get(c) {
                 Some(Some(copy)) => copy.get(bit, width),
                 Some(None) => self.table.chunks[c].get(bit, width),
@@ -177,7 +182,10 @@ impl EntryTableWriter<'_> {
     pub(crate) fn prefetch(&self, i: u64) {
         let (c, bit) = self.at(i);
         match &self.copy {
-            Copy::Whole(copy) => copy.prefetch(i * self.table.width as u64),
+            Copy::Whole(copy) => {
+                let word = ((i * self.table.width as u64) >> 6) as usize;
+                crate::prefetch::prefetch(copy.as_ref().as_ptr().wrapping_add(word));
+            }
             Copy::Chunks(written) => match written.get(c) {
                 Some(Some(copy)) => copy.prefetch(bit),
                 Some(None) => self.table.chunks[c].prefetch(bit),
@@ -192,7 +200,12 @@ impl EntryTableWriter<'_> {
         let (c, bit) = self.at(i);
         let table = self.table;
         match &mut self.copy {
-            Copy::Whole(copy) => copy.set(i * table.width as u64, table.width, value),
+            Copy::Whole(copy) => set_bits(
+                copy.as_mut_slice(),
+                i * table.width as u64,
+                table.width,
+                value,
+            ),
             Copy::Chunks(written) => {
                 let copy = written[c].get_or_insert_with(|| {
                     let bits = EntryTable::entries_in(table.len, c) * table.width as u64;
@@ -211,7 +224,7 @@ impl EntryTableWriter<'_> {
         let table = self.table;
         let written = match self.copy {
             Copy::Whole(copy) => {
-                return EntryTable::new(copy.into_bytes(), table.len, table.width)
+                return EntryTable::new(copy.into_le_bytes(), table.len, table.width)
                     .unwrap_or_default()
             }
             Copy::Chunks(written) => written,

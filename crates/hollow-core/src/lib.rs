@@ -56,6 +56,7 @@ mod read;
 mod row_overlay;
 pub mod schema;
 mod snapshot_buffer;
+mod spare_maps;
 mod state_id;
 mod type_data;
 mod write;

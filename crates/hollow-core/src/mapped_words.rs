@@ -8,6 +8,9 @@
 
 use bytes::Bytes;
 
+use crate::packed::fill_from_le_bytes;
+use crate::spare_maps::{self, Recycled, SPARE_MIN_BYTES};
+
 /// Buffers that are (part of) arrays of at least this many words (32 MiB) are mapped. Smaller
 /// ones come from the heap, whose freed memory the next array of their size reuses without
 /// faulting its pages in again (glibc maps blocks this large anyway).
@@ -22,6 +25,8 @@ pub(crate) struct Words {
 enum Storage {
     Heap(Vec<u64>),
     Mapped(memmap2::MmapMut),
+    /// Mapped, and kept as a spare once its bytes are let go (see [`crate::spare_maps`]).
+    Spare(memmap2::MmapMut),
 }
 
 impl Words {
@@ -46,6 +51,24 @@ impl Words {
         Self { storage, len }
     }
 
+    /// A copy of packed little-endian `bytes` as `bits` bits of data (see
+    /// [`fill_from_le_bytes`]), the padding word included: when large, in a spare of the same
+    /// size if one is kept (its pages resident already), and kept as one once let go.
+    pub(crate) fn copy_of_le_bytes(bytes: &[u8], bits: u64) -> Self {
+        let len = (bits.div_ceil(64) + 1) as usize;
+        let spare = match len * 8 >= SPARE_MIN_BYTES {
+            true => spare_maps::take(len * 8).or_else(|| memmap2::MmapMut::map_anon(len * 8).ok()),
+            false => None,
+        };
+        let mut words = Self {
+            storage: spare.map_or_else(|| Storage::Heap(vec![0; len]), Storage::Spare),
+            len,
+        };
+        // Every word is written before any is read, as a spare requires.
+        fill_from_le_bytes(words.as_mut_slice(), bytes, bits);
+        words
+    }
+
     fn on_heap(len: usize) -> Self {
         Self {
             storage: Storage::Heap(vec![0; len]),
@@ -55,7 +78,7 @@ impl Words {
 
     /// Whether the words are mapped (else on the heap).
     pub(crate) fn is_mapped(&self) -> bool {
-        matches!(self.storage, Storage::Mapped(_))
+        matches!(self.storage, Storage::Mapped(_) | Storage::Spare(_))
     }
 
     /// The words in use.
@@ -64,7 +87,7 @@ impl Words {
         let words: &mut [u64] = match &mut self.storage {
             Storage::Heap(words) => words,
             // A map starts on a page boundary and holds whole words.
-            Storage::Mapped(map) => bytemuck::cast_slice_mut(&mut map[..]),
+            Storage::Mapped(map) | Storage::Spare(map) => bytemuck::cast_slice_mut(&mut map[..]),
         };
         &mut words[..self.len]
     }
@@ -84,6 +107,7 @@ impl Words {
                 Bytes::from_owner(LeWords(words))
             }
             Storage::Mapped(map) => Bytes::from_owner(map).slice(..bytes),
+            Storage::Spare(map) => Bytes::from_owner(Recycled::new(map)).slice(..bytes),
         }
     }
 }
@@ -92,7 +116,7 @@ impl AsRef<[u64]> for Words {
     fn as_ref(&self) -> &[u64] {
         let words: &[u64] = match &self.storage {
             Storage::Heap(words) => words,
-            Storage::Mapped(map) => bytemuck::cast_slice(&map[..]),
+            Storage::Mapped(map) | Storage::Spare(map) => bytemuck::cast_slice(&map[..]),
         };
         &words[..self.len]
     }
@@ -103,6 +127,7 @@ impl std::fmt::Debug for Words {
         let kind = match self.storage {
             Storage::Heap(_) => "heap",
             Storage::Mapped(_) => "mapped",
+            Storage::Spare(_) => "spare",
         };
         write!(f, "Words({} {kind})", self.len)
     }

@@ -197,31 +197,10 @@ impl BitWriter {
     }
 
     /// A writer holding a copy of packed little-endian `bytes`, sized for `bits` bits (extra
-    /// source bytes are dropped, missing ones are zero). One pass over the words: no zeroing
-    /// before the copy.
+    /// source bytes are dropped, missing ones are zero).
     pub fn from_le_bytes(bytes: &[u8], bits: u64) -> Self {
-        let data_words = bits.div_ceil(64) as usize;
-        let mut words = Vec::with_capacity(data_words + 1);
-        let whole = &bytes[..(bytes.len() / 8).min(data_words) * 8];
-        match bytemuck::try_cast_slice::<u8, u64>(whole) {
-            // Bytes aligned as words (a blob buffer, a mapped file): a plain copy.
-            Ok(aligned) => words.extend(aligned.iter().map(|&w| u64::from_le(w))),
-            Err(_) => words.extend(
-                (whole.chunks_exact(8))
-                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())),
-            ),
-        }
-        if words.len() < data_words {
-            // A last partial word, then zeros.
-            let rest = &bytes[(words.len() * 8).min(bytes.len())..];
-            let mut last = [0u8; 8];
-            last[..rest.len().min(8)].copy_from_slice(&rest[..rest.len().min(8)]);
-            words.push(u64::from_le_bytes(last));
-        }
-        words.resize(data_words + 1, 0);
-        if !bits.is_multiple_of(64) && data_words > 0 {
-            words[data_words - 1] &= low_mask((bits % 64) as u8);
-        }
+        let mut words = vec![0; (bits.div_ceil(64) + 1) as usize];
+        fill_from_le_bytes(&mut words, bytes, bits);
         Self { words }
     }
 
@@ -275,11 +254,7 @@ impl BitWriter {
     /// Reads `width` bits at bit `bit`.
     #[inline(always)]
     pub fn get(&self, bit: u64, width: u8) -> u64 {
-        let word = (bit >> 6) as usize;
-        let shift = (bit & 63) as u32;
-        let lo = self.words[word];
-        let hi = self.words.get(word + 1).copied().unwrap_or(0);
-        ((lo >> shift) | ((hi << 1) << (63 - shift))) & low_mask(width)
+        get_bits(&self.words, bit, width)
     }
 
     /// Hints the CPU to load the word holding bit `bit`, which a later [`BitWriter::get`] or
@@ -436,6 +411,48 @@ impl PutBits for ChunkedBitWriter {
         if shift + width as u32 > 64 {
             words[word + 1] |= value >> (64 - shift);
         }
+    }
+}
+
+/// Reads the `width` bits at `bit` of `words`.
+#[inline(always)]
+pub fn get_bits(words: &[u64], bit: u64, width: u8) -> u64 {
+    let word = (bit >> 6) as usize;
+    let shift = (bit & 63) as u32;
+    let lo = words[word];
+    let hi = words.get(word + 1).copied().unwrap_or(0);
+    ((lo >> shift) | ((hi << 1) << (63 - shift))) & low_mask(width)
+}
+
+/// Writes into every word of `words` a copy of packed little-endian `bytes` as `bits` bits
+/// of data (extra source bytes are dropped, missing ones are zero), then zeros.
+pub fn fill_from_le_bytes(words: &mut [u64], bytes: &[u8], bits: u64) {
+    let data_words = (bits.div_ceil(64) as usize).min(words.len());
+    let whole = (bytes.len() / 8).min(data_words);
+    let source = &bytes[..whole * 8];
+    match bytemuck::try_cast_slice::<u8, u64>(source) {
+        // Bytes aligned as words (a blob buffer, a mapped file): a plain copy.
+        Ok(aligned) => {
+            words[..whole].copy_from_slice(aligned);
+            words[..whole]
+                .iter_mut()
+                .for_each(|w| *w = u64::from_le(*w));
+        }
+        Err(_) => (words[..whole].iter_mut().zip(source.chunks_exact(8)))
+            .for_each(|(w, c)| *w = u64::from_le_bytes(c.try_into().unwrap_or_default())),
+    }
+    let mut zeros = whole;
+    if whole < data_words {
+        // A last partial word.
+        let mut last = [0u8; 8];
+        let rest = &bytes[whole * 8..];
+        last[..rest.len()].copy_from_slice(rest);
+        words[whole] = u64::from_le_bytes(last);
+        zeros += 1;
+    }
+    words[zeros..].fill(0);
+    if !bits.is_multiple_of(64) && data_words > 0 {
+        words[data_words - 1] &= low_mask((bits % 64) as u8);
     }
 }
 

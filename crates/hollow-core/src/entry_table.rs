@@ -6,7 +6,9 @@
 use bytes::Bytes;
 
 use crate::mapped_words::Words;
-use crate::packed::{get_bits, packed_len_bytes, set_bits, BitWriter, PackedBits};
+use crate::packed::{
+    fill_from_le_bytes, get_bits, packed_len_bytes, set_bits, BitWriter, PackedBits,
+};
 
 /// Entries per chunk, as a power of two: a chunk of 24-bit entries is 12 KB, and the chunks
 /// of a 10 M-record table take 3,300 handles (100 KB, which lookups read beside the entry).
@@ -123,12 +125,15 @@ impl EntryTable {
     /// that buffer is a spare of an earlier version when one is kept: its pages are resident).
     pub(crate) fn writer(&self, writes: usize) -> EntryTableWriter<'_> {
         let bits = self.len * self.width as u64;
+        let copy_of = |bytes: &[u8]| {
+            let len = (bits.div_ceil(64) + 1) as usize;
+            // SAFETY: `fill_from_le_bytes` writes every word and reads none.
+            unsafe { Words::overwritten(len, |words| fill_from_le_bytes(words, bytes, bits)) }
+        };
         let copy = match writes >= self.chunks.len() {
             true => Copy::Whole(match &self.buffer {
-                Some(buffer) if self.in_buffer() == self.chunks.len() => {
-                    Words::copy_of_le_bytes(buffer, bits)
-                }
-                _ => Words::copy_of_le_bytes(&self.to_bytes(), bits),
+                Some(buffer) if self.in_buffer() == self.chunks.len() => copy_of(buffer),
+                _ => copy_of(&self.to_bytes()),
             }),
             false => Copy::Chunks((0..self.chunks.len()).map(|_| None).collect()),
         };

@@ -8,7 +8,6 @@
 
 use bytes::Bytes;
 
-use crate::packed::fill_from_le_bytes;
 use crate::spare_maps::{self, Recycled, SPARE_MIN_BYTES};
 
 /// Buffers that are (part of) arrays of at least this many words (32 MiB) are mapped. Smaller
@@ -51,11 +50,13 @@ impl Words {
         Self { storage, len }
     }
 
-    /// A copy of packed little-endian `bytes` as `bits` bits of data (see
-    /// [`fill_from_le_bytes`]), the padding word included: when large, in a spare of the same
-    /// size if one is kept (its pages resident already), and kept as one once let go.
-    pub(crate) fn copy_of_le_bytes(bytes: &[u8], bits: u64) -> Self {
-        let len = (bits.div_ceil(64) + 1) as usize;
+    /// `len` words set by `write`: when many, in a spare of the same size if one is kept (its
+    /// pages resident already), and kept as one once let go (see [`crate::spare_maps`]).
+    ///
+    /// # Safety
+    /// `write` writes each word before it reads it: until a spare's pages are written, the
+    /// kernel may take them back, and what they read may change to zeros.
+    pub(crate) unsafe fn overwritten(len: usize, write: impl FnOnce(&mut [u64])) -> Self {
         let spare = match len * 8 >= SPARE_MIN_BYTES {
             true => spare_maps::take(len * 8).or_else(|| memmap2::MmapMut::map_anon(len * 8).ok()),
             false => None,
@@ -64,8 +65,7 @@ impl Words {
             storage: spare.map_or_else(|| Storage::Heap(vec![0; len]), Storage::Spare),
             len,
         };
-        // Every word is written before any is read, as a spare requires.
-        fill_from_le_bytes(words.as_mut_slice(), bytes, bits);
+        write(words.as_mut_slice());
         words
     }
 

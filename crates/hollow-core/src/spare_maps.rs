@@ -76,6 +76,7 @@ impl Drop for Recycled {
 #[cfg(test)]
 mod tests {
     use crate::mapped_words::Words;
+    use crate::packed::{fill_from_le_bytes, BitWriter};
 
     /// A large copy let go leaves its pages as a spare, and the next copy of the same size
     /// reuses them, holding exactly what it copied whatever they held before.
@@ -89,12 +90,19 @@ mod tests {
                 .map(|i| (i.wrapping_mul(seed) >> 3) as u8)
                 .collect()
         };
-        let first = Words::copy_of_le_bytes(&source(7), bits).into_le_bytes();
+        let copy = |seed: u64| {
+            let len = (bits.div_ceil(64) + 1) as usize;
+            // SAFETY: `fill_from_le_bytes` writes every word and reads none.
+            let words =
+                unsafe { Words::overwritten(len, |w| fill_from_le_bytes(w, &source(seed), bits)) };
+            words.into_le_bytes()
+        };
+        let first = copy(7);
         let address = first.as_ptr();
         drop(first);
-        let second = Words::copy_of_le_bytes(&source(11), bits).into_le_bytes();
+        let second = copy(11);
         assert_eq!(second.as_ptr(), address, "the spare was reused");
-        let expected = crate::packed::BitWriter::from_le_bytes(&source(11), bits).into_bytes();
+        let expected = BitWriter::from_le_bytes(&source(11), bits).into_bytes();
         assert_eq!(second, expected);
     }
 }

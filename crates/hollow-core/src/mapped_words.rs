@@ -4,7 +4,9 @@
 //! so that dropping it gives its pages back at once, and the pages of a part already read can
 //! be given back before the rest. Freed heap memory may stay resident (glibc keeps a block
 //! freed on one thread in the arena of the thread that allocated it), which would keep what
-//! was let go after all.
+//! was let go after all. The exception, [`Words::overwritten`], is for arrays every version
+//! rewrites whole (a primary key table a delta writes all over): its mapping is kept as a
+//! spare once let go, for the next version to reuse (see [`crate::spare_maps`]).
 
 use bytes::Bytes;
 

@@ -41,7 +41,7 @@ pub struct DictSection {
 }
 
 /// One type's records, as stored. Its packed arrays are `Rows`: one [`Bytes`] each when read
-/// from a blob, or the chunks a writer packed them in ([`PackedParts`]).
+/// from a blob, or the chunks a writer packed them in (`PackedParts`).
 #[derive(Clone, Debug)]
 pub struct TypeSection<Rows = Bytes> {
     /// Which ordinals hold a record (its length is the slot count).

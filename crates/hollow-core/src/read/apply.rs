@@ -625,7 +625,7 @@ impl ReadState {
     /// destination state; this state is untouched and stays readable. Every type the delta does
     /// not change is shared, not copied, and so are the rows of a type (and the entries of a
     /// dictionary) it changes little, under an overlay of the records changed since they were
-    /// last written whole (see [`crate::row_overlay`]): the memory a delta costs grows with
+    /// last written whole (see the `row_overlay` module): the memory a delta costs grows with
     /// what it changes. (When the
     /// delta leaves less than half of a snapshot buffer this state reads in use, and the
     /// buffer's sections are not released one by one, what is still read of it is copied out,

@@ -875,9 +875,10 @@ impl PrimaryKeyIndex {
     }
 
     /// Two ordinals whose records have the same key, if any. An index built from a snapshot
-    /// knows already (equal keys are neighbours once the entries are sorted by bucket), and so
-    /// does one updated from it; otherwise every record is hashed, the hashes sorted, and keys
-    /// compared only within runs of equal hashes.
+    /// knows already (equal keys are neighbours once the entries are sorted by bucket); one
+    /// updated from it probes, the first time it is asked, for the keys of the records added
+    /// since (the answer is kept); otherwise every record is hashed, the hashes sorted, and
+    /// keys compared only within runs of equal hashes.
     pub fn first_duplicate(&self) -> Option<(u32, u32)> {
         match &self.duplicates {
             Duplicates::Known(known) => *known,

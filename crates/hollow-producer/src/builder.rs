@@ -9,6 +9,7 @@ use hollow_store::BlobStore;
 use object_store::ObjectStore;
 
 use crate::error::{Error, Result};
+use crate::integrity::CycleBlobs;
 use crate::leadership::Elector;
 use crate::outcome::ProducerListener;
 use crate::producer::Producer;
@@ -61,6 +62,23 @@ impl Compression {
             #[cfg(not(feature = "zstd"))]
             Some(_) => unreachable!("levels are only set with the zstd feature"),
         }
+    }
+
+    /// The forms of a cycle's `blobs` to store.
+    pub(crate) fn stored_blobs(&self, blobs: &CycleBlobs) -> Result<CycleBlobs> {
+        let snapshot = blobs.snapshot.as_ref();
+        Ok(CycleBlobs {
+            snapshot: snapshot
+                .map(|s| self.stored(BlobKind::Snapshot, s))
+                .transpose()?,
+            deltas: match &blobs.deltas {
+                None => None,
+                Some((delta, reverse)) => Some((
+                    self.stored(BlobKind::Delta, delta)?,
+                    self.stored(BlobKind::ReverseDelta, reverse)?,
+                )),
+            },
+        })
     }
 }
 

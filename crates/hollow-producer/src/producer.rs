@@ -4,7 +4,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -12,6 +12,7 @@ use hollow_core::{BlobKind, ReadState, StateId, WriteState};
 use hollow_store::layout::AnnouncementBody;
 use hollow_store::layout::BlobName;
 use hollow_store::{AnnouncementObject, BlobStore};
+use tokio::runtime::RuntimeFlavor;
 use tracing::Instrument;
 
 use crate::builder::Settings;
@@ -485,18 +486,11 @@ impl Producer {
     where
         F: FnOnce(&mut WriteState, Option<&ReadState>) -> hollow_core::Result<()>,
     {
-        let mut stages = Vec::new();
-        let mut stage = |name: &'static str, started: Instant| {
-            let took = started.elapsed();
-            metrics::histogram!("hollow_producer_stage_seconds", "stage" => name)
-                .record(took.as_secs_f64());
-            tracing::debug!(stage = name, ms = took.as_secs_f64() * 1e3, "stage done");
-            stages.push((name, took));
-        };
-
+        let mut stages = StageTimes::default();
         let t = Instant::now();
-        populate(&mut self.write, self.announced.as_ref()).map_err(Error::Populate)?;
-        stage("populate", t);
+        let (write, announced) = (&mut self.write, self.announced.as_ref());
+        off_the_runtime(|| populate(write, announced)).map_err(Error::Populate)?;
+        stages.done("populate", t);
         if !self.write.has_changes() {
             self.write.abandon_cycle();
             return Ok(CycleOutcome::NoChange);
@@ -504,7 +498,6 @@ impl Producer {
         // From here on the version is spent, even if the cycle fails: never reused.
         self.next_version = version + 1;
 
-        let t = Instant::now();
         let id = StateId::new(version, random_tag());
         let origin = self.announced.as_ref().map(ReadState::id);
         // A snapshot is written only when it is published (every Nth cycle, and the first):
@@ -513,114 +506,37 @@ impl Producer {
             origin.is_none() || (self.published + 1).is_multiple_of(self.settings.snapshot_every);
         let in_background =
             snapshot_cycle && origin.is_some() && self.settings.snapshots_in_background;
-        let first_snapshot = match origin {
-            None => Some(self.write.write_snapshot(id)?),
-            Some(_) => None,
-        };
-        let mut blobs = CycleBlobs {
-            snapshot: None,
-            deltas: match origin {
-                None => None,
-                Some(from) => Some((
-                    Bytes::from(self.write.write_delta(from, id)?),
-                    Bytes::from(self.write.write_reverse_delta(id, from)?),
-                )),
-            },
-        };
-        stage("write_blobs", t);
-
-        let t = Instant::now();
-        let state = match (&self.announced, &blobs.deltas, first_snapshot) {
-            (Some(previous), Some(deltas), _) => {
-                check_deltas(previous, deltas, version, &self.write)?
-            }
-            // A first state reads its snapshot in place, and the blob published is a view of
-            // the same memory: one copy, whose type sections give their pages back as deltas
-            // replace them once the blob is published and dropped.
-            (_, _, Some(snapshot)) => {
-                let (state, blob) = ReadState::from_snapshot_keeping_blob(snapshot)?;
-                blobs.snapshot = Some(blob);
-                state
-            }
-            _ => {
-                return Err(Error::Integrity(format!(
-                    "version {version} has neither a snapshot nor a delta"
-                )))
-            }
-        };
-        stage("integrity_check", t);
-
-        let t = Instant::now();
-        let ctx = ValidationContext {
-            version,
-            state: &state,
-            previous: self.announced.as_ref(),
-        };
-        for v in &self.settings.validators {
-            v.validate(&ctx).map_err(|message| Error::Validation {
-                validator: v.name(),
-                version,
-                message,
-            })?;
-        }
-        stage("validate", t);
-
         let snapshot_now = snapshot_cycle && !in_background;
-        let state =
-            if let (true, Some(from), Some((_, reverse))) = (snapshot_now, origin, &blobs.deltas) {
-                // The snapshot is written once the deltas passed, and replaces the state they
-                // reach: the announced state and that one are let go first (the second's layout
-                // digest and indexes kept), and the new state reads the snapshot in place. So a
-                // producer never holds a state and a snapshot of it at once, nor the old and new
-                // copies of what changed. Until the new state is read, a failure leaves nothing to
-                // take the announced state back from: the next cycle restores it from the store.
-                let t = Instant::now();
-                self.announced = None;
-                let reached = state.into_layout();
-                self.needs_restore = true;
-                let snapshot = self.write.write_snapshot(id)?;
-                let (loaded, blob) = snapshot_state(snapshot, reached, from.version)?;
-                self.needs_restore = false;
-                // From here on, the new state plus the reverse delta gives the announced one back.
-                self.previous_by_reverse = Some((loaded.clone(), reverse.clone()));
-                blobs.snapshot = Some(blob);
-                stage("write_snapshot", t);
-                loaded
-            } else {
-                state
-            };
+        let (state, blobs) =
+            off_the_runtime(|| self.checked_state(version, id, snapshot_now, &mut stages))?;
+
         let t = Instant::now();
         // Every blob is named by the states it joins, random tags included, so the blobs of two
         // producers racing for one version never collide; the announcement decides which wins.
-        let stored = |kind, blob| self.settings.compression.stored(kind, blob);
-        let mut stored_bytes = StoredBytes::default();
-        if let Some(snapshot) = &blobs.snapshot {
-            let blob = stored(BlobKind::Snapshot, snapshot)?;
-            stored_bytes.snapshot = Some(blob.len());
-            self.store.put(BlobName::Snapshot(id), blob).await?;
-        }
-        if let (Some(from), Some((delta, reverse))) = (origin, &blobs.deltas) {
-            let (delta, reverse) = (
-                stored(BlobKind::Delta, delta)?,
-                stored(BlobKind::ReverseDelta, reverse)?,
-            );
-            stored_bytes.deltas = Some((delta.len(), reverse.len()));
+        let compression = &self.settings.compression;
+        let stored = off_the_runtime(|| compression.stored_blobs(&blobs))?;
+        if let Some(snapshot) = &stored.snapshot {
             self.store
-                .put(BlobName::Delta { from, to: id }, delta)
+                .put(BlobName::Snapshot(id), snapshot.clone())
+                .await?;
+        }
+        if let (Some(from), Some((delta, reverse))) = (origin, &stored.deltas) {
+            self.store
+                .put(BlobName::Delta { from, to: id }, delta.clone())
                 .await?;
             let back = BlobName::ReverseDelta { from: id, to: from };
-            self.store.put(back, reverse).await?;
+            self.store.put(back, reverse.clone()).await?;
         }
-        stage("publish", t);
+        stages.done("publish", t);
 
         let t = Instant::now();
         self.announcement = Some(self.announce(id).await?);
-        stage("announce", t);
+        stages.done("announce", t);
 
         // Announced: what the cycle gave up is not to be taken back, and a write state that
         // cannot commit is restored from the store.
         self.previous_by_reverse = None;
-        let committed = self.write.commit_cycle();
+        let committed = off_the_runtime(|| self.write.commit_cycle());
         if committed.is_err() {
             self.needs_restore = true;
         }
@@ -644,13 +560,103 @@ impl Producer {
             previous: origin.map(|o| o.version),
             snapshot_bytes: blobs.snapshot.as_ref().map(Bytes::len),
             delta_bytes: blobs.deltas.as_ref().map(|(d, r)| (d.len(), r.len())),
-            stored_snapshot_bytes: stored_bytes.snapshot,
-            stored_delta_bytes: stored_bytes.deltas,
-            stages,
+            stored_snapshot_bytes: stored.snapshot.as_ref().map(Bytes::len),
+            stored_delta_bytes: (stored.deltas.as_ref()).map(|(d, r)| (d.len(), r.len())),
+            stages: stages.0,
             write_state_bytes,
             state_bytes,
         };
         Ok(CycleOutcome::Published(report))
+    }
+
+    /// Writes the cycle's blobs and reaches its state (`id`, the next `version`): the state
+    /// the deltas lead to, checked both ways, or the first snapshot's; then runs the
+    /// validators, and writes the snapshot too when `snapshot_now`.
+    fn checked_state(
+        &mut self,
+        version: u64,
+        id: StateId,
+        snapshot_now: bool,
+        stages: &mut StageTimes,
+    ) -> Result<(ReadState, CycleBlobs)> {
+        let t = Instant::now();
+        let origin = self.announced.as_ref().map(ReadState::id);
+        let first_snapshot = match origin {
+            None => Some(self.write.write_snapshot(id)?),
+            Some(_) => None,
+        };
+        let mut blobs = CycleBlobs {
+            snapshot: None,
+            deltas: match origin {
+                None => None,
+                Some(from) => Some((
+                    Bytes::from(self.write.write_delta(from, id)?),
+                    Bytes::from(self.write.write_reverse_delta(id, from)?),
+                )),
+            },
+        };
+        stages.done("write_blobs", t);
+
+        let t = Instant::now();
+        let state = match (&self.announced, &blobs.deltas, first_snapshot) {
+            (Some(previous), Some(deltas), _) => {
+                check_deltas(previous, deltas, version, &self.write)?
+            }
+            // A first state reads its snapshot in place, and the blob published is a view of
+            // the same memory: one copy, whose type sections give their pages back as deltas
+            // replace them once the blob is published and dropped.
+            (_, _, Some(snapshot)) => {
+                let (state, blob) = ReadState::from_snapshot_keeping_blob(snapshot)?;
+                blobs.snapshot = Some(blob);
+                state
+            }
+            _ => {
+                return Err(Error::Integrity(format!(
+                    "version {version} has neither a snapshot nor a delta"
+                )))
+            }
+        };
+        stages.done("integrity_check", t);
+
+        let t = Instant::now();
+        let ctx = ValidationContext {
+            version,
+            state: &state,
+            previous: self.announced.as_ref(),
+        };
+        for v in &self.settings.validators {
+            v.validate(&ctx).map_err(|message| Error::Validation {
+                validator: v.name(),
+                version,
+                message,
+            })?;
+        }
+        stages.done("validate", t);
+
+        let state =
+            if let (true, Some(from), Some((_, reverse))) = (snapshot_now, origin, &blobs.deltas) {
+                // The snapshot is written once the deltas passed, and replaces the state they
+                // reach: the announced state and that one are let go first (the second's layout
+                // digest and indexes kept), and the new state reads the snapshot in place. So a
+                // producer never holds a state and a snapshot of it at once, nor the old and new
+                // copies of what changed. Until the new state is read, a failure leaves nothing to
+                // take the announced state back from: the next cycle restores it from the store.
+                let t = Instant::now();
+                self.announced = None;
+                let reached = state.into_layout();
+                self.needs_restore = true;
+                let snapshot = self.write.write_snapshot(id)?;
+                let (loaded, blob) = snapshot_state(snapshot, reached, from.version)?;
+                self.needs_restore = false;
+                // From here on, the new state plus the reverse delta gives the announced one back.
+                self.previous_by_reverse = Some((loaded.clone(), reverse.clone()));
+                blobs.snapshot = Some(blob);
+                stages.done("write_snapshot", t);
+                loaded
+            } else {
+                state
+            };
+        Ok((state, blobs))
     }
 
     /// Announces `id` over the announcement this producer last saw, with its epoch. When that
@@ -697,11 +703,32 @@ impl Producer {
     }
 }
 
-/// Bytes of the blobs as stored (compressed or not).
+/// How long each stage of a cycle took, in order, as its report lists them.
 #[derive(Default)]
-struct StoredBytes {
-    snapshot: Option<usize>,
-    deltas: Option<(usize, usize)>,
+struct StageTimes(Vec<(&'static str, Duration)>);
+
+impl StageTimes {
+    /// Records that stage `name`, started at `started`, is done.
+    fn done(&mut self, name: &'static str, started: Instant) {
+        let took = started.elapsed();
+        metrics::histogram!("hollow_producer_stage_seconds", "stage" => name)
+            .record(took.as_secs_f64());
+        tracing::debug!(stage = name, ms = took.as_secs_f64() * 1e3, "stage done");
+        self.0.push((name, took));
+    }
+}
+
+/// Runs a cycle's CPU-bound `work` (populating, writing, checking, compressing) without
+/// stalling the runtime: on a multi-threaded runtime the worker first hands its other tasks
+/// (a Kafka source's fetchers, a service's requests) to another thread. A current-thread
+/// runtime has no other thread, so there the work runs in place.
+fn off_the_runtime<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
 }
 
 /// The message of a caught panic.
@@ -775,6 +802,43 @@ mod tests {
         let large = report(&mut p, 20_000).await;
         assert!(small > 1_000 * 8, "{small}");
         assert!(large > small * 10, "{small} -> {large}");
+    }
+
+    /// A cycle's work does not hold up the runtime's other tasks: on a runtime of one worker,
+    /// a task spawned before the cycle still runs while the cycle populates.
+    #[test]
+    fn a_cycle_leaves_the_runtime_to_other_tasks() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let outcome = runtime.block_on(async {
+            let mut p = in_folder(dir.path()).build().await.unwrap();
+            let (ran, other_ran) = std::sync::mpsc::channel();
+            tokio::spawn(async move {
+                let cycle = p.run_cycle(move |w| {
+                    tokio::spawn(async move { ran.send(()) });
+                    let waited = other_ran.recv_timeout(std::time::Duration::from_secs(10));
+                    assert!(
+                        waited.is_ok(),
+                        "the other task did not run during the cycle"
+                    );
+                    w.add(&Row {
+                        id: 1,
+                        name: "one".into(),
+                    })
+                });
+                cycle.await
+            })
+            .await
+            .unwrap()
+        });
+        assert!(
+            matches!(outcome, Ok(CycleOutcome::Published(_))),
+            "{outcome:?}"
+        );
     }
 
     /// A cycle gives up the announced state's copies of what changed before it writes its

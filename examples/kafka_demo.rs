@@ -116,10 +116,12 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
     let store = std::sync::Arc::new(object_store::local::LocalFileSystem::new_with_prefix(
         &folder,
     )?);
-    // A snapshot every 10 versions, written after announcing: cycles cost about what their
-    // change costs, and a new reader applies at most 9 deltas to the latest snapshot.
+    // A snapshot every 10 versions but at most one per 10 s unless much changed, written
+    // after announcing: cycles cost about what their change costs, and a new reader applies
+    // to the latest snapshot the deltas since (at most 10 s of them, or 9).
     let producer = ProducerBuilder::new(store, "movies", movies::schema()?)
         .with_snapshot_every(10)
+        .with_snapshot_interval(Duration::from_secs(10))
         .with_snapshots_in_background()
         .build()
         .await?;

@@ -163,6 +163,7 @@ async fn run(n: u64) -> Result<(), Box<dyn std::error::Error>> {
     let producer = ProducerBuilder::new(store, "movies", movies::schema()?)
         .with_listener(stages.clone())
         .with_snapshot_every(10)
+        .with_snapshot_interval(Duration::from_secs(10))
         .with_snapshots_in_background()
         .build()
         .await?;

@@ -39,7 +39,8 @@ pub struct Producer {
     /// Campaigns for the lease, with leader election.
     elector: Option<Elector>,
     next_version: u64,
-    published: u64,
+    /// What was published since the last snapshot cycle (or since start).
+    since_snapshot: SinceSnapshot,
     settings: Settings,
     /// While a cycle has given up the announced state to write its snapshot: the cycle's new
     /// state and its reverse delta, which give the announced state back if the cycle fails.
@@ -78,7 +79,7 @@ impl Producer {
             needs_restore: elector.is_some(),
             elector,
             next_version: restored.next_version,
-            published: 0,
+            since_snapshot: SinceSnapshot::default(),
             settings,
             previous_by_reverse: None,
             background_snapshot: None,
@@ -500,15 +501,25 @@ impl Producer {
 
         let id = StateId::new(version, random_tag());
         let origin = self.announced.as_ref().map(ReadState::id);
-        // A snapshot is written only when it is published (every Nth cycle, and the first):
-        // the other cycles cost in proportion to their change.
-        let snapshot_cycle =
-            origin.is_none() || (self.published + 1).is_multiple_of(self.settings.snapshot_every);
+        let t = Instant::now();
+        let (blobs, first_snapshot) = off_the_runtime(|| self.write_blobs(id))?;
+        stages.done("write_blobs", t);
+        // A snapshot is written only when it is published (the first, and then see
+        // `snapshot_due`): the other cycles cost in proportion to their change.
+        let snapshot_cycle = origin.is_none() || self.snapshot_due(&blobs);
         let in_background =
             snapshot_cycle && origin.is_some() && self.settings.snapshots_in_background;
         let snapshot_now = snapshot_cycle && !in_background;
-        let (state, blobs) =
-            off_the_runtime(|| self.checked_state(version, id, snapshot_now, &mut stages))?;
+        let (state, blobs) = off_the_runtime(|| {
+            self.checked_state(
+                version,
+                id,
+                blobs,
+                first_snapshot,
+                snapshot_now,
+                &mut stages,
+            )
+        })?;
 
         let t = Instant::now();
         // Every blob is named by the states it joins, random tags included, so the blobs of two
@@ -545,7 +556,21 @@ impl Producer {
             self.publish_snapshot_in_background(state.clone());
         }
         self.announced = Some(state);
-        self.published += 1;
+        self.since_snapshot = match snapshot_cycle {
+            // A dataset's first version counts as one of its first N cycles: snapshots then
+            // come at versions N, 2N... when nothing puts one off.
+            true => SinceSnapshot {
+                cycles: u64::from(origin.is_none()),
+                at: Some(Instant::now()),
+                delta_bytes: 0,
+            },
+            false => SinceSnapshot {
+                cycles: self.since_snapshot.cycles + 1,
+                delta_bytes: self.since_snapshot.delta_bytes
+                    + blobs.deltas.as_ref().map_or(0, |(d, _)| d.len()),
+                at: self.since_snapshot.at,
+            },
+        };
         if let Some(keep) = self.settings.retain_versions {
             self.apply_retention_in_background(id, keep, snapshot_cycle)
                 .await;
@@ -569,23 +594,30 @@ impl Producer {
         Ok(CycleOutcome::Published(report))
     }
 
-    /// Writes the cycle's blobs and reaches its state (`id`, the next `version`): the state
-    /// the deltas lead to, checked both ways, or the first snapshot's; then runs the
-    /// validators, and writes the snapshot too when `snapshot_now`.
-    fn checked_state(
-        &mut self,
-        version: u64,
-        id: StateId,
-        snapshot_now: bool,
-        stages: &mut StageTimes,
-    ) -> Result<(ReadState, CycleBlobs)> {
-        let t = Instant::now();
+    /// Whether a cycle (one after the first) with these `blobs` is to snapshot: the Nth since
+    /// the last snapshot cycle, and either the snapshot interval passed since it or the deltas
+    /// since, this one's included, add up to half the announced state (a consumer starting
+    /// cold would read that much).
+    fn snapshot_due(&self, blobs: &CycleBlobs) -> bool {
+        let since = &self.since_snapshot;
+        let delta_bytes = since.delta_bytes + blobs.deltas.as_ref().map_or(0, |(d, _)| d.len());
+        let announced_bytes = self.announced.as_ref().map_or(0, ReadState::heap_bytes);
+        since.cycles + 1 >= self.settings.snapshot_every
+            && (since
+                .at
+                .is_none_or(|at| at.elapsed() >= self.settings.snapshot_interval)
+                || delta_bytes >= announced_bytes / 2)
+    }
+
+    /// Writes the cycle's state `id`: its deltas from the announced state, or without one its
+    /// first snapshot (returned apart, as it is read in place).
+    fn write_blobs(&mut self, id: StateId) -> Result<(CycleBlobs, Option<Vec<u8>>)> {
         let origin = self.announced.as_ref().map(ReadState::id);
         let first_snapshot = match origin {
             None => Some(self.write.write_snapshot(id)?),
             Some(_) => None,
         };
-        let mut blobs = CycleBlobs {
+        let blobs = CycleBlobs {
             snapshot: None,
             deltas: match origin {
                 None => None,
@@ -595,8 +627,22 @@ impl Producer {
                 )),
             },
         };
-        stages.done("write_blobs", t);
+        Ok((blobs, first_snapshot))
+    }
 
+    /// Reaches the cycle's state (`id`, the next `version`) from its `blobs`: the state the
+    /// deltas lead to, checked both ways, or the first snapshot's; then runs the validators,
+    /// and writes the snapshot too when `snapshot_now`.
+    fn checked_state(
+        &mut self,
+        version: u64,
+        id: StateId,
+        mut blobs: CycleBlobs,
+        first_snapshot: Option<Vec<u8>>,
+        snapshot_now: bool,
+        stages: &mut StageTimes,
+    ) -> Result<(ReadState, CycleBlobs)> {
+        let origin = self.announced.as_ref().map(ReadState::id);
         let t = Instant::now();
         let state = match (&self.announced, &blobs.deltas, first_snapshot) {
             (Some(previous), Some(deltas), _) => {
@@ -703,6 +749,17 @@ impl Producer {
     }
 }
 
+/// What a producer published since its last snapshot cycle: what decides the next one.
+#[derive(Default)]
+struct SinceSnapshot {
+    /// Cycles published.
+    cycles: u64,
+    /// When the last snapshot cycle was (none yet since the producer started).
+    at: Option<Instant>,
+    /// Bytes of the deltas published.
+    delta_bytes: usize,
+}
+
 /// How long each stage of a cycle took, in order, as its report lists them.
 #[derive(Default)]
 struct StageTimes(Vec<(&'static str, Duration)>);
@@ -802,6 +859,67 @@ mod tests {
         let large = report(&mut p, 20_000).await;
         assert!(small > 1_000 * 8, "{small}");
         assert!(large > small * 10, "{small} -> {large}");
+    }
+
+    /// With a snapshot every 3 cycles, a new dataset's snapshots are those of versions 1,
+    /// 3 and 6.
+    #[tokio::test]
+    async fn snapshots_come_every_nth_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = in_folder(dir.path())
+            .with_snapshot_every(3)
+            .build()
+            .await
+            .unwrap();
+        let mut snapshots = Vec::new();
+        for last in ["a", "b", "c", "d", "e", "f", "g"] {
+            let outcome = p.run_cycle(|w| {
+                w.add(&Row {
+                    id: 1,
+                    name: last.into(),
+                })
+            });
+            let Ok(CycleOutcome::Published(report)) = outcome.await else {
+                panic!("cycle {last:?} did not publish");
+            };
+            snapshots.push(report.snapshot_bytes.is_some());
+        }
+        assert_eq!(snapshots, [true, false, true, false, false, true, false]);
+    }
+
+    /// A snapshot interval spaces snapshot cycles in time: every cycle is a snapshot cycle
+    /// by count here; when each changes one row of 500, only the first one and the one after
+    /// the interval write one, and a cycle changing every row does not wait.
+    #[tokio::test]
+    async fn snapshots_wait_for_the_snapshot_interval_unless_much_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let interval = std::time::Duration::from_millis(300);
+        let mut p = in_folder(dir.path())
+            .with_snapshot_interval(interval)
+            .build()
+            .await
+            .unwrap();
+        let mut snapshots = Vec::new();
+        let cycles = [(0, "a"), (0, "b"), (0, "c"), (350, "d"), (0, "e"), (0, "")];
+        for (pause, last) in cycles {
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            let rows: Vec<Row> = (0..500)
+                .map(|id| Row {
+                    id,
+                    name: match (id, last) {
+                        (_, "") => format!("all new {id}"),
+                        (499, last) => last.into(),
+                        _ => id.to_string(),
+                    },
+                })
+                .collect();
+            let outcome = p.run_cycle(|w| rows.iter().try_for_each(|r| w.add(r)));
+            let Ok(CycleOutcome::Published(report)) = outcome.await else {
+                panic!("cycle {last:?} did not publish");
+            };
+            snapshots.push(report.snapshot_bytes.is_some());
+        }
+        assert_eq!(snapshots, [true, false, false, true, false, true]);
     }
 
     /// A cycle's work does not hold up the runtime's other tasks: on a runtime of one worker,

@@ -28,41 +28,43 @@ impl Populator<'_> {
 /// The changes of an incremental cycle: records upserted or deleted by primary key, on top of
 /// the announced state.
 ///
-/// Upserts are serialized on the caller's thread while a worker thread adds the ones before
-/// and replaces the records that had their keys; a delete waits for the upserts before it.
+/// Upserts are serialized, and their keys looked up in the announced state, on the caller's
+/// thread while a worker thread adds the ones before and replaces the records that had their
+/// keys; a delete waits for the upserts before it.
 pub struct Changes<'a> {
     pub(crate) batch: StagedBatch<'a, Replacements>,
+    announced: Option<ReadState>,
+    /// Where keys are encoded, reused.
+    scratch: Vec<u8>,
 }
 
 /// What replaces the records of upserted keys: run on the thread that interns the upserts.
 pub(crate) struct Replacements {
-    announced: Option<ReadState>,
     /// Per type: keys upserted in this cycle (encoded) and the ordinal they got.
     upserted: foldhash::HashMap<(TypeId, EncodedKey), u32>,
     /// Keys (as in `upserted`) whose record of the announced state was removed this cycle.
     deleted: foldhash::HashSet<(TypeId, EncodedKey)>,
-    /// Where keys are encoded, reused.
-    scratch: Vec<u8>,
+}
+
+/// An upsert as staged: its key, and the ordinal of the announced state's record with that
+/// key, if any.
+pub(crate) struct Upsert {
+    key: (TypeId, EncodedKey),
+    announced: Option<u32>,
 }
 
 impl<'a> Changes<'a> {
     /// The changes of a cycle on `write` (an incremental cycle begun) over `announced`.
     pub(crate) fn new(write: &'a mut WriteState, announced: Option<&ReadState>) -> Self {
         let replacements = Replacements {
-            announced: announced.cloned(),
             upserted: Default::default(),
             deleted: Default::default(),
-            scratch: Vec::new(),
         };
         Self {
             batch: write.staged_batch(replacements),
+            announced: announced.cloned(),
+            scratch: Vec::new(),
         }
-    }
-}
-
-fn no_primary_key(type_name: &str) -> hollow_core::Error {
-    hollow_core::Error::NoPrimaryKey {
-        type_name: type_name.to_string(),
     }
 }
 
@@ -118,7 +120,15 @@ impl Changes<'_> {
     /// Adds `record` (a struct of a record type with a primary key, the type known from `T`),
     /// replacing the record that had its key, if any.
     pub fn upsert<T: Serialize + ?Sized>(&mut self, record: &T) -> hollow_core::Result<()> {
-        self.batch.stage(record).map(drop)
+        let (announced, scratch) = (&self.announced, &mut self.scratch);
+        let schema = self.batch.schema().clone();
+        let noted = self.batch.stage_noting(record, |ty, parts| {
+            Ok(Upsert {
+                key: (ty, encode_key(parts, scratch)),
+                announced: find_committed(announced, schema.get(ty).name(), parts)?,
+            })
+        });
+        noted.map(drop)
     }
 
     /// Deletes the record of type `T` whose primary key is `key`; false if there was none:
@@ -153,10 +163,10 @@ impl Changes<'_> {
     ) -> hollow_core::Result<bool> {
         let (write, replacements) = self.batch.settle()?;
         let ty = write.schema().require(type_name)?;
-        let encoded = (ty, encode_key(parts, &mut replacements.scratch));
+        let encoded = (ty, encode_key(parts, &mut self.scratch));
         let mut found = false;
         if !replacements.deleted.contains(&encoded) {
-            if let Some(o) = replacements.find_committed(type_name, parts)? {
+            if let Some(o) = find_committed(&self.announced, type_name, parts)? {
                 write.remove(type_name, o)?;
                 replacements.deleted.insert(encoded.clone());
                 found = true;
@@ -170,37 +180,34 @@ impl Changes<'_> {
     }
 }
 
-impl Replacements {
-    fn find_committed(
-        &self,
-        type_name: &str,
-        parts: &[hollow_core::KeyPart<'_>],
-    ) -> hollow_core::Result<Option<u32>> {
-        match &self.announced {
-            Some(state) => Ok(state.primary_key_index(type_name)?.find_parts(parts)?),
-            None => Ok(None),
-        }
+/// The ordinal of the record of `announced` (if any) whose primary key has `parts`.
+fn find_committed(
+    announced: &Option<ReadState>,
+    type_name: &str,
+    parts: &[hollow_core::KeyPart<'_>],
+) -> hollow_core::Result<Option<u32>> {
+    match announced {
+        Some(state) => Ok(state.primary_key_index(type_name)?.find_parts(parts)?),
+        None => Ok(None),
     }
 }
 
 impl OnStaged for Replacements {
+    type Note = Upsert;
+
     /// Replaces the record that had the key of the upserted record at `ordinal`.
     fn added(
         &mut self,
         records: &mut AddedRecords<'_>,
         ty: TypeId,
         ordinal: u32,
+        upsert: Upsert,
     ) -> hollow_core::Result<()> {
-        let type_name = records.schema().get(ty).name();
-        let parts = records
-            .key_of(ty, ordinal)
-            .ok_or_else(|| no_primary_key(type_name))?;
-        let key = (ty, encode_key(&parts, &mut self.scratch));
+        let Upsert { key, announced } = upsert;
         let before = match self.deleted.contains(&key) {
             true => None, // removed already this cycle
-            false => self.find_committed(type_name, &parts)?,
+            false => announced,
         };
-        drop(parts);
         if before.is_some_and(|old| old != ordinal) {
             self.deleted.insert(key.clone());
         }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::tape::{Tape, TapeLayout};
 use super::{AddedRecords, TypeWriter, WriteState};
 use crate::error::{Error, Result};
+use crate::index::KeyPart;
 use crate::schema::{Schema, TypeId};
 
 /// The tape size at which it is interned: large enough for long runs of lookups per table,
@@ -25,27 +26,41 @@ const TAPES: usize = 3;
 /// What a [`StagedBatch`] does with each staged record once the tape holding it is interned:
 /// on the interning thread, in the order the records were staged.
 pub trait OnStaged: Send + 'static {
-    /// The staged record of type `ty` has `ordinal`. An error stops the calls; the batch
-    /// reports it when settled.
-    fn added(&mut self, records: &mut AddedRecords<'_>, ty: TypeId, ordinal: u32) -> Result<()>;
+    /// What the caller's thread notes about a staged record from its primary key when it is
+    /// staged (see [`StagedBatch::stage_noting`]), handed over with its ordinal: work that
+    /// needs no ordinal, such as looking the key up elsewhere, is so done beside the
+    /// interning instead of after it.
+    type Note: Send + 'static;
+
+    /// The staged record of type `ty`, noted `note`, has `ordinal`. An error stops the calls;
+    /// the batch reports it when settled.
+    fn added(
+        &mut self,
+        records: &mut AddedRecords<'_>,
+        ty: TypeId,
+        ordinal: u32,
+        note: Self::Note,
+    ) -> Result<()>;
 }
 
 /// The handler of a batch that stages nothing ([`AddBatch`]).
 struct NothingStaged;
 
 impl OnStaged for NothingStaged {
-    fn added(&mut self, _: &mut AddedRecords<'_>, _: TypeId, _: u32) -> Result<()> {
+    type Note = ();
+
+    fn added(&mut self, _: &mut AddedRecords<'_>, _: TypeId, _: u32, _: ()) -> Result<()> {
         Ok(())
     }
 }
 
 /// A full tape on its way to be interned, with the records staged on it.
-struct Job {
+struct Job<N> {
     tape: Tape,
     /// The staged records' pending indices on the tape.
     staged: Vec<u32>,
-    /// Their types.
-    types: Vec<TypeId>,
+    /// Their types and notes.
+    notes: Vec<(TypeId, N)>,
 }
 
 /// Interns `job` into `types` and hands its staged records to `handler` (unless an earlier
@@ -54,27 +69,28 @@ fn intern<H: OnStaged>(
     schema: &Schema,
     layout: &TapeLayout,
     types: &mut [TypeWriter],
-    job: &mut Job,
+    job: &mut Job<H::Note>,
     handler: Option<&mut H>,
     error: &mut Option<Error>,
 ) {
     job.tape.intern(schema, layout, types, &mut job.staged);
     if let (Some(handler), None) = (handler, &error) {
         let mut records = AddedRecords::new(schema, types);
-        let mut staged = job.types.iter().zip(&job.staged);
-        let handled = staged.try_for_each(|(&ty, &o)| handler.added(&mut records, ty, o));
+        let mut staged = job.notes.drain(..).zip(&job.staged);
+        let handled =
+            staged.try_for_each(|((ty, note), &o)| handler.added(&mut records, ty, o, note));
         if let Err(e) = handled {
             *error = Some(e);
         }
     }
     job.staged.clear();
-    job.types.clear();
+    job.notes.clear();
 }
 
 /// The thread interning full tapes. It owns the write state's tables, and the handler, until
 /// the batch settles.
-struct Worker<H> {
-    full: SyncSender<Job>,
+struct Worker<H: OnStaged> {
+    full: SyncSender<Job<H::Note>>,
     empty: Receiver<Tape>,
     /// Tapes made so far.
     tapes: usize,
@@ -86,7 +102,7 @@ impl<H: OnStaged> Worker<H> {
     /// (tables left in place) if no thread can be started.
     fn start(write: &mut WriteState, handler: H) -> std::result::Result<Self, H> {
         let (schema, layout) = (write.schema.clone(), write.layout.clone());
-        let (full, full_rx) = sync_channel::<Job>(1);
+        let (full, full_rx) = sync_channel::<Job<H::Note>>(1);
         let (empty_tx, empty) = sync_channel::<Tape>(TAPES);
         // The tables go to the thread once it runs: a thread that fails to start must not take
         // them down with its closure.
@@ -136,8 +152,9 @@ struct Pipeline<'w, H: OnStaged> {
     handler: Option<H>,
     /// Started when the first tape fills, so that small batches stay on the caller's thread.
     worker: Option<Worker<H>>,
-    /// The types of the records staged on the current tape (their indices are `write.staged`).
-    staged_types: Vec<TypeId>,
+    /// The types and notes of the records staged on the current tape (their indices are
+    /// `write.staged`).
+    staged_notes: Vec<(TypeId, H::Note)>,
     /// The handler's first error, until reported.
     error: Option<Error>,
 }
@@ -151,17 +168,17 @@ impl<'w, H: OnStaged> Pipeline<'w, H> {
             tape_bytes: BATCH_BYTES,
             handler: Some(handler),
             worker: None,
-            staged_types: Vec::new(),
+            staged_notes: Vec::new(),
             error: None,
         }
     }
 
     /// The tape's records, and the ones staged on it, as a job; the write state gets `next`.
-    fn job(&mut self, next: Tape) -> Job {
+    fn job(&mut self, next: Tape) -> Job<H::Note> {
         Job {
             tape: std::mem::replace(&mut self.write.tape, next),
             staged: std::mem::take(&mut self.write.staged),
-            types: std::mem::take(&mut self.staged_types),
+            notes: std::mem::take(&mut self.staged_notes),
         }
     }
 
@@ -210,7 +227,7 @@ impl<'w, H: OnStaged> Pipeline<'w, H> {
             handler,
             &mut self.error,
         );
-        (write.tape, write.staged, self.staged_types) = (job.tape, job.staged, job.types);
+        (write.tape, write.staged, self.staged_notes) = (job.tape, job.staged, job.notes);
     }
 
     /// Everything staged is interned and handled, the tables and the handler are back here;
@@ -339,10 +356,26 @@ impl<'w, H: OnStaged> StagedBatch<'w, H> {
     }
 
     /// Serializes `record` (checked against the schema at once; see [`WriteState::stage`]);
-    /// the handler gets its ordinal once its tape is interned. Returns its type.
-    pub fn stage<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<TypeId> {
-        let t = self.pipeline.write.stage(record)?;
-        self.pipeline.staged_types.push(t);
+    /// the handler gets its ordinal, and the default note, once its tape is interned. Returns
+    /// its type.
+    pub fn stage<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<TypeId>
+    where
+        H::Note: Default,
+    {
+        self.stage_noting(record, |_, _| Ok(H::Note::default()))
+    }
+
+    /// Serializes `record` as [`StagedBatch::stage`] does, and notes it: `note` gets its type
+    /// and primary key here, on the caller's thread, and what it returns goes to the handler
+    /// with the record's ordinal. A record whose note fails is not staged, and the error is
+    /// returned. Returns its type.
+    pub fn stage_noting<T: Serialize + ?Sized>(
+        &mut self,
+        record: &T,
+        note: impl FnOnce(TypeId, &[KeyPart<'_>]) -> Result<H::Note>,
+    ) -> Result<TypeId> {
+        let (t, note) = self.pipeline.write.stage_noting(record, note)?;
+        self.pipeline.staged_notes.push((t, note));
         self.pipeline.hand_over_if_full();
         Ok(t)
     }
@@ -435,11 +468,14 @@ mod tests {
     }
 
     impl super::OnStaged for Seen {
+        type Note = ();
+
         fn added(
             &mut self,
             records: &mut crate::AddedRecords<'_>,
             ty: crate::schema::TypeId,
             ordinal: u32,
+            (): (),
         ) -> crate::Result<()> {
             let key = records.key_of(ty, ordinal);
             let Some(&[crate::KeyPart::Int(id)]) = key.as_deref() else {
@@ -517,5 +553,85 @@ mod tests {
         let (write, seen) = batch.settle().unwrap();
         assert_eq!(write.record_count("Line").unwrap(), 3_000);
         assert_eq!(seen.ordinals.len(), 7);
+    }
+
+    #[derive(Serialize, serde::Deserialize)]
+    struct Category {
+        code: String,
+        rank: Option<i32>,
+    }
+
+    #[derive(Serialize, serde::Deserialize)]
+    struct Product {
+        sku: String,
+        category: Category,
+        price: f64,
+        size: Option<i64>,
+    }
+
+    /// Compares the key each staged record was noted with (read from the tape) with the key
+    /// of the record interned at its ordinal.
+    struct KeysCompared(usize);
+
+    impl super::OnStaged for KeysCompared {
+        type Note = String;
+
+        fn added(
+            &mut self,
+            records: &mut crate::AddedRecords<'_>,
+            ty: crate::schema::TypeId,
+            ordinal: u32,
+            noted: String,
+        ) -> crate::Result<()> {
+            assert_eq!(noted, format!("{:?}", records.key_of(ty, ordinal).unwrap()));
+            self.0 += 1;
+            Ok(())
+        }
+    }
+
+    /// The key a record is noted with, read from the tape before interning, is the key of the
+    /// record it becomes: strings, floats, nulls and a field through a reference.
+    #[test]
+    fn a_staged_record_is_noted_with_the_key_it_gets_once_interned() {
+        let schema = SchemaBuilder::new()
+            .add::<Product>()
+            .primary_key(
+                "Product",
+                &["category.code", "sku", "price", "size", "category.rank"],
+            )
+            .build()
+            .unwrap();
+        let mut w = WriteState::new(schema);
+        let mut batch = w.staged_batch(KeysCompared(0)).with_tape_bytes(3_000);
+        for i in 0..2_000i64 {
+            let product = Product {
+                sku: format!("sku-{}", i % 700),
+                category: Category {
+                    code: format!("c{}", i % 13),
+                    rank: (i % 3 != 0).then_some(i as i32 % 5),
+                },
+                price: (i % 11) as f64 / 4.0,
+                size: (i % 2 == 0).then_some(i % 9),
+            };
+            let ty = batch
+                .stage_noting(&product, |_, key| Ok(format!("{key:?}")))
+                .unwrap();
+            assert_eq!(ty.index(), 0);
+        }
+        assert_eq!(batch.finish().unwrap().0, 2_000);
+    }
+
+    /// A record whose note fails is not staged: the error comes back and nothing is added.
+    #[test]
+    fn a_record_whose_note_fails_is_not_staged() {
+        let mut w = WriteState::new(keyed_schema());
+        let mut batch = w.staged_batch(KeysCompared(0));
+        let refused = batch.stage_noting(&line(7), |_, _| Err(crate::Error::Write("no".into())));
+        assert_eq!(refused, Err(crate::Error::Write("no".into())));
+        batch
+            .stage_noting(&line(8), |_, key| Ok(format!("{key:?}")))
+            .unwrap();
+        assert_eq!(batch.finish().unwrap().0, 1);
+        assert_eq!(w.record_count("Line").unwrap(), 1);
     }
 }

@@ -394,6 +394,16 @@ impl WriteState {
     /// as upserts, without paying for one lookup chain per record. The record's type must have
     /// a primary key; returns the type.
     pub fn stage<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<TypeId> {
+        self.stage_noting(record, |_, _| Ok(())).map(|(t, ())| t)
+    }
+
+    /// Stages `record` as [`WriteState::stage`] does, once `note` (given its type and primary
+    /// key, read from the tape) succeeds; returns its type and the note.
+    fn stage_noting<T: Serialize + ?Sized, N>(
+        &mut self,
+        record: &T,
+        note: impl FnOnce(TypeId, &[crate::KeyPart<'_>]) -> Result<N>,
+    ) -> Result<(TypeId, N)> {
         let mark = self.tape.mark();
         self.put_on_tape(record)?;
         let Some((pending, t)) = self.tape.last_record() else {
@@ -401,14 +411,22 @@ impl WriteState {
                 "a staged record put nothing on the tape".into(),
             ));
         };
-        if self.schema.get(t).primary_key().is_empty() {
-            self.tape.truncate(mark);
-            return Err(Error::NoPrimaryKey {
+        let noted = match self.tape.key_of(&self.schema, &self.layout, t, pending) {
+            Some(key) => note(t, &key),
+            None => Err(Error::NoPrimaryKey {
                 type_name: self.schema.get(t).name().to_string(),
-            });
+            }),
+        };
+        match noted {
+            Ok(noted) => {
+                self.staged.push(pending);
+                Ok((t, noted))
+            }
+            Err(e) => {
+                self.tape.truncate(mark);
+                Err(e)
+            }
         }
-        self.staged.push(pending);
-        Ok(t)
     }
 
     /// Adds the records held back by [`WriteState::stage`]; returns their ordinals in the order
@@ -475,7 +493,8 @@ impl WriteState {
     /// /// Remembers every ordinal.
     /// struct Ordinals(Vec<u32>);
     /// impl OnStaged for Ordinals {
-    ///     fn added(&mut self, _: &mut AddedRecords<'_>, _: TypeId, o: u32) -> hollow_core::Result<()> {
+    ///     type Note = ();
+    ///     fn added(&mut self, _: &mut AddedRecords<'_>, _: TypeId, o: u32, _: ()) -> hollow_core::Result<()> {
     ///         self.0.push(o);
     ///         Ok(())
     ///     }

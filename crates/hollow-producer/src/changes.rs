@@ -33,6 +33,7 @@ impl Populator<'_> {
 /// keys; a delete waits for the upserts before it.
 pub struct Changes<'a> {
     pub(crate) batch: StagedBatch<'a, Replacements>,
+    schema: std::sync::Arc<hollow_core::Schema>,
     announced: Option<ReadState>,
     /// Where keys are encoded, reused.
     scratch: Vec<u8>,
@@ -61,6 +62,7 @@ impl<'a> Changes<'a> {
             deleted: Default::default(),
         };
         Self {
+            schema: write.schema().clone(),
             batch: write.staged_batch(replacements),
             announced: announced.cloned(),
             scratch: Vec::new(),
@@ -120,8 +122,7 @@ impl Changes<'_> {
     /// Adds `record` (a struct of a record type with a primary key, the type known from `T`),
     /// replacing the record that had its key, if any.
     pub fn upsert<T: Serialize + ?Sized>(&mut self, record: &T) -> hollow_core::Result<()> {
-        let (announced, scratch) = (&self.announced, &mut self.scratch);
-        let schema = self.batch.schema().clone();
+        let (schema, announced, scratch) = (&self.schema, &self.announced, &mut self.scratch);
         let noted = self.batch.stage_noting(record, |ty, parts| {
             Ok(Upsert {
                 key: (ty, encode_key(parts, scratch)),

@@ -506,7 +506,8 @@ impl Producer {
         stages.done("write_blobs", t);
         // A snapshot is written only when it is published (the first, and then see
         // `snapshot_due`): the other cycles cost in proportion to their change.
-        let snapshot_cycle = origin.is_none() || self.snapshot_due(&blobs);
+        let delta_bytes = blobs.deltas.as_ref().map_or(0, |(d, _)| d.len());
+        let snapshot_cycle = origin.is_none() || self.snapshot_due(delta_bytes);
         let in_background =
             snapshot_cycle && origin.is_some() && self.settings.snapshots_in_background;
         let snapshot_now = snapshot_cycle && !in_background;
@@ -526,17 +527,17 @@ impl Producer {
         // producers racing for one version never collide; the announcement decides which wins.
         let compression = &self.settings.compression;
         let stored = off_the_runtime(|| compression.stored_blobs(&blobs))?;
-        if let Some(snapshot) = &stored.snapshot {
-            self.store
-                .put(BlobName::Snapshot(id), snapshot.clone())
-                .await?;
+        let stored_snapshot_bytes = stored.snapshot.as_ref().map(Bytes::len);
+        let stored_delta_bytes = (stored.deltas.as_ref()).map(|(d, r)| (d.len(), r.len()));
+        if let Some(snapshot) = stored.snapshot {
+            self.store.put(BlobName::Snapshot(id), snapshot).await?;
         }
-        if let (Some(from), Some((delta, reverse))) = (origin, &stored.deltas) {
+        if let (Some(from), Some((delta, reverse))) = (origin, stored.deltas) {
             self.store
-                .put(BlobName::Delta { from, to: id }, delta.clone())
+                .put(BlobName::Delta { from, to: id }, delta)
                 .await?;
             let back = BlobName::ReverseDelta { from: id, to: from };
-            self.store.put(back, reverse.clone()).await?;
+            self.store.put(back, reverse).await?;
         }
         stages.done("publish", t);
 
@@ -557,19 +558,8 @@ impl Producer {
         }
         self.announced = Some(state);
         self.since_snapshot = match snapshot_cycle {
-            // A dataset's first version counts as one of its first N cycles: snapshots then
-            // come at versions N, 2N... when nothing puts one off.
-            true => SinceSnapshot {
-                cycles: u64::from(origin.is_none()),
-                at: Some(Instant::now()),
-                delta_bytes: 0,
-            },
-            false => SinceSnapshot {
-                cycles: self.since_snapshot.cycles + 1,
-                delta_bytes: self.since_snapshot.delta_bytes
-                    + blobs.deltas.as_ref().map_or(0, |(d, _)| d.len()),
-                at: self.since_snapshot.at,
-            },
+            true => SinceSnapshot::snapshot_now(origin.is_none()),
+            false => self.since_snapshot.and_delta(delta_bytes),
         };
         if let Some(keep) = self.settings.retain_versions {
             self.apply_retention_in_background(id, keep, snapshot_cycle)
@@ -585,8 +575,8 @@ impl Producer {
             previous: origin.map(|o| o.version),
             snapshot_bytes: blobs.snapshot.as_ref().map(Bytes::len),
             delta_bytes: blobs.deltas.as_ref().map(|(d, r)| (d.len(), r.len())),
-            stored_snapshot_bytes: stored.snapshot.as_ref().map(Bytes::len),
-            stored_delta_bytes: (stored.deltas.as_ref()).map(|(d, r)| (d.len(), r.len())),
+            stored_snapshot_bytes,
+            stored_delta_bytes,
             stages: stages.0,
             write_state_bytes,
             state_bytes,
@@ -594,19 +584,18 @@ impl Producer {
         Ok(CycleOutcome::Published(report))
     }
 
-    /// Whether a cycle (one after the first) with these `blobs` is to snapshot: the Nth since
-    /// the last snapshot cycle, and either the snapshot interval passed since it or the deltas
-    /// since, this one's included, add up to half the announced state (a consumer starting
-    /// cold would read that much).
-    fn snapshot_due(&self, blobs: &CycleBlobs) -> bool {
-        let since = &self.since_snapshot;
-        let delta_bytes = since.delta_bytes + blobs.deltas.as_ref().map_or(0, |(d, _)| d.len());
+    /// Whether a cycle (one after the first) whose delta has `delta_bytes` is to snapshot:
+    /// the Nth since the last snapshot cycle, and either the snapshot interval passed since it
+    /// or the deltas since, this one's included, add up to half the announced state (a
+    /// consumer starting cold would read that much).
+    fn snapshot_due(&self, delta_bytes: usize) -> bool {
+        let since = self.since_snapshot.and_delta(delta_bytes);
         let announced_bytes = self.announced.as_ref().map_or(0, ReadState::heap_bytes);
-        since.cycles + 1 >= self.settings.snapshot_every
+        since.cycles >= self.settings.snapshot_every
             && (since
                 .at
                 .is_none_or(|at| at.elapsed() >= self.settings.snapshot_interval)
-                || delta_bytes >= announced_bytes / 2)
+                || since.delta_bytes >= announced_bytes / 2)
     }
 
     /// Writes the cycle's state `id`: its deltas from the announced state, or without one its
@@ -750,7 +739,7 @@ impl Producer {
 }
 
 /// What a producer published since its last snapshot cycle: what decides the next one.
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct SinceSnapshot {
     /// Cycles published.
     cycles: u64,
@@ -758,6 +747,27 @@ struct SinceSnapshot {
     at: Option<Instant>,
     /// Bytes of the deltas published.
     delta_bytes: usize,
+}
+
+impl SinceSnapshot {
+    /// Right after a snapshot cycle. A dataset's `first` version counts as one of its first N
+    /// cycles: snapshots then come at versions N, 2N... when nothing puts one off.
+    fn snapshot_now(first: bool) -> Self {
+        Self {
+            cycles: u64::from(first),
+            at: Some(Instant::now()),
+            delta_bytes: 0,
+        }
+    }
+
+    /// After one more cycle, whose delta has `delta_bytes`.
+    fn and_delta(self, delta_bytes: usize) -> Self {
+        Self {
+            cycles: self.cycles + 1,
+            delta_bytes: self.delta_bytes + delta_bytes,
+            ..self
+        }
+    }
 }
 
 /// How long each stage of a cycle took, in order, as its report lists them.

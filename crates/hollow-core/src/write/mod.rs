@@ -687,6 +687,32 @@ fn key_of<'a>(
     t: TypeId,
     ordinal: u32,
 ) -> Option<Vec<crate::KeyPart<'a>>> {
+    key_parts(
+        schema,
+        |ty| types[ty.index()].shape.mask_words,
+        |ty, o, words| {
+            types[ty.index()].record(o as u32, words);
+        },
+        |ty, c, e| Some(types[ty.index()].dicts[c].as_ref()?.get(e as u32)),
+        t,
+        u64::from(ordinal),
+    )
+}
+
+/// The primary key of record `root` of type `t` (`None` if the type has no primary key),
+/// following each key field's path through the records it references: `record(ty, handle,
+/// words)` puts the words of a record (its mask words, then one per column) in `words`
+/// (none if there is no such record), and `entry(ty, column, value)` reads the dictionary
+/// entry a string or bytes column holds. So one walk reads the tables, by ordinal, and the
+/// tape, by pending index.
+fn key_parts<'a>(
+    schema: &Schema,
+    mask_words: impl Fn(TypeId) -> usize,
+    mut record: impl FnMut(TypeId, u64, &mut Vec<u64>),
+    entry: impl Fn(TypeId, usize, u64) -> Option<&'a [u8]>,
+    t: TypeId,
+    root: u64,
+) -> Option<Vec<crate::KeyPart<'a>>> {
     let def = schema.get(t);
     if def.primary_key().is_empty() {
         return None;
@@ -697,25 +723,19 @@ fn key_of<'a>(
         .iter()
         .map(|field| {
             // Through the records a path references, to the field's value.
-            let (mut ty, mut row) = (t, ordinal);
+            let (mut ty, mut at) = (t, root);
             for (i, &c) in field.columns().iter().enumerate() {
-                let tw = &types[ty.index()];
-                let record = tw.record(row, &mut words);
-                let null = tw.shape.mask_words > 0
-                    && record.get(c / 64).is_some_and(|w| w >> (c % 64) & 1 == 1);
-                let Some(&v) = record.get(tw.shape.mask_words + c).filter(|_| !null) else {
+                record(ty, at, &mut words);
+                let mask_words = mask_words(ty);
+                let null =
+                    mask_words > 0 && words.get(c / 64).is_some_and(|w| w >> (c % 64) & 1 == 1);
+                let Some(&v) = words.get(mask_words + c).filter(|_| !null) else {
                     return crate::KeyPart::Null;
                 };
                 let kind = schema.get(ty).columns()[c].ty.kind;
                 match kind {
-                    Kind::Reference(r) if i + 1 < field.columns().len() => {
-                        (ty, row) = (r, v as u32);
-                    }
-                    _ => {
-                        return crate::index::stored_part(kind, v, |e| {
-                            Some(tw.dicts[c].as_ref()?.get(e as u32))
-                        })
-                    }
+                    Kind::Reference(r) if i + 1 < field.columns().len() => (ty, at) = (r, v),
+                    _ => return crate::index::stored_part(kind, v, |e| entry(ty, c, e)),
                 }
             }
             crate::KeyPart::Null

@@ -13,7 +13,7 @@ use std::ops::Range;
 use super::known_names::KnownNames;
 use super::row_codec::encode_words;
 use super::{RowShape, TypeWriter};
-use crate::index::{stored_part, KeyPart};
+use crate::index::KeyPart;
 use crate::schema::{Kind, Schema, TypeId, TypeKind};
 
 /// A table of the write state: the records of a type, or the dictionary of a string or bytes
@@ -253,33 +253,20 @@ impl Tape {
         t: TypeId,
         i: u32,
     ) -> Option<Vec<KeyPart<'_>>> {
-        let def = schema.get(t);
-        if def.primary_key().is_empty() {
-            return None;
-        }
         let place = |i: u64| Some(self.pending.get(usize::try_from(i).ok()?)?.place.clone());
-        let parts = def.primary_key().iter().map(|field| {
-            // Through the records a path references, to the field's value.
-            let (mut ty, mut at) = (t, u64::from(i));
-            for (n, &c) in field.columns().iter().enumerate() {
-                let Some(record) = place(at).and_then(|p| self.words.get(p)) else {
-                    return KeyPart::Null;
-                };
-                let mask_words = layout.shape(ty).mask_words;
-                let null =
-                    mask_words > 0 && record.get(c / 64).is_some_and(|w| w >> (c % 64) & 1 == 1);
-                let Some(&v) = record.get(mask_words + c).filter(|_| !null) else {
-                    return KeyPart::Null;
-                };
-                let kind = schema.get(ty).columns()[c].ty.kind;
-                match kind {
-                    Kind::Reference(r) if n + 1 < field.columns().len() => (ty, at) = (r, v),
-                    _ => return stored_part(kind, v, |e| self.bytes.get(place(e)?)),
+        super::key_parts(
+            schema,
+            |ty| layout.shape(ty).mask_words,
+            |_, i, words| {
+                words.clear();
+                if let Some(rows) = place(i).and_then(|p| self.words.get(p)) {
+                    words.extend_from_slice(rows);
                 }
-            }
-            KeyPart::Null
-        });
-        Some(parts.collect())
+            },
+            |_, _, e| self.bytes.get(place(e)?),
+            t,
+            u64::from(i),
+        )
     }
 
     /// Bytes of pending values: the tape is flushed when it passes a few megabytes.

@@ -224,8 +224,9 @@ struct Pending<T> {
     partition: i32,
     offset: i64,
     op: Op<T>,
-    /// The record's primary key.
+    /// The record's primary key, and its hash (taken by the fetching task).
     parts: Vec<OwnedKeyPart>,
+    key_hash: u64,
     /// The message, for the dead-letter topic, should the record not fit the schema.
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
@@ -236,7 +237,9 @@ struct Pending<T> {
 /// new ordinal each time).
 struct Batch<T> {
     items: Vec<Pending<T>>,
-    by_key: foldhash::HashMap<Vec<OwnedKeyPart>, usize>,
+    /// The index in `items` of each key's message, found by the key's hash: no copy of the
+    /// keys.
+    by_key: hashbrown::HashTable<usize>,
     /// Messages consumed into the batch: values and tombstones.
     upserts: u64,
     deletes: u64,
@@ -246,7 +249,7 @@ impl<T> Batch<T> {
     fn new() -> Self {
         Self {
             items: Vec::new(),
-            by_key: Default::default(),
+            by_key: hashbrown::HashTable::new(),
             upserts: 0,
             deletes: 0,
         }
@@ -261,11 +264,17 @@ impl<T> Batch<T> {
             Op::Upsert(_) => self.upserts += 1,
             Op::Delete => self.deletes += 1,
         }
-        match self.by_key.get(&p.parts) {
-            Some(&i) => self.items[i] = p,
-            None => {
-                self.by_key.insert(p.parts.clone(), self.items.len());
-                self.items.push(p);
+        let items = &mut self.items;
+        let entry = self.by_key.entry(
+            p.key_hash,
+            |&i| items[i].parts == p.parts,
+            |&i| items[i].key_hash,
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => items[*e.get()] = p,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(items.len());
+                items.push(p);
             }
         }
     }
@@ -278,9 +287,12 @@ impl<T> Batch<T> {
             self.upserts -= 1;
         }
         taken.reverse();
-        self.by_key = (self.items.iter().enumerate())
-            .map(|(i, p)| (p.parts.clone(), i))
-            .collect();
+        self.by_key.clear();
+        for (i, p) in self.items.iter().enumerate() {
+            let items = &self.items;
+            self.by_key
+                .insert_unique(p.key_hash, i, |&j| items[j].key_hash);
+        }
         taken
     }
 
@@ -354,6 +366,7 @@ impl<T: Serialize, D: Decoder<T>> Classifier<T, D> {
             partition,
             offset,
             op,
+            key_hash: key_hash(&parts),
             parts,
             key: Some(key),
             value: record.value,
@@ -803,6 +816,12 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// The hash a batch finds a key by.
+fn key_hash(parts: &[OwnedKeyPart]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one(parts)
+}
+
 fn describe_key(parts: &[OwnedKeyPart]) -> String {
     parts
         .iter()
@@ -900,5 +919,67 @@ async fn fetch<T: Serialize, D: Decoder<T>>(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(max_backoff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(offset: i64, key: i64, value: Option<&'static str>) -> Pending<&'static str> {
+        let parts = vec![OwnedKeyPart::Int(key)];
+        Pending {
+            partition: 0,
+            offset,
+            op: value.map_or(Op::Delete, Op::Upsert),
+            key_hash: key_hash(&parts),
+            parts,
+            key: None,
+            value: None,
+        }
+    }
+
+    fn kept(batch: &Batch<&'static str>) -> Vec<(i64, Option<&'static str>)> {
+        let value = |p: &Pending<&'static str>| match p.op {
+            Op::Upsert(v) => Some(v),
+            Op::Delete => None,
+        };
+        batch.items.iter().map(|p| (p.offset, value(p))).collect()
+    }
+
+    #[test]
+    fn a_batch_keeps_the_last_message_of_each_key_in_first_seen_order() {
+        let mut batch = Batch::new();
+        batch.push(message(0, 1, Some("a")));
+        batch.push(message(1, 2, Some("b")));
+        batch.push(message(2, 1, None));
+        batch.push(message(3, 3, Some("c")));
+        batch.push(message(4, 1, Some("d")));
+        assert_eq!(
+            kept(&batch),
+            [(4, Some("d")), (1, Some("b")), (3, Some("c"))]
+        );
+        assert_eq!((batch.upserts, batch.deletes), (4, 1));
+        // Taking messages out leaves the others found by key.
+        let taken = batch.take(&[0]);
+        assert_eq!(taken.len(), 1);
+        batch.push(message(5, 3, None));
+        batch.push(message(6, 1, Some("e")));
+        assert_eq!(kept(&batch), [(1, Some("b")), (5, None), (6, Some("e"))]);
+    }
+
+    #[test]
+    fn keys_with_one_hash_stay_apart() {
+        let mut batch = Batch::new();
+        let mut a = message(0, 1, Some("a"));
+        let mut b = message(1, 2, Some("b"));
+        a.key_hash = 7;
+        b.key_hash = 7;
+        batch.push(a);
+        batch.push(b);
+        let mut a = message(2, 1, Some("c"));
+        a.key_hash = 7;
+        batch.push(a);
+        assert_eq!(kept(&batch), [(2, Some("c")), (1, Some("b"))]);
     }
 }

@@ -288,8 +288,8 @@ impl<T> Batch<T> {
         }
         taken.reverse();
         self.by_key.clear();
-        for (i, p) in self.items.iter().enumerate() {
-            let items = &self.items;
+        let items = &self.items;
+        for (i, p) in items.iter().enumerate() {
             self.by_key
                 .insert_unique(p.key_hash, i, |&j| items[j].key_hash);
         }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hashbrown::hash_table::{Entry, HashTable};
 use hollow_producer::{CycleOutcome, Producer};
 use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
@@ -239,7 +240,7 @@ struct Batch<T> {
     items: Vec<Pending<T>>,
     /// The index in `items` of each key's message, found by the key's hash: no copy of the
     /// keys.
-    by_key: hashbrown::HashTable<usize>,
+    by_key: HashTable<usize>,
     /// Messages consumed into the batch: values and tombstones.
     upserts: u64,
     deletes: u64,
@@ -249,7 +250,7 @@ impl<T> Batch<T> {
     fn new() -> Self {
         Self {
             items: Vec::new(),
-            by_key: hashbrown::HashTable::new(),
+            by_key: HashTable::new(),
             upserts: 0,
             deletes: 0,
         }
@@ -271,8 +272,8 @@ impl<T> Batch<T> {
             |&i| items[i].key_hash,
         );
         match entry {
-            hashbrown::hash_table::Entry::Occupied(e) => items[*e.get()] = p,
-            hashbrown::hash_table::Entry::Vacant(e) => {
+            Entry::Occupied(e) => items[*e.get()] = p,
+            Entry::Vacant(e) => {
                 e.insert(items.len());
                 items.push(p);
             }

@@ -713,31 +713,41 @@ fn producer_figures(folder: &std::path::Path, n: u64) -> Result<(), Box<dyn std:
         // Its memory is not the consumer's to share during the lookups.
         drop(producer);
 
-        progress("lookups at rest, then while the consumer keeps refreshing (pin 1 / unpin)");
-        let ids = std::sync::Arc::new(movies::lookup_ids(n, 2_000_000));
+        progress(
+            "lookups at rest and while the consumer keeps refreshing (pin 1 / unpin), interleaved",
+        );
+        let ids = movies::lookup_ids(n, 2_000_000);
         let consumer = std::sync::Arc::new(consumer);
         let timed_lookups = |consumer: std::sync::Arc<hollow::consumer::Consumer>,
-                             ids: std::sync::Arc<Vec<i64>>| {
+                             ids: Vec<i64>| {
             std::thread::spawn(move || -> Result<f64, String> {
                 let t = Instant::now();
                 for batch in ids.chunks(10_000) {
                     let state = consumer.current().ok_or("no state")?;
                     black_box(lookups(&state, batch).map_err(|e| e.to_string())?);
                 }
-                Ok(t.elapsed().as_secs_f64() * 1e9 / ids.len() as f64)
+                Ok(t.elapsed().as_secs_f64() * 1e9)
             })
         };
-        let at_rest = timed_lookups(consumer.clone(), ids.clone())
-            .join()
-            .map_err(|_| "lookup thread")??;
-        let busy = timed_lookups(consumer.clone(), ids.clone());
-        let mut refreshes = 0;
-        while !busy.is_finished() {
-            consumer.pin(1).await?;
-            consumer.unpin().await?;
-            refreshes += 2;
+        // The machine's speed drifts over seconds by more than what is measured, so the two
+        // are timed in turns, on the same ids, each going first in every other window.
+        const WINDOWS: usize = 8;
+        let (mut at_rest, mut during, mut refreshes) = (0.0, 0.0, 0);
+        for (w, window) in ids.chunks(ids.len().div_ceil(WINDOWS)).enumerate() {
+            for busy_turn in [w % 2 == 1, w % 2 == 0] {
+                let run = timed_lookups(consumer.clone(), window.to_vec());
+                if busy_turn {
+                    while !run.is_finished() {
+                        consumer.pin(1).await?;
+                        consumer.unpin().await?;
+                        refreshes += 2;
+                    }
+                }
+                let took = run.join().map_err(|_| "lookup thread")??;
+                *(if busy_turn { &mut during } else { &mut at_rest }) += took;
+            }
         }
-        let during = busy.join().map_err(|_| "lookup thread")??;
+        let (at_rest, during) = (at_rest / ids.len() as f64, during / ids.len() as f64);
         figure("lookup_at_rest_ns", format!("{at_rest:.1}"), "ns");
         figure("lookup_during_refresh_ns", format!("{during:.1}"), "ns");
         figure(

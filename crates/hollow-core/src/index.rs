@@ -207,7 +207,10 @@ enum Duplicates {
     /// first asked. Updates leave the check to whoever asks (a producer's validator), so that
     /// a consumer's refresh, which never does, does not pay for it.
     UnlessAdded {
-        added: Arc<[u32]>,
+        /// The ordinals each update added, one slice per update: an update shares the
+        /// slices of the updates before it instead of copying them (a consumer that refreshes
+        /// and never asks would otherwise copy more at each refresh).
+        added: Vec<Arc<[u32]>>,
         found: OnceLock<Option<(u32, u32)>>,
     },
 }
@@ -221,25 +224,33 @@ impl Duplicates {
     /// What is known after an update that removed the records at `removed` and added those
     /// at `added`, leaving `records` in all.
     fn after_update(&self, removed: &[u32], added: &[u32], records: u64) -> Self {
-        let pending: &[u32] = match self {
+        let pending: &[Arc<[u32]>] = match self {
             Self::Known(None) => &[],
-            Self::UnlessAdded { added, found } => match found.get() {
+            Self::UnlessAdded {
+                added: earlier,
+                found,
+            } => match found.get() {
                 Some(None) => &[],
                 Some(&Some(pair)) => {
                     return Self::Known(Some(pair)).after_update(removed, added, records)
                 }
-                None => added,
+                None => earlier,
             },
             Self::Known(Some((a, b))) if !removed.contains(a) && !removed.contains(b) => {
                 return Self::Known(Some((*a, *b)));
             }
             _ => return Self::Unknown,
         };
-        if (pending.len() + added.len()) as u64 > records / PENDING_CHECKS_FRACTION + 64 {
+        let count = pending.iter().map(|a| a.len()).sum::<usize>() + added.len();
+        if count as u64 > records / PENDING_CHECKS_FRACTION + 64 {
             return Self::Unknown;
         }
+        let mut chain = pending.to_vec();
+        if !added.is_empty() {
+            chain.push(added.into());
+        }
         Self::UnlessAdded {
-            added: pending.iter().chain(added).copied().collect(),
+            added: chain,
             found: OnceLock::new(),
         }
     }
@@ -883,7 +894,7 @@ impl PrimaryKeyIndex {
         match &self.duplicates {
             Duplicates::Known(known) => *known,
             Duplicates::UnlessAdded { added, found } => {
-                *found.get_or_init(|| self.duplicate_of_any(added))
+                *found.get_or_init(|| self.duplicate_of_any(added.iter().flat_map(|a| a.iter())))
             }
             Duplicates::Unknown => self.duplicate_by_hashing_all(),
         }
@@ -892,8 +903,8 @@ impl PrimaryKeyIndex {
     /// Two ordinals with the same key, one of them among `ordinals` (those of them still
     /// present), if any: each probes its key's run, and the records whose tags match its own
     /// are compared, in a loop whose reads of the records overlap.
-    fn duplicate_of_any(&self, ordinals: &[u32]) -> Option<(u32, u32)> {
-        let present: Vec<u32> = (ordinals.iter())
+    fn duplicate_of_any<'a>(&self, ordinals: impl Iterator<Item = &'a u32>) -> Option<(u32, u32)> {
+        let present: Vec<u32> = ordinals
             .copied()
             .filter(|&o| self.data.population.contains(o as u64))
             .collect();
@@ -1367,7 +1378,9 @@ mod tests {
         }
         // The added ordinals waiting to be checked.
         let pending = |state: &ReadState| match &index(state).duplicates {
-            Duplicates::UnlessAdded { added, found } => (added.len(), found.get().copied()),
+            Duplicates::UnlessAdded { added, found } => {
+                (added.iter().map(|a| a.len()).sum(), found.get().copied())
+            }
             other => panic!("{other:?}"),
         };
         assert!(matches!(index(&v1).duplicates, Duplicates::Known(None)));
@@ -1390,10 +1403,18 @@ mod tests {
         assert_eq!(pending(&v3).0, 1, "only what cycle 3 added");
         assert_eq!(index(&v3).first_duplicate(), Some((5, 9)));
 
-        // Unasked, the records added by both deltas wait together.
+        // Unasked, the records added by both deltas wait together, the second update
+        // sharing what the first added rather than copying it.
         let unasked = v1.apply_delta(delta12.into()).unwrap();
         let v3 = unasked.apply_delta(delta23.into()).unwrap();
         assert_eq!(pending(&v3).0, 3);
+        let slices = |state: &ReadState| match &index(state).duplicates {
+            Duplicates::UnlessAdded { added, .. } => added.clone(),
+            other => panic!("{other:?}"),
+        };
+        let (before, after) = (slices(&unasked), slices(&v3));
+        assert_eq!((before.len(), after.len()), (1, 2));
+        assert!(std::sync::Arc::ptr_eq(&before[0], &after[0]));
         assert_eq!(index(&v3).first_duplicate(), Some((5, 9)));
     }
 }

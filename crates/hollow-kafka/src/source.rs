@@ -316,13 +316,13 @@ impl<T: Send + 'static> Batch<T> {
     /// as the spare. The batch goes on in the spare the last such thread gave back (or a new
     /// vector, if it is not done yet).
     fn clear_in_background(&mut self) {
-        let spare = std::mem::take(&mut *self.spare.lock().unwrap_or_else(PoisonError::into_inner));
+        let spare = std::mem::take(&mut *lock(&self.spare));
         let mut published = std::mem::replace(&mut self.items, spare);
         self.clear();
         let back = Arc::clone(&self.spare);
         tokio::task::spawn_blocking(move || {
             published.clear();
-            *back.lock().unwrap_or_else(PoisonError::into_inner) = published;
+            *lock(&back) = published;
         });
     }
 }
@@ -408,8 +408,10 @@ enum FetchError {
     },
 }
 
-fn lock(status: &Mutex<SourceStatus>) -> std::sync::MutexGuard<'_, SourceStatus> {
-    status.lock().unwrap_or_else(|p| p.into_inner())
+/// The value behind `mutex`, also after a panic elsewhere held it (what it guards stays
+/// whole: status fields and spare vectors are replaced in one assignment).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The client's own retries give up after a while, so that failures surface (in the status,

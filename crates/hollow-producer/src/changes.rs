@@ -40,6 +40,7 @@ pub struct Changes<'a> {
 }
 
 /// What replaces the records of upserted keys: run on the thread that interns the upserts.
+#[derive(Default)]
 pub(crate) struct Replacements {
     /// Per type: keys upserted in this cycle (encoded) and the ordinal they got.
     upserted: foldhash::HashMap<(TypeId, EncodedKey), u32>,
@@ -55,12 +56,14 @@ pub(crate) struct Upsert {
 }
 
 impl<'a> Changes<'a> {
-    /// The changes of a cycle on `write` (an incremental cycle begun) over `announced`.
-    pub(crate) fn new(write: &'a mut WriteState, announced: Option<&ReadState>) -> Self {
-        let replacements = Replacements {
-            upserted: Default::default(),
-            deleted: Default::default(),
-        };
+    /// The changes of a cycle on `write` (an incremental cycle begun) over `announced`,
+    /// remembering keys in `replacements` (empty).
+    pub(crate) fn new(
+        write: &'a mut WriteState,
+        announced: Option<&ReadState>,
+        replacements: Replacements,
+    ) -> Self {
+        debug_assert!(replacements.upserted.is_empty() && replacements.deleted.is_empty());
         Self {
             schema: write.schema().clone(),
             batch: write.staged_batch(replacements),
@@ -193,6 +196,18 @@ fn find_committed(
     }
 }
 
+impl Replacements {
+    /// Emptied for another cycle, keeping room for as many keys as this one had.
+    pub(crate) fn emptied(mut self) -> Self {
+        let (upserted, deleted) = (self.upserted.len(), self.deleted.len());
+        self.upserted.clear();
+        self.upserted.shrink_to(upserted);
+        self.deleted.clear();
+        self.deleted.shrink_to(deleted);
+        self
+    }
+}
+
 impl OnStaged for Replacements {
     type Note = Upsert;
 
@@ -219,5 +234,32 @@ impl OnStaged for Replacements {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cycle's tables go to the next one empty, with room for as many keys.
+    #[test]
+    fn emptied_tables_keep_their_room_and_nothing_else() {
+        let ty = crate::test_rows::schema().require("Row").unwrap();
+        let mut r = Replacements::default();
+        let mut scratch = Vec::new();
+        for id in 0..1000i64 {
+            let key = encode_key(&[hollow_core::KeyPart::Int(id)], &mut scratch);
+            r.upserted.insert((ty, key.clone()), id as u32);
+            r.deleted.insert((ty, key));
+        }
+        let r = r.emptied();
+        assert!(r.upserted.is_empty() && r.deleted.is_empty());
+        assert!(r.upserted.capacity() >= 1000 && r.deleted.capacity() >= 1000);
+        // A small cycle's tables give the room of a large one back.
+        let mut r = r;
+        let key = encode_key(&[hollow_core::KeyPart::Int(1)], &mut scratch);
+        r.upserted.insert((ty, key), 1);
+        let r = r.emptied();
+        assert!(r.upserted.capacity() < 1000 && r.deleted.capacity() < 1000);
     }
 }

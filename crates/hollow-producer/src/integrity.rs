@@ -90,6 +90,46 @@ mod tests {
         (v1, blobs, w)
     }
 
+    /// Versions 1 and 2 of `n` rows, all of them renamed in version 2, the last one to
+    /// `last_name`: the state of version 1, the deltas to version 2, and the write state.
+    fn large_cycle(n: i64, last_name: &str) -> (ReadState, (Bytes, Bytes), WriteState) {
+        let mut w = WriteState::new(schema());
+        let rows = |prefix: &'static str| {
+            (0..n).map(move |id| Row {
+                id,
+                name: format!("{prefix} {id}"),
+            })
+        };
+        w.add_all(&rows("a").collect::<Vec<_>>()).unwrap();
+        let v1 = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
+        w.commit_cycle().unwrap();
+        let mut renamed: Vec<Row> = rows("b").collect();
+        renamed.last_mut().unwrap().name = last_name.to_string();
+        w.add_all(&renamed).unwrap();
+        let deltas = (
+            w.write_delta(1, 2).unwrap().into(),
+            w.write_reverse_delta(2, 1).unwrap().into(),
+        );
+        (v1, deltas, w)
+    }
+
+    /// Enough changed records for the check to spread over the cores: consistent deltas pass,
+    /// and a single record that differs, in the last piece, is found.
+    #[test]
+    fn a_large_cycle_is_checked_record_by_record() {
+        let n = 40_000;
+        let (v1, deltas, w) = large_cycle(n, "b last");
+        let state = check_deltas(&v1, &deltas, 2, &w).unwrap();
+        assert_eq!(state.record_count("Row").unwrap(), n as u64);
+        let (_, other, _) = large_cycle(n, "z last");
+        let e = check_deltas(&v1, &other, 2, &w).unwrap_err();
+        assert!(
+            matches!(&e, Error::Integrity(m) if m.contains("differs from what version 2 wrote")
+                && m.contains("column name differs")),
+            "{e}"
+        );
+    }
+
     #[test]
     fn consistent_blobs_pass_and_give_the_new_state() {
         let (v1, blobs, w) = cycle(["a", "b"]);

@@ -2,9 +2,19 @@
 //! proportional to the change rather than the dataset: for a cycle whose snapshot is neither
 //! published nor written.
 
-use super::WriteState;
+use std::ops::Range;
+
+use super::{TypeWriter, WriteState};
+use crate::bitset::Bitset;
 use crate::read::ReadState;
-use crate::schema::TypeId;
+use crate::schema::{TypeDef, TypeId};
+use crate::type_data::TypeData;
+
+/// Records checked at least, for the check to spread over the machine's cores.
+const PARALLEL_RECORDS: u64 = 20_000;
+
+/// Ordinals go to the cores in pieces of this many 64-ordinal words.
+const PIECE_WORDS: usize = 256;
 
 impl WriteState {
     /// Checks `state` (the committed state with this cycle's delta applied) against the current
@@ -31,47 +41,85 @@ impl WriteState {
                     data.population.iter().count()
                 ));
             }
-            let none = crate::bitset::Bitset::default();
+            let none = Bitset::default();
             let carried = if self.replaced[i] {
                 &none
             } else {
                 tw.records.previous()
             };
-            let mut words = Vec::new();
-            for o in present.iter_minus(carried) {
-                let record = tw.record(o as u32, &mut words);
-                let rows = data.row_range(o);
-                let words = tw.shape.row_words.max(1);
-                if (rows.end - rows.start) as usize * words != record.len() {
-                    return Err(format!("{name} {o}: the number of rows differs"));
-                }
-                for (row, written) in rows.zip(record.chunks(words)) {
-                    for c in 0..data.columns.len() {
-                        let null =
-                            tw.shape.mask_words > 0 && (written[c / 64] >> (c % 64)) & 1 == 1;
-                        let value = written.get(tw.shape.mask_words + c).copied();
-                        let same = match (data.value(row, c), null, &data.dicts[c]) {
-                            (None, true, _) => true,
-                            (Some(read), false, None) => Some(read) == value,
-                            (Some(read), false, Some(dict)) => {
-                                let bytes = tw.dicts[c]
-                                    .as_ref()
-                                    .zip(value)
-                                    .map(|(d, e)| d.get(e as u32));
-                                dict.get(read) == bytes
-                            }
-                            _ => false,
-                        };
-                        if !same {
-                            return Err(format!(
-                                "{name} {o}: column {} differs",
-                                def.columns()[c].name
-                            ));
-                        }
-                    }
-                }
-            }
+            let checked = crate::parallel::map_balanced(
+                changed_pieces(present, carried),
+                |piece| piece.1,
+                PARALLEL_RECORDS,
+                |(words, _)| {
+                    let mut scratch = Vec::new();
+                    (present.iter_words(words))
+                        .filter(|&o| !carried.contains(o))
+                        .try_for_each(|o| verify_record(def, tw, data, o as u32, &mut scratch))
+                },
+            );
+            checked.into_iter().collect::<Result<(), String>>()?;
         }
         Ok(())
     }
+}
+
+/// The ordinals of `present` not in `carried`, as pieces of words (for
+/// [`Bitset::iter_words`]) with the number of such ordinals in each.
+fn changed_pieces(present: &Bitset, carried: &Bitset) -> Vec<(Range<usize>, u64)> {
+    let (present, carried) = (present.words(), carried.words());
+    (0..present.len())
+        .step_by(PIECE_WORDS)
+        .map(|start| {
+            let words = start..(start + PIECE_WORDS).min(present.len());
+            let count = (words.clone())
+                .map(|w| (present[w] & !carried.get(w).copied().unwrap_or(0)).count_ones() as u64)
+                .sum();
+            (words, count)
+        })
+        .filter(|piece| piece.1 > 0)
+        .collect()
+}
+
+/// Checks the record at `ordinal` of a type (`def`, written in `tw`) against the same ordinal
+/// of the state read (`data`), value by value and strings by content.
+fn verify_record(
+    def: &TypeDef,
+    tw: &TypeWriter,
+    data: &TypeData,
+    ordinal: u32,
+    scratch: &mut Vec<u64>,
+) -> Result<(), String> {
+    let name = def.name();
+    let record = tw.record(ordinal, scratch);
+    let rows = data.row_range(ordinal as u64);
+    let words = tw.shape.row_words.max(1);
+    if (rows.end - rows.start) as usize * words != record.len() {
+        return Err(format!("{name} {ordinal}: the number of rows differs"));
+    }
+    for (row, written) in rows.zip(record.chunks(words)) {
+        for c in 0..data.columns.len() {
+            let null = tw.shape.mask_words > 0 && (written[c / 64] >> (c % 64)) & 1 == 1;
+            let value = written.get(tw.shape.mask_words + c).copied();
+            let same = match (data.value(row, c), null, &data.dicts[c]) {
+                (None, true, _) => true,
+                (Some(read), false, None) => Some(read) == value,
+                (Some(read), false, Some(dict)) => {
+                    let bytes = tw.dicts[c]
+                        .as_ref()
+                        .zip(value)
+                        .map(|(d, e)| d.get(e as u32));
+                    dict.get(read) == bytes
+                }
+                _ => false,
+            };
+            if !same {
+                return Err(format!(
+                    "{name} {ordinal}: column {} differs",
+                    def.columns()[c].name
+                ));
+            }
+        }
+    }
+    Ok(())
 }

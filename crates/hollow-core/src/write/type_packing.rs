@@ -58,7 +58,6 @@ impl RowPacking {
     }
 }
 
-/// The value range of each column over the present records that `skip` does not exclude.
 /// The range of each column's values over the present records that `skip` does not hold.
 fn column_ranges(tw: &TypeWriter, def: &TypeDef, skip: &Bitset) -> Vec<ValueRange> {
     let mut ranges = vec![ValueRange::default(); def.columns().len()];
@@ -78,12 +77,6 @@ fn column_ranges(tw: &TypeWriter, def: &TypeDef, skip: &Bitset) -> Vec<ValueRang
     ranges
 }
 
-/// The encodings of the current state: the previous ones while the present values still fit,
-/// else the minimal ones. Computed once per cycle and kept until the next record is added.
-///
-/// While the encodings are still those of the committed state, every committed record fits
-/// them, so only the records new in this cycle are checked (a whole scan only when one does
-/// not fit).
 /// The narrowest column a type may have. The elements of a collection take at least one bit,
 /// so that a blob's bytes bound how many elements it can claim (see
 /// [`max_zero_width_rows`](crate::format::field_codec::max_zero_width_rows)).
@@ -91,6 +84,12 @@ fn min_width(def: &TypeDef) -> u8 {
     def.is_collection() as u8
 }
 
+/// The encodings of the current state: the previous ones while the present values still fit,
+/// else the minimal ones. Computed once per cycle and kept until the next record is added.
+///
+/// While the encodings are still those of the committed state, every committed record fits
+/// them, so only the records new in this cycle are checked (a whole scan only when one does
+/// not fit).
 pub(super) fn choose_encodings(tw: &mut TypeWriter, def: &TypeDef) -> Result<Vec<ColumnEncoding>> {
     if let Some(e) = &tw.current_encodings {
         return Ok(e.clone());

@@ -49,6 +49,33 @@ pub(crate) fn map_pieces<R: Send>(
     map_balanced(pieces, |w| (w.len() * 64) as u64, PARALLEL_ORDINALS, work)
 }
 
+/// Calls `work` with the words of `set` (ranges of 64-ordinal words, for
+/// [`Bitset::iter_words`]) in pieces that hold ordinals not in `minus`, on the machine's cores
+/// when there are `min_total` such ordinals or more; the results, pieces in order. For work on
+/// what changed, which may sit in a few pieces of a large set: the pieces are small, and
+/// weighed by the ordinals they hold.
+pub(crate) fn map_difference<R: Send>(
+    set: &Bitset,
+    minus: &Bitset,
+    min_total: u64,
+    work: impl Fn(std::ops::Range<usize>) -> R + Sync,
+) -> Vec<R> {
+    const DIFFERENCE_PIECE_WORDS: usize = 256;
+    let (words, minus) = (set.words(), minus.words());
+    let pieces: Vec<(std::ops::Range<usize>, u64)> = (0..words.len())
+        .step_by(DIFFERENCE_PIECE_WORDS)
+        .map(|start| {
+            let piece = start..(start + DIFFERENCE_PIECE_WORDS).min(words.len());
+            let count = (piece.clone())
+                .map(|w| (words[w] & !minus.get(w).copied().unwrap_or(0)).count_ones() as u64)
+                .sum();
+            (piece, count)
+        })
+        .filter(|piece| piece.1 > 0)
+        .collect();
+    map_balanced(pieces, |piece| piece.1, min_total, |(piece, _)| work(piece))
+}
+
 /// Runs `work` on every item and returns the results in item order. When the items weigh
 /// `min_total` or more in all, they are spread over the machine's cores in bins of about equal
 /// weight (heaviest first, each into the lightest bin); the caller's thread takes one bin.
@@ -102,7 +129,28 @@ pub(crate) fn map_balanced<T: Send, R: Send>(
 
 #[cfg(test)]
 mod tests {
-    use super::map_balanced;
+    use super::{map_balanced, map_difference};
+    use crate::bitset::Bitset;
+
+    #[test]
+    fn the_difference_comes_back_in_order_on_one_thread_or_several() {
+        let (mut set, mut minus) = (Bitset::with_len(100_000), Bitset::with_len(60_000));
+        (0..100_000).step_by(3).for_each(|o| set.insert(o));
+        (0..60_000).for_each(|o| minus.insert(o));
+        let expected: Vec<u64> = (60_000..100_000).filter(|o| o % 3 == 0).collect();
+        for min_total in [0, u64::MAX] {
+            let pieces = map_difference(&set, &minus, min_total, |words| {
+                (set.iter_words(words))
+                    .filter(|&o| !minus.contains(o))
+                    .collect::<Vec<_>>()
+            });
+            assert!(
+                pieces.iter().all(|p| !p.is_empty()),
+                "no piece without ordinals"
+            );
+            assert_eq!(pieces.concat(), expected);
+        }
+    }
 
     #[test]
     fn results_come_back_in_item_order_on_one_thread_or_several() {

@@ -2,19 +2,15 @@
 //! proportional to the change rather than the dataset: for a cycle whose snapshot is neither
 //! published nor written.
 
-use std::ops::Range;
-
 use super::{TypeWriter, WriteState};
 use crate::bitset::Bitset;
+use crate::parallel::map_difference;
 use crate::read::ReadState;
 use crate::schema::{TypeDef, TypeId};
 use crate::type_data::TypeData;
 
 /// Records checked at least, for the check to spread over the machine's cores.
 const PARALLEL_RECORDS: u64 = 20_000;
-
-/// Ordinals go to the cores in pieces of this many 64-ordinal words.
-const PIECE_WORDS: usize = 256;
 
 impl WriteState {
     /// Checks `state` (the committed state with this cycle's delta applied) against the current
@@ -47,38 +43,16 @@ impl WriteState {
             } else {
                 tw.records.previous()
             };
-            let checked = crate::parallel::map_balanced(
-                changed_pieces(present, carried),
-                |piece| piece.1,
-                PARALLEL_RECORDS,
-                |(words, _)| {
-                    let mut scratch = Vec::new();
-                    (present.iter_words(words))
-                        .filter(|&o| !carried.contains(o))
-                        .try_for_each(|o| verify_record(def, tw, data, o as u32, &mut scratch))
-                },
-            );
+            let checked = map_difference(present, carried, PARALLEL_RECORDS, |words| {
+                let mut scratch = Vec::new();
+                (present.iter_words(words))
+                    .filter(|&o| !carried.contains(o))
+                    .try_for_each(|o| verify_record(def, tw, data, o as u32, &mut scratch))
+            });
             checked.into_iter().collect::<Result<(), String>>()?;
         }
         Ok(())
     }
-}
-
-/// The ordinals of `present` not in `carried`, as pieces of words (for
-/// [`Bitset::iter_words`]) with the number of such ordinals in each.
-fn changed_pieces(present: &Bitset, carried: &Bitset) -> Vec<(Range<usize>, u64)> {
-    let (present, carried) = (present.words(), carried.words());
-    (0..present.len())
-        .step_by(PIECE_WORDS)
-        .map(|start| {
-            let words = start..(start + PIECE_WORDS).min(present.len());
-            let count = (words.clone())
-                .map(|w| (present[w] & !carried.get(w).copied().unwrap_or(0)).count_ones() as u64)
-                .sum();
-            (words, count)
-        })
-        .filter(|piece| piece.1 > 0)
-        .collect()
 }
 
 /// Checks the record at `ordinal` of a type (`def`, written in `tw`) against the same ordinal

@@ -152,9 +152,25 @@ impl Bitset {
     /// The elements not in `other`, ascending, a word at a time: for the records new in a
     /// cycle (present, not previous) without visiting every record.
     pub fn iter_minus<'a>(&'a self, other: &'a Bitset) -> impl Iterator<Item = u64> + 'a {
-        self.words.iter().enumerate().flat_map(move |(wi, &w)| {
-            elements_of_word(wi, w & !other.words.get(wi).copied().unwrap_or(0))
-        })
+        self.iter_words_minus(other, 0..self.words.len())
+    }
+
+    /// The elements not in `other` held by the words in `words` (as [`Bitset::iter_words`]),
+    /// ascending: for splitting [`Bitset::iter_minus`] into pieces.
+    pub fn iter_words_minus<'a>(
+        &'a self,
+        other: &'a Bitset,
+        words: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = u64> + 'a {
+        let end = words.end.min(self.words.len());
+        let first = words.start.min(end);
+        self.words[first..end]
+            .iter()
+            .enumerate()
+            .flat_map(move |(i, &w)| {
+                let wi = first + i;
+                elements_of_word(wi, w & !other.words.get(wi).copied().unwrap_or(0))
+            })
     }
 
     /// Adds every element of `other`, growing the set if needed.
@@ -223,6 +239,10 @@ mod tests {
         assert_eq!(a.iter_minus(&b).collect::<Vec<_>>(), vec![1, 63, 200, 300]);
         assert_eq!(b.iter_minus(&a).collect::<Vec<_>>(), vec![65]);
         assert_eq!(a.iter_minus(&a).count(), 0);
+        // In pieces of words, past the last word included.
+        let pieces = [0..1, 1..4, 4..9].map(|w| a.iter_words_minus(&b, w).collect::<Vec<_>>());
+        assert_eq!(pieces.concat(), vec![1, 63, 200, 300]);
+        assert_eq!(a.iter_words_minus(&b, 3..4).collect::<Vec<_>>(), vec![200]);
     }
 
     #[test]

@@ -42,15 +42,19 @@ pub(crate) fn map_pieces<R: Send>(
     work: impl Fn(std::ops::Range<usize>) -> R + Sync,
 ) -> Vec<R> {
     let words = (population.len() as usize).div_ceil(64);
-    let pieces: Vec<std::ops::Range<usize>> = (0..words)
-        .step_by(PIECE_WORDS)
-        .map(|w| w..(w + PIECE_WORDS).min(words))
-        .collect();
+    let pieces: Vec<std::ops::Range<usize>> = word_pieces(words, PIECE_WORDS).collect();
     map_balanced(pieces, |w| (w.len() * 64) as u64, PARALLEL_ORDINALS, work)
 }
 
+/// `0..words` in ranges of `piece_words`.
+fn word_pieces(words: usize, piece_words: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..words)
+        .step_by(piece_words)
+        .map(move |w| w..(w + piece_words).min(words))
+}
+
 /// Calls `work` with the words of `set` (ranges of 64-ordinal words, for
-/// [`Bitset::iter_words`]) in pieces that hold ordinals not in `minus`, on the machine's cores
+/// [`Bitset::iter_words_minus`]) in pieces that hold ordinals not in `minus`, on the machine's cores
 /// when there are `min_total` such ordinals or more; the results, pieces in order. For work on
 /// what changed, which may sit in a few pieces of a large set: the pieces are small, and
 /// weighed by the ordinals they hold.
@@ -62,17 +66,16 @@ pub(crate) fn map_difference<R: Send>(
 ) -> Vec<R> {
     const DIFFERENCE_PIECE_WORDS: usize = 256;
     let (words, minus) = (set.words(), minus.words());
-    let pieces: Vec<(std::ops::Range<usize>, u64)> = (0..words.len())
-        .step_by(DIFFERENCE_PIECE_WORDS)
-        .map(|start| {
-            let piece = start..(start + DIFFERENCE_PIECE_WORDS).min(words.len());
-            let count = (piece.clone())
-                .map(|w| (words[w] & !minus.get(w).copied().unwrap_or(0)).count_ones() as u64)
-                .sum();
-            (piece, count)
-        })
-        .filter(|piece| piece.1 > 0)
-        .collect();
+    let pieces: Vec<(std::ops::Range<usize>, u64)> =
+        word_pieces(words.len(), DIFFERENCE_PIECE_WORDS)
+            .map(|piece| {
+                let count = (piece.clone())
+                    .map(|w| (words[w] & !minus.get(w).copied().unwrap_or(0)).count_ones() as u64)
+                    .sum();
+                (piece, count)
+            })
+            .filter(|piece| piece.1 > 0)
+            .collect();
     map_balanced(pieces, |piece| piece.1, min_total, |(piece, _)| work(piece))
 }
 
@@ -140,9 +143,7 @@ mod tests {
         let expected: Vec<u64> = (60_000..100_000).filter(|o| o % 3 == 0).collect();
         for min_total in [0, u64::MAX] {
             let pieces = map_difference(&set, &minus, min_total, |words| {
-                (set.iter_words(words))
-                    .filter(|&o| !minus.contains(o))
-                    .collect::<Vec<_>>()
+                set.iter_words_minus(&minus, words).collect::<Vec<_>>()
             });
             assert!(
                 pieces.iter().all(|p| !p.is_empty()),

@@ -45,8 +45,7 @@ impl WriteState {
             };
             let checked = map_difference(present, carried, PARALLEL_RECORDS, |words| {
                 let mut scratch = Vec::new();
-                (present.iter_words(words))
-                    .filter(|&o| !carried.contains(o))
+                (present.iter_words_minus(carried, words))
                     .try_for_each(|o| verify_record(def, tw, data, o as u32, &mut scratch))
             });
             checked.into_iter().collect::<Result<(), String>>()?;

@@ -42,10 +42,18 @@ pub struct Changes<'a> {
 /// What replaces the records of upserted keys: run on the thread that interns the upserts.
 #[derive(Default)]
 pub(crate) struct Replacements {
-    /// Per type: keys upserted in this cycle (encoded) and the ordinal they got.
-    upserted: foldhash::HashMap<(TypeId, EncodedKey), u32>,
-    /// Keys (as in `upserted`) whose record of the announced state was removed this cycle.
-    deleted: foldhash::HashSet<(TypeId, EncodedKey)>,
+    /// Per type, the keys (encoded) this cycle upserted or deleted: one table, so that an
+    /// upsert finds and updates what the cycle did with its key in one lookup.
+    keys: foldhash::HashMap<(TypeId, EncodedKey), KeyChange>,
+}
+
+/// What a cycle did with one key.
+#[derive(Clone, Copy, Default)]
+struct KeyChange {
+    /// The ordinal of the record last upserted with the key, if it is still in.
+    upserted: Option<u32>,
+    /// Whether the announced state's record with the key was removed.
+    deleted: bool,
 }
 
 /// An upsert as staged: its key, and the ordinal of the announced state's record with that
@@ -63,7 +71,7 @@ impl<'a> Changes<'a> {
         announced: Option<&ReadState>,
         replacements: Replacements,
     ) -> Self {
-        debug_assert!(replacements.upserted.is_empty() && replacements.deleted.is_empty());
+        debug_assert!(replacements.keys.is_empty());
         Self {
             schema: write.schema().clone(),
             batch: write.staged_batch(replacements),
@@ -168,15 +176,16 @@ impl Changes<'_> {
         let (write, replacements) = self.batch.settle()?;
         let ty = write.schema().require(type_name)?;
         let encoded = (ty, encode_key(parts, &mut self.scratch));
+        let change = replacements.keys.entry(encoded).or_default();
         let mut found = false;
-        if !replacements.deleted.contains(&encoded) {
+        if !change.deleted {
             if let Some(o) = find_committed(&self.announced, type_name, parts)? {
                 write.remove(type_name, o)?;
-                replacements.deleted.insert(encoded.clone());
+                change.deleted = true;
                 found = true;
             }
         }
-        if let Some(o) = replacements.upserted.remove(&encoded) {
+        if let Some(o) = change.upserted.take() {
             write.remove(type_name, o)?;
             found = true;
         }
@@ -199,11 +208,9 @@ fn find_committed(
 impl Replacements {
     /// Emptied for another cycle, keeping room for as many keys as this one had.
     pub(crate) fn emptied(mut self) -> Self {
-        let (upserted, deleted) = (self.upserted.len(), self.deleted.len());
-        self.upserted.clear();
-        self.upserted.shrink_to(upserted);
-        self.deleted.clear();
-        self.deleted.shrink_to(deleted);
+        let keys = self.keys.len();
+        self.keys.clear();
+        self.keys.shrink_to(keys);
         self
     }
 }
@@ -220,14 +227,15 @@ impl OnStaged for Replacements {
         upsert: Upsert,
     ) -> hollow_core::Result<()> {
         let Upsert { key, announced } = upsert;
-        let before = match self.deleted.contains(&key) {
+        let change = self.keys.entry(key).or_default();
+        let before = match change.deleted {
             true => None, // removed already this cycle
             false => announced,
         };
         if before.is_some_and(|old| old != ordinal) {
-            self.deleted.insert(key.clone());
+            change.deleted = true;
         }
-        let earlier = self.upserted.insert(key, ordinal);
+        let earlier = change.upserted.replace(ordinal);
         for old in before.into_iter().chain(earlier) {
             if old != ordinal {
                 records.remove(ty, old);
@@ -241,25 +249,28 @@ impl OnStaged for Replacements {
 mod tests {
     use super::*;
 
-    /// A cycle's tables go to the next one empty, with room for as many keys.
+    /// A cycle's table goes to the next one empty, with room for as many keys.
     #[test]
-    fn emptied_tables_keep_their_room_and_nothing_else() {
+    fn an_emptied_table_keeps_its_room_and_nothing_else() {
         let ty = crate::test_rows::schema().require("Row").unwrap();
         let mut r = Replacements::default();
         let mut scratch = Vec::new();
+        let change = |id: i64| KeyChange {
+            upserted: Some(id as u32),
+            deleted: true,
+        };
         for id in 0..1000i64 {
             let key = encode_key(&[hollow_core::KeyPart::Int(id)], &mut scratch);
-            r.upserted.insert((ty, key.clone()), id as u32);
-            r.deleted.insert((ty, key));
+            r.keys.insert((ty, key), change(id));
         }
         let r = r.emptied();
-        assert!(r.upserted.is_empty() && r.deleted.is_empty());
-        assert!(r.upserted.capacity() >= 1000 && r.deleted.capacity() >= 1000);
-        // A small cycle's tables give the room of a large one back.
+        assert!(r.keys.is_empty());
+        assert!(r.keys.capacity() >= 1000);
+        // A small cycle's table gives the room of a large one back.
         let mut r = r;
         let key = encode_key(&[hollow_core::KeyPart::Int(1)], &mut scratch);
-        r.upserted.insert((ty, key), 1);
+        r.keys.insert((ty, key), change(1));
         let r = r.emptied();
-        assert!(r.upserted.capacity() < 1000 && r.deleted.capacity() < 1000);
+        assert!(r.keys.capacity() < 1000);
     }
 }

@@ -162,15 +162,31 @@ impl Bitset {
         other: &'a Bitset,
         words: std::ops::Range<usize>,
     ) -> impl Iterator<Item = u64> + 'a {
+        self.words_minus(other, words)
+            .flat_map(|(wi, w)| elements_of_word(wi, w))
+    }
+
+    /// How many elements not in `other` the words in `words` hold (as
+    /// [`Bitset::iter_words_minus`] gives them).
+    pub fn count_words_minus(&self, other: &Bitset, words: std::ops::Range<usize>) -> u64 {
+        self.words_minus(other, words)
+            .map(|(_, w)| w.count_ones() as u64)
+            .sum()
+    }
+
+    /// The words in `words` (those past the last are none) without the bits of `other`, with
+    /// their indices.
+    fn words_minus<'a>(
+        &'a self,
+        other: &'a Bitset,
+        words: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = (usize, u64)> + 'a {
         let end = words.end.min(self.words.len());
         let first = words.start.min(end);
-        self.words[first..end]
-            .iter()
-            .enumerate()
-            .flat_map(move |(i, &w)| {
-                let wi = first + i;
-                elements_of_word(wi, w & !other.words.get(wi).copied().unwrap_or(0))
-            })
+        (first..end).map(move |wi| {
+            let w = self.words[wi] & !other.words.get(wi).copied().unwrap_or(0);
+            (wi, w)
+        })
     }
 
     /// Adds every element of `other`, growing the set if needed.
@@ -243,6 +259,10 @@ mod tests {
         let pieces = [0..1, 1..4, 4..9].map(|w| a.iter_words_minus(&b, w).collect::<Vec<_>>());
         assert_eq!(pieces.concat(), vec![1, 63, 200, 300]);
         assert_eq!(a.iter_words_minus(&b, 3..4).collect::<Vec<_>>(), vec![200]);
+        assert_eq!(
+            [0..1, 1..4, 4..9].map(|w| a.count_words_minus(&b, w)),
+            [2, 1, 1]
+        );
     }
 
     #[test]

@@ -54,10 +54,10 @@ fn word_pieces(words: usize, piece_words: usize) -> impl Iterator<Item = std::op
 }
 
 /// Calls `work` with the words of `set` (ranges of 64-ordinal words, for
-/// [`Bitset::iter_words_minus`]) in pieces that hold ordinals not in `minus`, on the machine's cores
-/// when there are `min_total` such ordinals or more; the results, pieces in order. For work on
-/// what changed, which may sit in a few pieces of a large set: the pieces are small, and
-/// weighed by the ordinals they hold.
+/// [`Bitset::iter_words_minus`]) in pieces that hold ordinals not in `minus`, on the machine's
+/// cores when there are `min_total` such ordinals or more; the results, pieces in order. For
+/// work on what changed, which may sit in a few pieces of a large set: the pieces are small,
+/// and weighed by the ordinals they hold ([`Bitset::count_words_minus`]).
 pub(crate) fn map_difference<R: Send>(
     set: &Bitset,
     minus: &Bitset,
@@ -65,15 +65,9 @@ pub(crate) fn map_difference<R: Send>(
     work: impl Fn(std::ops::Range<usize>) -> R + Sync,
 ) -> Vec<R> {
     const DIFFERENCE_PIECE_WORDS: usize = 256;
-    let (words, minus) = (set.words(), minus.words());
     let pieces: Vec<(std::ops::Range<usize>, u64)> =
-        word_pieces(words.len(), DIFFERENCE_PIECE_WORDS)
-            .map(|piece| {
-                let count = (piece.clone())
-                    .map(|w| (words[w] & !minus.get(w).copied().unwrap_or(0)).count_ones() as u64)
-                    .sum();
-                (piece, count)
-            })
+        word_pieces(set.word_count(), DIFFERENCE_PIECE_WORDS)
+            .map(|piece| (piece.clone(), set.count_words_minus(minus, piece)))
             .filter(|piece| piece.1 > 0)
             .collect();
     map_balanced(pieces, |piece| piece.1, min_total, |(piece, _)| work(piece))

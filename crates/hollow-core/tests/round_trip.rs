@@ -153,7 +153,16 @@ proptest! {
         for r in &records {
             ordinals.push(w.add(r).unwrap());
         }
-        let state = ReadState::from_snapshot(w.write_snapshot(3).unwrap().into()).unwrap();
+        let blob = bytes::Bytes::from(w.write_snapshot(3).unwrap());
+        // Compressed, the snapshot is laid out by columns and comes back byte for byte.
+        #[cfg(feature = "zstd")]
+        {
+            use hollow_core::raw::compressed;
+            let packed = compressed::compress(&blob, 3).unwrap();
+            prop_assert_eq!(&packed[8..12], &2u32.to_le_bytes(), "codec: zstd by columns");
+            prop_assert!(compressed::decompress_if_compressed(packed.into()).unwrap() == blob);
+        }
+        let state = ReadState::from_snapshot(blob).unwrap();
         prop_assert_eq!(state.version(), 3);
         for (r, &o) in records.iter().zip(&ordinals) {
             let back: Everything = state.get(o).unwrap();

@@ -21,6 +21,7 @@
 //! Format 1 had a 40-byte header without the two tags (origin version | destination version |
 //! section count | 0); it is still read, its states with tag 0.
 
+mod columnar;
 pub mod compressed;
 pub mod delta_section;
 pub(crate) mod field_codec;

@@ -44,3 +44,35 @@ pub fn read_everything(state: &ReadState) {
     let _ = state.checksum();
 }
 
+
+/// `content` as one zstd frame of raw (stored) blocks: what a hostile writer could put in a
+/// compressed envelope without a compressor.
+pub fn zstd_raw_frame(content: &[u8]) -> Vec<u8> {
+    const MAX_BLOCK: usize = 128 << 10;
+    let mut frame = vec![0x28, 0xB5, 0x2F, 0xFD, 0xE0]; // magic; single segment, 8-byte size
+    frame.extend_from_slice(&(content.len() as u64).to_le_bytes());
+    let mut blocks = content.chunks(MAX_BLOCK).peekable();
+    if blocks.peek().is_none() {
+        frame.extend_from_slice(&[1, 0, 0]); // one last, empty raw block
+    }
+    while let Some(block) = blocks.next() {
+        let header = ((block.len() as u32) << 3) | u32::from(blocks.peek().is_none());
+        frame.extend_from_slice(&header.to_le_bytes()[..3]);
+        frame.extend_from_slice(block);
+    }
+    frame
+}
+
+/// A compressed envelope of codec 2 (a snapshot laid out by columns) around `laid_out`, whose
+/// restored blob is declared `len` bytes long, its checksum valid.
+pub fn columns_envelope(len: u64, laid_out: &[u8]) -> Vec<u8> {
+    let mut b = b"HOLLOWZS".to_vec();
+    b.extend_from_slice(&2u32.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&len.to_le_bytes());
+    b.extend_from_slice(&(laid_out.len() as u64).to_le_bytes());
+    b.extend_from_slice(&zstd_raw_frame(laid_out));
+    let sum = xxh3_64(&b);
+    b.extend_from_slice(&sum.to_le_bytes());
+    b
+}

@@ -315,11 +315,23 @@ fn malformed_deltas_are_errors_and_never_panic() {
 fn fuzz_seeds_are_current() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds");
     let (origin, delta) = sample_delta_blobs();
-    for (name, blob) in [
+    let mut seeds = vec![
         ("snapshot-nodes", sample_blob()),
         ("origin-nodes", origin),
         ("delta-nodes", delta),
-    ] {
+    ];
+    // The `compressed_snapshot` target's input: the restored length, then the snapshot laid
+    // out by columns (the zstd frame of a codec-2 envelope, after its header and the
+    // layout's length, decoded).
+    #[cfg(feature = "zstd")]
+    {
+        let blob = Bytes::from(sample_blob());
+        let envelope = hollow_core::raw::compressed::compress(&blob, 3).unwrap();
+        let laid_out = zstd::decode_all(&envelope[32..envelope.len() - 8]).unwrap();
+        let len = (blob.len() as u64).to_le_bytes();
+        seeds.push(("columns-nodes", [&len[..], &laid_out].concat()));
+    }
+    for (name, blob) in seeds {
         let path = format!("{dir}/{name}");
         if std::env::var_os("HOLLOW_REFRESH_FUZZ_SEEDS").is_some() {
             std::fs::create_dir_all(dir).unwrap();

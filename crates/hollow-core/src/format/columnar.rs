@@ -25,7 +25,7 @@ use bytes::Bytes;
 
 use super::type_section::TypeSection;
 use super::{BlobKind, SectionKind};
-use crate::packed::{get_bits, low_mask, packed_len_bytes};
+use crate::packed::{low_mask, packed_len_bytes};
 
 /// One packed array of a blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -232,7 +232,6 @@ fn packed_arrays(blob: &Bytes) -> Option<Vec<PackedArray>> {
 /// Appends the columns of array `a`, whose packed bytes are `packed`: row by row, each
 /// value to its column's place.
 fn lay_out_array(a: &PackedArray, packed: &[u8], out: &mut Vec<u8>) {
-    let words = words_of(packed);
     let start = out.len();
     let total = a.column_bytes().unwrap_or(0) as usize;
     out.resize(start + total, 0);
@@ -242,7 +241,7 @@ fn lay_out_array(a: &PackedArray, packed: &[u8], out: &mut Vec<u8>) {
     let mut bit = 0u64;
     for _ in 0..a.values {
         for (c, &width) in a.widths.iter().enumerate() {
-            let mut v = get_bits(&words, bit, width);
+            let mut v = bits_at(packed, bit, width);
             bit += width as u64;
             if a.ends {
                 (v, before) = (v.wrapping_sub(before) & low_mask(width), v);
@@ -266,12 +265,11 @@ fn write_le(to: &mut [u8], v: u64) {
     }
 }
 
-/// Packs the columns `laid_out` of array `a` into `target` (its bytes).
+/// Packs the columns `laid_out` of array `a` into `target` (its bytes, zeroed).
 fn restore_array(a: &PackedArray, laid_out: &[u8], target: &mut [u8]) -> Result<(), String> {
     if (laid_out.len() as u64) < a.column_bytes().unwrap_or(u64::MAX) {
         return Err("its columns are cut short".into());
     }
-    let mut words = vec![0u64; target.len() / 8];
     let columns = Columns::of(a, 0);
     let mut at = columns.starts.clone();
     let mut before = 0u64;
@@ -287,21 +285,34 @@ fn restore_array(a: &PackedArray, laid_out: &[u8], target: &mut [u8]) -> Result<
                 v = before.wrapping_add(v) & low_mask(width);
                 before = v;
             }
-            // The words start zeroed and every value has bits of its own.
-            let (word, shift) = ((bit >> 6) as usize, (bit & 63) as u32);
+            // The target starts zeroed and every value has bits of its own.
+            let (word, shift) = ((bit >> 6) as usize * 8, (bit & 63) as u32);
             if width > 0 {
-                words[word] |= v << shift;
+                or_le(&mut target[word..word + 8], v << shift);
                 if shift + width as u32 > 64 {
-                    words[word + 1] |= v >> (64 - shift);
+                    or_le(&mut target[word + 8..word + 16], v >> (64 - shift));
                 }
             }
             bit += width as u64;
         }
     }
-    for (chunk, w) in target.chunks_exact_mut(8).zip(&words) {
-        chunk.copy_from_slice(&w.to_le_bytes());
-    }
     Ok(())
+}
+
+/// The `width` bits at `bit` of packed little-endian `bytes` (zeros past their end).
+#[inline(always)]
+fn bits_at(bytes: &[u8], bit: u64, width: u8) -> u64 {
+    let word = (bit >> 6) as usize * 8;
+    let shift = (bit & 63) as u32;
+    let (lo, hi) = (read_le(bytes, word), read_le(bytes, word + 8));
+    ((lo >> shift) | ((hi << 1) << (63 - shift))) & low_mask(width)
+}
+
+/// ORs `v` into the 8 little-endian bytes `word`.
+#[inline(always)]
+fn or_le(word: &mut [u8], v: u64) {
+    let now = u64::from_le_bytes(word.try_into().unwrap_or_default());
+    word.copy_from_slice(&(now | v).to_le_bytes());
 }
 
 /// Where each column of an array starts among its laid-out bytes, and its bytes per value.

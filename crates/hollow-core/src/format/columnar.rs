@@ -25,6 +25,8 @@ use bytes::Bytes;
 
 use super::type_section::TypeSection;
 use super::{BlobKind, SectionKind};
+use crate::byte_io::ByteReader;
+use crate::error::{CorruptReason, Error};
 use crate::packed::{low_mask, packed_len_bytes};
 
 /// One packed array of a blob.
@@ -110,8 +112,9 @@ fn arrange(blob: &[u8], arrays: &[PackedArray]) -> Option<Vec<u8>> {
 
 /// The blob of `len` bytes that [`lay_out`] laid out as `data`; an error naming what does
 /// not fit.
-pub(crate) fn restore(data: &[u8], len: u64) -> Result<Vec<u8>, String> {
-    let mut r = Reader { data, at: 0 };
+pub(crate) fn restore(data: Bytes, len: u64) -> crate::Result<Vec<u8>> {
+    let array = |i: u64| format!("array {i} of a snapshot laid out by columns");
+    let mut r = ByteReader::new(data, 0);
     let count = r.u64("array count")?;
     let mut arrays = Vec::new();
     let mut end = 0u64;
@@ -120,14 +123,19 @@ pub(crate) fn restore(data: &[u8], len: u64) -> Result<Vec<u8>, String> {
         let offset = r.u64("array offset")?;
         let bytes = r.u64("array length")?;
         let values = r.u64("array values")?;
-        let flags = r.take(4, "array flags")?;
-        let ends = match flags {
-            [0, 0, 0, 0] => false,
-            [1, 0, 0, 0] => true,
-            _ => return Err(format!("array {i}: unknown flags {flags:?}")),
+        let ends = match r.u32("array flags")? {
+            0 => false,
+            1 => true,
+            code => {
+                let reason = CorruptReason::UnknownCode {
+                    what: "array flags",
+                    code: code.into(),
+                };
+                return Err(Error::corrupt(array(i), reason));
+            }
         };
-        let column_count = u32::from_le_bytes(r.take(4, "column count")?.try_into().unwrap());
-        let widths = r.take(column_count as usize, "column widths")?.to_vec();
+        let column_count = r.u32("column count")?;
+        let widths = r.take_slice("column widths", column_count.into())?.to_vec();
         let a = PackedArray {
             offset,
             bytes,
@@ -142,42 +150,54 @@ pub(crate) fn restore(data: &[u8], len: u64) -> Result<Vec<u8>, String> {
             && a.row_bits()
                 .checked_mul(values)
                 .is_some_and(|bits| packed_len_bytes(bits) == bytes);
-        let laid_out = a.column_bytes();
-        if !fits || laid_out.is_none() {
-            return Err(format!(
-                "array {i} ({values} values of widths {:?}, {bytes} bytes at {offset}) does not \
-                 fit a blob of {len} bytes after the one before",
+        let laid_out = a.column_bytes().filter(|_| fits);
+        let Some(laid_out) = laid_out else {
+            let what = format!(
+                "{} ({values} values of widths {:?}, {bytes} bytes at {offset}; the blob has \
+                 {len}, the array before ends at {end})",
+                array(i),
                 a.widths
-            ));
-        }
+            );
+            let reason = CorruptReason::Unexpected {
+                what: "an array that does not fit after the one before",
+            };
+            return Err(Error::corrupt(what, reason));
+        };
         end = offset + bytes;
-        columns = columns
-            .checked_add(laid_out.unwrap_or(0))
-            .ok_or("the arrays' columns overflow")?;
+        columns = columns.checked_add(laid_out).ok_or_else(|| {
+            let reason = CorruptReason::Overflow {
+                what: "the arrays' columns",
+            };
+            Error::corrupt(array(i), reason)
+        })?;
         arrays.push(a);
     }
-    let packed: u64 = arrays.iter().map(|a| a.bytes).sum();
-    let other = len - packed;
-    let available = (data.len() - r.at) as u64;
-    if available != other.checked_add(columns).ok_or("the layout overflows")? {
-        return Err(format!(
-            "{available} bytes follow the arrays' table where {other} other bytes and {columns} \
-             bytes of columns were declared"
-        ));
+    let other = len - arrays.iter().map(|a| a.bytes).sum::<u64>();
+    let available = r.remaining() as u64;
+    if Some(available) != other.checked_add(columns) {
+        let reason = CorruptReason::Mismatch {
+            what: "bytes after the arrays' table",
+            expected: other.saturating_add(columns),
+            found: available,
+        };
+        return Err(Error::corrupt("a snapshot laid out by columns", reason));
     }
     let mut blob = vec![0u8; len as usize];
     let mut at = 0usize;
     for a in &arrays {
-        let piece = r.take(a.offset as usize - at, "the blob's other bytes")?;
+        let piece = r.take_slice("the blob's other bytes", a.offset - at as u64)?;
         blob[at..a.offset as usize].copy_from_slice(piece);
         at = (a.offset + a.bytes) as usize;
     }
-    let rest = r.take(len as usize - at, "the blob's other bytes")?;
+    let rest = r.take_slice("the blob's other bytes", len - at as u64)?;
     blob[at..].copy_from_slice(rest);
     for (i, a) in arrays.iter().enumerate() {
-        let laid_out = r.take(a.column_bytes().unwrap_or(0) as usize, "columns")?;
+        let laid_out = r.take_slice("columns", a.column_bytes().unwrap_or(0))?;
         let target = &mut blob[a.offset as usize..(a.offset + a.bytes) as usize];
-        restore_array(a, laid_out, target).map_err(|e| format!("array {i}: {e}"))?;
+        restore_array(a, laid_out, target).map_err(|what| {
+            let reason = CorruptReason::Unexpected { what };
+            Error::corrupt(array(i as u64), reason)
+        })?;
     }
     Ok(blob)
 }
@@ -266,9 +286,9 @@ fn write_le(to: &mut [u8], v: u64) {
 }
 
 /// Packs the columns `laid_out` of array `a` into `target` (its bytes, zeroed).
-fn restore_array(a: &PackedArray, laid_out: &[u8], target: &mut [u8]) -> Result<(), String> {
+fn restore_array(a: &PackedArray, laid_out: &[u8], target: &mut [u8]) -> Result<(), &'static str> {
     if (laid_out.len() as u64) < a.column_bytes().unwrap_or(u64::MAX) {
-        return Err("its columns are cut short".into());
+        return Err("columns cut short");
     }
     let columns = Columns::of(a, 0);
     let mut at = columns.starts.clone();
@@ -279,7 +299,7 @@ fn restore_array(a: &PackedArray, laid_out: &[u8], target: &mut [u8]) -> Result<
             let mut v = read_le(laid_out, at[c]) & low_mask(columns.sizes[c] as u8 * 8);
             at[c] += columns.sizes[c];
             if v > low_mask(width) {
-                return Err(format!("a value wider than its {width} bits"));
+                return Err("a value wider than its column");
             }
             if a.ends {
                 v = before.wrapping_add(v) & low_mask(width);
@@ -355,26 +375,6 @@ fn words_of(bytes: &[u8]) -> Vec<u64> {
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
         .collect()
-}
-
-/// Reads the laid-out form front to back; an error names what is missing.
-struct Reader<'a> {
-    data: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.data.len());
-        let end = end.ok_or_else(|| format!("{what} cut short at byte {}", self.at))?;
-        let piece = &self.data[self.at..end];
-        self.at = end;
-        Ok(piece)
-    }
-
-    fn u64(&mut self, what: &str) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
-    }
 }
 
 #[cfg(test)]
@@ -455,7 +455,7 @@ mod tests {
             }
             let laid_out = lay_out(&blob).unwrap();
             assert_ne!(&laid_out[..], &blob[..]);
-            let back = restore(&laid_out, blob.len() as u64).unwrap();
+            let back = restore(Bytes::from(laid_out), blob.len() as u64).unwrap();
             assert!(back == blob, "{n} records");
         }
     }
@@ -498,7 +498,10 @@ mod tests {
         blob.extend_from_slice(&packed);
         blob.extend_from_slice(&[0xCD; 5]);
         let laid_out = arrange(&blob, &[array(16)]).unwrap();
-        assert_eq!(restore(&laid_out, blob.len() as u64).unwrap(), blob);
+        assert_eq!(
+            restore(Bytes::from(laid_out), blob.len() as u64).unwrap(),
+            blob
+        );
         blob[8 + 12] = 1; // the padding word
         assert!(arrange(&blob, &[array(16)]).is_none());
     }
@@ -527,15 +530,21 @@ mod tests {
                 let huge = [u64::MAX, 1 << 40, len, len + 8, 0][(next() % 5) as usize];
                 damaged[at..at + 8].copy_from_slice(&huge.to_le_bytes());
             }
-            if let Ok(back) = restore(&damaged, len) {
+            if let Ok(back) = restore(Bytes::from(damaged), len) {
                 assert_eq!(back.len() as u64, len);
             }
         }
         for cut in [0, 7, 8, 40, laid_out.len() / 2, laid_out.len() - 1] {
-            assert!(restore(&laid_out[..cut], len).is_err(), "cut at {cut}");
+            assert!(
+                restore(Bytes::copy_from_slice(&laid_out[..cut]), len).is_err(),
+                "cut at {cut}"
+            );
         }
         for len in [0, len - 8, len + 8, 1 << 40] {
-            assert!(restore(&laid_out, len).is_err(), "length {len}");
+            assert!(
+                restore(Bytes::from(laid_out.clone()), len).is_err(),
+                "length {len}"
+            );
         }
     }
 }

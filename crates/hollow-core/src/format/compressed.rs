@@ -136,7 +136,7 @@ pub fn decompress_if_compressed(blob: Bytes) -> Result<Bytes> {
     let decoded = std::panic::catch_unwind(|| {
         let frame = decode_zstd(payload, frame_length)?;
         match codec {
-            ZSTD_BY_COLUMNS => super::columnar::restore(&frame, length)
+            ZSTD_BY_COLUMNS => super::columnar::restore(Bytes::from(frame), length)
                 .map_err(|e| format!("the snapshot laid out by columns: {e}")),
             _ => Ok(frame),
         }

@@ -27,7 +27,7 @@ use super::type_section::TypeSection;
 use super::{BlobKind, SectionKind};
 use crate::byte_io::ByteReader;
 use crate::error::{CorruptReason, Error};
-use crate::packed::{low_mask, packed_len_bytes};
+use crate::packed::{low_mask, packed_len_bytes, PackedBits};
 
 /// One packed array of a blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,7 +65,7 @@ pub(crate) fn lay_out(blob: &Bytes) -> Option<Vec<u8>> {
 
 /// `blob` laid out with its packed `arrays` (in blob order, apart) by columns; `None` when an
 /// array would not come back bit for bit.
-fn arrange(blob: &[u8], arrays: &[PackedArray]) -> Option<Vec<u8>> {
+fn arrange(blob: &Bytes, arrays: &[PackedArray]) -> Option<Vec<u8>> {
     let other: u64 = blob.len() as u64 - arrays.iter().map(|a| a.bytes).sum::<u64>();
     let columns: u64 = arrays
         .iter()
@@ -88,23 +88,23 @@ fn arrange(blob: &[u8], arrays: &[PackedArray]) -> Option<Vec<u8>> {
     }
     out.extend_from_slice(&blob[at..]);
     for a in arrays {
-        let packed = &blob[a.offset as usize..(a.offset + a.bytes) as usize];
+        let bits = a.row_bits() * a.values;
+        let bytes = blob.slice(a.offset as usize..(a.offset + a.bytes) as usize);
         // The array comes back bit for bit when its bits past the values are zero, as a
         // writer leaves them (a blob with others set is compressed as it is).
-        let bits = a.row_bits() * a.values;
-        if a.bytes != packed_len_bytes(bits) {
-            return None;
-        }
-        let tail = words_of(&packed[(bits / 64 * 8) as usize..]);
-        let past = tail[0] & !low_mask((bits % 64) as u8);
-        if past != 0 || tail[1..].iter().any(|&w| w != 0) {
+        let last = (bits / 64 * 8) as usize;
+        let past = read_le(&bytes, last) & !low_mask((bits % 64) as u8);
+        if a.bytes != packed_len_bytes(bits)
+            || past != 0
+            || bytes[last + 8..].iter().any(|&b| b != 0)
+        {
             return None;
         }
         let start = out.len();
-        lay_out_array(a, packed, &mut out);
+        lay_out_array(a, &PackedBits::new(bytes.clone(), bits)?, &mut out);
         debug_assert!({
-            let mut restored = vec![0; packed.len()];
-            restore_array(a, &out[start..], &mut restored).is_ok() && restored == packed
+            let mut restored = vec![0; bytes.len()];
+            restore_array(a, &out[start..], &mut restored).is_ok() && restored == bytes
         });
     }
     Some(out)
@@ -249,9 +249,9 @@ fn packed_arrays(blob: &Bytes) -> Option<Vec<PackedArray>> {
     apart.then_some(arrays)
 }
 
-/// Appends the columns of array `a`, whose packed bytes are `packed`: row by row, each
-/// value to its column's place.
-fn lay_out_array(a: &PackedArray, packed: &[u8], out: &mut Vec<u8>) {
+/// Appends the columns of array `a`, packed in `packed`: row by row, each value to its
+/// column's place.
+fn lay_out_array(a: &PackedArray, packed: &PackedBits, out: &mut Vec<u8>) {
     let start = out.len();
     let total = a.column_bytes().unwrap_or(0) as usize;
     out.resize(start + total, 0);
@@ -261,7 +261,7 @@ fn lay_out_array(a: &PackedArray, packed: &[u8], out: &mut Vec<u8>) {
     let mut bit = 0u64;
     for _ in 0..a.values {
         for (c, &width) in a.widths.iter().enumerate() {
-            let mut v = bits_at(packed, bit, width);
+            let mut v = packed.get(bit, width);
             bit += width as u64;
             if a.ends {
                 (v, before) = (v.wrapping_sub(before) & low_mask(width), v);
@@ -319,15 +319,6 @@ fn restore_array(a: &PackedArray, laid_out: &[u8], target: &mut [u8]) -> Result<
     Ok(())
 }
 
-/// The `width` bits at `bit` of packed little-endian `bytes` (zeros past their end).
-#[inline(always)]
-fn bits_at(bytes: &[u8], bit: u64, width: u8) -> u64 {
-    let word = (bit >> 6) as usize * 8;
-    let shift = (bit & 63) as u32;
-    let (lo, hi) = (read_le(bytes, word), read_le(bytes, word + 8));
-    ((lo >> shift) | ((hi << 1) << (63 - shift))) & low_mask(width)
-}
-
 /// ORs `v` into the 8 little-endian bytes `word`.
 #[inline(always)]
 fn or_le(word: &mut [u8], v: u64) {
@@ -367,14 +358,6 @@ fn read_le(bytes: &[u8], at: usize) -> u64 {
             u64::from_le_bytes(le)
         }
     }
-}
-
-/// The little-endian words of `bytes`.
-fn words_of(bytes: &[u8]) -> Vec<u64> {
-    bytes
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-        .collect()
 }
 
 #[cfg(test)]
@@ -497,13 +480,13 @@ mod tests {
         packed[5] = 0x0F;
         blob.extend_from_slice(&packed);
         blob.extend_from_slice(&[0xCD; 5]);
-        let laid_out = arrange(&blob, &[array(16)]).unwrap();
+        let laid_out = arrange(&Bytes::from(blob.clone()), &[array(16)]).unwrap();
         assert_eq!(
             restore(Bytes::from(laid_out), blob.len() as u64).unwrap(),
             blob
         );
         blob[8 + 12] = 1; // the padding word
-        assert!(arrange(&blob, &[array(16)]).is_none());
+        assert!(arrange(&Bytes::from(blob), &[array(16)]).is_none());
     }
 
     /// Whatever the laid-out bytes say, restoring them is an error or some blob, never a panic

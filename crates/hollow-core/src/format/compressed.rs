@@ -232,6 +232,14 @@ mod tests {
         }
     }
 
+    /// `b`, an envelope, with its checksum recomputed (as a hostile writer would).
+    fn reseal(mut b: Vec<u8>) -> Bytes {
+        b.truncate(b.len() - FOOTER_LEN);
+        let c = xxh3_64(&b);
+        b.extend_from_slice(&c.to_le_bytes());
+        Bytes::from(b)
+    }
+
     /// A snapshot of `n` rows, compressed by columns.
     fn compressed_snapshot(n: i64) -> (Bytes, Vec<u8>) {
         #[derive(serde::Serialize, serde::Deserialize)]
@@ -264,12 +272,6 @@ mod tests {
         assert_eq!(packed[8..12], ZSTD_BY_COLUMNS.to_le_bytes());
         let back = decompress_if_compressed(Bytes::from(packed.clone())).unwrap();
         assert!(back == blob);
-        let reseal = |mut b: Vec<u8>| {
-            b.truncate(b.len() - FOOTER_LEN);
-            let c = xxh3_64(&b);
-            b.extend_from_slice(&c.to_le_bytes());
-            Bytes::from(b)
-        };
         let body = packed.len() - FOOTER_LEN;
         for at in (HEADER_LEN..body).step_by(7).chain([HEADER_LEN + 3]) {
             let mut damaged = packed.clone();
@@ -306,12 +308,6 @@ mod tests {
         }
         // A consistent envelope (checksum recomputed) that lies about the length, or holds
         // garbage instead of a zstd frame.
-        let reseal = |mut b: Vec<u8>| {
-            b.truncate(b.len() - FOOTER_LEN);
-            let c = xxh3_64(&b);
-            b.extend_from_slice(&c.to_le_bytes());
-            Bytes::from(b)
-        };
         let mut longer = packed.clone();
         longer[16..24].copy_from_slice(&(1u64 << 39).to_le_bytes());
         assert!(decompress_if_compressed(reseal(longer)).is_err());

@@ -9,11 +9,16 @@ use crate::mapped_words::Words;
 use crate::packed::{
     fill_from_le_bytes, get_bits, packed_len_bytes, set_bits, BitWriter, PackedBits,
 };
+use crate::prefetch::prefetch;
+use crate::table_lineage::{Owned, Version};
 
 /// Entries per chunk, as a power of two: a chunk of 24-bit entries is 12 KB, and the chunks
 /// of a 10 M-record table take 3,300 handles (100 KB, which lookups read beside the entry).
 const CHUNK_ENTRIES_LOG2: u32 = 12;
 const CHUNK_ENTRIES: u64 = 1 << CHUNK_ENTRIES_LOG2;
+
+/// Bringing a buffer up to date loads the entries this many ahead of the one it writes.
+const RESTORES_AHEAD: usize = 16;
 
 /// `len` entries of `width` bits, readable in O(1), in chunks that versions share.
 #[derive(Clone, Debug, Default)]
@@ -23,6 +28,8 @@ pub(crate) struct EntryTable {
     width: u8,
     /// The buffer the table was made from, while chunks are slices of it.
     buffer: Option<Bytes>,
+    /// This version of the table in its line (see [`crate::table_lineage`]).
+    version: Version,
 }
 
 impl EntryTable {
@@ -50,6 +57,7 @@ impl EntryTable {
             len,
             width,
             buffer: Some(bytes),
+            version: Version::first(),
         })
     }
 
@@ -110,34 +118,73 @@ impl EntryTable {
         Bytes::from(bytes)
     }
 
-    /// Bytes held: the buffer the table was made from, while any chunk shares it, and the
-    /// chunks written since.
+    /// Bytes held: the buffer the table was made from, while any chunk shares it, the
+    /// chunks written since, and where the version before was written.
     pub(crate) fn heap_bytes(&self) -> usize {
         let buffer = self.buffer.as_ref().map_or(0, Bytes::len);
         let written = self.chunks.len() - self.in_buffer();
-        buffer + written * packed_len_bytes(CHUNK_ENTRIES * self.width as u64) as usize
+        buffer
+            + written * packed_len_bytes(CHUNK_ENTRIES * self.width as u64) as usize
+            + self.version.written() * 8
     }
 
     /// A writer of the next version of this table, about to make `writes` writes spread
     /// over it. It copies a chunk when it first writes to it; but when the writes are as many
-    /// as the chunks (most chunks would be copied), it copies the whole table at once into a
-    /// buffer of its own, which is faster than copying chunk by chunk between the writes (and
-    /// that buffer is a spare of an earlier version when one is kept: its pages are resident).
+    /// as the chunks (most chunks would be copied), it makes a whole copy of the table in a
+    /// buffer of its own, which is faster than copying chunk by chunk between the writes. That
+    /// buffer is the one an earlier version of the table let go, when one is kept: brought up
+    /// to date where the two versions differ (see [`crate::table_lineage`]), or copied over
+    /// (its pages resident already) when they differ in too many entries.
     pub(crate) fn writer(&self, writes: usize) -> EntryTableWriter<'_> {
-        let bits = self.len * self.width as u64;
-        let copy_of = |bytes: &[u8]| {
-            let len = (bits.div_ceil(64) + 1) as usize;
-            // SAFETY: `fill_from_le_bytes` writes every word and reads none.
-            unsafe { Words::overwritten(len, |words| fill_from_le_bytes(words, bytes, bits)) }
-        };
         let copy = match writes >= self.chunks.len() {
-            true => Copy::Whole(match &self.buffer {
-                Some(buffer) if self.in_buffer() == self.chunks.len() => copy_of(buffer),
-                _ => copy_of(&self.to_bytes()),
-            }),
+            true => Copy::Whole(self.whole_copy()),
             false => Copy::Chunks((0..self.chunks.len()).map(|_| None).collect()),
         };
-        EntryTableWriter { table: self, copy }
+        EntryTableWriter {
+            table: self,
+            copy,
+            written: Vec::with_capacity(writes),
+        }
+    }
+
+    /// The entries and the padding word, in a buffer of their own.
+    fn whole_copy(&self) -> Words {
+        let bits = self.len * self.width as u64;
+        let len = (bits.div_ceil(64) + 1) as usize;
+        let returned = match cfg!(target_endian = "little") {
+            true => self.version.take_returned(len, self.len),
+            false => None,
+        };
+        if let Some((mut words, Some(differ))) = returned {
+            let width = self.width as u64;
+            let words_out = words.as_mut_slice();
+            for (k, &i) in differ.iter().enumerate() {
+                // The entries are spread over the table: each one's cache lines are loaded
+                // while those before are written.
+                if let Some(&ahead) = differ.get(k + RESTORES_AHEAD) {
+                    self.prefetch(ahead);
+                    prefetch(
+                        words_out
+                            .as_ptr()
+                            .wrapping_add(((ahead * width) >> 6) as usize),
+                    );
+                }
+                set_bits(words_out, i * width, self.width, self.get(i));
+            }
+            return words;
+        }
+        let copy_of = |bytes: &[u8]| match returned {
+            Some((mut words, None)) => {
+                fill_from_le_bytes(words.as_mut_slice(), bytes, bits);
+                words
+            }
+            // SAFETY: `fill_from_le_bytes` writes every word and reads none.
+            _ => unsafe { Words::overwritten(len, |words| fill_from_le_bytes(words, bytes, bits)) },
+        };
+        match &self.buffer {
+            Some(buffer) if self.in_buffer() == self.chunks.len() => copy_of(buffer),
+            _ => copy_of(&self.to_bytes()),
+        }
     }
 }
 
@@ -145,6 +192,8 @@ impl EntryTable {
 pub(crate) struct EntryTableWriter<'a> {
     table: &'a EntryTable,
     copy: Copy,
+    /// The entries written, in the order they were.
+    written: Vec<u64>,
 }
 
 /// What an [`EntryTableWriter`] copied.
@@ -189,7 +238,7 @@ impl EntryTableWriter<'_> {
         match &self.copy {
             Copy::Whole(copy) => {
                 let word = ((i * self.table.width as u64) >> 6) as usize;
-                crate::prefetch::prefetch(copy.as_ref().as_ptr().wrapping_add(word));
+                prefetch(copy.as_ref().as_ptr().wrapping_add(word));
             }
             Copy::Chunks(written) => match written.get(c) {
                 Some(Some(copy)) => copy.prefetch(bit),
@@ -204,6 +253,7 @@ impl EntryTableWriter<'_> {
     pub(crate) fn set(&mut self, i: u64, value: u64) {
         let (c, bit) = self.at(i);
         let table = self.table;
+        self.written.push(i);
         match &mut self.copy {
             Copy::Whole(copy) => set_bits(
                 copy.as_mut_slice(),
@@ -227,10 +277,16 @@ impl EntryTableWriter<'_> {
     /// half a table's worth beside its own entries.
     pub(crate) fn finish(self) -> EntryTable {
         let table = self.table;
+        let version = table.version.child(self.written);
         let written = match self.copy {
             Copy::Whole(copy) => {
-                return EntryTable::new(copy.into_le_bytes(), table.len, table.width)
-                    .unwrap_or_default()
+                let bytes = match cfg!(target_endian = "little") {
+                    // Given back to the line when let go, for a later version to start from.
+                    true => Bytes::from_owner(Owned::new(copy, version.clone())),
+                    false => copy.into_le_bytes(),
+                };
+                let table = EntryTable::new(bytes, table.len, table.width).unwrap_or_default();
+                return EntryTable { version, ..table };
             }
             Copy::Chunks(written) => written,
         };
@@ -253,6 +309,7 @@ impl EntryTableWriter<'_> {
             len: table.len,
             width: table.width,
             buffer: table.buffer.clone().filter(|_| keep_buffer),
+            version,
         }
     }
 }
@@ -315,6 +372,119 @@ mod tests {
         assert_eq!(third.in_buffer(), 0);
         assert!((0..3).all(|c| third.get(c * CHUNK_ENTRIES) == 1));
         assert!((1..CHUNK_ENTRIES).all(|i| third.get(3 * CHUNK_ENTRIES + i) == i % 4096));
+    }
+
+    /// The address of a table's first entry.
+    fn address(table: &EntryTable) -> *const u8 {
+        table.chunks[0].bytes().as_ptr()
+    }
+
+    /// `count` writes spread over `table` (entry `seed + i * step`, value `seed + i`).
+    fn written(table: &EntryTable, count: u64, step: u64, seed: u64) -> EntryTable {
+        let mut writer = table.writer(count as usize);
+        for i in 0..count {
+            writer.set(
+                (seed + i * step) % table.len,
+                (seed + i) % (1 << table.width),
+            );
+        }
+        writer.finish()
+    }
+
+    /// The entries of `table(len, width)` after `writes` by [`written`], in order.
+    fn model(len: u64, width: u8, writes: &[(u64, u64, u64)]) -> Vec<u64> {
+        let mut model: Vec<u64> = (0..len).map(|i| i % (1 << width)).collect();
+        for &(count, step, seed) in writes {
+            for i in 0..count {
+                model[((seed + i * step) % len) as usize] = (seed + i) % (1 << width);
+            }
+        }
+        model
+    }
+
+    fn entries(table: &EntryTable) -> Vec<u64> {
+        (0..table.len).map(|i| table.get(i)).collect()
+    }
+
+    /// A whole copy let go is the buffer the next whole copy starts from, brought up to date
+    /// where the two differ: for a sibling (a state derived and let go) and for a child once
+    /// its parent is let go (a consumer moving on).
+    #[test]
+    fn a_version_let_go_is_brought_up_to_date_for_the_next() {
+        let (len, width) = (3 * CHUNK_ENTRIES + 100, 21);
+        let first = table(len, width);
+        // Siblings: the second starts from the first's buffer.
+        let sibling = written(&first, 40, 301, 1);
+        let at = address(&sibling);
+        drop(sibling);
+        let sibling = written(&first, 50, 7, 9);
+        assert_eq!(address(&sibling), at, "the buffer let go was reused");
+        assert_eq!(entries(&sibling), model(len, width, &[(50, 7, 9)]));
+        assert_eq!(entries(&first), model(len, width, &[]));
+        // A line: from the third on, each version starts from its grandparent's buffer.
+        let mut writes = vec![(50, 7, 9), (30, 97, 0)];
+        let mut parent = sibling;
+        let mut child = written(&parent, 30, 97, 0);
+        for k in 1..6u64 {
+            let at = address(&parent);
+            drop(parent);
+            writes.push((30 + k, 97 + k, 100 * k));
+            let next = written(&child, 30 + k, 97 + k, 100 * k);
+            assert_eq!(
+                address(&next),
+                at,
+                "version {k} starts from its grandparent's"
+            );
+            assert_eq!(entries(&next), model(len, width, &writes));
+            assert_eq!(
+                entries(&child),
+                model(len, width, &writes[..writes.len() - 1])
+            );
+            (parent, child) = (child, next);
+        }
+        // A version that differs from its parent in too many entries (900 of 12,388) is
+        // copied whole, into the buffer let go all the same.
+        drop(parent);
+        let many = written(&child, 900, 13, 5);
+        writes.push((900, 13, 5));
+        let at = address(&child);
+        drop(child);
+        let next = written(&many, 4, 1, 0);
+        assert_eq!(address(&next), at);
+        writes.push((4, 1, 0));
+        assert_eq!(entries(&next), model(len, width, &writes));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Versions written from any live version, some whole and some by chunks, and let go
+        /// in any order: every live version reads what was written into it, whichever buffer
+        /// it started from.
+        #[test]
+        fn versions_read_what_was_written_whatever_was_let_go(
+            steps in proptest::collection::vec((0usize..8, 0u64..700, 1u64..5000, proptest::bool::ANY), 1..24),
+        ) {
+            let (len, width) = (3 * CHUNK_ENTRIES + 100, 13);
+            let mut live: Vec<(EntryTable, Vec<u64>)> =
+                vec![(table(len, width), model(len, width, &[]))];
+            for (seed, &(pick, count, step, let_go)) in steps.iter().enumerate() {
+                let (from, before) = &live[pick % live.len()];
+                let next = written(from, count, step, seed as u64 * 31);
+                let mut after = before.clone();
+                for i in 0..count {
+                    let at = (seed as u64 * 31 + i * step) % len;
+                    after[at as usize] = (seed as u64 * 31 + i) % (1 << width);
+                }
+                live.push((next, after));
+                if let_go && live.len() > 1 {
+                    live.remove(pick % (live.len() - 1));
+                }
+                for (table, expected) in &live {
+                    proptest::prop_assert!(entries(table) == *expected);
+                }
+            }
+        }
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub mod schema;
 mod snapshot_buffer;
 mod spare_maps;
 mod state_id;
+mod table_lineage;
 mod type_data;
 mod write;
 

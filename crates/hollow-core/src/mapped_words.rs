@@ -99,6 +99,14 @@ impl Words {
         self.len = self.len.min(len);
     }
 
+    /// Lets the words go: a spare's mapping is kept as a spare again (see
+    /// [`crate::spare_maps`]), any other storage freed.
+    pub(crate) fn let_go(self) {
+        if let Storage::Spare(map) = self.storage {
+            drop(Recycled::new(map));
+        }
+    }
+
     /// The words in use, as little-endian bytes.
     pub(crate) fn into_le_bytes(mut self) -> Bytes {
         self.as_mut_slice().iter_mut().for_each(|x| *x = x.to_le());

@@ -23,11 +23,13 @@
 
 use bytes::Bytes;
 
-use super::type_section::TypeSection;
-use super::{BlobKind, SectionKind};
+#[cfg(any(feature = "zstd", test))]
+use super::{type_section::TypeSection, BlobKind, SectionKind};
 use crate::byte_io::ByteReader;
 use crate::error::{CorruptReason, Error};
-use crate::packed::{low_mask, packed_len_bytes, PackedBits};
+#[cfg(any(feature = "zstd", test))]
+use crate::packed::PackedBits;
+use crate::packed::{low_mask, packed_len_bytes};
 
 /// One packed array of a blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,12 +61,14 @@ impl PackedArray {
 /// `blob` laid out for a compressor; `None` when it is not a snapshot whose type sections
 /// read, or when the layout would not give `blob` back exactly (bits set past an array's
 /// values): such a blob is compressed as it is.
+#[cfg(any(feature = "zstd", test))] // laying out is compressing's
 pub(crate) fn lay_out(blob: &Bytes) -> Option<Vec<u8>> {
     arrange(blob, &packed_arrays(blob)?)
 }
 
 /// `blob` laid out with its packed `arrays` (in blob order, apart) by columns; `None` when an
 /// array would not come back bit for bit.
+#[cfg(any(feature = "zstd", test))] // laying out is compressing's
 fn arrange(blob: &Bytes, arrays: &[PackedArray]) -> Option<Vec<u8>> {
     let other: u64 = blob.len() as u64 - arrays.iter().map(|a| a.bytes).sum::<u64>();
     let columns: u64 = arrays
@@ -203,6 +207,7 @@ pub(crate) fn restore(data: Bytes, len: u64) -> crate::Result<Vec<u8>> {
 }
 
 /// The packed arrays of the type sections of `blob`, a snapshot, in blob order.
+#[cfg(any(feature = "zstd", test))] // laying out is compressing's
 fn packed_arrays(blob: &Bytes) -> Option<Vec<PackedArray>> {
     let parsed = super::parse(blob.clone()).ok()?;
     if parsed.header.kind != BlobKind::Snapshot {
@@ -251,6 +256,7 @@ fn packed_arrays(blob: &Bytes) -> Option<Vec<PackedArray>> {
 
 /// Appends the columns of array `a`, packed in `packed`: row by row, each value to its
 /// column's place.
+#[cfg(any(feature = "zstd", test))] // laying out is compressing's
 fn lay_out_array(a: &PackedArray, packed: &PackedBits, out: &mut Vec<u8>) {
     let start = out.len();
     let total = a.column_bytes().unwrap_or(0) as usize;
@@ -275,6 +281,7 @@ fn lay_out_array(a: &PackedArray, packed: &PackedBits, out: &mut Vec<u8>) {
 
 /// Writes the low bytes of `v` into `to`, little-endian.
 #[inline(always)]
+#[cfg(any(feature = "zstd", test))] // laying out is compressing's
 fn write_le(to: &mut [u8], v: u64) {
     match to.len() {
         1 => to[0] = v as u8,

@@ -647,18 +647,33 @@ fn print_stages(outcome: &hollow::producer::CycleOutcome) {
     }
 }
 
-/// Prints each swap the consumer makes, with how it got there and how long the refresh took.
-struct PrintRefreshes;
+/// Prints each swap the consumer makes, with how it got there and how long the refresh took,
+/// and keeps the times of refreshes by one delta or reverse delta.
+#[derive(Default)]
+struct PrintRefreshes {
+    by_one_delta_ms: std::sync::Mutex<Vec<f64>>,
+}
+
+impl PrintRefreshes {
+    /// The median time of the refreshes by one delta heard so far, past the first `skip`.
+    fn median_by_one_delta(&self, skip: usize) -> Option<f64> {
+        let mut times = self.by_one_delta_ms.lock().ok()?.get(skip..)?.to_vec();
+        (!times.is_empty()).then(|| median(&mut times))
+    }
+}
 
 impl hollow::consumer::ConsumerListener for PrintRefreshes {
     fn on_refresh(&self, e: &hollow::consumer::RefreshEvent) {
+        let took = e.took.as_secs_f64() * 1e3;
         eprintln!(
-            "[bench]   consumer: {:?} -> {} by {} in {:.1} ms",
-            e.from,
-            e.to,
-            e.plan,
-            e.took.as_secs_f64() * 1e3
+            "[bench]   consumer: {:?} -> {} by {} in {took:.1} ms",
+            e.from, e.to, e.plan,
         );
+        if matches!(e.plan.as_str(), "1 delta" | "1 reverse delta") {
+            if let Ok(mut times) = self.by_one_delta_ms.lock() {
+                times.push(took);
+            }
+        }
     }
 }
 
@@ -686,8 +701,9 @@ fn producer_figures(folder: &std::path::Path, n: u64) -> Result<(), Box<dyn std:
 
         progress("consumer: cold start from the local folder");
         let t = Instant::now();
+        let refreshes_heard = std::sync::Arc::new(PrintRefreshes::default());
         let consumer = ConsumerBuilder::from_blob_store(store.clone())
-            .with_listener(std::sync::Arc::new(PrintRefreshes))
+            .with_listener(refreshes_heard.clone())
             .with_poll_interval(std::time::Duration::from_secs(5))
             .build()
             .await?;
@@ -760,6 +776,11 @@ fn producer_figures(folder: &std::path::Path, n: u64) -> Result<(), Box<dyn std:
             "",
         );
         eprintln!("[bench]   {refreshes} refreshes ran during the lookups");
+        // The consumer following deltas back and forth, each state let go once the next
+        // serves: past the first two, each starts from the key table of the one before last.
+        if let Some(took) = refreshes_heard.median_by_one_delta(3) {
+            figure("consumer_refresh_by_delta_ms", format!("{took:.1}"), "ms");
+        }
         drop(consumer);
 
         progress("incremental producer: cycle 1's changes as upserts and deletes");

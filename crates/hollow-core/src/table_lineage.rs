@@ -6,9 +6,9 @@
 //! grows with the records, not with the delta. But the buffer of a version let go differs
 //! from a live version of its line only where one of the two was written: where the live
 //! version was written, if the buffer held its parent (a consumer that moved on from it), or
-//! where the buffer's version was, if it held the live one's child (a state derived and let go,
-//! as a producer's check does). Overwriting those entries with the live version's turns the
-//! buffer into a copy of it in time proportional to the two versions' writes.
+//! where the buffer's version was, if it held the live one's child (a state derived from it
+//! and let go). Overwriting those entries with the live version's turns the buffer into a
+//! copy of it in time proportional to the two versions' writes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

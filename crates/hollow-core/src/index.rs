@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::entry_table::EntryTable;
+use crate::entry_table::{EntryTable, EntryTableWriter};
 use crate::error::{Error, Result};
 use crate::format::saved_indexes::SavedTable;
 use crate::mapped_words::{release_words, Words};
@@ -253,6 +253,75 @@ impl Duplicates {
             added: chain,
             found: OnceLock::new(),
         }
+    }
+}
+
+/// A [`PrimaryKeyIndex`] update half done: the next table, with the removed records'
+/// entries marked (see [`PrimaryKeyIndex::removing`]).
+pub(crate) struct KeysRemoved<'a> {
+    index: &'a PrimaryKeyIndex,
+    buckets: EntryTableWriter<'a>,
+    tombstones: u64,
+}
+
+impl KeysRemoved<'_> {
+    /// The second half of [`PrimaryKeyIndex::updated`]: the index of type `id` of `state`,
+    /// once the records at `added` are added (`removed` as given to the first half).
+    pub(crate) fn adding(
+        self,
+        state: &impl StateTypes,
+        id: TypeId,
+        removed: &[u32],
+        added: &[u32],
+    ) -> Option<PrimaryKeyIndex> {
+        let Self {
+            index,
+            mut buckets,
+            tombstones,
+        } = self;
+        let data = state.type_data(id);
+        if !index.fits(data.slot_count(), data.record_count, removed.len()) {
+            return None;
+        }
+        let mut next = PrimaryKeyIndex {
+            data: data.clone(),
+            key_columns: index.key_columns.clone(),
+            paths: PrimaryKeyIndex::paths_in(state, id),
+            key_classes: index.key_classes,
+            buckets: EntryTable::default(),
+            capacity: index.capacity,
+            ordinal_bits: index.ordinal_bits,
+            entry_bits: index.entry_bits,
+            tombstones,
+            duplicates: (index.duplicates).after_update(removed, added, data.record_count),
+        };
+        let (empty, tombstone) = (next.empty(), next.tombstone());
+        let added_hashes = next.hashes_of(added);
+        for (i, (&a, &h)) in added.iter().zip(&added_hashes).enumerate() {
+            if let Some(&ahead) = added_hashes.get(i + PROBES_AHEAD) {
+                buckets.prefetch(next.bucket(ahead));
+            }
+            // The first free bucket takes the entry: a record updated under the same key
+            // takes the marker its old version left, if no other comes first.
+            let mut pos = next.bucket(h);
+            loop {
+                let ordinal = buckets.get(pos) & empty;
+                if ordinal == empty {
+                    break;
+                }
+                if ordinal == tombstone {
+                    next.tombstones -= 1;
+                    break;
+                }
+                pos = next.next(pos);
+            }
+            buckets.set(pos, (next.tag(h) << next.ordinal_bits) | a as u64);
+        }
+        if (data.record_count + next.tombstones) * 100 > next.capacity * MAX_FILL_PERCENT {
+            return None;
+        }
+        next.buckets = buckets.finish();
+        Some(next)
     }
 }
 
@@ -645,18 +714,26 @@ impl PrimaryKeyIndex {
         added: &[u32],
     ) -> Option<Self> {
         let data = state.type_data(id);
-        if Self::ordinal_bits_for(data.slot_count()) != self.ordinal_bits {
-            return None;
-        }
-        // Removing turns entries into removed markers and adding fills the first free bucket
-        // (empty or a marker): buckets in use grow to at most this many, and one must stay
-        // empty for probes to end.
-        let in_use_at_most = data.record_count + self.tombstones + removed.len() as u64;
-        if in_use_at_most >= self.capacity {
+        (self.removing(data.slot_count(), data.record_count, removed, added.len())?)
+            .adding(state, id, removed, added)
+    }
+
+    /// The first half of [`PrimaryKeyIndex::updated`], which reads only this index's state:
+    /// the next version of the table with the entries of the records at `removed` marked
+    /// removed, for a state of `slot_count` ordinals holding `records` records once the
+    /// `added` ones are added. It can run while the delta's types are patched.
+    pub(crate) fn removing(
+        &self,
+        slot_count: u64,
+        records: u64,
+        removed: &[u32],
+        added: usize,
+    ) -> Option<KeysRemoved<'_>> {
+        if !self.fits(slot_count, records, removed.len()) {
             return None;
         }
         let mut tombstones = self.tombstones;
-        let mut buckets = self.buckets.writer(removed.len() + added.len());
+        let mut buckets = self.buckets.writer(removed.len() + added);
         let (empty, tombstone) = (self.empty(), self.tombstone());
         let removed_hashes = self.hashes_of(removed);
         for (i, (&r, &h)) in removed.iter().zip(&removed_hashes).enumerate() {
@@ -677,44 +754,21 @@ impl PrimaryKeyIndex {
                 pos = self.next(pos);
             }
         }
-        let mut next = Self {
-            data: data.clone(),
-            key_columns: self.key_columns.clone(),
-            paths: Self::paths_in(state, id),
-            key_classes: self.key_classes,
-            buckets: EntryTable::default(),
-            capacity: self.capacity,
-            ordinal_bits: self.ordinal_bits,
-            entry_bits: self.entry_bits,
+        Some(KeysRemoved {
+            index: self,
+            buckets,
             tombstones,
-            duplicates: (self.duplicates).after_update(removed, added, data.record_count),
-        };
-        let added_hashes = next.hashes_of(added);
-        for (i, (&a, &h)) in added.iter().zip(&added_hashes).enumerate() {
-            if let Some(&ahead) = added_hashes.get(i + PROBES_AHEAD) {
-                buckets.prefetch(next.bucket(ahead));
-            }
-            // The first free bucket takes the entry: a record updated under the same key
-            // takes the marker its old version left, if no other comes first.
-            let mut pos = next.bucket(h);
-            loop {
-                let ordinal = buckets.get(pos) & empty;
-                if ordinal == empty {
-                    break;
-                }
-                if ordinal == tombstone {
-                    next.tombstones -= 1;
-                    break;
-                }
-                pos = next.next(pos);
-            }
-            buckets.set(pos, (next.tag(h) << next.ordinal_bits) | a as u64);
-        }
-        if (data.record_count + next.tombstones) * 100 > self.capacity * MAX_FILL_PERCENT {
-            return None;
-        }
-        next.buckets = buckets.finish();
-        Some(next)
+        })
+    }
+
+    /// Whether this table can take an update to a state of `slot_count` ordinals and
+    /// `records` records that removes `removed`: its ordinals are as wide, and one bucket
+    /// stays empty for probes to end (removing turns entries into markers and adding fills
+    /// the first free bucket, empty or a marker, so buckets in use grow to at most
+    /// `records + tombstones + removed`).
+    fn fits(&self, slot_count: u64, records: u64, removed: usize) -> bool {
+        Self::ordinal_bits_for(slot_count) == self.ordinal_bits
+            && records + self.tombstones + (removed as u64) < self.capacity
     }
 
     #[inline(always)]
@@ -1429,6 +1483,78 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A delta large enough to have its removed keys marked while the types are patched
+    /// (on a thread of its own) gives the index a fresh build would: every key found at its
+    /// record, removed keys gone, added ones there.
+    #[test]
+    fn a_large_delta_marks_its_removed_keys_while_the_types_are_patched() {
+        let schema = SchemaBuilder::new()
+            .add::<Row>()
+            .primary_key("Row", &["id"])
+            .build()
+            .unwrap();
+        // Ordinals as wide after as before (changed records take new ones): 18 bits; and few
+        // enough records removed for the table to take the update.
+        let n = 200_000i32;
+        let rows = |changed: bool| -> Vec<Row> {
+            (0..n)
+                .filter(|id| !changed || id % 10 != 3)
+                .chain(if changed { n..n + 5_000 } else { 0..0 })
+                .map(|id| Row {
+                    id,
+                    v: if changed && id % 5 == 0 { -id } else { id },
+                })
+                .collect()
+        };
+        let mut w = WriteState::new(schema);
+        w.add_all(&rows(false)).unwrap();
+        let v1 = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
+        w.commit_cycle().unwrap();
+        w.add_all(&rows(true)).unwrap();
+        let delta = w.write_delta(1, 2).unwrap();
+        let delta = bytes::Bytes::from(delta);
+        let sections = crate::format::parse(delta.clone())
+            .unwrap()
+            .split_schema()
+            .unwrap();
+        let section = sections.sections.map(|s| s.data.len()).max().unwrap();
+        assert!(section >= crate::read::EARLY_REMOVAL_BYTES, "{section}");
+        let v2 = v1.apply_delta(delta).unwrap();
+        let index = v2.primary_key_index("Row").unwrap();
+        assert!(
+            !matches!(index.duplicates, super::Duplicates::Known(_)),
+            "updated, not built"
+        );
+        let rows = v2.object("Row").unwrap();
+        let values = rows.int("v").unwrap();
+        for id in 0..n + 5_000 {
+            let expected = match (id < n && id % 10 == 3, id % 5 == 0) {
+                (true, _) => None,
+                (false, true) => Some(-id as i64),
+                (false, false) => Some(id as i64),
+            };
+            let found = index.find(&id).unwrap();
+            assert!(
+                found.is_none_or(|o| rows.contains(o)),
+                "key {id} at a record gone"
+            );
+            assert_eq!(found.and_then(|o| values.get(o)), expected, "key {id}");
+        }
+        // A marker per key removed for good, less those new keys took.
+        assert!(
+            (15_000..=20_000).contains(&index.tombstones),
+            "{}",
+            index.tombstones
+        );
+        // No entry left behind: one per record, each at a record of the state.
+        let entries: Vec<u64> = (0..index.capacity)
+            .map(|b| index.entry_at(b) & index.empty())
+            .filter(|&o| o != index.empty() && o != index.tombstone())
+            .collect();
+        assert_eq!(entries.len() as u64, rows.len());
+        assert!(entries.iter().all(|&o| rows.contains(o as u32)));
     }
 
     /// Whether keys are duplicated stays known through updates: a validator's question

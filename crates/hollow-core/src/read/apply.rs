@@ -16,7 +16,7 @@ use crate::format::delta_section::{DictDelta, TypeDelta};
 use crate::format::type_section::{DictSection, TypeSection};
 use crate::format::{self, BlobKind, SectionKind};
 use crate::hash_index::Patched;
-use crate::index::PrimaryKeyIndex;
+use crate::index::{KeysRemoved, PrimaryKeyIndex};
 use crate::packed::{bits_needed, pack_values, BitWriter, PackedArray, PackedBits};
 use crate::row_overlay::{held_after, OverlayBuilder, RowOverlay};
 use crate::schema::{TypeDef, TypeId};
@@ -455,6 +455,11 @@ fn dictionary_overlay_after<'a>(
 /// Below this many bytes of old type data in all, a delta is applied on the caller's thread.
 const PARALLEL_BYTES: u64 = 1 << 20;
 
+/// A keyed type's section of a delta of at least this many bytes has the records it removes
+/// marked in the primary key table on a thread of its own while the types are patched
+/// (tens of thousands of changed records); a smaller one is not worth a thread.
+pub(crate) const EARLY_REMOVAL_BYTES: usize = 256 << 10;
+
 fn patch_type(old: &TypeData, def: &TypeDef, d: TypeDelta) -> Result<TypeData> {
     let name = def.name();
     let population = patch_population(&old.population, d.slot_count, &d.removed, &d.added, name)?;
@@ -610,6 +615,38 @@ impl ReadState {
         Ok((t, data, Some((removed, added))))
     }
 
+    /// The primary key index of this state that patching section `s` of `plan` will update,
+    /// if any.
+    fn keyed_origin(&self, plan: &DeltaPlan, s: &format::Section) -> Option<&PrimaryKeyIndex> {
+        let origin = plan.carried.get(s.type_id as usize).copied().flatten()?;
+        let keyed = !plan.schema.get(TypeId(s.type_id)).primary_key().is_empty();
+        match s.kind == SectionKind::TypeData && keyed {
+            true => self.indexes.get(origin.index())?.as_deref(),
+            false => None,
+        }
+    }
+
+    /// The first half of updating the primary key index of the type of `s`, a section of
+    /// `plan` (see [`PrimaryKeyIndex::removing`]): `None` when it has none, or the section
+    /// does not decode or removes a record this state does not hold (patching it reports
+    /// why).
+    fn remove_keys(&self, plan: &DeltaPlan, s: format::Section) -> Option<KeysRemoved<'_>> {
+        let index = self.keyed_origin(plan, &s)?;
+        let origin = &self.types[plan.carried[s.type_id as usize]?.index()];
+        let def = plan.schema.get(TypeId(s.type_id));
+        let delta = TypeDelta::decode(s.data, s.offset, def).ok()?;
+        if !delta
+            .removed
+            .iter()
+            .all(|&r| origin.population.contains(r as u64))
+        {
+            return None;
+        }
+        let records = (origin.record_count + delta.added.len() as u64)
+            .checked_sub(delta.removed.len() as u64)?;
+        index.removing(delta.slot_count, records, &delta.removed, delta.added.len())
+    }
+
     /// The weight of patching `s` as a job of [`crate::parallel::map_balanced`]: patching
     /// copies the old type's data.
     fn patch_weight(&self, plan: &DeltaPlan, s: &format::Section) -> u64 {
@@ -637,14 +674,39 @@ impl ReadState {
         let mut types: Vec<Option<Arc<TypeData>>> = (plan.carried.iter())
             .map(|c| c.map(|a| self.types[a.index()].clone()))
             .collect();
-        // Types are patched independently, the large ones on separate cores.
+        let keyed: Vec<format::Section> = (jobs.iter())
+            .filter(|s| s.data.len() >= EARLY_REMOVAL_BYTES)
+            .filter(|s| self.keyed_origin(&plan, s).is_some())
+            .cloned()
+            .collect();
+        // Types are patched independently, the large ones on separate cores, while the
+        // primary key tables of large changes mark the records the delta removes (they read
+        // only this state).
         let mut patched: Vec<(TypeId, Patched)> = Vec::new();
-        for result in crate::parallel::map_balanced(
-            jobs,
-            |s| self.patch_weight(&plan, s),
-            PARALLEL_BYTES,
-            |s| self.patch_section(&plan, s),
-        ) {
+        let patch = |jobs| {
+            crate::parallel::map_balanced(
+                jobs,
+                |s| self.patch_weight(&plan, s),
+                PARALLEL_BYTES,
+                |s| self.patch_section(&plan, s),
+            )
+        };
+        let (results, mut keys_removed) = match keyed.is_empty() {
+            true => (patch(jobs), Vec::new()),
+            false => std::thread::scope(|scope| {
+                let removing = scope.spawn(|| {
+                    (keyed.into_iter())
+                        .filter_map(|s| Some((TypeId(s.type_id), self.remove_keys(&plan, s)?)))
+                        .collect::<Vec<_>>()
+                });
+                let results = patch(jobs);
+                let removed = removing
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (results, removed)
+            }),
+        };
+        for result in results {
             let (t, data, changes) = result?;
             types[t as usize] = Some(Arc::new(data));
             if let Some(changes) = changes {
@@ -687,12 +749,13 @@ impl ReadState {
         // The hash indexes are carried on another core while the primary key indexes are.
         let (indexes, hash_indexes) = match self.hash_indexes.is_empty() {
             true => (
-                self.carry_primary_key_indexes(&state, &carried, &patched),
+                self.carry_primary_key_indexes(&state, &carried, &patched, &mut keys_removed),
                 Ok(Vec::new()),
             ),
             false => std::thread::scope(|s| {
                 let hash = s.spawn(|| self.carry_hash_indexes(&state, &patched));
-                let indexes = self.carry_primary_key_indexes(&state, &carried, &patched);
+                let indexes =
+                    self.carry_primary_key_indexes(&state, &carried, &patched, &mut keys_removed);
                 let hash = hash.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
                 (indexes, hash)
             }),
@@ -744,6 +807,7 @@ impl ReadState {
         next: &ReadState,
         carried: &[Option<TypeId>],
         patched: &[(TypeId, Patched)],
+        keys_removed: &mut Vec<(TypeId, KeysRemoved<'_>)>,
     ) -> Vec<Option<Arc<PrimaryKeyIndex>>> {
         let schema = next.schema();
         (schema.types().iter().enumerate())
@@ -759,11 +823,15 @@ impl ReadState {
                     // A key through references reads their records: the index stays only if
                     // they are the same.
                     (Some(index), None) if index.paths_unchanged_in(next, id) => index,
-                    (Some(index), Some((_, (removed, added)))) => Arc::new(
-                        index
-                            .updated(next, id, removed, added)
-                            .unwrap_or_else(|| PrimaryKeyIndex::build(next, id)),
-                    ),
+                    (Some(index), Some((_, (removed, added)))) => {
+                        let half_done = (keys_removed.iter().position(|k| k.0 == id))
+                            .map(|at| keys_removed.swap_remove(at).1);
+                        let updated = match half_done {
+                            Some(half_done) => half_done.adding(next, id, removed, added),
+                            None => index.updated(next, id, removed, added),
+                        };
+                        Arc::new(updated.unwrap_or_else(|| PrimaryKeyIndex::build(next, id)))
+                    }
                     _ => Arc::new(PrimaryKeyIndex::build(next, id)),
                 })
             })

@@ -2,6 +2,8 @@
 
 mod accessor;
 mod apply;
+#[cfg(test)]
+pub(crate) use apply::EARLY_REMOVAL_BYTES;
 mod checksum;
 mod deserialize;
 mod diff;

@@ -173,17 +173,17 @@ impl EntryTable {
             }
             return words;
         }
-        let copy_of = |bytes: &[u8]| match returned {
+        // The buffer the table was made from, while every chunk is a slice of it.
+        let source = self.to_bytes();
+        match returned {
             Some((mut words, None)) => {
-                fill_from_le_bytes(words.as_mut_slice(), bytes, bits);
+                fill_from_le_bytes(words.as_mut_slice(), &source, bits);
                 words
             }
             // SAFETY: `fill_from_le_bytes` writes every word and reads none.
-            _ => unsafe { Words::overwritten(len, |words| fill_from_le_bytes(words, bytes, bits)) },
-        };
-        match &self.buffer {
-            Some(buffer) if self.in_buffer() == self.chunks.len() => copy_of(buffer),
-            _ => copy_of(&self.to_bytes()),
+            _ => unsafe {
+                Words::overwritten(len, |words| fill_from_le_bytes(words, &source, bits))
+            },
         }
     }
 }

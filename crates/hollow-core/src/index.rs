@@ -264,13 +264,21 @@ pub(crate) struct KeysRemoved<'a> {
     tombstones: u64,
 }
 
+/// The part of a [`PrimaryKeyIndex`] update that reads only the state it reaches: the next
+/// index without its table yet, and the key hashes of the records it adds (see
+/// [`PrimaryKeyIndex::keys_to_add`]).
+pub(crate) struct KeysToAdd {
+    next: PrimaryKeyIndex,
+    hashes: Vec<u64>,
+}
+
 impl KeysRemoved<'_> {
-    /// The second half of [`PrimaryKeyIndex::updated`]: the index of type `id` of `state`,
-    /// once the records at `added` are added (`removed` as given to the first half).
+    /// The end of [`PrimaryKeyIndex::updated`]: the next index, once the records at `added`
+    /// (whose keys `keys` hashed) are placed in the table with the entries of `removed`
+    /// marked.
     pub(crate) fn adding(
         self,
-        state: &impl StateTypes,
-        id: TypeId,
+        keys: KeysToAdd,
         removed: &[u32],
         added: &[u32],
     ) -> Option<PrimaryKeyIndex> {
@@ -279,24 +287,19 @@ impl KeysRemoved<'_> {
             mut buckets,
             tombstones,
         } = self;
-        let data = state.type_data(id);
-        if !index.fits(data.slot_count(), data.record_count, removed.len()) {
+        let KeysToAdd {
+            mut next,
+            hashes: added_hashes,
+        } = keys;
+        if !index.fits(
+            next.data.slot_count(),
+            next.data.record_count,
+            removed.len(),
+        ) {
             return None;
         }
-        let mut next = PrimaryKeyIndex {
-            data: data.clone(),
-            key_columns: index.key_columns.clone(),
-            paths: PrimaryKeyIndex::paths_in(state, id),
-            key_classes: index.key_classes,
-            buckets: EntryTable::default(),
-            capacity: index.capacity,
-            ordinal_bits: index.ordinal_bits,
-            entry_bits: index.entry_bits,
-            tombstones,
-            duplicates: (index.duplicates).after_update(removed, added, data.record_count),
-        };
+        next.tombstones = tombstones;
         let (empty, tombstone) = (next.empty(), next.tombstone());
-        let added_hashes = next.hashes_of(added);
         for (i, (&a, &h)) in added.iter().zip(&added_hashes).enumerate() {
             if let Some(&ahead) = added_hashes.get(i + PROBES_AHEAD) {
                 buckets.prefetch(next.bucket(ahead));
@@ -317,7 +320,7 @@ impl KeysRemoved<'_> {
             }
             buckets.set(pos, (next.tag(h) << next.ordinal_bits) | a as u64);
         }
-        if (data.record_count + next.tombstones) * 100 > next.capacity * MAX_FILL_PERCENT {
+        if (next.data.record_count + next.tombstones) * 100 > next.capacity * MAX_FILL_PERCENT {
             return None;
         }
         next.buckets = buckets.finish();
@@ -699,23 +702,47 @@ impl PrimaryKeyIndex {
         low_mask(self.ordinal_bits) - 1
     }
 
-    /// The index of the state `data` belongs to, reached from this index's state by removing
-    /// the records at `removed` and adding those at `added`. Writes copies of the chunks of
-    /// buckets it changes and shares the others; `None` when the table must be rebuilt
-    /// instead (ordinals grew wider, or it is too full of entries and removed markers).
+    /// The index of the state `keys` was found in (see [`PrimaryKeyIndex::keys_to_add`]),
+    /// reached from this index's state by removing the records at `removed` and adding those
+    /// at `added`. Writes copies of the chunks of buckets it changes and shares the others;
+    /// `None` when the table must be rebuilt instead (ordinals grew wider, or it is too full
+    /// of entries and removed markers).
     ///
     /// Whether keys are duplicated stays known when it was: a new duplicate can only be an
     /// added record, and those are checked when [`PrimaryKeyIndex::first_duplicate`] is asked.
-    pub(crate) fn updated(
+    pub(crate) fn updated(&self, keys: KeysToAdd, removed: &[u32], added: &[u32]) -> Option<Self> {
+        let data = &keys.next.data;
+        let half_done =
+            self.removing(data.slot_count(), data.record_count, removed, added.len())?;
+        half_done.adding(keys, removed, added)
+    }
+
+    /// What an update of this index to type `id` of `state` (the state it reaches, which holds
+    /// the records at `added`) reads of `state`: the index's records and the key hashes of the
+    /// added ones. It can run while [`PrimaryKeyIndex::removing`] marks the removed entries in
+    /// the table.
+    pub(crate) fn keys_to_add(
         &self,
         state: &impl StateTypes,
         id: TypeId,
         removed: &[u32],
         added: &[u32],
-    ) -> Option<Self> {
+    ) -> KeysToAdd {
         let data = state.type_data(id);
-        (self.removing(data.slot_count(), data.record_count, removed, added.len())?)
-            .adding(state, id, removed, added)
+        let next = PrimaryKeyIndex {
+            data: data.clone(),
+            key_columns: self.key_columns.clone(),
+            paths: PrimaryKeyIndex::paths_in(state, id),
+            key_classes: self.key_classes,
+            buckets: EntryTable::default(),
+            capacity: self.capacity,
+            ordinal_bits: self.ordinal_bits,
+            entry_bits: self.entry_bits,
+            tombstones: self.tombstones,
+            duplicates: (self.duplicates).after_update(removed, added, data.record_count),
+        };
+        let hashes = next.hashes_of(added);
+        KeysToAdd { next, hashes }
     }
 
     /// The first half of [`PrimaryKeyIndex::updated`], which reads only this index's state:

@@ -16,7 +16,7 @@ use crate::format::delta_section::{DictDelta, TypeDelta};
 use crate::format::type_section::{DictSection, TypeSection};
 use crate::format::{self, BlobKind, SectionKind};
 use crate::hash_index::Patched;
-use crate::index::{KeysRemoved, PrimaryKeyIndex};
+use crate::index::{KeysRemoved, KeysToAdd, PrimaryKeyIndex};
 use crate::packed::{bits_needed, pack_values, BitWriter, PackedArray, PackedBits};
 use crate::row_overlay::{held_after, OverlayBuilder, RowOverlay};
 use crate::schema::{TypeDef, TypeId};
@@ -671,41 +671,52 @@ impl ReadState {
     pub fn apply_delta(&self, blob: Bytes) -> Result<ReadState> {
         let mut plan = self.plan_delta(blob)?;
         let jobs = std::mem::take(&mut plan.sections);
-        let mut types: Vec<Option<Arc<TypeData>>> = (plan.carried.iter())
-            .map(|c| c.map(|a| self.types[a.index()].clone()))
-            .collect();
         let keyed: Vec<format::Section> = (jobs.iter())
             .filter(|s| s.data.len() >= EARLY_REMOVAL_BYTES)
             .filter(|s| self.keyed_origin(&plan, s).is_some())
             .cloned()
             .collect();
+        let plan = &plan;
         // Types are patched independently, the large ones on separate cores, while the
         // primary key tables of large changes mark the records the delta removes (they read
-        // only this state).
-        let mut patched: Vec<(TypeId, Patched)> = Vec::new();
-        let patch = |jobs| {
-            crate::parallel::map_balanced(
-                jobs,
-                |s| self.patch_weight(&plan, s),
-                PARALLEL_BYTES,
-                |s| self.patch_section(&plan, s),
-            )
-        };
-        let (results, mut keys_removed) = match keyed.is_empty() {
-            true => (patch(jobs), Vec::new()),
-            false => std::thread::scope(|scope| {
-                let removing = scope.spawn(|| {
+        // only this state); the keys the delta adds are hashed in the state it reaches before
+        // those marks are waited for.
+        std::thread::scope(|scope| {
+            let removing = (!keyed.is_empty()).then(|| {
+                scope.spawn(|| {
                     (keyed.into_iter())
-                        .filter_map(|s| Some((TypeId(s.type_id), self.remove_keys(&plan, s)?)))
+                        .filter_map(|s| Some((TypeId(s.type_id), self.remove_keys(plan, s)?)))
                         .collect::<Vec<_>>()
-                });
-                let results = patch(jobs);
-                let removed = removing
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
-                (results, removed)
-            }),
-        };
+                })
+            });
+            let patched = crate::parallel::map_balanced(
+                jobs,
+                |s| self.patch_weight(plan, s),
+                PARALLEL_BYTES,
+                |s| self.patch_section(plan, s),
+            );
+            let (state, patched) = self.patched_state(plan, patched)?;
+            let keys_removed = || match removing {
+                Some(removing) => {
+                    (removing.join()).unwrap_or_else(|p| std::panic::resume_unwind(p))
+                }
+                None => Vec::new(),
+            };
+            self.with_indexes(state, &plan.carried, &patched, keys_removed)
+        })
+    }
+
+    /// The state `plan` reaches, from its patched types (`results`) and those it carries over
+    /// as they are, without indexes; and the changes of each type patched.
+    fn patched_state(
+        &self,
+        plan: &DeltaPlan,
+        results: Vec<Result<PatchedType>>,
+    ) -> Result<(ReadState, Vec<(TypeId, Patched)>)> {
+        let mut types: Vec<Option<Arc<TypeData>>> = (plan.carried.iter())
+            .map(|c| c.map(|a| self.types[a.index()].clone()))
+            .collect();
+        let mut patched: Vec<(TypeId, Patched)> = Vec::new();
         for result in results {
             let (t, data, changes) = result?;
             types[t as usize] = Some(Arc::new(data));
@@ -713,16 +724,9 @@ impl ReadState {
                 patched.push((TypeId(t), changes));
             }
         }
-        let DeltaPlan {
-            destination,
-            schema,
-            tags,
-            carried,
-            ..
-        } = plan;
         let types = types
             .into_iter()
-            .zip(schema.types())
+            .zip(plan.schema.types())
             .map(|(t, def)| {
                 t.ok_or_else(|| {
                     Error::SnapshotRequired(format!(
@@ -733,29 +737,42 @@ impl ReadState {
             })
             .collect::<Result<Vec<_>>>()?;
         let (types, snapshot_blob) = let_go_of_mostly_replaced_blob(types, self.blob);
-        let mut state = ReadState {
-            id: destination,
-            schema: schema.clone(),
+        let state = ReadState {
+            id: plan.destination,
+            schema: plan.schema.clone(),
             types,
             indexes: Vec::new(),
             hash_indexes: Vec::new(),
-            tags: match *self.tags == tags {
+            tags: match *self.tags == plan.tags {
                 true => self.tags.clone(),
-                false => Arc::new(tags),
+                false => Arc::new(plan.tags.clone()),
             },
             blob: snapshot_blob,
             snapshot_checksum: None,
         };
+        Ok((state, patched))
+    }
+
+    /// `state`, reached from this one by a delta that patched the types of `patched` and
+    /// carried the others as `carried` says, with this state's indexes carried over to it;
+    /// `keys_removed` waits for the primary key updates whose removals were started early.
+    fn with_indexes<'a>(
+        &'a self,
+        mut state: ReadState,
+        carried: &[Option<TypeId>],
+        patched: &[(TypeId, Patched)],
+        keys_removed: impl FnOnce() -> Vec<(TypeId, KeysRemoved<'a>)>,
+    ) -> Result<ReadState> {
         // The hash indexes are carried on another core while the primary key indexes are.
         let (indexes, hash_indexes) = match self.hash_indexes.is_empty() {
             true => (
-                self.carry_primary_key_indexes(&state, &carried, &patched, &mut keys_removed),
+                self.carry_primary_key_indexes(&state, carried, patched, keys_removed),
                 Ok(Vec::new()),
             ),
             false => std::thread::scope(|s| {
-                let hash = s.spawn(|| self.carry_hash_indexes(&state, &patched));
+                let hash = s.spawn(|| self.carry_hash_indexes(&state, patched));
                 let indexes =
-                    self.carry_primary_key_indexes(&state, &carried, &patched, &mut keys_removed);
+                    self.carry_primary_key_indexes(&state, carried, patched, keys_removed);
                 let hash = hash.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
                 (indexes, hash)
             }),
@@ -802,36 +819,57 @@ impl ReadState {
     /// The primary key indexes of `next`, a state reached from this one by a delta that
     /// carried over the types `carried` and changed the records in `patched` per type: this
     /// state's, updated where the keyed records changed, built where they cannot be.
-    fn carry_primary_key_indexes(
-        &self,
+    /// `keys_removed` hands over the updates whose removals were started early: it is called
+    /// once the keys added are hashed.
+    fn carry_primary_key_indexes<'a>(
+        &'a self,
         next: &ReadState,
         carried: &[Option<TypeId>],
         patched: &[(TypeId, Patched)],
-        keys_removed: &mut Vec<(TypeId, KeysRemoved<'_>)>,
+        keys_removed: impl FnOnce() -> Vec<(TypeId, KeysRemoved<'a>)>,
     ) -> Vec<Option<Arc<PrimaryKeyIndex>>> {
         let schema = next.schema();
-        (schema.types().iter().enumerate())
-            .map(|(b, def)| {
+        let origin_index = |b: usize| {
+            let def = &schema.types()[b];
+            match def.primary_key().is_empty() {
+                true => None,
+                false => carried[b].and_then(|a| self.indexes.get(a.index()).cloned().flatten()),
+            }
+        };
+        // The keys of the records added are hashed first: that reads only `next`, while the
+        // removed ones may still be being marked.
+        let updates: Vec<Option<(Arc<PrimaryKeyIndex>, &Patched, KeysToAdd)>> =
+            (0..schema.types().len())
+                .map(|b| {
+                    let id = TypeId(b as u32);
+                    let index = origin_index(b)?;
+                    let (_, changes) = patched.iter().find(|p| p.0 == id)?;
+                    let keys = index.keys_to_add(next, id, &changes.0, &changes.1);
+                    Some((index, changes, keys))
+                })
+                .collect();
+        let mut keys_removed = keys_removed();
+        (schema.types().iter().enumerate().zip(updates))
+            .map(|((b, def), update)| {
                 if def.primary_key().is_empty() {
                     return None;
                 }
                 let id = TypeId(b as u32);
-                let origin_index =
-                    carried[b].and_then(|a| self.indexes.get(a.index()).cloned().flatten());
-                let patch = patched.iter().find(|p| p.0 == id);
-                Some(match (origin_index, patch) {
-                    // A key through references reads their records: the index stays only if
-                    // they are the same.
-                    (Some(index), None) if index.paths_unchanged_in(next, id) => index,
-                    (Some(index), Some((_, (removed, added)))) => {
-                        let half_done = (keys_removed.iter().position(|k| k.0 == id))
-                            .map(|at| keys_removed.swap_remove(at).1);
-                        let updated = match half_done {
-                            Some(half_done) => half_done.adding(next, id, removed, added),
-                            None => index.updated(next, id, removed, added),
-                        };
-                        Arc::new(updated.unwrap_or_else(|| PrimaryKeyIndex::build(next, id)))
-                    }
+                if let Some((index, (removed, added), keys)) = update {
+                    let half_done = (keys_removed.iter().position(|k| k.0 == id))
+                        .map(|at| keys_removed.swap_remove(at).1);
+                    let updated = match half_done {
+                        Some(half_done) => half_done.adding(keys, removed, added),
+                        None => index.updated(keys, removed, added),
+                    };
+                    return Some(Arc::new(
+                        updated.unwrap_or_else(|| PrimaryKeyIndex::build(next, id)),
+                    ));
+                }
+                Some(match origin_index(b) {
+                    // Not patched. A key through references reads their records: the index
+                    // stays only if they are the same.
+                    Some(index) if index.paths_unchanged_in(next, id) => index,
                     _ => Arc::new(PrimaryKeyIndex::build(next, id)),
                 })
             })

@@ -259,7 +259,6 @@ impl Duplicates {
 /// A [`PrimaryKeyIndex`] update half done: the next table, with the removed records'
 /// entries marked (see [`PrimaryKeyIndex::removing`]).
 pub(crate) struct KeysRemoved<'a> {
-    index: &'a PrimaryKeyIndex,
     buckets: EntryTableWriter<'a>,
     tombstones: u64,
 }
@@ -274,16 +273,11 @@ pub(crate) struct KeysToAdd {
 
 impl KeysRemoved<'_> {
     /// The end of [`PrimaryKeyIndex::updated`]: the next index, once the records at `added`
-    /// (whose keys `keys` hashed) are placed in the table with the entries of `removed`
-    /// marked.
-    pub(crate) fn adding(
-        self,
-        keys: KeysToAdd,
-        removed: &[u32],
-        added: &[u32],
-    ) -> Option<PrimaryKeyIndex> {
+    /// (whose keys `keys` hashed) are placed in the table whose removed entries are marked.
+    /// Both halves checked that the table takes the update ([`PrimaryKeyIndex::removing`] and
+    /// [`PrimaryKeyIndex::keys_to_add`] are `None` otherwise).
+    pub(crate) fn adding(self, keys: KeysToAdd, added: &[u32]) -> Option<PrimaryKeyIndex> {
         let Self {
-            index,
             mut buckets,
             tombstones,
         } = self;
@@ -291,13 +285,6 @@ impl KeysRemoved<'_> {
             mut next,
             hashes: added_hashes,
         } = keys;
-        if !index.fits(
-            next.data.slot_count(),
-            next.data.record_count,
-            removed.len(),
-        ) {
-            return None;
-        }
         next.tombstones = tombstones;
         let (empty, tombstone) = (next.empty(), next.tombstone());
         for (i, (&a, &h)) in added.iter().zip(&added_hashes).enumerate() {
@@ -714,21 +701,25 @@ impl PrimaryKeyIndex {
         let data = &keys.next.data;
         let half_done =
             self.removing(data.slot_count(), data.record_count, removed, added.len())?;
-        half_done.adding(keys, removed, added)
+        half_done.adding(keys, added)
     }
 
     /// What an update of this index to type `id` of `state` (the state it reaches, which holds
     /// the records at `added`) reads of `state`: the index's records and the key hashes of the
     /// added ones. It can run while [`PrimaryKeyIndex::removing`] marks the removed entries in
-    /// the table.
+    /// the table. `None`, before any key is hashed, when the table cannot take the update and
+    /// must be rebuilt.
     pub(crate) fn keys_to_add(
         &self,
         state: &impl StateTypes,
         id: TypeId,
         removed: &[u32],
         added: &[u32],
-    ) -> KeysToAdd {
+    ) -> Option<KeysToAdd> {
         let data = state.type_data(id);
+        if !self.fits(data.slot_count(), data.record_count, removed.len()) {
+            return None;
+        }
         let next = PrimaryKeyIndex {
             data: data.clone(),
             key_columns: self.key_columns.clone(),
@@ -742,7 +733,7 @@ impl PrimaryKeyIndex {
             duplicates: (self.duplicates).after_update(removed, added, data.record_count),
         };
         let hashes = next.hashes_of(added);
-        KeysToAdd { next, hashes }
+        Some(KeysToAdd { next, hashes })
     }
 
     /// The first half of [`PrimaryKeyIndex::updated`], which reads only this index's state:
@@ -782,7 +773,6 @@ impl PrimaryKeyIndex {
             }
         }
         Some(KeysRemoved {
-            index: self,
             buckets,
             tombstones,
         })
@@ -1509,6 +1499,40 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A delta whose records need wider ordinals cannot update the table: the index is
+    /// built for the state it reaches, every key found.
+    #[test]
+    fn a_delta_that_widens_the_ordinals_builds_the_index() {
+        let schema = SchemaBuilder::new()
+            .add::<Row>()
+            .primary_key("Row", &["id"])
+            .build()
+            .unwrap();
+        let rows = |n: i32| (0..n).map(|id| Row { id, v: -id }).collect::<Vec<_>>();
+        let mut w = WriteState::new(schema);
+        w.add_all(&rows(100)).unwrap();
+        let v1 = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
+        w.commit_cycle().unwrap();
+        w.add_all(&rows(5_000)).unwrap();
+        let v2 = v1.apply_delta(w.write_delta(1, 2).unwrap().into()).unwrap();
+        let before = v1.primary_key_index("Row").unwrap();
+        let index = v2.primary_key_index("Row").unwrap();
+        assert!(index.ordinal_bits > before.ordinal_bits);
+        assert!(
+            matches!(index.duplicates, super::Duplicates::Known(_)),
+            "built, not updated"
+        );
+        let values = v2.object("Row").unwrap().int("v").unwrap();
+        for id in 0..5_000 {
+            let found = index.find(&id).unwrap();
+            assert_eq!(
+                found.and_then(|o| values.get(o)),
+                Some(-id as i64),
+                "key {id}"
+            );
         }
     }
 

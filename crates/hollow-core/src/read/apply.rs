@@ -16,7 +16,7 @@ use crate::format::delta_section::{DictDelta, TypeDelta};
 use crate::format::type_section::{DictSection, TypeSection};
 use crate::format::{self, BlobKind, SectionKind};
 use crate::hash_index::Patched;
-use crate::index::{KeysRemoved, KeysToAdd, PrimaryKeyIndex};
+use crate::index::{KeysRemoved, PrimaryKeyIndex};
 use crate::packed::{bits_needed, pack_values, BitWriter, PackedArray, PackedBits};
 use crate::row_overlay::{held_after, OverlayBuilder, RowOverlay};
 use crate::schema::{TypeDef, TypeId};
@@ -838,16 +838,16 @@ impl ReadState {
         };
         // The keys of the records added are hashed first: that reads only `next`, while the
         // removed ones may still be being marked.
-        let updates: Vec<Option<(Arc<PrimaryKeyIndex>, &Patched, KeysToAdd)>> =
-            (0..schema.types().len())
-                .map(|b| {
-                    let id = TypeId(b as u32);
-                    let index = origin_index(b)?;
-                    let (_, changes) = patched.iter().find(|p| p.0 == id)?;
-                    let keys = index.keys_to_add(next, id, &changes.0, &changes.1);
-                    Some((index, changes, keys))
-                })
-                .collect();
+        // (`None` keys: the table cannot take the update and is built instead.)
+        let updates: Vec<_> = (0..schema.types().len())
+            .map(|b| {
+                let id = TypeId(b as u32);
+                let index = origin_index(b)?;
+                let (_, changes) = patched.iter().find(|p| p.0 == id)?;
+                let keys = index.keys_to_add(next, id, &changes.0, &changes.1);
+                Some((index, changes, keys))
+            })
+            .collect();
         let mut keys_removed = keys_removed();
         (schema.types().iter().enumerate().zip(updates))
             .map(|((b, def), update)| {
@@ -858,10 +858,10 @@ impl ReadState {
                 if let Some((index, (removed, added), keys)) = update {
                     let half_done = (keys_removed.iter().position(|k| k.0 == id))
                         .map(|at| keys_removed.swap_remove(at).1);
-                    let updated = match half_done {
-                        Some(half_done) => half_done.adding(keys, removed, added),
+                    let updated = keys.and_then(|keys| match half_done {
+                        Some(half_done) => half_done.adding(keys, added),
                         None => index.updated(keys, removed, added),
-                    };
+                    });
                     return Some(Arc::new(
                         updated.unwrap_or_else(|| PrimaryKeyIndex::build(next, id)),
                     ));

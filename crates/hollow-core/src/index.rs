@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::bitset::Bitset;
 use crate::entry_table::{EntryTable, EntryTableWriter};
 use crate::error::{Error, Result};
 use crate::format::saved_indexes::SavedTable;
@@ -256,10 +257,16 @@ impl Duplicates {
     }
 }
 
-/// A [`PrimaryKeyIndex`] update half done: the next table, with the removed records'
-/// entries marked (see [`PrimaryKeyIndex::removing`]).
-pub(crate) struct KeysRemoved<'a> {
+/// A [`PrimaryKeyIndex`] update under way: the next version of the table, copied and ready
+/// to be written (see [`PrimaryKeyIndex::open_update`]), and the records removed whose
+/// entries are still in it.
+pub(crate) struct OpenUpdate<'a> {
+    /// The index updated: the removed records are its state's.
+    index: &'a PrimaryKeyIndex,
     buckets: EntryTableWriter<'a>,
+    /// Ordinals of the removed records whose entries are still in the table.
+    removed: Bitset,
+    /// Buckets of the table holding a removed marker.
     tombstones: u64,
 }
 
@@ -271,47 +278,95 @@ pub(crate) struct KeysToAdd {
     hashes: Vec<u64>,
 }
 
-impl KeysRemoved<'_> {
+impl OpenUpdate<'_> {
     /// The end of [`PrimaryKeyIndex::updated`]: the next index, once the records at `added`
-    /// (whose keys `keys` hashed) are placed in the table whose removed entries are marked.
-    /// Both halves checked that the table takes the update ([`PrimaryKeyIndex::removing`] and
-    /// [`PrimaryKeyIndex::keys_to_add`] are `None` otherwise).
-    pub(crate) fn adding(self, keys: KeysToAdd, added: &[u32]) -> Option<PrimaryKeyIndex> {
-        let Self {
-            mut buckets,
-            tombstones,
-        } = self;
+    /// (whose keys `keys` hashed) are placed in the table and the entries of those at
+    /// `removed` are gone. Both halves checked that the table takes the update
+    /// ([`PrimaryKeyIndex::open_update`] and [`PrimaryKeyIndex::keys_to_add`] are `None`
+    /// otherwise).
+    ///
+    /// An added entry takes the first free bucket on its way: empty, a removed marker, or
+    /// the entry of a removed record, which is then gone without being looked for. A record
+    /// updated under its key finds its old version's entry that way (or one met before it),
+    /// so that only the keys removed for good are hashed and probed for afterwards: one probe
+    /// per updated record instead of two. The table is the same as if every removed entry had
+    /// been marked first.
+    pub(crate) fn finish(
+        mut self,
+        keys: KeysToAdd,
+        removed: &[u32],
+        added: &[u32],
+    ) -> Option<PrimaryKeyIndex> {
         let KeysToAdd {
             mut next,
             hashes: added_hashes,
         } = keys;
-        next.tombstones = tombstones;
+        // An ordinal both removed and added (a delta from a producer never has one: freed
+        // ordinals wait a cycle) would find its own new entry taken for a removed one.
+        if added.iter().any(|&a| self.removed.contains(a as u64)) {
+            self.mark_removed(removed);
+        }
         let (empty, tombstone) = (next.empty(), next.tombstone());
         for (i, (&a, &h)) in added.iter().zip(&added_hashes).enumerate() {
             if let Some(&ahead) = added_hashes.get(i + PROBES_AHEAD) {
-                buckets.prefetch(next.bucket(ahead));
+                self.buckets.prefetch(next.bucket(ahead));
             }
-            // The first free bucket takes the entry: a record updated under the same key
-            // takes the marker its old version left, if no other comes first.
             let mut pos = next.bucket(h);
             loop {
-                let ordinal = buckets.get(pos) & empty;
+                let ordinal = self.buckets.get(pos) & empty;
                 if ordinal == empty {
                     break;
                 }
                 if ordinal == tombstone {
-                    next.tombstones -= 1;
+                    self.tombstones = self.tombstones.saturating_sub(1);
+                    break;
+                }
+                if self.removed.contains(ordinal) {
+                    self.removed.remove(ordinal);
                     break;
                 }
                 pos = next.next(pos);
             }
-            buckets.set(pos, (next.tag(h) << next.ordinal_bits) | a as u64);
+            self.buckets
+                .set(pos, (next.tag(h) << next.ordinal_bits) | a as u64);
         }
+        self.mark_removed(removed);
+        next.tombstones = self.tombstones;
         if (next.data.record_count + next.tombstones) * 100 > next.capacity * MAX_FILL_PERCENT {
             return None;
         }
-        next.buckets = buckets.finish();
+        next.buckets = self.buckets.finish();
         Some(next)
+    }
+
+    /// Marks removed the entries still in the table of the records at `removed` (hashing
+    /// their keys in the state of the index updated).
+    fn mark_removed(&mut self, removed: &[u32]) {
+        let index = self.index;
+        let left: Vec<u32> = (removed.iter().copied())
+            .filter(|&r| self.removed.contains(r as u64))
+            .collect();
+        let hashes = index.hashes_of(&left);
+        let (empty, tombstone) = (index.empty(), index.tombstone());
+        for (i, (&r, &h)) in left.iter().zip(&hashes).enumerate() {
+            if let Some(&ahead) = hashes.get(i + PROBES_AHEAD) {
+                self.buckets.prefetch(index.bucket(ahead));
+            }
+            let mut pos = index.bucket(h);
+            loop {
+                let ordinal = self.buckets.get(pos) & empty;
+                if ordinal == r as u64 {
+                    self.buckets.set(pos, tombstone);
+                    self.tombstones += 1;
+                    break;
+                }
+                if ordinal == empty {
+                    break;
+                }
+                pos = index.next(pos);
+            }
+            self.removed.remove(r as u64);
+        }
     }
 }
 
@@ -699,16 +754,14 @@ impl PrimaryKeyIndex {
     /// added record, and those are checked when [`PrimaryKeyIndex::first_duplicate`] is asked.
     pub(crate) fn updated(&self, keys: KeysToAdd, removed: &[u32], added: &[u32]) -> Option<Self> {
         let data = &keys.next.data;
-        let half_done =
-            self.removing(data.slot_count(), data.record_count, removed, added.len())?;
-        half_done.adding(keys, added)
+        self.open_update(data.slot_count(), data.record_count, removed, added.len())?
+            .finish(keys, removed, added)
     }
 
     /// What an update of this index to type `id` of `state` (the state it reaches, which holds
     /// the records at `added`) reads of `state`: the index's records and the key hashes of the
-    /// added ones. It can run while [`PrimaryKeyIndex::removing`] marks the removed entries in
-    /// the table. `None`, before any key is hashed, when the table cannot take the update and
-    /// must be rebuilt.
+    /// added ones. It can run while [`PrimaryKeyIndex::open_update`] copies the table. `None`,
+    /// before any key is hashed, when the table cannot take the update and must be rebuilt.
     pub(crate) fn keys_to_add(
         &self,
         state: &impl StateTypes,
@@ -737,52 +790,37 @@ impl PrimaryKeyIndex {
     }
 
     /// The first half of [`PrimaryKeyIndex::updated`], which reads only this index's state:
-    /// the next version of the table with the entries of the records at `removed` marked
-    /// removed, for a state of `slot_count` ordinals holding `records` records once the
-    /// `added` ones are added. It can run while the delta's types are patched.
-    pub(crate) fn removing(
+    /// the next version of the table, copied and ready to be written, for a state of
+    /// `slot_count` ordinals holding `records` records once the records at `removed` are
+    /// removed and `added` ones added. Copying the table is most of an update's time; it can
+    /// run while the delta's types are patched.
+    pub(crate) fn open_update(
         &self,
         slot_count: u64,
         records: u64,
         removed: &[u32],
         added: usize,
-    ) -> Option<KeysRemoved<'_>> {
+    ) -> Option<OpenUpdate<'_>> {
         if !self.fits(slot_count, records, removed.len()) {
             return None;
         }
-        let mut tombstones = self.tombstones;
-        let mut buckets = self.buckets.writer(removed.len() + added);
-        let (empty, tombstone) = (self.empty(), self.tombstone());
-        let removed_hashes = self.hashes_of(removed);
-        for (i, (&r, &h)) in removed.iter().zip(&removed_hashes).enumerate() {
-            if let Some(&ahead) = removed_hashes.get(i + PROBES_AHEAD) {
-                buckets.prefetch(self.bucket(ahead));
-            }
-            let mut pos = self.bucket(h);
-            loop {
-                let ordinal = buckets.get(pos) & empty;
-                if ordinal == r as u64 {
-                    buckets.set(pos, tombstone);
-                    tombstones += 1;
-                    break;
-                }
-                if ordinal == empty {
-                    break;
-                }
-                pos = self.next(pos);
-            }
-        }
-        Some(KeysRemoved {
-            buckets,
-            tombstones,
+        let end = removed.iter().max().map_or(0, |&r| r as u64 + 1);
+        let mut removed_set = Bitset::with_len(end);
+        removed.iter().for_each(|&r| removed_set.insert(r as u64));
+        Some(OpenUpdate {
+            index: self,
+            // As many writes as entries added, and markers for the keys removed for good.
+            buckets: self.buckets.writer(removed.len().max(added)),
+            removed: removed_set,
+            tombstones: self.tombstones,
         })
     }
 
     /// Whether this table can take an update to a state of `slot_count` ordinals and
     /// `records` records that removes `removed`: its ordinals are as wide, and one bucket
-    /// stays empty for probes to end (removing turns entries into markers and adding fills
-    /// the first free bucket, empty or a marker, so buckets in use grow to at most
-    /// `records + tombstones + removed`).
+    /// stays empty for probes to end (an added entry fills the first free bucket, empty, a
+    /// marker or a removed record's, and the removed entries left become markers, so buckets
+    /// in use grow to at most `records + tombstones + removed`).
     fn fits(&self, slot_count: u64, records: u64, removed: usize) -> bool {
         Self::ordinal_bits_for(slot_count) == self.ordinal_bits
             && records + self.tombstones + (removed as u64) < self.capacity
@@ -1409,10 +1447,11 @@ mod tests {
         assert!(first.buckets.to_bytes() != second.buckets.to_bytes());
         // Three records changed: at most six chunks of ten written, the rest shared (the
         // state holds the first table's buffer and its own chunks); a hundred changed: a table
-        // of its own, and the 200 entries written since the table before (8 bytes each).
+        // of its own, and the 100 entries written since the table before (8 bytes each: each
+        // record's new version takes its old version's bucket, one write each).
         assert!(first.heap_bytes() < second.heap_bytes());
         assert!(second.heap_bytes() < first.heap_bytes() * 2);
-        assert_eq!(index(&states[4]).heap_bytes(), first.heap_bytes() + 200 * 8);
+        assert_eq!(index(&states[4]).heap_bytes(), first.heap_bytes() + 100 * 8);
         for (s, state) in states.iter().enumerate() {
             let index = index(state);
             let rows = state.object("Row").unwrap();
@@ -1606,6 +1645,119 @@ mod tests {
             .collect();
         assert_eq!(entries.len() as u64, rows.len());
         assert!(entries.iter().all(|&o| rows.contains(o as u32)));
+    }
+
+    /// An update places each added entry at the first free bucket on its way, a removed
+    /// record's entry included, and only then marks the removed entries left: the table it
+    /// makes is, bucket for bucket, the one marking every removed entry first would make.
+    #[test]
+    fn added_entries_take_removed_ones_as_if_those_were_marked_first() {
+        let schema = SchemaBuilder::new()
+            .add::<Row>()
+            .primary_key("Row", &["id"])
+            .build()
+            .unwrap();
+        // A tenth of the records updated, a fiftieth removed for good, as many keys new.
+        let n = 20_000i32;
+        let rows = |changed: bool| -> Vec<Row> {
+            (0..n)
+                .filter(|id| !changed || id % 50 != 7)
+                .chain(if changed { n..n + 400 } else { 0..0 })
+                .map(|id| Row {
+                    id,
+                    v: if changed && id % 10 == 0 { -id } else { id },
+                })
+                .collect()
+        };
+        let mut w = WriteState::new(schema);
+        w.add_all(&rows(false)).unwrap();
+        let v1 = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
+        w.commit_cycle().unwrap();
+        w.add_all(&rows(true)).unwrap();
+        let v2 = v1.apply_delta(w.write_delta(1, 2).unwrap().into()).unwrap();
+        let id = v1.schema().type_id("Row").unwrap();
+        let ordinals =
+            |s: &ReadState| -> Vec<u32> { s.object("Row").unwrap().ordinals().collect() };
+        let (before, after) = (ordinals(&v1), ordinals(&v2));
+        let removed: Vec<u32> = before
+            .iter()
+            .copied()
+            .filter(|o| !after.contains(o))
+            .collect();
+        let added: Vec<u32> = after
+            .iter()
+            .copied()
+            .filter(|o| !before.contains(o))
+            .collect();
+        assert_eq!((removed.len(), added.len()), (2_399, 2_399));
+
+        let index = v1.primary_key_index("Row").unwrap();
+        let data = v2.type_data(id);
+        let update = || {
+            let keys = index.keys_to_add(&v2, id, &removed, &added).unwrap();
+            let open = index
+                .open_update(data.slot_count(), data.record_count, &removed, added.len())
+                .unwrap();
+            (keys, open)
+        };
+        let (keys, open) = update();
+        let single_pass = open.finish(keys, &removed, &added).unwrap();
+        let (keys, mut open) = update();
+        open.mark_removed(&removed);
+        assert_eq!(open.tombstones, 2_399, "every removed entry found");
+        let marked_first = open.finish(keys, &removed, &added).unwrap();
+
+        let entries = |x: &super::PrimaryKeyIndex| -> Vec<u64> {
+            (0..x.capacity).map(|b| x.entry_at(b)).collect()
+        };
+        assert!(entries(&single_pass) == entries(&marked_first));
+        assert_eq!(single_pass.tombstones, marked_first.tombstones);
+        // The markers left are the keys removed for good, less those new keys took; and the
+        // state's own index, updated the same way, is the same table.
+        assert!(single_pass.tombstones <= 400, "{}", single_pass.tombstones);
+        assert!(entries(v2.primary_key_index("Row").unwrap()) == entries(&single_pass));
+        let values = v2.object("Row").unwrap().int("v").unwrap();
+        for key in 0..n + 400 {
+            let expected = match (key < n && key % 50 == 7, key % 10 == 0) {
+                (true, _) => None,
+                (false, true) => Some(-key as i64),
+                (false, false) => Some(key as i64),
+            };
+            let found = single_pass.find(&key).unwrap();
+            assert_eq!(found.and_then(|o| values.get(o)), expected, "key {key}");
+        }
+    }
+
+    /// An update that removes and adds the same ordinals (a delta no producer writes, since
+    /// freed ordinals wait a cycle, but one a blob can say) marks the removed entries first:
+    /// an added entry is never taken for a removed one.
+    #[test]
+    fn an_ordinal_removed_and_added_keeps_its_new_entry() {
+        let n = 4_000;
+        let (v1, id) = state_of((0..n).map(|k| Row { id: k, v: k }));
+        // The first 1,000 ordinals hold new keys in the second state.
+        let renamed = |o: i32| if o < 1_000 { o + 100_000 } else { o };
+        let (v2, _) = state_of((0..n).map(|o| Row {
+            id: renamed(o),
+            v: o,
+        }));
+        let same: Vec<u32> = (0..1_000).collect();
+        let index = v1.primary_key_index("Row").unwrap();
+        let data = v2.type_data(id);
+        let keys = index.keys_to_add(&v2, id, &same, &same).unwrap();
+        let open =
+            (index.open_update(data.slot_count(), data.record_count, &same, same.len())).unwrap();
+        let updated = open.finish(keys, &same, &same).unwrap();
+        for o in 0..n {
+            assert_eq!(
+                updated.find(&renamed(o)).unwrap(),
+                Some(o as u32),
+                "key {o}"
+            );
+        }
+        for k in 0..1_000 {
+            assert_eq!(updated.find(&k).unwrap(), None, "removed key {k}");
+        }
     }
 
     /// Whether keys are duplicated stays known through updates: a validator's question

@@ -16,7 +16,7 @@ use crate::format::delta_section::{DictDelta, TypeDelta};
 use crate::format::type_section::{DictSection, TypeSection};
 use crate::format::{self, BlobKind, SectionKind};
 use crate::hash_index::Patched;
-use crate::index::{KeysRemoved, PrimaryKeyIndex};
+use crate::index::{OpenUpdate, PrimaryKeyIndex};
 use crate::packed::{bits_needed, pack_values, BitWriter, PackedArray, PackedBits};
 use crate::row_overlay::{held_after, OverlayBuilder, RowOverlay};
 use crate::schema::{TypeDef, TypeId};
@@ -627,10 +627,10 @@ impl ReadState {
     }
 
     /// The first half of updating the primary key index of the type of `s`, a section of
-    /// `plan` (see [`PrimaryKeyIndex::removing`]): `None` when it has none, or the section
+    /// `plan` (see [`PrimaryKeyIndex::open_update`]): `None` when it has none, or the section
     /// does not decode or removes a record this state does not hold (patching it reports
     /// why).
-    fn remove_keys(&self, plan: &DeltaPlan, s: format::Section) -> Option<KeysRemoved<'_>> {
+    fn open_key_update(&self, plan: &DeltaPlan, s: format::Section) -> Option<OpenUpdate<'_>> {
         let index = self.keyed_origin(plan, &s)?;
         let origin = &self.types[plan.carried[s.type_id as usize]?.index()];
         let def = plan.schema.get(TypeId(s.type_id));
@@ -644,7 +644,7 @@ impl ReadState {
         }
         let records = (origin.record_count + delta.added.len() as u64)
             .checked_sub(delta.removed.len() as u64)?;
-        index.removing(delta.slot_count, records, &delta.removed, delta.added.len())
+        index.open_update(delta.slot_count, records, &delta.removed, delta.added.len())
     }
 
     /// The weight of patching `s` as a job of [`crate::parallel::map_balanced`]: patching
@@ -678,14 +678,14 @@ impl ReadState {
             .collect();
         let plan = &plan;
         // Types are patched independently, the large ones on separate cores, while the
-        // primary key tables of large changes mark the records the delta removes (they read
-        // only this state); the keys the delta adds are hashed in the state it reaches before
-        // those marks are waited for.
+        // primary key tables of large changes are copied (they read only this state); the
+        // keys the delta adds are hashed in the state it reaches before those copies are
+        // waited for.
         std::thread::scope(|scope| {
-            let removing = (!keyed.is_empty()).then(|| {
+            let opening = (!keyed.is_empty()).then(|| {
                 scope.spawn(|| {
                     (keyed.into_iter())
-                        .filter_map(|s| Some((TypeId(s.type_id), self.remove_keys(plan, s)?)))
+                        .filter_map(|s| Some((TypeId(s.type_id), self.open_key_update(plan, s)?)))
                         .collect::<Vec<_>>()
                 })
             });
@@ -696,13 +696,11 @@ impl ReadState {
                 |s| self.patch_section(plan, s),
             );
             let (state, patched) = self.patched_state(plan, patched)?;
-            let keys_removed = || match removing {
-                Some(removing) => {
-                    (removing.join()).unwrap_or_else(|p| std::panic::resume_unwind(p))
-                }
+            let opened = || match opening {
+                Some(opening) => (opening.join()).unwrap_or_else(|p| std::panic::resume_unwind(p)),
                 None => Vec::new(),
             };
-            self.with_indexes(state, &plan.carried, &patched, keys_removed)
+            self.with_indexes(state, &plan.carried, &patched, opened)
         })
     }
 
@@ -755,24 +753,23 @@ impl ReadState {
 
     /// `state`, reached from this one by a delta that patched the types of `patched` and
     /// carried the others as `carried` says, with this state's indexes carried over to it;
-    /// `keys_removed` waits for the primary key updates whose removals were started early.
+    /// `opened` waits for the primary key updates whose tables were opened early.
     fn with_indexes<'a>(
         &'a self,
         mut state: ReadState,
         carried: &[Option<TypeId>],
         patched: &[(TypeId, Patched)],
-        keys_removed: impl FnOnce() -> Vec<(TypeId, KeysRemoved<'a>)>,
+        opened: impl FnOnce() -> Vec<(TypeId, OpenUpdate<'a>)>,
     ) -> Result<ReadState> {
         // The hash indexes are carried on another core while the primary key indexes are.
         let (indexes, hash_indexes) = match self.hash_indexes.is_empty() {
             true => (
-                self.carry_primary_key_indexes(&state, carried, patched, keys_removed),
+                self.carry_primary_key_indexes(&state, carried, patched, opened),
                 Ok(Vec::new()),
             ),
             false => std::thread::scope(|s| {
                 let hash = s.spawn(|| self.carry_hash_indexes(&state, patched));
-                let indexes =
-                    self.carry_primary_key_indexes(&state, carried, patched, keys_removed);
+                let indexes = self.carry_primary_key_indexes(&state, carried, patched, opened);
                 let hash = hash.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
                 (indexes, hash)
             }),
@@ -819,14 +816,14 @@ impl ReadState {
     /// The primary key indexes of `next`, a state reached from this one by a delta that
     /// carried over the types `carried` and changed the records in `patched` per type: this
     /// state's, updated where the keyed records changed, built where they cannot be.
-    /// `keys_removed` hands over the updates whose removals were started early: it is called
+    /// `opened` hands over the updates whose tables were opened (copied) early: it is called
     /// once the keys added are hashed.
     fn carry_primary_key_indexes<'a>(
         &'a self,
         next: &ReadState,
         carried: &[Option<TypeId>],
         patched: &[(TypeId, Patched)],
-        keys_removed: impl FnOnce() -> Vec<(TypeId, KeysRemoved<'a>)>,
+        opened: impl FnOnce() -> Vec<(TypeId, OpenUpdate<'a>)>,
     ) -> Vec<Option<Arc<PrimaryKeyIndex>>> {
         let schema = next.schema();
         let origin_index = |b: usize| {
@@ -837,7 +834,7 @@ impl ReadState {
             }
         };
         // The keys of the records added are hashed first: that reads only `next`, while the
-        // removed ones may still be being marked.
+        // tables may still be being copied.
         // (`None` keys: the table cannot take the update and is built instead.)
         let updates: Vec<_> = (0..schema.types().len())
             .map(|b| {
@@ -848,7 +845,7 @@ impl ReadState {
                 Some((index, changes, keys))
             })
             .collect();
-        let mut keys_removed = keys_removed();
+        let mut opened = opened();
         (schema.types().iter().enumerate().zip(updates))
             .map(|((b, def), update)| {
                 if def.primary_key().is_empty() {
@@ -856,10 +853,10 @@ impl ReadState {
                 }
                 let id = TypeId(b as u32);
                 if let Some((index, (removed, added), keys)) = update {
-                    let half_done = (keys_removed.iter().position(|k| k.0 == id))
-                        .map(|at| keys_removed.swap_remove(at).1);
-                    let updated = keys.and_then(|keys| match half_done {
-                        Some(half_done) => half_done.adding(keys, added),
+                    let open =
+                        (opened.iter().position(|k| k.0 == id)).map(|at| opened.swap_remove(at).1);
+                    let updated = keys.and_then(|keys| match open {
+                        Some(open) => open.finish(keys, removed, added),
                         None => index.updated(keys, removed, added),
                     });
                     return Some(Arc::new(

@@ -330,8 +330,7 @@ impl OpenUpdate<'_> {
                 }
                 pos = next.next(pos);
             }
-            self.buckets
-                .set(pos, (next.tag(h) << next.ordinal_bits) | a as u64);
+            self.buckets.set(pos, (tag << next.ordinal_bits) | a as u64);
         }
         self.mark_removed(removed);
         next.tombstones = self.tombstones;
@@ -1683,16 +1682,13 @@ mod tests {
         let ordinals =
             |s: &ReadState| -> Vec<u32> { s.object("Row").unwrap().ordinals().collect() };
         let (before, after) = (ordinals(&v1), ordinals(&v2));
-        let removed: Vec<u32> = before
-            .iter()
-            .copied()
-            .filter(|o| !after.contains(o))
-            .collect();
-        let added: Vec<u32> = after
-            .iter()
-            .copied()
-            .filter(|o| !before.contains(o))
-            .collect();
+        // Both ascending.
+        let minus = |a: &[u32], b: &[u32]| -> Vec<u32> {
+            (a.iter().copied())
+                .filter(|o| b.binary_search(o).is_err())
+                .collect()
+        };
+        let (removed, added) = (minus(&before, &after), minus(&after, &before));
         assert_eq!((removed.len(), added.len()), (2_399, 2_399));
 
         let index = v1.primary_key_index("Row").unwrap();

@@ -822,10 +822,14 @@ impl PrimaryKeyIndex {
     /// `records` records that removes `removed`: its ordinals are as wide, and one bucket
     /// stays empty for probes to end (an added entry fills the first free bucket, empty, a
     /// marker or a removed record's, and the removed entries left become markers, so buckets
-    /// in use grow to at most `records + tombstones + removed`).
+    /// in use grow to at most `records + tombstones + removed`); and the records alone leave
+    /// the table no fuller than an update may (checked again once the markers are known), so
+    /// that a delta adding many keys does not fill a table it must be rebuilt from anyway,
+    /// its probes growing longer as it fills.
     fn fits(&self, slot_count: u64, records: u64, removed: usize) -> bool {
         Self::ordinal_bits_for(slot_count) == self.ordinal_bits
             && records + self.tombstones + (removed as u64) < self.capacity
+            && records * 100 <= self.capacity * MAX_FILL_PERCENT
     }
 
     #[inline(always)]
@@ -1771,6 +1775,47 @@ mod tests {
         }
         for k in 0..1_000 {
             assert_eq!(updated.find(&k).unwrap(), None, "removed key {k}");
+        }
+    }
+
+    /// A delta that adds more keys than the table can hold at the fill an update may leave is
+    /// refused before any key is placed (the table is built for the state it reaches), not
+    /// after filling it with ever longer probes.
+    #[test]
+    fn a_delta_adding_past_the_fill_limit_builds_the_index_at_once() {
+        let schema = SchemaBuilder::new()
+            .add::<Row>()
+            .primary_key("Row", &["id"])
+            .build()
+            .unwrap();
+        let rows = |n: i32| (0..n).map(|id| Row { id, v: id }).collect::<Vec<_>>();
+        let mut w = WriteState::new(schema);
+        w.add_all(&rows(3_000)).unwrap();
+        let v1 = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
+        w.commit_cycle().unwrap();
+        // 3,500 records: ordinals as wide, but past 85% of the 4,001 buckets.
+        w.add_all(&rows(3_500)).unwrap();
+        let v2 = v1.apply_delta(w.write_delta(1, 2).unwrap().into()).unwrap();
+        let before = v1.primary_key_index("Row").unwrap();
+        let id = v1.schema().type_id("Row").unwrap();
+        let data = v2.type_data(id);
+        assert_eq!(before.capacity, 4_001);
+        assert_eq!(
+            super::PrimaryKeyIndex::ordinal_bits_for(data.slot_count()),
+            before.ordinal_bits
+        );
+        let added: Vec<u32> = (3_000..3_500).collect();
+        assert!(before.keys_to_add(&v2, id, &[], &added).is_none());
+        assert!(before
+            .open_update(data.slot_count(), data.record_count, &[], 500)
+            .is_none());
+        let index = v2.primary_key_index("Row").unwrap();
+        assert!(
+            matches!(index.duplicates, super::Duplicates::Known(_)),
+            "built, not updated"
+        );
+        for key in 0..3_500 {
+            assert_eq!(index.find(&key).unwrap(), Some(key as u32), "key {key}");
         }
     }
 

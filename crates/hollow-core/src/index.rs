@@ -1317,6 +1317,22 @@ mod tests {
         (state, id)
     }
 
+    /// A state of `first`, keyed by `id`, and the delta a producer writes from it to a state
+    /// of `second`.
+    fn state_and_delta(first: &[Row], second: &[Row]) -> (ReadState, bytes::Bytes) {
+        let schema = SchemaBuilder::new()
+            .add::<Row>()
+            .primary_key("Row", &["id"])
+            .build()
+            .unwrap();
+        let mut w = WriteState::new(schema);
+        w.add_all(first).unwrap();
+        let state = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
+        w.commit_cycle().unwrap();
+        w.add_all(second).unwrap();
+        (state, w.write_delta(1, 2).unwrap().into())
+    }
+
     /// Entries sorted packed in one word (types of up to 2^29 records) or as pairs (larger
     /// ones) give the same table, and find the same duplicate.
     #[test]
@@ -1551,18 +1567,9 @@ mod tests {
     /// built for the state it reaches, every key found.
     #[test]
     fn a_delta_that_widens_the_ordinals_builds_the_index() {
-        let schema = SchemaBuilder::new()
-            .add::<Row>()
-            .primary_key("Row", &["id"])
-            .build()
-            .unwrap();
         let rows = |n: i32| (0..n).map(|id| Row { id, v: -id }).collect::<Vec<_>>();
-        let mut w = WriteState::new(schema);
-        w.add_all(&rows(100)).unwrap();
-        let v1 = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
-        w.commit_cycle().unwrap();
-        w.add_all(&rows(5_000)).unwrap();
-        let v2 = v1.apply_delta(w.write_delta(1, 2).unwrap().into()).unwrap();
+        let (v1, delta) = state_and_delta(&rows(100), &rows(5_000));
+        let v2 = v1.apply_delta(delta).unwrap();
         let before = v1.primary_key_index("Row").unwrap();
         let index = v2.primary_key_index("Row").unwrap();
         assert!(index.ordinal_bits > before.ordinal_bits);
@@ -1586,11 +1593,6 @@ mod tests {
     /// record, removed keys gone, added ones there.
     #[test]
     fn a_large_delta_marks_its_removed_keys_while_the_types_are_patched() {
-        let schema = SchemaBuilder::new()
-            .add::<Row>()
-            .primary_key("Row", &["id"])
-            .build()
-            .unwrap();
         // Ordinals as wide after as before (changed records take new ones): 18 bits; and few
         // enough records removed for the table to take the update.
         let n = 200_000i32;
@@ -1604,13 +1606,7 @@ mod tests {
                 })
                 .collect()
         };
-        let mut w = WriteState::new(schema);
-        w.add_all(&rows(false)).unwrap();
-        let v1 = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
-        w.commit_cycle().unwrap();
-        w.add_all(&rows(true)).unwrap();
-        let delta = w.write_delta(1, 2).unwrap();
-        let delta = bytes::Bytes::from(delta);
+        let (v1, delta) = state_and_delta(&rows(false), &rows(true));
         let sections = crate::format::parse(delta.clone())
             .unwrap()
             .split_schema()
@@ -1659,11 +1655,6 @@ mod tests {
     /// the markers are counted exactly, and no entry is left of a removed record.
     #[test]
     fn added_entries_take_removed_ones_on_their_way() {
-        let schema = SchemaBuilder::new()
-            .add::<Row>()
-            .primary_key("Row", &["id"])
-            .build()
-            .unwrap();
         // A tenth of the records updated, a fiftieth removed for good, as many keys new.
         let n = 20_000i32;
         let rows = |changed: bool| -> Vec<Row> {
@@ -1676,12 +1667,8 @@ mod tests {
                 })
                 .collect()
         };
-        let mut w = WriteState::new(schema);
-        w.add_all(&rows(false)).unwrap();
-        let v1 = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
-        w.commit_cycle().unwrap();
-        w.add_all(&rows(true)).unwrap();
-        let v2 = v1.apply_delta(w.write_delta(1, 2).unwrap().into()).unwrap();
+        let (v1, delta) = state_and_delta(&rows(false), &rows(true));
+        let v2 = v1.apply_delta(delta).unwrap();
         let id = v1.schema().type_id("Row").unwrap();
         let ordinals =
             |s: &ReadState| -> Vec<u32> { s.object("Row").unwrap().ordinals().collect() };
@@ -1783,19 +1770,10 @@ mod tests {
     /// after filling it with ever longer probes.
     #[test]
     fn a_delta_adding_past_the_fill_limit_builds_the_index_at_once() {
-        let schema = SchemaBuilder::new()
-            .add::<Row>()
-            .primary_key("Row", &["id"])
-            .build()
-            .unwrap();
         let rows = |n: i32| (0..n).map(|id| Row { id, v: id }).collect::<Vec<_>>();
-        let mut w = WriteState::new(schema);
-        w.add_all(&rows(3_000)).unwrap();
-        let v1 = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
-        w.commit_cycle().unwrap();
         // 3,500 records: ordinals as wide, but past 85% of the 4,001 buckets.
-        w.add_all(&rows(3_500)).unwrap();
-        let v2 = v1.apply_delta(w.write_delta(1, 2).unwrap().into()).unwrap();
+        let (v1, delta) = state_and_delta(&rows(3_000), &rows(3_500));
+        let v2 = v1.apply_delta(delta).unwrap();
         let before = v1.primary_key_index("Row").unwrap();
         let id = v1.schema().type_id("Row").unwrap();
         let data = v2.type_data(id);

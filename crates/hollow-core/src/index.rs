@@ -1333,6 +1333,68 @@ mod tests {
         (state, w.write_delta(1, 2).unwrap().into())
     }
 
+    /// Two versions of rows keyed `0..n`: in the second, the keys `k` with `k % gone.0 ==
+    /// gone.1` are removed, the values of keys divisible by `negated` negated (the records
+    /// updated), and `new` keys added after `n`.
+    struct Churn {
+        n: i32,
+        gone: (i32, i32),
+        negated: i32,
+        new: i32,
+    }
+
+    impl Churn {
+        fn rows(&self, changed: bool) -> Vec<Row> {
+            (0..self.n)
+                .filter(|id| !changed || id % self.gone.0 != self.gone.1)
+                .chain(if changed {
+                    self.n..self.n + self.new
+                } else {
+                    0..0
+                })
+                .map(|id| Row {
+                    id,
+                    v: if changed && id % self.negated == 0 {
+                        -id
+                    } else {
+                        id
+                    },
+                })
+                .collect()
+        }
+
+        /// The value of key `id` in the second version.
+        fn expected(&self, id: i32) -> Option<i64> {
+            match (
+                id < self.n && id % self.gone.0 == self.gone.1,
+                id % self.negated == 0,
+            ) {
+                (true, _) => None,
+                (false, true) => Some(-id as i64),
+                (false, false) => Some(id as i64),
+            }
+        }
+    }
+
+    /// Asserts that `index` holds one entry per ordinal of `records` (ascending) and no other,
+    /// and counts its removed markers exactly.
+    fn assert_one_entry_per_record(index: &super::PrimaryKeyIndex, records: &[u32]) {
+        let table: Vec<u64> = (0..index.capacity)
+            .map(|b| index.entry_at(b) & index.empty())
+            .collect();
+        let markers = table.iter().filter(|&&o| o == index.tombstone()).count();
+        assert_eq!(index.tombstones, markers as u64, "markers counted exactly");
+        let mut entries: Vec<u32> = (table.iter())
+            .filter(|&&o| o != index.empty() && o != index.tombstone())
+            .map(|&o| o as u32)
+            .collect();
+        entries.sort_unstable();
+        assert!(
+            entries == records,
+            "one entry per record of the state, no other"
+        );
+    }
+
     /// Entries sorted packed in one word (types of up to 2^29 records) or as pairs (larger
     /// ones) give the same table, and find the same duplicate.
     #[test]
@@ -1595,18 +1657,13 @@ mod tests {
     fn a_large_delta_marks_its_removed_keys_while_the_types_are_patched() {
         // Ordinals as wide after as before (changed records take new ones): 18 bits; and few
         // enough records removed for the table to take the update.
-        let n = 200_000i32;
-        let rows = |changed: bool| -> Vec<Row> {
-            (0..n)
-                .filter(|id| !changed || id % 10 != 3)
-                .chain(if changed { n..n + 5_000 } else { 0..0 })
-                .map(|id| Row {
-                    id,
-                    v: if changed && id % 5 == 0 { -id } else { id },
-                })
-                .collect()
+        let churn = Churn {
+            n: 200_000,
+            gone: (10, 3),
+            negated: 5,
+            new: 5_000,
         };
-        let (v1, delta) = state_and_delta(&rows(false), &rows(true));
+        let (v1, delta) = state_and_delta(&churn.rows(false), &churn.rows(true));
         let sections = crate::format::parse(delta.clone())
             .unwrap()
             .split_schema()
@@ -1621,18 +1678,17 @@ mod tests {
         );
         let rows = v2.object("Row").unwrap();
         let values = rows.int("v").unwrap();
-        for id in 0..n + 5_000 {
-            let expected = match (id < n && id % 10 == 3, id % 5 == 0) {
-                (true, _) => None,
-                (false, true) => Some(-id as i64),
-                (false, false) => Some(id as i64),
-            };
+        for id in 0..churn.n + churn.new {
             let found = index.find(&id).unwrap();
             assert!(
                 found.is_none_or(|o| rows.contains(o)),
                 "key {id} at a record gone"
             );
-            assert_eq!(found.and_then(|o| values.get(o)), expected, "key {id}");
+            assert_eq!(
+                found.and_then(|o| values.get(o)),
+                churn.expected(id),
+                "key {id}"
+            );
         }
         // A marker per key removed for good, less those new keys took.
         assert!(
@@ -1641,12 +1697,7 @@ mod tests {
             index.tombstones
         );
         // No entry left behind: one per record, each at a record of the state.
-        let entries: Vec<u64> = (0..index.capacity)
-            .map(|b| index.entry_at(b) & index.empty())
-            .filter(|&o| o != index.empty() && o != index.tombstone())
-            .collect();
-        assert_eq!(entries.len() as u64, rows.len());
-        assert!(entries.iter().all(|&o| rows.contains(o as u32)));
+        assert_one_entry_per_record(index, &rows.ordinals().collect::<Vec<_>>());
     }
 
     /// An update places each added entry at the first free bucket on its way, a removed
@@ -1656,18 +1707,13 @@ mod tests {
     #[test]
     fn added_entries_take_removed_ones_on_their_way() {
         // A tenth of the records updated, a fiftieth removed for good, as many keys new.
-        let n = 20_000i32;
-        let rows = |changed: bool| -> Vec<Row> {
-            (0..n)
-                .filter(|id| !changed || id % 50 != 7)
-                .chain(if changed { n..n + 400 } else { 0..0 })
-                .map(|id| Row {
-                    id,
-                    v: if changed && id % 10 == 0 { -id } else { id },
-                })
-                .collect()
+        let churn = Churn {
+            n: 20_000,
+            gone: (50, 7),
+            negated: 10,
+            new: 400,
         };
-        let (v1, delta) = state_and_delta(&rows(false), &rows(true));
+        let (v1, delta) = state_and_delta(&churn.rows(false), &churn.rows(true));
         let v2 = v1.apply_delta(delta).unwrap();
         let id = v1.schema().type_id("Row").unwrap();
         let ordinals =
@@ -1698,38 +1744,22 @@ mod tests {
         assert_eq!(open.tombstones, 2_399, "every removed entry found");
         let marked_first = open.finish(keys, &removed, &added).unwrap();
 
-        let ordinals_in = |x: &super::PrimaryKeyIndex| -> Vec<u64> {
-            (0..x.capacity).map(|b| x.entry_at(b) & x.empty()).collect()
-        };
-        for x in [&single_pass, &marked_first] {
-            let table = ordinals_in(x);
-            let markers = table.iter().filter(|&&o| o == x.tombstone()).count();
-            assert_eq!(x.tombstones, markers as u64, "markers counted exactly");
-            let mut entries: Vec<u32> = (table.iter())
-                .filter(|&&o| o != x.empty() && o != x.tombstone())
-                .map(|&o| o as u32)
-                .collect();
-            entries.sort_unstable();
-            assert!(
-                entries == after,
-                "one entry per record of the state, no other"
-            );
-        }
+        assert_one_entry_per_record(&single_pass, &after);
+        assert_one_entry_per_record(&marked_first, &after);
         // The markers left are the keys removed for good, less those new keys took; and the
         // state's own index, updated the same way, is the same table.
         assert!(single_pass.tombstones <= 400, "{}", single_pass.tombstones);
         let own = v2.primary_key_index("Row").unwrap();
         assert!((0..own.capacity).all(|b| own.entry_at(b) == single_pass.entry_at(b)));
         let values = v2.object("Row").unwrap().int("v").unwrap();
-        for key in 0..n + 400 {
-            let expected = match (key < n && key % 50 == 7, key % 10 == 0) {
-                (true, _) => None,
-                (false, true) => Some(-key as i64),
-                (false, false) => Some(key as i64),
-            };
+        for key in 0..churn.n + churn.new {
             let found = single_pass.find(&key).unwrap();
             assert_eq!(found, marked_first.find(&key).unwrap(), "key {key}");
-            assert_eq!(found.and_then(|o| values.get(o)), expected, "key {key}");
+            assert_eq!(
+                found.and_then(|o| values.get(o)),
+                churn.expected(key),
+                "key {key}"
+            );
         }
     }
 

@@ -480,18 +480,43 @@ impl PrimaryKeyIndex {
     /// in that order, so the table is written front to back (a large table in regions, one per
     /// core at a time).
     pub(crate) fn build(state: &impl StateTypes, id: TypeId) -> Self {
+        Self::build_with_room(state, id, 0)
+    }
+
+    /// [`PrimaryKeyIndex::build`] for a type that a delta grew from `before` records past what
+    /// its table could take: the table has room for half as many records again as the type
+    /// holds (or for as many again as the delta added, if more), so that a type growing cycle
+    /// after cycle (a producer catching up on a topic, and every consumer of its deltas)
+    /// rebuilds its table a logarithmic number of times instead of at nearly every cycle. A
+    /// type that did not grow gets the table [`PrimaryKeyIndex::build`] makes.
+    pub(crate) fn build_after_growth(state: &impl StateTypes, id: TypeId, before: u64) -> Self {
+        let records = state.type_data(id).record_count;
+        let room = match records > before {
+            true => (records - before).max(records / 2),
+            false => 0,
+        };
+        Self::build_with_room(state, id, room)
+    }
+
+    fn build_with_room(state: &impl StateTypes, id: TypeId, room: u64) -> Self {
         let regions = match state.type_data(id).record_count >= PARALLEL_PLACE_RECORDS {
             true => PLACE_REGIONS,
             false => 1,
         };
-        Self::build_with(state, id, true, regions)
+        Self::build_with(state, id, true, regions, room)
     }
 
-    /// [`PrimaryKeyIndex::build`], sorting (home bucket, entry) packed in one word when
-    /// `pack` and both fit, then filling the table in `regions` at once; as pairs otherwise,
-    /// filling it front to back.
-    fn build_with(state: &impl StateTypes, id: TypeId, pack: bool, regions: u64) -> Self {
-        let mut index = Self::without_buckets(state, id);
+    /// [`PrimaryKeyIndex::build`], with `room` for that many more records and slots, sorting
+    /// (home bucket, entry) packed in one word when `pack` and both fit, then filling the
+    /// table in `regions` at once; as pairs otherwise, filling it front to back.
+    fn build_with(
+        state: &impl StateTypes,
+        id: TypeId,
+        pack: bool,
+        regions: u64,
+        room: u64,
+    ) -> Self {
+        let mut index = Self::without_buckets(state, id, room);
         let (capacity, ordinal_bits, entry_bits) =
             (index.capacity, index.ordinal_bits, index.entry_bits);
         // (home bucket, entry) for every record, hashed on the cores, then sorted by home
@@ -578,7 +603,9 @@ impl PrimaryKeyIndex {
         }
     }
 
-    fn without_buckets(state: &impl StateTypes, id: TypeId) -> Self {
+    /// `room`: more records and slots the table is sized for (see
+    /// [`PrimaryKeyIndex::build_after_growth`]).
+    fn without_buckets(state: &impl StateTypes, id: TypeId, room: u64) -> Self {
         let data = state.type_data(id).clone();
         let fields = state.schema().get(id).primary_key();
         let key_columns = fields.iter().map(|f| f.columns()[0]).collect();
@@ -590,9 +617,8 @@ impl PrimaryKeyIndex {
             .fold(0, |classes, (i, f)| {
                 classes | kind_class(f.value_type().kind) << (2 * i)
             });
-        let n = data.record_count;
-        let capacity = (n + n / 3 + 1).max(2);
-        let ordinal_bits = Self::ordinal_bits_for(data.slot_count());
+        let capacity = Self::capacity_for(data.record_count + room);
+        let ordinal_bits = Self::ordinal_bits_for(data.slot_count() + room);
         Self {
             data,
             key_columns,
@@ -609,12 +635,13 @@ impl PrimaryKeyIndex {
 
     /// The table of this index as saved beside its snapshot (`type_id`: the type it indexes).
     /// `None` for a table that was updated by a delta (it may hold removed markers, and whether
-    /// keys are duplicated may not be known): only a table built from a snapshot is saved.
+    /// keys are duplicated may not be known) or no longer sized as a build sizes it: only a
+    /// table built on these records is saved.
     pub(crate) fn saved_table(&self, type_id: TypeId) -> Option<SavedTable> {
         let Duplicates::Known(duplicate) = self.duplicates else {
             return None;
         };
-        if self.tombstones != 0 {
+        if self.tombstones != 0 || !self.shaped_for(self.capacity, self.ordinal_bits) {
             return None;
         }
         let empty_bucket =
@@ -630,30 +657,34 @@ impl PrimaryKeyIndex {
         })
     }
 
-    /// The index of type `id` of `state` from its saved table, which must be the one
-    /// [`PrimaryKeyIndex::build`] makes on this state: sized alike, and with the bucket it
-    /// names empty, so that every probe ends. A table that passes these checks but holds other
-    /// entries (one damaged past its checksum) can only make lookups miss, never answer
-    /// another record: a candidate's key is always compared.
+    /// The index of type `id` of `state` from its saved table, which must be one
+    /// [`PrimaryKeyIndex::build`] or [`PrimaryKeyIndex::build_after_growth`] can make on this
+    /// state ([`PrimaryKeyIndex::shaped_for`]), with the bucket it names empty, so that every
+    /// probe ends. A table that passes these checks but holds other entries (one damaged past
+    /// its checksum) can only make lookups miss, never answer another record: a candidate's
+    /// key is always compared.
     pub(crate) fn from_saved_table(
         state: &impl StateTypes,
         id: TypeId,
         table: SavedTable,
     ) -> Result<Self> {
-        let mut index = Self::without_buckets(state, id);
+        let mut index = Self::without_buckets(state, id, 0);
         let name = state.schema().get(id).name();
         let unusable = |what: &str, saved: u64, built: u64| {
             Error::SavedIndexes(format!(
                 "{name}: {what} {saved} saved, {built} for this snapshot"
             ))
         };
+        if !index.shaped_for(table.capacity, table.ordinal_bits) {
+            return Err(Error::SavedIndexes(format!(
+                "{name}: a table of {} buckets of {}-bit ordinals saved, {} buckets of \
+                 {}-bit ordinals (or up to twice as many) for this snapshot",
+                table.capacity, table.ordinal_bits, index.capacity, index.ordinal_bits
+            )));
+        }
+        (index.capacity, index.ordinal_bits) = (table.capacity, table.ordinal_bits);
+        index.entry_bits = index.ordinal_bits + TAG_BITS;
         let expected = [
-            ("capacity", table.capacity, index.capacity),
-            (
-                "ordinal bits",
-                table.ordinal_bits.into(),
-                index.ordinal_bits.into(),
-            ),
             (
                 "entry bits",
                 table.entry_bits.into(),
@@ -729,6 +760,26 @@ impl PrimaryKeyIndex {
                         .zip(b)
                         .all(|(x, y)| Arc::ptr_eq(&x.0, &y.0) && x.1 == y.1)
             })
+    }
+
+    /// Whether a table of `capacity` buckets and `ordinal_bits` is one a build makes for the
+    /// records of this index: as [`PrimaryKeyIndex::build`] sizes it, or with room for up to
+    /// as many records and slots again ([`PrimaryKeyIndex::build_after_growth`]).
+    fn shaped_for(&self, capacity: u64, ordinal_bits: u8) -> bool {
+        let (records, slots) = (self.data.record_count, self.data.slot_count());
+        (Self::capacity_for(records)..=Self::capacity_for(records * 2)).contains(&capacity)
+            && (Self::ordinal_bits_for(slots)..=Self::ordinal_bits_for(slots * 2))
+                .contains(&ordinal_bits)
+    }
+
+    /// The records of the state this index is of.
+    pub(crate) fn records(&self) -> u64 {
+        self.data.record_count
+    }
+
+    /// Buckets of a table built for `records` records: at most three quarters in use.
+    fn capacity_for(records: u64) -> u64 {
+        (records + records / 3 + 1).max(2)
     }
 
     /// Ordinal bits for `slots` slots, keeping the two highest codes free (empty, removed).
@@ -827,7 +878,7 @@ impl PrimaryKeyIndex {
     /// that a delta adding many keys does not fill a table it must be rebuilt from anyway,
     /// its probes growing longer as it fills.
     fn fits(&self, slot_count: u64, records: u64, removed: usize) -> bool {
-        Self::ordinal_bits_for(slot_count) == self.ordinal_bits
+        Self::ordinal_bits_for(slot_count) <= self.ordinal_bits
             && records + self.tombstones + (removed as u64) < self.capacity
             && records * 100 <= self.capacity * MAX_FILL_PERCENT
     }
@@ -1401,8 +1452,8 @@ mod tests {
     fn packed_and_paired_builds_give_the_same_index() {
         let rows = (0..20_000).map(|id| Row { id, v: id % 7 });
         let (state, id) = state_of(rows.chain([Row { id: 4321, v: -1 }]));
-        let packed = super::PrimaryKeyIndex::build_with(&state, id, true, 1);
-        let paired = super::PrimaryKeyIndex::build_with(&state, id, false, 1);
+        let packed = super::PrimaryKeyIndex::build_with(&state, id, true, 1, 0);
+        let paired = super::PrimaryKeyIndex::build_with(&state, id, false, 1, 0);
         assert_eq!(packed.buckets.to_bytes(), paired.buckets.to_bytes());
         assert_eq!(packed.first_duplicate(), Some((4321, 20_000)));
         assert_eq!(paired.first_duplicate(), packed.first_duplicate());
@@ -1424,9 +1475,9 @@ mod tests {
             all.sort_unstable();
             all
         };
-        let whole = super::PrimaryKeyIndex::build_with(&state, id, true, 1);
+        let whole = super::PrimaryKeyIndex::build_with(&state, id, true, 1, 0);
         for regions in [2, 7, 16, 1000] {
-            let cut = super::PrimaryKeyIndex::build_with(&state, id, true, regions);
+            let cut = super::PrimaryKeyIndex::build_with(&state, id, true, regions, 0);
             assert_eq!(entries(&cut), entries(&whole), "{regions} regions");
             assert!(matches!(cut.duplicates, super::Duplicates::Known(None)));
             for k in 0..30_000i64 {
@@ -1438,7 +1489,7 @@ mod tests {
         let rows = (0..30_000).map(|id| Row { id, v: 0 });
         let (state, id) = state_of(rows.chain([Row { id: 29_001, v: 1 }]));
         for regions in [1, 16] {
-            let cut = super::PrimaryKeyIndex::build_with(&state, id, true, regions);
+            let cut = super::PrimaryKeyIndex::build_with(&state, id, true, regions, 0);
             assert_eq!(
                 cut.first_duplicate(),
                 Some((29_001, 30_000)),
@@ -1824,6 +1875,77 @@ mod tests {
         );
         for key in 0..3_500 {
             assert_eq!(index.find(&key).unwrap(), Some(key as u32), "key {key}");
+        }
+    }
+
+    /// A type growing by a fifth at every delta leaves a table sized for its records before
+    /// fuller than an update may: the table is rebuilt with room to grow, a few times over
+    /// fifteen deltas instead of at every one (15 before), every key found in every version.
+    #[test]
+    fn a_growing_type_rebuilds_its_table_a_few_times() {
+        let schema = SchemaBuilder::new()
+            .add::<Row>()
+            .primary_key("Row", &["id"])
+            .build()
+            .unwrap();
+        let rows = |n: i32| (0..n).map(|id| Row { id, v: id }).collect::<Vec<_>>();
+        let mut w = WriteState::new(schema);
+        let mut n = 1_000;
+        w.add_all(&rows(n)).unwrap();
+        let mut state = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
+        let mut rebuilds = 0;
+        for version in 2..=16 {
+            w.commit_cycle().unwrap();
+            n += n / 5;
+            w.add_all(&rows(n)).unwrap();
+            let delta = w.write_delta(version - 1, version).unwrap();
+            let next = state.apply_delta(delta.into()).unwrap();
+            let before = state.primary_key_index("Row").unwrap();
+            let index = next.primary_key_index("Row").unwrap();
+            rebuilds += u32::from(index.capacity != before.capacity);
+            assert!(index.records() * 100 <= index.capacity * super::MAX_FILL_PERCENT);
+            for key in 0..n {
+                assert_eq!(index.find(&key).unwrap(), Some(key as u32), "key {key}");
+            }
+            state = next;
+        }
+        assert_eq!(n, 15_390);
+        assert!((1..=5).contains(&rebuilds), "{rebuilds} rebuilds");
+    }
+
+    /// A table built with room to grow is saved and read back beside a snapshot of the same
+    /// records; a saved table larger than any build makes for them, or smaller, is refused.
+    #[test]
+    fn a_table_built_with_room_is_saved_and_read_back() {
+        let rows = |n: i32| (0..n).map(|id| Row { id, v: id }).collect::<Vec<_>>();
+        let (v1, delta) = state_and_delta(&rows(3_000), &rows(3_500));
+        let v2 = v1.apply_delta(delta).unwrap();
+        let id = v2.schema().type_id("Row").unwrap();
+        let grown = v2.primary_key_index("Row").unwrap();
+        assert!(grown.capacity > super::PrimaryKeyIndex::capacity_for(3_500));
+        let table = grown.saved_table(id).expect("saved");
+        let read = super::PrimaryKeyIndex::from_saved_table(&v2, id, table.clone()).unwrap();
+        assert_eq!(read.capacity, grown.capacity);
+        for key in 0..3_500 {
+            assert_eq!(read.find(&key).unwrap(), Some(key as u32), "key {key}");
+        }
+        for capacity in [
+            super::PrimaryKeyIndex::capacity_for(3_500) - 1,
+            super::PrimaryKeyIndex::capacity_for(7_000) + 1,
+        ] {
+            let entry_bits = table.entry_bits as u64;
+            let buckets = bytes::Bytes::from(vec![
+                0xffu8;
+                super::packed_len_bytes(capacity * entry_bits)
+                    as usize
+            ]);
+            let odd = super::SavedTable {
+                capacity,
+                buckets,
+                ..table.clone()
+            };
+            let e = super::PrimaryKeyIndex::from_saved_table(&v2, id, odd).unwrap_err();
+            assert!(matches!(e, crate::Error::SavedIndexes(_)), "{e}");
         }
     }
 

@@ -859,9 +859,9 @@ impl ReadState {
                         Some(open) => open.finish(keys, removed, added),
                         None => index.updated(keys, removed, added),
                     });
-                    return Some(Arc::new(
-                        updated.unwrap_or_else(|| PrimaryKeyIndex::build(next, id)),
-                    ));
+                    return Some(Arc::new(updated.unwrap_or_else(|| {
+                        PrimaryKeyIndex::build_after_growth(next, id, index.records())
+                    })));
                 }
                 Some(match origin_index(b) {
                     // Not patched. A key through references reads their records: the index

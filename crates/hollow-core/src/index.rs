@@ -199,8 +199,9 @@ pub struct PrimaryKeyIndex {
 /// What an index knows of records that share a key.
 #[derive(Debug)]
 enum Duplicates {
-    /// Nothing: finding out hashes every record.
-    Unknown,
+    /// Nothing until asked: the first check hashes every record, and its answer is kept (so
+    /// that the updates after it go on from a known answer).
+    Unknown(OnceLock<Option<(u32, u32)>>),
     /// Two ordinals with the same key, or none: found while building.
     Known(Option<(u32, u32)>),
     /// None among the records of an earlier version; a duplicate can only be a record added
@@ -222,29 +223,32 @@ enum Duplicates {
 const PENDING_CHECKS_FRACTION: u64 = 8;
 
 impl Duplicates {
+    fn unknown() -> Self {
+        Self::Unknown(OnceLock::new())
+    }
+
+    /// The answer, when it is known (found while building, or asked already).
+    fn known(&self) -> Option<Option<(u32, u32)>> {
+        match self {
+            Self::Known(known) => Some(*known),
+            Self::UnlessAdded { found, .. } | Self::Unknown(found) => found.get().copied(),
+        }
+    }
+
     /// What is known after an update that removed the records at `removed` and added those
     /// at `added`, leaving `records` in all.
     fn after_update(&self, removed: &[u32], added: &[u32], records: u64) -> Self {
-        let pending: &[Arc<[u32]>] = match self {
-            Self::Known(None) => &[],
-            Self::UnlessAdded {
-                added: earlier,
-                found,
-            } => match found.get() {
-                Some(None) => &[],
-                Some(&Some(pair)) => {
-                    return Self::Known(Some(pair)).after_update(removed, added, records)
-                }
-                None => earlier,
-            },
-            Self::Known(Some((a, b))) if !removed.contains(a) && !removed.contains(b) => {
-                return Self::Known(Some((*a, *b)));
+        let pending: &[Arc<[u32]>] = match (self, self.known()) {
+            (_, Some(None)) => &[],
+            (_, Some(Some((a, b)))) if !removed.contains(&a) && !removed.contains(&b) => {
+                return Self::Known(Some((a, b)));
             }
-            _ => return Self::Unknown,
+            (Self::UnlessAdded { added: earlier, .. }, None) => earlier,
+            _ => return Self::unknown(),
         };
         let count = pending.iter().map(|a| a.len()).sum::<usize>() + added.len();
         if count as u64 > records / PENDING_CHECKS_FRACTION + 64 {
-            return Self::Unknown;
+            return Self::unknown();
         }
         let mut chain = pending.to_vec();
         if !added.is_empty() {
@@ -629,7 +633,7 @@ impl PrimaryKeyIndex {
             ordinal_bits,
             entry_bits: ordinal_bits + TAG_BITS,
             tombstones: 0,
-            duplicates: Duplicates::Unknown,
+            duplicates: Duplicates::unknown(),
         }
     }
 
@@ -1067,15 +1071,16 @@ impl PrimaryKeyIndex {
     /// Two ordinals whose records have the same key, if any. An index built from a snapshot
     /// knows already (equal keys are neighbours once the entries are sorted by bucket); one
     /// updated from it probes, the first time it is asked, for the keys of the records added
-    /// since (the answer is kept); otherwise every record is hashed, the hashes sorted, and
-    /// keys compared only within runs of equal hashes.
+    /// since; otherwise every record is hashed, the hashes sorted, and keys compared only
+    /// within runs of equal hashes. Either answer is kept, for this index and the updates
+    /// that follow it.
     pub fn first_duplicate(&self) -> Option<(u32, u32)> {
         match &self.duplicates {
             Duplicates::Known(known) => *known,
             Duplicates::UnlessAdded { added, found } => {
                 *found.get_or_init(|| self.duplicate_of_any(added.iter().flat_map(|a| a.iter())))
             }
-            Duplicates::Unknown => self.duplicate_by_hashing_all(),
+            Duplicates::Unknown(found) => *found.get_or_init(|| self.duplicate_by_hashing_all()),
         }
     }
 
@@ -1113,21 +1118,24 @@ impl PrimaryKeyIndex {
         self.first_same_key(&suspects)
     }
 
-    /// Two ordinals with the same key, if any, found by hashing every record, sorting the
-    /// hashes, and comparing keys only within runs of equal hashes.
+    /// Two ordinals with the same key, if any, found by hashing every record (on the cores),
+    /// sorting the hashes by their top bits (a radix sort, as a build sorts its entries), and
+    /// comparing keys only where whole hashes are equal, within runs of equal top bits.
     fn duplicate_by_hashing_all(&self) -> Option<(u32, u32)> {
-        let mut hashes: Vec<(u64, u32)> = self
-            .data
-            .population
-            .iter()
-            .map(|o| (self.record_hash(o), o as u32))
-            .collect();
-        hashes.sort_unstable();
-        for run in hashes.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
+        // About one hash in sixteen shares its top bits with another: runs stay short.
+        let bits = (64 - self.data.record_count.leading_zeros() + 4).min(64);
+        let top = |h: u64| h.checked_shr(64 - bits).unwrap_or(0);
+        let hashes = self.sorted_entries(
+            |o| (self.record_hash(o as u64), o),
+            |&(h, _)| top(h),
+            0,
+            bits,
+        );
+        for run in hashes.chunk_by(|a, b| top(a.0) == top(b.0)) {
             for (i, a) in run.iter().enumerate() {
                 for b in &run[i + 1..] {
-                    if self.same_key(a.1 as u64, b.1 as u64) {
-                        return Some((a.1, b.1));
+                    if a.0 == b.0 && self.same_key(a.1 as u64, b.1 as u64) {
+                        return Some((a.1.min(b.1), a.1.max(b.1)));
                     }
                 }
             }
@@ -2014,5 +2022,68 @@ mod tests {
         assert_eq!((before.len(), after.len()), (1, 2));
         assert!(std::sync::Arc::ptr_eq(&before[0], &after[0]));
         assert_eq!(index(&v3).first_duplicate(), Some((5, 9)));
+    }
+
+    /// An update adding more records than are kept pending leaves duplicates unknown: the
+    /// first check hashes every record, and its answer is kept, so that the updates after it
+    /// probe only for what they add (before, every later check hashed every record again).
+    #[test]
+    fn an_answer_found_by_hashing_every_record_is_kept_through_updates() {
+        use super::Duplicates;
+        let schema = SchemaBuilder::new()
+            .add::<Row>()
+            .primary_key("Row", &["id"])
+            .build()
+            .unwrap();
+        // `n` records, the first `changed` of them with new values (records added again).
+        let rows = |n: i32, changed: i32| {
+            let v = |id: i32| if id < changed { id ^ 1 } else { id };
+            (0..n).map(|id| Row { id, v: v(id) }).collect::<Vec<_>>()
+        };
+        let mut w = WriteState::new(schema);
+        let mut state = None::<ReadState>;
+        // 1,500 records, then a fifth of them changed (past the eighth kept pending; at new
+        // ordinals as wide), then one record more.
+        for (version, n, changed) in [(1, 1_500, 0), (2, 1_500, 300), (3, 1_501, 300)] {
+            w.add_all(&rows(n, changed)).unwrap();
+            state = Some(
+                match state {
+                    None => ReadState::from_snapshot(w.write_snapshot(version).unwrap().into()),
+                    Some(s) => s.apply_delta(w.write_delta(version - 1, version).unwrap().into()),
+                }
+                .unwrap(),
+            );
+            w.commit_cycle().unwrap();
+            let index = state.as_ref().unwrap().primary_key_index("Row").unwrap();
+            match version {
+                1 => assert!(matches!(index.duplicates, Duplicates::Known(None))),
+                2 => {
+                    assert!(
+                        matches!(&index.duplicates, Duplicates::Unknown(f) if f.get().is_none())
+                    );
+                    assert_eq!(index.first_duplicate(), None);
+                    assert!(
+                        matches!(&index.duplicates, Duplicates::Unknown(f) if f.get().is_some())
+                    );
+                }
+                _ => match &index.duplicates {
+                    Duplicates::UnlessAdded { added, .. } => {
+                        assert_eq!(added.iter().map(|a| a.len()).sum::<usize>(), 1)
+                    }
+                    other => panic!("{other:?}"),
+                },
+            }
+        }
+        // The records changed back, and a second record with key 7: hashing them all finds it.
+        w.add_all(&rows(1_501, 0)).unwrap();
+        w.add(&Row { id: 7, v: -7 }).unwrap();
+        let delta = w.write_delta(3, 4).unwrap();
+        let v4 = state.unwrap().apply_delta(delta.into()).unwrap();
+        let index = v4.primary_key_index("Row").unwrap();
+        assert!(matches!(&index.duplicates, Duplicates::Unknown(_)));
+        let (a, b) = index.first_duplicate().expect("a duplicate");
+        let ids = v4.object("Row").unwrap().int("id").unwrap();
+        assert_eq!((ids.get(a), ids.get(b)), (Some(7), Some(7)));
+        assert!(a < b);
     }
 }

@@ -1360,11 +1360,7 @@ mod tests {
 
     /// A state of `rows`, keyed by `id`, and the rows' type.
     fn state_of(rows: impl IntoIterator<Item = Row>) -> (ReadState, crate::schema::TypeId) {
-        let schema = SchemaBuilder::new()
-            .add::<Row>()
-            .primary_key("Row", &["id"])
-            .build()
-            .unwrap();
+        let schema = row_schema();
         let mut w = WriteState::new(schema);
         for row in rows {
             w.add(&row).unwrap();
@@ -1374,14 +1370,19 @@ mod tests {
         (state, id)
     }
 
-    /// A state of `first`, keyed by `id`, and the delta a producer writes from it to a state
-    /// of `second`.
-    fn state_and_delta(first: &[Row], second: &[Row]) -> (ReadState, bytes::Bytes) {
-        let schema = SchemaBuilder::new()
+    /// The schema of [`Row`], keyed by `id`.
+    fn row_schema() -> crate::Schema {
+        SchemaBuilder::new()
             .add::<Row>()
             .primary_key("Row", &["id"])
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// A state of `first`, keyed by `id`, and the delta a producer writes from it to a state
+    /// of `second`.
+    fn state_and_delta(first: &[Row], second: &[Row]) -> (ReadState, bytes::Bytes) {
+        let schema = row_schema();
         let mut w = WriteState::new(schema);
         w.add_all(first).unwrap();
         let state = ReadState::from_snapshot(w.write_snapshot(1).unwrap().into()).unwrap();
@@ -1547,11 +1548,7 @@ mod tests {
     /// state before; a delta of many copies it whole. Every key is found in every version.
     #[test]
     fn small_updates_share_the_chunks_they_do_not_write() {
-        let schema = SchemaBuilder::new()
-            .add::<Row>()
-            .primary_key("Row", &["id"])
-            .build()
-            .unwrap();
+        let schema = row_schema();
         let n = 30_000;
         let mut w = WriteState::new(schema);
         let mut v = vec![0; n as usize];
@@ -1622,11 +1619,7 @@ mod tests {
     #[test]
     fn updates_under_the_same_keys_leave_no_markers() {
         use super::Duplicates;
-        let schema = SchemaBuilder::new()
-            .add::<Row>()
-            .primary_key("Row", &["id"])
-            .build()
-            .unwrap();
+        let schema = row_schema();
         let n = 3_000i32;
         let mut values: Vec<i32> = vec![0; n as usize];
         let mut w = WriteState::new(schema);
@@ -1889,11 +1882,7 @@ mod tests {
     /// fifteen deltas instead of at every one (15 before), every key found in every version.
     #[test]
     fn a_growing_type_rebuilds_its_table_a_few_times() {
-        let schema = SchemaBuilder::new()
-            .add::<Row>()
-            .primary_key("Row", &["id"])
-            .build()
-            .unwrap();
+        let schema = row_schema();
         let rows = |n: i32| (0..n).map(|id| Row { id, v: id }).collect::<Vec<_>>();
         let mut w = WriteState::new(schema);
         let mut n = 1_000;
@@ -1960,11 +1949,7 @@ mod tests {
     #[test]
     fn an_updated_index_knows_its_duplicates() {
         use super::Duplicates;
-        let schema = SchemaBuilder::new()
-            .add::<Row>()
-            .primary_key("Row", &["id"])
-            .build()
-            .unwrap();
+        let schema = row_schema();
         let rows = |changed: i32, v: i32| -> Vec<Row> {
             (0..2000)
                 .map(|id| Row {
@@ -2028,11 +2013,7 @@ mod tests {
     #[test]
     fn an_answer_found_by_hashing_every_record_is_kept_through_updates() {
         use super::Duplicates;
-        let schema = SchemaBuilder::new()
-            .add::<Row>()
-            .primary_key("Row", &["id"])
-            .build()
-            .unwrap();
+        let schema = row_schema();
         // `n` records, the first `changed` of them with new values (records added again).
         let rows = |n: i32, changed: i32| {
             let v = |id: i32| if id < changed { id ^ 1 } else { id };

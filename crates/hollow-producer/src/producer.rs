@@ -106,6 +106,27 @@ impl Producer {
         }))
     }
 
+    /// Publishes the snapshot of the announced state in the background (written, checked and
+    /// put on other threads, as [`ProducerBuilder::with_snapshots_in_background`](crate::ProducerBuilder::with_snapshots_in_background)
+    /// does), unless no delta was announced since the last snapshot or a snapshot is under
+    /// way: for a producer that has just caught up on a backlog (a Kafka source after a
+    /// restart, or materializing a topic), so that consumers starting cold load the state it
+    /// reached instead of following the deltas of the catch-up. The snapshot schedule starts
+    /// again from it. Returns whether a snapshot was started; see
+    /// [`Producer::wait_for_background_snapshot`].
+    pub fn snapshot_in_background(&mut self) -> bool {
+        let under_way = (self.background_snapshot.as_ref()).is_some_and(|j| !j.is_finished());
+        let Some(state) = self.announced.clone() else {
+            return false;
+        };
+        if under_way || self.since_snapshot.delta_bytes == 0 {
+            return false;
+        }
+        self.publish_snapshot_in_background(state);
+        self.since_snapshot = SinceSnapshot::snapshot_now(false);
+        true
+    }
+
     /// Waits for the retention pass started after the last announcement, if one was started
     /// since the last wait: how many blobs it deleted, or why it failed (it is then made
     /// again after a later cycle). Retention runs off the cycle's path, one pass at a time.
@@ -940,6 +961,52 @@ mod tests {
             snapshots.push(report.snapshot_bytes.is_some());
         }
         assert_eq!(snapshots, [true, false, false, true, false, true]);
+    }
+
+    /// A producer asked for the snapshot of the state it reached publishes one, of the
+    /// announced version, once: not for a first version (it has its snapshot), not again
+    /// without a new delta.
+    #[tokio::test]
+    async fn the_snapshot_of_the_announced_state_is_published_on_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = in_folder(dir.path())
+            .with_snapshot_every(10)
+            .build()
+            .await
+            .unwrap();
+        let snapshots = |p: &Producer| {
+            let store = p.store.clone();
+            async move {
+                let mut versions: Vec<u64> = (store.list().await.unwrap().into_iter())
+                    .filter_map(|b| match b {
+                        BlobName::Snapshot(id) => Some(id.version),
+                        _ => None,
+                    })
+                    .collect();
+                versions.sort();
+                versions
+            }
+        };
+        run(&mut p, "a").await;
+        assert!(
+            !p.snapshot_in_background(),
+            "the first version has its snapshot"
+        );
+        run(&mut p, "b").await;
+        run(&mut p, "c").await;
+        assert_eq!(snapshots(&p).await, [1]);
+        assert!(p.snapshot_in_background());
+        let id = p.wait_for_background_snapshot().await.unwrap().unwrap();
+        assert_eq!(Some(id.version), p.version());
+        assert_eq!(snapshots(&p).await, [1, 3]);
+        assert!(
+            !p.snapshot_in_background(),
+            "no delta since the last snapshot"
+        );
+        run(&mut p, "d").await;
+        assert!(p.snapshot_in_background());
+        p.wait_for_background_snapshot().await.unwrap().unwrap();
+        assert_eq!(snapshots(&p).await, [1, 3, 4]);
     }
 
     /// A cycle's work does not hold up the runtime's other tasks: on a runtime of one worker,

@@ -24,7 +24,22 @@ async fn every_consumer_equals_the_map_of_the_messages() {
     for chunk in as_messages(first).chunks(10_000) {
         tokens.extend(writer.send_batch(chunk.to_vec()).await.unwrap());
     }
-    let mut source = source(broker.bootstrap(), &topic, None, dir.path()).await;
+    // Snapshots only when something asks for one: the first version's, and the one the source
+    // asks for once it has caught up.
+    let store = std::sync::Arc::new(
+        hollow::object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap(),
+    );
+    let producer =
+        hollow::producer::ProducerBuilder::new(store, "movies", hollow::movies::schema().unwrap())
+            .without_retention()
+            .with_snapshot_every(1_000)
+            .build()
+            .await
+            .unwrap();
+    let mut source = source_builder(broker.bootstrap(), &topic, None)
+        .build(producer)
+        .await
+        .unwrap();
     let status = source.status();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(async move {
@@ -56,6 +71,25 @@ async fn every_consumer_equals_the_map_of_the_messages() {
             )
         });
     assert_eq!(view_of(&state), fold(first));
+    // Caught up on a backlog of more than a cycle: the source had the state it reached
+    // snapshotted, so that a reader starting cold loads it instead of following deltas.
+    let store = hollow::store::BlobStore::local(dir.path(), "movies").unwrap();
+    let snapshot_of_reached = || async {
+        let blobs = store.list().await.unwrap();
+        blobs.iter().any(|b| {
+            matches!(b, hollow::store::layout::BlobName::Snapshot(id) if id.version == state.version())
+        })
+    };
+    let waited = std::time::Instant::now();
+    while !snapshot_of_reached().await {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "no snapshot of version {} after catching up: {:?}",
+            state.version(),
+            store.list().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let mut more = Vec::new();
     for chunk in as_messages(second).chunks(5_000) {

@@ -394,8 +394,44 @@ impl<T: Serialize, D: Decoder<T>> Classifier<T, D> {
     }
 }
 
-/// A fetch result of one partition: its next offset and the messages, decoded and checked.
-type Fetched<T> = std::result::Result<(i32, i64, Vec<Classified<T>>), (i32, FetchError)>;
+/// A fetch result of one partition: its next offset, the log's end (high watermark) as the
+/// fetch saw it, and the messages, decoded and checked.
+type Fetched<T> = std::result::Result<(i32, i64, i64, Vec<Classified<T>>), (i32, FetchError)>;
+
+/// How far behind the topic the source is, from the log ends its fetches saw. A source that
+/// fell a cycle's worth of messages behind (started on a backlog, restarted, or outpaced) and
+/// has caught up asks its producer for the snapshot of the state it reached: readers starting
+/// cold then load it instead of following the deltas of the catch-up.
+#[derive(Default)]
+struct Backlog {
+    /// Per partition, the messages the log had past the last batch taken.
+    behind: std::collections::HashMap<i32, i64>,
+    /// Whether the source was a cycle's worth behind since it last caught up.
+    was_behind: bool,
+}
+
+impl Backlog {
+    /// Notes a batch of `partition` ending before `next`, fetched when the log ended at
+    /// `end`; `cycle` is a cycle's worth of messages.
+    fn note(&mut self, partition: i32, next: i64, end: i64, cycle: usize) {
+        self.behind.insert(partition, (end - next).max(0));
+        let behind: i64 = self.behind.values().sum();
+        self.was_behind |= behind >= cycle as i64;
+    }
+
+    /// Whether the source has caught up after being a cycle's worth behind, and no snapshot
+    /// of what it reached has been started since (see [`Backlog::snapshot_started`]).
+    fn caught_up(&self) -> bool {
+        self.was_behind && self.behind.values().all(|&b| b == 0)
+    }
+
+    /// The snapshot of the state reached is under way: not asked again until the source
+    /// falls behind again. (One refused while another was being written is asked again after
+    /// the next cycle.)
+    fn snapshot_started(&mut self) {
+        self.was_behind = false;
+    }
+}
 
 /// A message ready for a cycle, or a bad one.
 type Classified<T> = std::result::Result<Pending<T>, DeadLetter>;
@@ -498,6 +534,7 @@ where
         let (mut fetchers, mut fetched) = self.start_fetchers(&announced).await?;
         let mut pending: Batch<T> = Batch::new();
         let mut dead: Vec<DeadLetter> = Vec::new();
+        let mut backlog = Backlog::default();
         let mut consumed = announced.clone();
         let mut first_pending: Option<Instant> = None;
         let mut backoff = Duration::from_millis(100);
@@ -516,7 +553,7 @@ where
                 tokio::select! {
                     _ = &mut stop => stopping = true,
                     batch = fetched.recv(), if !full => {
-                        let taken = self.take(batch, &mut consumed, &mut first_pending, &mut pending, &mut dead);
+                        let taken = self.take(batch, &mut consumed, &mut first_pending, &mut pending, &mut dead, &mut backlog);
                         if let Err(e) = taken {
                             stop_fetchers(&fetchers);
                             return Err(e);
@@ -537,6 +574,7 @@ where
                         &mut first_pending,
                         &mut pending,
                         &mut dead,
+                        &mut backlog,
                     );
                     if let Err(e) = taken {
                         stop_fetchers(&fetchers);
@@ -560,6 +598,13 @@ where
                     first_pending = None;
                     retry_at = None;
                     backoff = Duration::from_millis(100);
+                    if fetched.is_empty()
+                        && backlog.caught_up()
+                        && self.producer.snapshot_in_background()
+                    {
+                        backlog.snapshot_started();
+                        tracing::info!(%topic, version = self.producer.version(), "caught up: publishing the snapshot of the state reached, in the background");
+                    }
                     let mut s = lock(&self.status);
                     s.announced = announced.clone();
                     s.last_error = None;
@@ -587,6 +632,7 @@ where
                         s.announced = announced.clone();
                         s.last_error = None;
                     }
+                    backlog = Backlog::default();
                     (fetchers, fetched) = self.start_fetchers(&announced).await?;
                 }
                 Err(message) => {
@@ -610,6 +656,7 @@ where
                         consumed = announced.clone();
                         first_pending = None;
                         lock(&self.status).announced = announced.clone();
+                        backlog = Backlog::default();
                         (fetchers, fetched) = self.start_fetchers(&announced).await?;
                         retry_at = None;
                     } else {
@@ -638,11 +685,13 @@ where
         first_pending: &mut Option<Instant>,
         pending: &mut Batch<T>,
         dead: &mut Vec<DeadLetter>,
+        backlog: &mut Backlog,
     ) -> Result<()> {
         let topic = &self.settings.topic;
         match batch {
-            Some(Ok((partition, next, messages))) => {
+            Some(Ok((partition, next, end, messages))) => {
                 consumed.set_next(partition, next);
+                backlog.note(partition, next, end, self.settings.max_messages);
                 first_pending.get_or_insert_with(Instant::now);
                 for m in messages {
                     match m {
@@ -892,7 +941,7 @@ async fn fetch<T: Serialize, D: Decoder<T>>(
             .await
             .unwrap_or(Err(rskafka::client::error::Error::Timeout))
             {
-                Ok((records, _high_watermark)) => {
+                Ok((records, high_watermark)) => {
                     backoff = Duration::from_millis(100);
                     let records: Vec<RecordAndOffset> =
                         records.into_iter().filter(|r| r.offset >= offset).collect();
@@ -903,7 +952,8 @@ async fn fetch<T: Serialize, D: Decoder<T>>(
                             .into_iter()
                             .map(|r| classifier.classify(partition, r))
                             .collect();
-                        if tx.send(Ok((partition, after, messages))).await.is_err() {
+                        let batch = (partition, after, high_watermark, messages);
+                        if tx.send(Ok(batch)).await.is_err() {
                             return;
                         }
                     }
@@ -947,6 +997,34 @@ async fn fetch<T: Serialize, D: Decoder<T>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A source is caught up when every partition it saw reached the log's end after it was a
+    /// cycle's worth behind, until a snapshot is started; a lag smaller than a cycle never
+    /// counts.
+    #[test]
+    fn a_source_catches_up_once_after_a_backlog() {
+        let mut b = Backlog::default();
+        b.note(0, 10, 40, 100);
+        b.note(1, 5, 30, 100);
+        b.note(0, 40, 40, 100);
+        b.note(1, 30, 30, 100);
+        assert!(!b.caught_up(), "55 messages behind is less than a cycle");
+        b.note(0, 100, 400, 100);
+        b.note(1, 100, 200, 100);
+        assert!(!b.caught_up());
+        b.note(0, 400, 400, 100);
+        assert!(!b.caught_up(), "partition 1 is still behind");
+        b.note(1, 200, 230, 100);
+        assert!(!b.caught_up(), "partition 1 is still behind");
+        b.note(1, 230, 230, 100);
+        assert!(b.caught_up());
+        assert!(b.caught_up(), "until a snapshot is started");
+        b.snapshot_started();
+        assert!(!b.caught_up(), "once");
+        b.note(1, 240, 250, 100);
+        b.note(1, 250, 250, 100);
+        assert!(!b.caught_up(), "not behind since");
+    }
 
     fn message(offset: i64, key: i64, value: Option<&'static str>) -> Pending<&'static str> {
         let parts = vec![OwnedKeyPart::Int(key)];

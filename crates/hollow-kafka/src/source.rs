@@ -1002,7 +1002,7 @@ mod tests {
     /// cycle's worth behind, until a snapshot is started; a lag smaller than a cycle never
     /// counts.
     #[test]
-    fn a_source_catches_up_once_after_a_backlog() {
+    fn a_source_is_caught_up_after_a_backlog_until_a_snapshot_starts() {
         let mut b = Backlog::default();
         b.note(0, 10, 40, 100);
         b.note(1, 5, 30, 100);

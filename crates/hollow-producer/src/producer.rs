@@ -116,12 +116,12 @@ impl Producer {
     /// [`Producer::wait_for_background_snapshot`].
     pub fn snapshot_in_background(&mut self) -> bool {
         let under_way = (self.background_snapshot.as_ref()).is_some_and(|j| !j.is_finished());
-        let Some(state) = self.announced.clone() else {
-            return false;
-        };
         if under_way || self.since_snapshot.delta_bytes == 0 {
             return false;
         }
+        let Some(state) = self.announced.clone() else {
+            return false;
+        };
         self.publish_snapshot_in_background(state);
         self.since_snapshot = SinceSnapshot::snapshot_now(false);
         true

@@ -102,12 +102,13 @@ pub fn view_of(state: &ReadState) -> BTreeMap<i64, Movie> {
 
 /// A producer of the movies dataset in `folder`.
 pub async fn producer(folder: &Path) -> Producer {
+    producer_builder(folder).build().await.unwrap()
+}
+
+/// The settings of [`producer`]: every version snapshotted, nothing deleted.
+pub fn producer_builder(folder: &Path) -> ProducerBuilder {
     let store = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(folder).unwrap());
-    ProducerBuilder::new(store, "movies", movies::schema().unwrap())
-        .without_retention()
-        .build()
-        .await
-        .unwrap()
+    ProducerBuilder::new(store, "movies", movies::schema().unwrap()).without_retention()
 }
 
 /// A Kafka source of `topic` publishing to `folder`.

@@ -26,16 +26,11 @@ async fn every_consumer_equals_the_map_of_the_messages() {
     }
     // Snapshots only when something asks for one: the first version's, and the one the source
     // asks for once it has caught up.
-    let store = std::sync::Arc::new(
-        hollow::object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap(),
-    );
-    let producer =
-        hollow::producer::ProducerBuilder::new(store, "movies", hollow::movies::schema().unwrap())
-            .without_retention()
-            .with_snapshot_every(1_000)
-            .build()
-            .await
-            .unwrap();
+    let producer = producer_builder(dir.path())
+        .with_snapshot_every(1_000)
+        .build()
+        .await
+        .unwrap();
     let mut source = source_builder(broker.bootstrap(), &topic, None)
         .build(producer)
         .await

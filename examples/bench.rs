@@ -13,6 +13,8 @@ mod elected_producer;
 mod failover;
 #[path = "kafka/bench.rs"]
 mod kafka;
+#[path = "machine/speed.rs"]
+mod machine_speed;
 #[path = "kafka/movies_topic.rs"]
 mod movies_topic;
 #[path = "kafka/replay.rs"]
@@ -577,7 +579,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     drop(plain);
     let state2 = state2.ok_or("no state")?;
     let (apply, indexed) = (median(&mut times), median(&mut indexed_times));
-    for (name, times) in [("apply", &times), ("apply with the hash index", &indexed_times)] {
+    for (name, times) in [
+        ("apply", &times),
+        ("apply with the hash index", &indexed_times),
+    ] {
         let (first, last) = (times.first().unwrap_or(&0.0), times.last().unwrap_or(&0.0));
         eprintln!("[bench]   {name}: {first:.1}-{last:.1} ms");
     }
@@ -859,6 +864,17 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // First, while nothing else runs: how fast the machine is in this hour.
+    figure(
+        "machine_core_ns",
+        format!("{:.2}", machine_speed::core_ns()),
+        "ns",
+    );
+    figure(
+        "machine_memory_ns",
+        format!("{:.1}", machine_speed::memory_ns()),
+        "ns",
+    );
     let result = match args.extras_only {
         true => Ok(()),
         // The sides first, while this process holds nothing: memory it freed but the allocator

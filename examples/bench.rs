@@ -583,6 +583,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         ("apply", &times),
         ("apply with the hash index", &indexed_times),
     ] {
+        // `median` sorted them.
         let (first, last) = (times.first().unwrap_or(&0.0), times.last().unwrap_or(&0.0));
         eprintln!("[bench]   {name}: {first:.1}-{last:.1} ms");
     }

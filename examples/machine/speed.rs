@@ -1,4 +1,4 @@
-//! How fast the machine runs while the bench runs, so that figures of two runs can be told
+//! How fast the machine runs when the bench starts, so that figures of two runs can be told
 //! apart from the machine's own drift: a virtual machine's speed moves by up to 2× from one
 //! hour to the next, and a run whose `machine_*` figures read slow is a slow run of the
 //! machine, not of the code. Two figures, each a chain of dependent steps that no core can

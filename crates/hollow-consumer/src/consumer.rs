@@ -14,7 +14,8 @@ use object_store::{ObjectStore, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::error::{panic_message, Error, Result};
+use crate::error::{Error, Result};
+use hollow_core::panic_message;
 
 /// How the consumer is doing: what it serves, what is announced, and the last failure.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -437,6 +437,22 @@ impl Error {
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The message a caught panic carries (what `panic!` was given), for the errors of the
+/// crates that run user code (a populate closure, a listener, a decoder) and report its
+/// panics instead of passing them on.
+///
+/// ```
+/// let panic = std::panic::catch_unwind(|| panic!("no movie {}", 7)).unwrap_err();
+/// assert_eq!(hollow_core::panic_message(panic.as_ref()), "no movie 7");
+/// ```
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
 impl serde::ser::Error for Error {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
         Error::Write(msg.to_string())

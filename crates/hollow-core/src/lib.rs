@@ -62,7 +62,7 @@ mod table_lineage;
 mod type_data;
 mod write;
 
-pub use error::{CorruptReason, Error, OrdinalProblem, Result, SchemaProblem};
+pub use error::{panic_message, CorruptReason, Error, OrdinalProblem, Result, SchemaProblem};
 pub use format::{BlobKind, Tags};
 pub use hash_index::HashIndex;
 pub use index::{Key, KeyMismatch, KeyPart, PrimaryKeyIndex};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::FutureExt;
-use hollow_core::{BlobKind, ReadState, StateId, WriteState};
+use hollow_core::{panic_message, BlobKind, ReadState, StateId, WriteState};
 use hollow_store::layout::AnnouncementBody;
 use hollow_store::layout::BlobName;
 use hollow_store::{AnnouncementObject, BlobStore};
@@ -827,15 +827,6 @@ fn off_the_runtime<R>(work: impl FnOnce() -> R) -> R {
         }
         _ => work(),
     }
-}
-
-/// The message of a caught panic.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 #[cfg(test)]

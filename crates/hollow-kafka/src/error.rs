@@ -65,6 +65,18 @@ pub enum Error {
         /// The offset the next message will get (-1 if it could not be read).
         latest: i64,
     },
+    /// A partition's fetching task panicked (in the Kafka client: a panic of the user's code a
+    /// message runs through, its decoder, `Serialize` or validators, makes the message a bad
+    /// one instead), so the source stops rather than follow the other partitions alone.
+    #[error("{topic}/{partition}: fetching stopped: {reason}")]
+    FetchingStopped {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The panic's message.
+        reason: String,
+    },
     /// The source was stopped while consumed messages could not be published; they are not
     /// lost: the next run consumes them again from the announced offsets.
     #[error("stopped with {messages} messages of {topic:?} unpublished: {reason}")]

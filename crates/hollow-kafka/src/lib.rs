@@ -11,9 +11,9 @@
 //!   announced state contains: no message is lost or applied twice, however it was stopped;
 //! - a writer gets a [`WriteToken`] for its message ([`TopicWriter::send`]) and a reader waits
 //!   until its consumer serves a state containing it ([`ReadYourWrites::wait_for_write`]);
-//! - a message that does not decode, whose key is not the record's primary key, or that a
-//!   validator refuses goes to a dead-letter topic with the reason in its headers (or stops the
-//!   source, naming its partition and offset).
+//! - a message that does not decode, whose key is not the record's primary key, that a
+//!   validator refuses, or on which the user's code panics goes to a dead-letter topic with the
+//!   reason in its headers (or stops the source, naming its partition and offset).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {

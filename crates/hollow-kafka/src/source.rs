@@ -2,10 +2,13 @@
 //! records, and publishes the changes through the incremental producer.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures::FutureExt;
 use hashbrown::hash_table::{Entry, HashTable};
+use hollow_core::panic_message;
 use hollow_producer::{CycleOutcome, Producer};
 use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
@@ -339,7 +342,10 @@ struct Classifier<T, D> {
 }
 
 impl<T: Serialize, D: Decoder<T>> Classifier<T, D> {
-    /// Decodes and checks one message.
+    /// Decodes and checks one message. The decoder, the record type's `Serialize` (which gives
+    /// the record's key) and the validators are the user's code: one that panics on a message
+    /// makes it a bad message, with the panic's message as the reason, instead of ending the
+    /// partition's fetching task.
     fn classify(
         &self,
         partition: i32,
@@ -357,40 +363,52 @@ impl<T: Serialize, D: Decoder<T>> Classifier<T, D> {
         let Some(key) = record.key else {
             return Err(bad("the message has no key".into(), None, record.value));
         };
-        let parts = match self.decoder.decode_key(&key, &self.shape) {
-            Ok(parts) => parts,
-            Err(reason) => return Err(bad(format!("bad key: {reason}"), Some(key), record.value)),
+        let checked = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.decode(&key, record.value.as_deref())
+        }))
+        .unwrap_or_else(|panic| {
+            Err(format!(
+                "decoding or checking the message panicked: {}",
+                panic_message(panic.as_ref())
+            ))
+        });
+        match checked {
+            Ok((parts, op)) => Ok(Pending {
+                partition,
+                offset,
+                op,
+                key_hash: key_hash(&parts),
+                parts,
+                key: Some(key),
+                value: record.value,
+            }),
+            Err(reason) => Err(bad(reason, Some(key), record.value)),
+        }
+    }
+
+    /// The primary key of a message and what it does: upsert the record its value decodes
+    /// into, checked, or delete (a tombstone).
+    fn decode(
+        &self,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> std::result::Result<(Vec<OwnedKeyPart>, Op<T>), String> {
+        let parts = (self.decoder.decode_key(key, &self.shape))
+            .map_err(|reason| format!("bad key: {reason}"))?;
+        let Some(value) = value else {
+            return Ok((parts, Op::Delete));
         };
-        let op = match &record.value {
-            None => Op::Delete,
-            Some(value) => {
-                let decoded = self.decoder.decode(value).and_then(|rec| {
-                    let own = self.shape.key_of(&rec)?;
-                    if own != parts {
-                        return Err(format!(
-                            "the message key {:?} is not the record's primary key ({})",
-                            String::from_utf8_lossy(&key),
-                            describe_key(&own)
-                        ));
-                    }
-                    self.validators.iter().try_for_each(|v| v(&rec))?;
-                    Ok(rec)
-                });
-                match decoded {
-                    Ok(rec) => Op::Upsert(rec),
-                    Err(reason) => return Err(bad(reason, Some(key), record.value)),
-                }
-            }
-        };
-        Ok(Pending {
-            partition,
-            offset,
-            op,
-            key_hash: key_hash(&parts),
-            parts,
-            key: Some(key),
-            value: record.value,
-        })
+        let rec = self.decoder.decode(value)?;
+        let own = self.shape.key_of(&rec)?;
+        if own != parts {
+            return Err(format!(
+                "the message key {:?} is not the record's primary key ({})",
+                String::from_utf8_lossy(key),
+                describe_key(&own)
+            ));
+        }
+        self.validators.iter().try_for_each(|v| v(&rec))?;
+        Ok((parts, Op::Upsert(rec)))
     }
 }
 
@@ -445,6 +463,8 @@ enum FetchError {
         earliest: i64,
         latest: i64,
     },
+    /// The fetching task panicked: fatal.
+    Panicked(String),
 }
 
 /// The value behind `mutex`, also after a panic elsewhere held it (what it guards stays
@@ -723,6 +743,11 @@ where
                 earliest,
                 latest,
             }),
+            Some(Err((partition, FetchError::Panicked(reason)))) => Err(Error::FetchingStopped {
+                topic: topic.clone(),
+                partition,
+                reason,
+            }),
             None => unreachable!("the fetchers hold the sender until stopped"),
         }
     }
@@ -862,7 +887,7 @@ where
                     bootstrap: self.bootstrap.clone(),
                     source: Box::new(source),
                 })?;
-            tasks.push(tokio::spawn(fetch(
+            let fetching = AssertUnwindSafe(fetch(
                 client,
                 self.classifier.clone(),
                 from.next(partition),
@@ -870,7 +895,16 @@ where
                 self.settings.fetch_max_wait,
                 self.settings.max_backoff,
                 tx.clone(),
-            )));
+            ));
+            let tx = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                // A partition whose fetching ended silently would stall with the source's
+                // status green: the main loop hears of it and stops with an error.
+                if let Err(panic) = fetching.catch_unwind().await {
+                    let reason = FetchError::Panicked(panic_message(panic.as_ref()));
+                    let _ = tx.send(Err((partition, reason))).await;
+                }
+            }));
         }
         Ok((tasks, rx))
     }
@@ -997,6 +1031,71 @@ async fn fetch<T: Serialize, D: Decoder<T>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A decoder with a bug: it panics on the value `boom`.
+    struct Fragile;
+
+    impl Decoder<Row> for Fragile {
+        fn decode(&self, value: &[u8]) -> std::result::Result<Row, String> {
+            if value == b"boom" {
+                panic!("a decoder's bug");
+            }
+            Json.decode(value)
+        }
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Row {
+        id: i64,
+    }
+
+    #[test]
+    fn a_message_the_users_code_panics_on_is_a_bad_message() {
+        let schema = hollow_core::SchemaBuilder::new()
+            .add::<Row>()
+            .primary_key("Row", &["id"])
+            .build()
+            .unwrap();
+        let classifier = Classifier {
+            decoder: Fragile,
+            shape: KeyShape::of::<Row>(&schema).unwrap(),
+            validators: vec![Box::new(|r: &Row| {
+                if r.id == 3 {
+                    panic!("a validator's bug");
+                }
+                Ok(())
+            })],
+        };
+        let message = |offset: i64, key: &str, value: &str| RecordAndOffset {
+            record: rskafka::record::Record {
+                key: Some(key.as_bytes().to_vec()),
+                value: Some(value.as_bytes().to_vec()),
+                headers: Default::default(),
+                timestamp: chrono::Utc::now(),
+            },
+            offset,
+        };
+        let reason = |offset, key, value| match classifier.classify(0, message(offset, key, value))
+        {
+            Ok(_) => String::new(),
+            Err(dead) => {
+                assert_eq!(
+                    (dead.offset, dead.value.as_deref()),
+                    (offset, Some(value.as_bytes()))
+                );
+                dead.reason
+            }
+        };
+        assert_eq!(reason(1, "1", r#"{"id": 1}"#), "");
+        assert_eq!(
+            reason(2, "2", "boom"),
+            "decoding or checking the message panicked: a decoder's bug"
+        );
+        assert_eq!(
+            reason(3, "3", r#"{"id": 3}"#),
+            "decoding or checking the message panicked: a validator's bug"
+        );
+    }
 
     /// A source is caught up when every partition it saw reached the log's end after it was a
     /// cycle's worth behind, until a snapshot is started; a lag smaller than a cycle never

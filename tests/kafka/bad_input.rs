@@ -126,6 +126,91 @@ async fn bad_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on() {
     }
 }
 
+/// A record type whose `Serialize` has a bug: it panics on the note `boom`. Its key, `id`, is
+/// read without serializing the note, so the panic comes in the producer's cycle.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Listing {
+    id: i64,
+    #[serde(serialize_with = "fragile")]
+    note: String,
+}
+
+fn fragile<S: serde::Serializer>(note: &str, s: S) -> Result<S::Ok, S::Error> {
+    if note == "boom" {
+        panic!("no boom here");
+    }
+    s.serialize_str(note)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: run .ci/kafka-job"]
+async fn a_record_whose_serialize_panics_is_dead_lettered_and_the_stream_goes_on() {
+    let broker = broker();
+    let (topic, dead_topic) = topics(&broker, "fragile");
+    let dir = tempfile::tempdir().unwrap();
+    let writer = TopicWriter::connect(broker.bootstrap(), &topic)
+        .await
+        .unwrap();
+    let listing = |id: i64, note: &str| {
+        serde_json::to_vec(&serde_json::json!({"id": id, "note": note})).unwrap()
+    };
+    writer.send(b"1", Some(&listing(1, "fine"))).await.unwrap();
+    let bad = writer.send(b"2", Some(&listing(2, "boom"))).await.unwrap();
+    let schema = hollow::core::SchemaBuilder::new()
+        .add::<Listing>()
+        .primary_key("Listing", &["id"])
+        .build()
+        .unwrap();
+    let store = std::sync::Arc::new(
+        object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap(),
+    );
+    let producer = hollow::producer::ProducerBuilder::new(store, "listings", schema)
+        .without_retention()
+        .build()
+        .await
+        .unwrap();
+    let mut source = hollow_kafka::KafkaSourceBuilder::<Listing>::new(broker.bootstrap(), &topic)
+        .with_max_delay(Duration::from_millis(50))
+        .with_fetch_max_wait(Duration::from_millis(50))
+        .with_max_backoff(Duration::from_secs(1))
+        .with_dead_letter_topic(&dead_topic)
+        .build(producer)
+        .await
+        .unwrap();
+    let status = source.status();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running =
+        tokio::spawn(async move { source.run_until(async { drop(stopped.await) }).await });
+    let token = writer.send(b"3", Some(&listing(3, "fine"))).await.unwrap();
+    let consumer = hollow::consumer::ConsumerBuilder::local(dir.path(), "listings")
+        .unwrap()
+        .with_poll_interval(Duration::from_millis(20))
+        .build()
+        .await
+        .unwrap();
+    let state = consumer
+        .wait_for_write(&topic, token, Duration::from_secs(30))
+        .await
+        .expect("the stream goes on after a record whose Serialize panics");
+    let index = state.primary_key_index("Listing").unwrap();
+    let present: Vec<bool> = (1..=3i64)
+        .map(|id| index.find(&id).unwrap().is_some())
+        .collect();
+    assert_eq!(present, [true, false, true]);
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    assert_eq!(status.lock().unwrap().dead_lettered, 1);
+    let dead = read_all(broker.bootstrap(), &dead_topic, 2).await;
+    assert_eq!(dead.len(), 1);
+    let reason = String::from_utf8(dead[0].headers[dead_letter_headers::REASON].clone()).unwrap();
+    assert!(
+        reason.contains("writing the record panicked: no boom here"),
+        "{reason}"
+    );
+    let offset = String::from_utf8_lossy(&dead[0].headers[dead_letter_headers::OFFSET]).to_string();
+    assert_eq!(offset, bad.offset.to_string());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Kafka broker: run .ci/kafka-job"]
 async fn without_a_dead_letter_topic_a_bad_message_stops_the_source_naming_it() {

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -797,6 +798,9 @@ where
             let tag = Offsets::tag_key(&self.settings.topic);
             let offsets = consumed.to_string();
             let mut refused: Vec<(usize, String)> = Vec::new();
+            // The record being upserted, plus one (0: none): if the cycle panics meanwhile (the
+            // record type's `Serialize` is the user's code), that record is the bad message.
+            let upserting = AtomicUsize::new(0);
             let records: &[Pending<T>] = &pending.items;
             let outcome = self
                 .producer
@@ -806,9 +810,12 @@ where
                     // staged before it).
                     for (i, p) in records.iter().enumerate() {
                         if let Op::Upsert(rec) = &p.op {
+                            upserting.store(i + 1, Ordering::Relaxed);
                             if let Err(e) = c.upsert(rec) {
-                                refused.push((i, e.to_string()));
+                                refused
+                                    .push((i, format!("the record does not fit the schema: {e}")));
                             }
+                            upserting.store(0, Ordering::Relaxed);
                         }
                     }
                     for p in records.iter().filter(|p| matches!(p.op, Op::Delete)) {
@@ -825,6 +832,13 @@ where
                     Ok(())
                 })
                 .await;
+            let panicked_on = upserting.into_inner().checked_sub(1);
+            if let (Err(hollow_producer::Error::Panicked { message }), Some(i)) =
+                (&outcome, panicked_on)
+            {
+                // The producer starts the next cycle over from the store.
+                refused.push((i, format!("writing the record panicked: {message}")));
+            }
             if !refused.is_empty() {
                 // Out of the cycle, into the dead letters; then again without them.
                 let indices: Vec<usize> = refused.iter().map(|(i, _)| *i).collect();
@@ -834,7 +848,7 @@ where
                         offset: p.offset,
                         key: p.key,
                         value: p.value,
-                        reason: format!("the record does not fit the schema: {reason}"),
+                        reason,
                     });
                 }
                 if self.dead_letters.is_none() {

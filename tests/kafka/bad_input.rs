@@ -142,6 +142,40 @@ fn fragile<S: serde::Serializer>(note: &str, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(note)
 }
 
+/// A JSON message of a listing.
+fn listing(id: i64, note: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"id": id, "note": note})).unwrap()
+}
+
+/// A source of listings from `topic`, publishing to `folder`.
+async fn listing_source(
+    bootstrap: &str,
+    topic: &str,
+    dead_letters: Option<&str>,
+    folder: &std::path::Path,
+) -> hollow_kafka::KafkaSource<Listing> {
+    let schema = hollow::core::SchemaBuilder::new()
+        .add::<Listing>()
+        .primary_key("Listing", &["id"])
+        .build()
+        .unwrap();
+    let store =
+        std::sync::Arc::new(object_store::local::LocalFileSystem::new_with_prefix(folder).unwrap());
+    let producer = hollow::producer::ProducerBuilder::new(store, "listings", schema)
+        .without_retention()
+        .build()
+        .await
+        .unwrap();
+    let mut b = hollow_kafka::KafkaSourceBuilder::<Listing>::new(bootstrap, topic)
+        .with_max_delay(Duration::from_millis(50))
+        .with_fetch_max_wait(Duration::from_millis(50))
+        .with_max_backoff(Duration::from_secs(1));
+    if let Some(d) = dead_letters {
+        b = b.with_dead_letter_topic(d);
+    }
+    b.build(producer).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Kafka broker: run .ci/kafka-job"]
 async fn a_record_whose_serialize_panics_is_dead_lettered_and_the_stream_goes_on() {
@@ -151,32 +185,10 @@ async fn a_record_whose_serialize_panics_is_dead_lettered_and_the_stream_goes_on
     let writer = TopicWriter::connect(broker.bootstrap(), &topic)
         .await
         .unwrap();
-    let listing = |id: i64, note: &str| {
-        serde_json::to_vec(&serde_json::json!({"id": id, "note": note})).unwrap()
-    };
     writer.send(b"1", Some(&listing(1, "fine"))).await.unwrap();
     let bad = writer.send(b"2", Some(&listing(2, "boom"))).await.unwrap();
-    let schema = hollow::core::SchemaBuilder::new()
-        .add::<Listing>()
-        .primary_key("Listing", &["id"])
-        .build()
-        .unwrap();
-    let store = std::sync::Arc::new(
-        object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap(),
-    );
-    let producer = hollow::producer::ProducerBuilder::new(store, "listings", schema)
-        .without_retention()
-        .build()
-        .await
-        .unwrap();
-    let mut source = hollow_kafka::KafkaSourceBuilder::<Listing>::new(broker.bootstrap(), &topic)
-        .with_max_delay(Duration::from_millis(50))
-        .with_fetch_max_wait(Duration::from_millis(50))
-        .with_max_backoff(Duration::from_secs(1))
-        .with_dead_letter_topic(&dead_topic)
-        .build(producer)
-        .await
-        .unwrap();
+    let mut source =
+        listing_source(broker.bootstrap(), &topic, Some(&dead_topic), dir.path()).await;
     let status = source.status();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running =
@@ -209,6 +221,39 @@ async fn a_record_whose_serialize_panics_is_dead_lettered_and_the_stream_goes_on
     );
     let offset = String::from_utf8_lossy(&dead[0].headers[dead_letter_headers::OFFSET]).to_string();
     assert_eq!(offset, bad.offset.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: run .ci/kafka-job"]
+async fn without_a_dead_letter_topic_a_record_the_cycle_cannot_write_stops_the_source() {
+    let broker = broker();
+    let (topic, _) = topics(&broker, "fragile-stop");
+    let dir = tempfile::tempdir().unwrap();
+    let writer = TopicWriter::connect(broker.bootstrap(), &topic)
+        .await
+        .unwrap();
+    let bad = writer.send(b"2", Some(&listing(2, "boom"))).await.unwrap();
+    let mut source = listing_source(broker.bootstrap(), &topic, None, dir.path()).await;
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        source.run_until(std::future::pending()),
+    )
+    .await
+    .expect("the source stops")
+    .unwrap_err();
+    match &err {
+        Error::BadMessage {
+            partition,
+            offset,
+            reason,
+            ..
+        } => {
+            assert_eq!((*partition, *offset), (bad.partition, bad.offset));
+            assert!(reason.contains("no boom here"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(source.producer().state().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

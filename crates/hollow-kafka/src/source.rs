@@ -630,6 +630,12 @@ where
                     s.announced = announced.clone();
                     s.last_error = None;
                 }
+                Err(_) if self.dead_letters.is_none() && !dead.is_empty() => {
+                    // A record the cycle refused (or panicked on), with nowhere to put it:
+                    // retrying would refuse it again, so the source stops, naming it.
+                    stop_fetchers(&fetchers);
+                    return Err(dead[0].to_error(&topic));
+                }
                 Err(message) if !self.producer.is_leader() => {
                     tracing::warn!(%topic, error = %message, "no longer the leader: dropping what was not published and waiting as a standby");
                     stop_fetchers(&fetchers);

@@ -26,6 +26,8 @@ struct Options {
     records: u64,
     rounds: u64,
     topic: String,
+    /// Whether the topic is the demo's own (named by it, not by `--topic`).
+    own_topic: bool,
     folder: Option<PathBuf>,
 }
 
@@ -34,6 +36,7 @@ fn options() -> Result<Options, String> {
         records: 100_000,
         rounds: 5,
         topic: format!("hollow-demo-movies-{}", std::process::id()),
+        own_topic: true,
         folder: None,
     };
     let mut args = std::env::args().skip(1);
@@ -50,7 +53,7 @@ fn options() -> Result<Options, String> {
                     .parse()
                     .map_err(|e| format!("--rounds: {e}"))?
             }
-            "--topic" => o.topic = value("--topic")?,
+            "--topic" => (o.topic, o.own_topic) = (value("--topic")?, false),
             "--folder" => o.folder = Some(value("--folder")?.into()),
             "-h" | "--help" => {
                 println!("usage: kafka_demo [--records 100000] [--rounds 5] [--topic NAME] [--folder NEW_DIR]");
@@ -87,7 +90,22 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
     println!("   bootstrap {}", broker.bootstrap());
     broker.create_topic(&o.topic, 4, &["cleanup.policy=compact"])?;
     println!("   topic {} (4 partitions, compacted)", o.topic);
+    let shown = show(&o, &broker).await;
+    // The demo's own topic goes with its temporary dataset; one the user named, or the topic
+    // of a dataset kept in --folder, stays.
+    if o.own_topic && o.folder.is_none() {
+        match broker.delete_topic(&o.topic) {
+            Ok(()) => println!("   topic {} deleted", o.topic),
+            Err(e) => eprintln!("kafka_demo: deleting topic {}: {e}", o.topic),
+        }
+    } else if o.folder.is_some() {
+        println!("   the topic {} stays with it", o.topic);
+    }
+    shown
+}
 
+/// Everything after the topic is created.
+async fn show(o: &Options, broker: &LocalBroker) -> Result<(), Box<dyn std::error::Error>> {
     // The dataset's folder: a temporary one, or a new one the user named.
     let temporary = tempfile::tempdir()?;
     let folder = match &o.folder {

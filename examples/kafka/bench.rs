@@ -151,23 +151,11 @@ async fn run(n: u64) -> Result<(), Box<dyn std::error::Error>> {
     let measured = measure(&broker, &topic, n).await;
     // The topic is the bench's own: on a broker of the user's (HOLLOW_KAFKA_BOOTSTRAP) each
     // run would otherwise leave its messages behind (about 450 MB at 1 M movies).
-    let deleted = delete_topic(broker.bootstrap(), &topic).await;
+    let deleted = broker.delete_topic(&topic);
     if let Err(e) = &deleted {
         eprintln!("[bench] kafka: deleting topic {topic}: {e}");
     }
-    measured.and(deleted)
-}
-
-/// Deletes `topic`.
-async fn delete_topic(bootstrap: &str, topic: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let client = rskafka::client::ClientBuilder::new(vec![bootstrap.to_string()])
-        .build()
-        .await?;
-    client
-        .controller_client()?
-        .delete_topic(topic, 30_000)
-        .await?;
-    Ok(())
+    measured.and(deleted.map_err(Into::into))
 }
 
 /// Every Kafka figure, on `topic` of `broker`, just created.

@@ -100,6 +100,12 @@ impl LocalBroker {
         args.extend_from_slice(configs);
         run_script(&args).map(|_| ())
     }
+
+    /// Deletes `topic`, if it exists: a topic the caller created (the benchmark's, a demo's),
+    /// so that a broker of the user's does not keep its messages.
+    pub fn delete_topic(&self, topic: &str) -> Result<()> {
+        run_script(&["delete-topic", self.bootstrap.as_str(), topic]).map(|_| ())
+    }
 }
 
 impl Drop for LocalBroker {

@@ -374,3 +374,30 @@ async fn a_missing_topic_is_an_error_naming_it() {
     assert!(matches!(err, Error::TopicMissing { .. }), "{err}");
     assert!(err.to_string().contains(&topic), "{err}");
 }
+
+/// `LocalBroker::delete_topic`, with which the bench and the demo remove the topics they
+/// created: the topic is gone (a source of it is refused), and deleting it again is no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka broker: run .ci/kafka-job"]
+async fn a_deleted_topic_is_gone() {
+    let broker = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, _) = topics(&broker, "deleted");
+    broker.delete_topic(&topic).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let built = source_builder(broker.bootstrap(), &topic, None)
+            .build(producer(dir.path()).await)
+            .await;
+        match built {
+            Err(Error::TopicMissing { .. }) => break,
+            Ok(_) if std::time::Instant::now() < deadline => {
+                // Deleting is asynchronous in Kafka: the metadata follows shortly.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(_) => panic!("{topic} is still there"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    broker.delete_topic(&topic).unwrap();
+}

@@ -164,8 +164,7 @@ async fn measure(
     topic: &str,
     n: u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let topic = topic.to_string();
-    let writer = TopicWriter::connect(broker.bootstrap(), &topic).await?;
+    let writer = TopicWriter::connect(broker.bootstrap(), topic).await?;
 
     progress(&format!(
         "kafka: writing {n} JSON movies to {topic} (4 partitions)"
@@ -185,7 +184,7 @@ async fn measure(
         .with_snapshots_in_background()
         .build()
         .await?;
-    let mut source = source_settings(broker.bootstrap(), &topic)
+    let mut source = source_settings(broker.bootstrap(), topic)
         .build(producer)
         .await?;
     let status = source.status();
@@ -234,7 +233,7 @@ async fn measure(
     drop(cold);
     progress("kafka: the same view by replaying the topic from offset 0 (the GlobalKTable way)");
     let t = Instant::now();
-    let (view, read) = replay(broker.bootstrap(), &topic).await?;
+    let (view, read) = replay(broker.bootstrap(), topic).await?;
     let replay_ms = t.elapsed().as_secs_f64() * 1e3;
     figure("kafka_replay_ms", format!("{replay_ms:.1}"), "ms");
     figure(
@@ -250,11 +249,11 @@ async fn measure(
         .into());
     }
 
-    let mut source = source_settings(broker.bootstrap(), &topic)
+    let mut source = source_settings(broker.bootstrap(), topic)
         .build(producer)
         .await?;
     let running = tokio::spawn(async move { source.run_until(std::future::pending()).await });
-    write_to_visible(&writer, &topic, dir.path(), n, &stages).await?;
+    write_to_visible(&writer, topic, dir.path(), n, &stages).await?;
     stages.print();
     running.abort();
     Ok(())

@@ -319,6 +319,18 @@ async fn a_broker_that_goes_away_and_comes_back() {
     assert!(error.is_some(), "the outage shows in the source's status");
 
     broker.restart().unwrap();
+    // Back: the status says so, before any new message.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let Some(error) = status.lock().unwrap().last_error.clone() else {
+            break;
+        };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broker is back, and the status still says {error:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let writer = TopicWriter::connect(broker.bootstrap(), &topic)
         .await
         .unwrap();

@@ -1,6 +1,7 @@
 //! The Kafka source: follows every partition of a topic from the offsets the announced state
 //! records, and publishes the changes through the incremental producer.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -186,6 +187,7 @@ where
             partitions,
             dead_letters,
             status,
+            failing: Default::default(),
         })
     }
 }
@@ -219,6 +221,9 @@ pub struct KafkaSource<T, D = Json> {
     partitions: Vec<i32>,
     dead_letters: Option<DeadLetters>,
     status: Arc<Mutex<SourceStatus>>,
+    /// The partitions whose last fetch failed, and the failure last put in the status: once
+    /// they all fetch again, the status no longer shows it.
+    failing: (BTreeSet<i32>, Option<String>),
 }
 
 /// What a message does.
@@ -706,7 +711,7 @@ where
     /// Takes a fetched batch into the unpublished messages; an error for what stops the source
     /// (a bad message without a dead-letter topic, offsets the log no longer has).
     fn take(
-        &self,
+        &mut self,
         batch: Option<Fetched<T>>,
         consumed: &mut Offsets,
         first_pending: &mut Option<Instant>,
@@ -719,6 +724,16 @@ where
             Some(Ok((partition, next, end, messages))) => {
                 consumed.set_next(partition, next);
                 backlog.note(partition, next, end, self.settings.max_messages);
+                let (failing, failure) = &mut self.failing;
+                if failing.remove(&partition) && failing.is_empty() {
+                    let mut s = lock(&self.status);
+                    if s.last_error == *failure {
+                        s.last_error = None;
+                    }
+                }
+                if messages.is_empty() {
+                    return Ok(()); // a partition fetching again after failures
+                }
                 first_pending.get_or_insert_with(Instant::now);
                 for m in messages {
                     match m {
@@ -733,6 +748,8 @@ where
             }
             Some(Err((partition, FetchError::Failed(message)))) => {
                 lock(&self.status).last_error = Some(message.clone());
+                self.failing.0.insert(partition);
+                self.failing.1 = Some(message.clone());
                 tracing::warn!(%topic, partition, error = %message, "fetching failed; retrying");
                 Ok(())
             }
@@ -892,9 +909,10 @@ where
     /// One fetching task per partition, from the offsets given (the earliest offset for a
     /// partition they do not name).
     async fn start_fetchers(
-        &self,
+        &mut self,
         from: &Offsets,
     ) -> Result<(Vec<tokio::task::JoinHandle<()>>, mpsc::Receiver<Fetched<T>>)> {
+        self.failing.0.clear();
         let (tx, rx) = mpsc::channel(4 * self.partitions.len().max(1));
         let mut tasks = Vec::new();
         for &partition in &self.partitions {
@@ -977,6 +995,9 @@ async fn fetch<T: Serialize, D: Decoder<T>>(
     let partition = client.partition();
     let mut backoff = Duration::from_millis(100);
     let mut next = next;
+    // Whether the last attempt failed: the next answer is sent even without messages, so
+    // that the source knows the partition is fetched again.
+    let mut failed = false;
     loop {
         let failure = match next {
             None => match client.get_offset(OffsetAt::Earliest).await {
@@ -999,8 +1020,8 @@ async fn fetch<T: Serialize, D: Decoder<T>>(
                     backoff = Duration::from_millis(100);
                     let records: Vec<RecordAndOffset> =
                         records.into_iter().filter(|r| r.offset >= offset).collect();
-                    if let Some(last) = records.last() {
-                        let after = last.offset + 1;
+                    if std::mem::take(&mut failed) || !records.is_empty() {
+                        let after = records.last().map_or(offset, |last| last.offset + 1);
                         next = Some(after);
                         let messages = records
                             .into_iter()
@@ -1036,6 +1057,7 @@ async fn fetch<T: Serialize, D: Decoder<T>>(
                 Err(e) => format!("{}/{partition}@{offset}: {e}", client.topic()),
             },
         };
+        failed = true;
         if tx
             .send(Err((partition, FetchError::Failed(failure))))
             .await

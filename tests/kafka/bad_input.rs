@@ -166,14 +166,10 @@ async fn listing_source(
         .build()
         .await
         .unwrap();
-    let mut b = hollow_kafka::KafkaSourceBuilder::<Listing>::new(bootstrap, topic)
-        .with_max_delay(Duration::from_millis(50))
-        .with_fetch_max_wait(Duration::from_millis(50))
-        .with_max_backoff(Duration::from_secs(1));
-    if let Some(d) = dead_letters {
-        b = b.with_dead_letter_topic(d);
-    }
-    b.build(producer).await.unwrap()
+    source_builder_of::<Listing>(bootstrap, topic, dead_letters)
+        .build(producer)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,12 +190,7 @@ async fn a_record_whose_serialize_panics_is_dead_lettered_and_the_stream_goes_on
     let running =
         tokio::spawn(async move { source.run_until(async { drop(stopped.await) }).await });
     let token = writer.send(b"3", Some(&listing(3, "fine"))).await.unwrap();
-    let consumer = hollow::consumer::ConsumerBuilder::local(dir.path(), "listings")
-        .unwrap()
-        .with_poll_interval(Duration::from_millis(20))
-        .build()
-        .await
-        .unwrap();
+    let consumer = consumer_of(dir.path(), "listings").await;
     let state = consumer
         .wait_for_write(&topic, token, Duration::from_secs(30))
         .await

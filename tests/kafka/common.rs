@@ -127,7 +127,19 @@ pub fn source_builder(
     topic: &str,
     dead_letters: Option<&str>,
 ) -> KafkaSourceBuilder<Movie> {
-    let mut b = KafkaSourceBuilder::<Movie>::new(broker, topic)
+    source_builder_of(broker, topic, dead_letters)
+}
+
+/// The settings of [`source`], for records of `T`.
+pub fn source_builder_of<T>(
+    broker: &str,
+    topic: &str,
+    dead_letters: Option<&str>,
+) -> KafkaSourceBuilder<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    let mut b = KafkaSourceBuilder::<T>::new(broker, topic)
         .with_max_delay(Duration::from_millis(50))
         .with_fetch_max_wait(Duration::from_millis(50))
         .with_max_backoff(Duration::from_secs(1));
@@ -144,7 +156,12 @@ pub async fn build_source(b: KafkaSourceBuilder<Movie>, folder: &Path) -> KafkaS
 
 /// A consumer of the movies dataset in `folder`.
 pub async fn consumer(folder: &Path) -> Consumer {
-    ConsumerBuilder::local(folder, "movies")
+    consumer_of(folder, "movies").await
+}
+
+/// A consumer of `dataset` in `folder`.
+pub async fn consumer_of(folder: &Path, dataset: &str) -> Consumer {
+    ConsumerBuilder::local(folder, dataset)
         .unwrap()
         .with_poll_interval(Duration::from_millis(20))
         .build()

@@ -221,9 +221,33 @@ pub struct KafkaSource<T, D = Json> {
     partitions: Vec<i32>,
     dead_letters: Option<DeadLetters>,
     status: Arc<Mutex<SourceStatus>>,
-    /// The partitions whose last fetch failed, and the failure last put in the status: once
-    /// they all fetch again, the status no longer shows it.
-    failing: (BTreeSet<i32>, Option<String>),
+    failing: FailingFetches,
+}
+
+/// The partitions whose last fetch failed, and the failure last put in the status: once they
+/// all fetch again, the status no longer shows it (unless something else replaced it there).
+#[derive(Default)]
+struct FailingFetches {
+    partitions: BTreeSet<i32>,
+    reported: Option<String>,
+}
+
+impl FailingFetches {
+    /// A fetch of `partition` failed with `message`, now in the status.
+    fn failed(&mut self, partition: i32, message: &str) {
+        self.partitions.insert(partition);
+        self.reported = Some(message.to_string());
+    }
+
+    /// `partition` fetched: clears the failure from `status` if it was the last one failing.
+    fn fetched(&mut self, partition: i32, status: &Mutex<SourceStatus>) {
+        if self.partitions.remove(&partition) && self.partitions.is_empty() {
+            let mut s = lock(status);
+            if s.last_error == self.reported {
+                s.last_error = None;
+            }
+        }
+    }
 }
 
 /// What a message does.
@@ -724,13 +748,7 @@ where
             Some(Ok((partition, next, end, messages))) => {
                 consumed.set_next(partition, next);
                 backlog.note(partition, next, end, self.settings.max_messages);
-                let (failing, failure) = &mut self.failing;
-                if failing.remove(&partition) && failing.is_empty() {
-                    let mut s = lock(&self.status);
-                    if s.last_error == *failure {
-                        s.last_error = None;
-                    }
-                }
+                self.failing.fetched(partition, &self.status);
                 if messages.is_empty() {
                     return Ok(()); // a partition fetching again after failures
                 }
@@ -748,8 +766,7 @@ where
             }
             Some(Err((partition, FetchError::Failed(message)))) => {
                 lock(&self.status).last_error = Some(message.clone());
-                self.failing.0.insert(partition);
-                self.failing.1 = Some(message.clone());
+                self.failing.failed(partition, &message);
                 tracing::warn!(%topic, partition, error = %message, "fetching failed; retrying");
                 Ok(())
             }
@@ -912,7 +929,7 @@ where
         &mut self,
         from: &Offsets,
     ) -> Result<(Vec<tokio::task::JoinHandle<()>>, mpsc::Receiver<Fetched<T>>)> {
-        self.failing.0.clear();
+        self.failing.partitions.clear();
         let (tx, rx) = mpsc::channel(4 * self.partitions.len().max(1));
         let mut tasks = Vec::new();
         for &partition in &self.partitions {

@@ -876,6 +876,11 @@ fn main() {
         format!("{:.1}", machine_speed::memory_ns()),
         "ns",
     );
+    if !args.extras_only {
+        let ids = movies::lookup_ids(args.records, args.lookups);
+        let ns = machine_speed::table_lookup_ns(args.records, &ids);
+        figure("machine_table_lookup_ns", format!("{ns:.1}"), "ns");
+    }
     let result = match args.extras_only {
         true => Ok(()),
         // The sides first, while this process holds nothing: memory it freed but the allocator

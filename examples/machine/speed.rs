@@ -62,6 +62,9 @@ pub fn memory_ns() -> f64 {
 /// reads or writes less memory per key, so how its figures grow from 1 M to 10 M records is how
 /// this machine's caches and memory let any index grow.
 pub struct LeastIndex {
+    /// The keys the index was built with, `1..=records`.
+    records: u64,
+    /// The key of each ordinal: the built ones, then those updates appended.
     keys: Vec<i64>,
     buckets: Vec<u32>,
 }
@@ -72,6 +75,7 @@ impl LeastIndex {
     /// The index of the keys `1..=n`.
     pub fn of(n: u64) -> Self {
         let mut index = LeastIndex {
+            records: n,
             keys: (1..=n as i64).collect(),
             buckets: vec![Self::EMPTY; (n + n / 3 + 1) as usize],
         };
@@ -135,7 +139,7 @@ impl LeastIndex {
     /// `apply_delta_ms`. The median of five rounds, each over other keys.
     pub fn update_ms(&mut self) -> f64 {
         const ROUNDS: u64 = 5;
-        let n = self.keys.len() as u64;
+        let n = self.records;
         let count = n / 100;
         self.keys.reserve((count * ROUNDS) as usize);
         let mut times: Vec<f64> = (0..ROUNDS)
